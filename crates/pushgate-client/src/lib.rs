@@ -1,0 +1,1 @@
+//! Async senders for Google's push protocols.

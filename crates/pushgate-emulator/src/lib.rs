@@ -1,0 +1,1 @@
+//! Fake Google push servers.

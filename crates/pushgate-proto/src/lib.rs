@@ -1,0 +1,15 @@
+//! Wire formats, limits, validation and outcome classification for Google's push protocols.
+//!
+//! This crate is pure: no I/O, no async runtime. Every layer above it (clients, emulator,
+//! gateway) speaks the [`Outcome`] vocabulary defined here, whatever protocol carried the
+//! answer.
+
+pub mod legacy;
+pub mod outcome;
+pub mod retry_after;
+pub mod token;
+pub mod validation;
+
+pub use outcome::{Outcome, OutcomeKind};
+pub use retry_after::RetryAfter;
+pub use validation::ValidationError;
