@@ -8,6 +8,7 @@ pub mod legacy;
 pub mod outcome;
 pub mod retry_after;
 pub mod token;
+pub mod v1;
 pub mod validation;
 
 pub use outcome::{Outcome, OutcomeKind};
