@@ -4,6 +4,7 @@
 //! gateway) speaks the [`Outcome`] vocabulary defined here, whatever protocol carried the
 //! answer.
 
+pub mod condition;
 pub mod legacy;
 pub mod outcome;
 pub mod retry_after;

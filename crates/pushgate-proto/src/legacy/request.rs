@@ -250,9 +250,7 @@ impl JsonRequest {
                 MAX_TOPIC_DATA_BYTES
             }
             Target::Condition(condition) => {
-                if condition.trim().is_empty() {
-                    return Err(ValidationError::new("condition", "must not be empty"));
-                }
+                crate::condition::Condition::parse(condition)?;
                 MAX_TOPIC_DATA_BYTES
             }
         };

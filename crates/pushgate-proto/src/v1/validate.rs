@@ -116,12 +116,10 @@ impl Message {
             data_limit = MAX_TOPIC_DATA_BYTES;
         }
         if let Some(condition) = &self.condition {
-            if condition.trim().is_empty() {
-                return Err(ValidationError::new(
-                    "message.condition",
-                    "must not be empty",
-                ));
-            }
+            crate::condition::Condition::parse(condition).map_err(|e| ValidationError {
+                field: "message.condition".into(),
+                problem: e.problem,
+            })?;
             data_limit = MAX_TOPIC_DATA_BYTES;
         }
         if let Some(data) = &self.data {
@@ -234,6 +232,10 @@ mod tests {
         message(json!({"condition": "'a' in topics"}))
             .validate()
             .unwrap();
+        assert_eq!(
+            field_of(json!({"condition": "'a' in"})),
+            "message.condition"
+        );
     }
 
     #[test]
