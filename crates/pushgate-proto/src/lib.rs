@@ -4,7 +4,10 @@
 //! gateway) speaks the [`Outcome`] vocabulary defined here, whatever protocol carried the
 //! answer.
 
+pub mod c2dm;
 pub mod condition;
+pub mod group;
+pub mod iid;
 pub mod legacy;
 pub mod outcome;
 pub mod retry_after;
