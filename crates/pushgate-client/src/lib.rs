@@ -1,1 +1,15 @@
-//! Async senders for Google's push protocols.
+//! Async senders for Google's push protocols, usable on their own as a library.
+//!
+//! Every protocol module shares one [`RetryPolicy`] (exponential backoff with jitter that
+//! never undercuts a server's `Retry-After`) and one [`HttpConfig`] (endpoint, timeouts,
+//! proxy, extra CA, HTTP/2 prior knowledge). Answers are reported in the shared
+//! [`Outcome`](pushgate_proto::Outcome) vocabulary of `pushgate-proto`.
+//!
+//! Protocols so far: [`legacy`] (GCM / FCM legacy HTTP, JSON and plain text).
+
+pub mod http;
+pub mod legacy;
+pub mod retry;
+
+pub use http::{BuildError, HttpConfig};
+pub use retry::{Jitter, RetryPolicy};

@@ -1,1 +1,54 @@
-fn main() {}
+//! The `pushgate` binary: one entry point for every job (emulator, send, bench; serve later).
+
+mod cmd;
+mod logging;
+mod shutdown;
+
+use clap::{Parser, Subcommand};
+
+/// pushgate: a self-hosted push gateway for Google's push services, and their emulator.
+#[derive(Parser)]
+#[command(name = "pushgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the emulator of Google's push servers (legacy HTTP today; more protocols to come).
+    Emulator(cmd::emulator::Args),
+    /// Send one message through a provider protocol and print the per-token results.
+    Send(cmd::send::Args),
+    /// Measure throughput against the emulator.
+    Bench(cmd::bench::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Emulator(args) => cmd::emulator::run(args).await,
+            Command::Send(args) => cmd::send::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The GCM/FCM legacy HTTP endpoints: `POST /gcm/send` and `POST /fcm/send`
+//! (PROTOCOLS.md §1, checklist §7 "Legacy HTTP").
+//!
+//! Order of work for every request: method (405), API key (401), body form by
+//! `Content-Type` (JSON, or plain text when it is anything else), whole-request checks (400),
+//! request-level faults, then one outcome per recipient.
+
+mod auth;
+mod json;
+mod plain;
+mod send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::any;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use pushgate_proto::legacy::limits::{
+    MAX_DATA_BYTES, MAX_TOPIC_DATA_BYTES, TOPIC_PREFIX, data_payload_bytes,
+};
+use pushgate_proto::legacy::{ErrorCode, MulticastResponse, RecipientResult, TopicResponse};
+use serde_json::Value;
+
+use self::json::{BadRequest, JsonSend, JsonTarget, Ttl};
+use self::send::{RecipientOutcome, Sender, message_error};
+use crate::activity::ActivityEntry;
+use crate::devices::{Payload, Via};
+use crate::faults::RequestFault;
+use crate::respond::{json, json_bytes, set_retry_after, text};
+use crate::state::{EmulatorState, Inner};
+use crate::time::now_ms;
+
+/// Which of the two legacy URLs was called; they differ only in their 401 pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `/gcm/send` (GCM, 2012–2018).
+    Gcm,
+    /// `/fcm/send` (FCM legacy, 2016–2024).
+    Fcm,
+}
+
+impl Endpoint {
+    /// The request path.
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Endpoint::Gcm => "/gcm/send",
+            Endpoint::Fcm => "/fcm/send",
+        }
+    }
+}
+
+/// The legacy routes, to be merged into the emulator's router.
+pub(crate) fn routes() -> Router<EmulatorState> {
+    Router::new()
+        .route(Endpoint::Gcm.path(), any(gcm_send))
+        .route(Endpoint::Fcm.path(), any(fcm_send))
+}
+
+async fn gcm_send(
+    State(state): State<EmulatorState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&state, Endpoint::Gcm, &method, &headers, &body).await
+}
+
+async fn fcm_send(
+    State(state): State<EmulatorState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&state, Endpoint::Fcm, &method, &headers, &body).await
+}
+
+/// A processed request, before its delay and its activity-log entry.
+struct Handled {
+    response: Response,
+    recipients: usize,
+    kind: &'static str,
+    note: Option<String>,
+    delay: Option<Duration>,
+}
+
+impl Handled {
+    fn new(response: Response, kind: &'static str) -> Self {
+        Self {
+            response,
+            recipients: 0,
+            kind,
+            note: None,
+            delay: None,
+        }
+    }
+
+    fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+async fn handle(
+    state: &EmulatorState,
+    endpoint: Endpoint,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let inner = state.get();
+    let handled = process(inner, endpoint, method, headers, body);
+    if let Some(delay) = handled.delay {
+        tokio::time::sleep(delay).await;
+    }
+    inner.stats.request();
+    inner.activity.record(ActivityEntry {
+        at_ms: now_ms(),
+        path: endpoint.path(),
+        status: handled.response.status().as_u16(),
+        recipients: handled.recipients,
+        kind: handled.kind,
+        note: handled.note,
+    });
+    handled.response
+}
+
+fn process(
+    state: &Inner,
+    endpoint: Endpoint,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Handled {
+    if method != Method::POST {
+        return Handled::new(auth::method_not_allowed(method), "legacy")
+            .note(format!("method {method}"));
+    }
+    let sender = match auth::authenticate(&state.senders, endpoint, headers) {
+        Ok(sender) => sender,
+        Err(response) => return Handled::new(response, "legacy").note("unauthorized"),
+    };
+    if is_json(headers) {
+        json_send(state, endpoint, &sender, body)
+    } else {
+        plain::send(state, endpoint, &sender, body)
+    }
+}
+
+/// `application/json` (any parameters) means JSON; anything else, or nothing, plain text.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The 400 answer for a refused request.
+fn bad_request(bad: BadRequest, kind: &'static str) -> Handled {
+    let status = bad.status();
+    let (response, note) = match bad {
+        BadRequest::Text(body) => {
+            let note = body.trim_end().to_string();
+            (text(status, body), note)
+        }
+        BadRequest::InvalidParameters => (
+            json(status, &serde_json::json!({"error": "InvalidParameters"})),
+            "InvalidParameters".to_string(),
+        ),
+    };
+    Handled::new(response, kind).note(note)
+}
+
+/// The answer for a request-level fault with a status: plain text, maybe `Retry-After`.
+fn fault_response(fault: &RequestFault, status: StatusCode, kind: &'static str) -> Handled {
+    let body = match &fault.error {
+        Some(code) => format!("{code}\n"),
+        None => format!("{}\n", status.canonical_reason().unwrap_or("Error")),
+    };
+    let mut response = text(status, body);
+    set_retry_after(&mut response, fault.retry_after.as_deref());
+    let mut handled = Handled::new(response, kind).note("injected fault");
+    handled.delay = fault.delay;
+    handled
+}
+
+/// A JSON send from parse to answer.
+fn json_send(state: &Inner, endpoint: Endpoint, sender_id: &Arc<str>, body: &[u8]) -> Handled {
+    const KIND: &str = "legacy-json";
+    let mut send = match json::parse(body) {
+        Ok(send) => send,
+        Err(bad) => return bad_request(bad, KIND),
+    };
+    let recipients = send.target.recipients();
+    let mut delay = None;
+    if let Some(fault) = state
+        .faults
+        .take_request(endpoint.path(), |t| send.target.names(t))
+    {
+        if let Some(status) = fault.status {
+            let mut handled = fault_response(&fault, status, KIND);
+            handled.recipients = recipients;
+            return handled;
+        }
+        delay = fault.delay;
+    }
+    let limit = match send.target {
+        JsonTarget::Topic(_) | JsonTarget::Condition(_) => MAX_TOPIC_DATA_BYTES,
+        _ => MAX_DATA_BYTES,
+    };
+    let error = match &send.data {
+        Some(data) => message_error(
+            data.keys().map(String::as_str),
+            data_payload_bytes(data),
+            limit,
+            send.time_to_live != Ttl::Invalid,
+        ),
+        None => message_error(
+            std::iter::empty(),
+            0,
+            limit,
+            send.time_to_live != Ttl::Invalid,
+        ),
+    };
+    let payload = Arc::new(json_payload(sender_id, &mut send));
+    let target = std::mem::replace(&mut send.target, JsonTarget::Missing);
+    let mut sender = Sender::new(
+        state,
+        sender_id,
+        endpoint.path(),
+        Via::LegacyJson,
+        payload,
+        error,
+        send.restricted_package_name.as_deref(),
+        send.dry_run,
+    );
+    let (kind, body) = match target {
+        JsonTarget::Missing => (
+            KIND,
+            multicast_body(
+                state,
+                vec![RecipientResult::failed(&ErrorCode::MissingRegistration)],
+            ),
+        ),
+        JsonTarget::Tokens(ids) => {
+            let results = ids.iter().map(|t| recipient_result(sender.send(t)));
+            (KIND, multicast_body(state, results.collect()))
+        }
+        JsonTarget::To(token) => (
+            KIND,
+            multicast_body(state, vec![recipient_result(sender.send(&token))]),
+        ),
+        JsonTarget::Topic(name) => {
+            let to = format!("{TOPIC_PREFIX}{name}");
+            tracing::debug!(topic = %name, "topic send (no fan-out yet)");
+            ("legacy-topic", topic_body(state, &mut sender, &to))
+        }
+        JsonTarget::Condition(condition) => {
+            tracing::debug!(%condition, "condition send (no fan-out yet)");
+            (
+                "legacy-condition",
+                topic_body(state, &mut sender, &condition),
+            )
+        }
+    };
+    state.stats.delivered(sender.delivered);
+    tracing::debug!(
+        sender = %sender_id,
+        recipients,
+        delivered = sender.delivered,
+        dry_run = send.dry_run,
+        "legacy JSON send"
+    );
+    let mut response = json_bytes(StatusCode::OK, body);
+    set_retry_after(&mut response, sender.retry_after.as_deref());
+    let mut handled = Handled::new(response, kind);
+    handled.recipients = recipients;
+    handled.delay = delay.max(sender.delay);
+    handled
+}
+
+/// The device-side content of a JSON send; `data` is moved out, values as delivered.
+fn json_payload(sender_id: &Arc<str>, send: &mut JsonSend) -> Payload {
+    let data = send
+        .data
+        .take()
+        .map(|map| {
+            map.into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => (k, s),
+                    other => {
+                        let delivered =
+                            pushgate_proto::legacy::limits::data_value_as_delivered(&other);
+                        (k, delivered)
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Payload {
+        from: Some(sender_id.clone()),
+        data,
+        notification: send.notification.take(),
+        collapse_key: send.collapse_key.take(),
+        priority: send.priority.take(),
+        time_to_live: match send.time_to_live {
+            Ttl::Valid(s) => Some(s),
+            _ => None,
+        },
+        delay_while_idle: send.delay_while_idle,
+        content_available: send.content_available,
+        mutable_content: send.mutable_content,
+        hash: 0,
+    }
+    .seal()
+}
+
+fn recipient_result(outcome: RecipientOutcome) -> RecipientResult {
+    match outcome {
+        RecipientOutcome::Delivered {
+            message_id,
+            canonical,
+        } => RecipientResult::delivered(message_id, canonical.map(|c| c.to_string())),
+        RecipientOutcome::Failed(code) => RecipientResult::failed(&code),
+    }
+}
+
+/// Shape (a): counts derived from the results by the proto type.
+fn multicast_body(state: &Inner, results: Vec<RecipientResult>) -> Vec<u8> {
+    let response = MulticastResponse::from_results(state.ids.large_id(), results);
+    serde_json::to_vec(&response).unwrap_or_default()
+}
+
+/// Shape (b): a numeric message id, or the error (faults and message checks only: topic
+/// fan-out comes later).
+fn topic_body(state: &Inner, sender: &mut Sender<'_>, recipient: &str) -> Vec<u8> {
+    let error = sender
+        .injected(recipient)
+        .or_else(|| sender.message_error().cloned());
+    let response = TopicResponse {
+        message_id: error.is_none().then(|| state.ids.large_id()),
+        error: error.map(|e| e.as_str().to_string()),
+    };
+    serde_json::to_vec(&response).unwrap_or_default()
+}

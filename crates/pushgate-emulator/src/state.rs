@@ -1,0 +1,65 @@
+//! Everything an emulator instance knows, shared by all handlers.
+
+use std::sync::Arc;
+
+use crate::activity::Activity;
+use crate::config::EmulatorConfig;
+use crate::devices::Devices;
+use crate::faults::Faults;
+use crate::ids::IdGenerator;
+use crate::senders::Senders;
+use crate::stats::Stats;
+
+/// The emulator's state: senders, virtual devices, faults, activity log and counters.
+///
+/// Cheap to clone (one `Arc`). Exists apart from the server so the emulator's [`router`]
+/// can be mounted in-process (the gateway's sandbox) with its own state.
+///
+/// [`router`]: crate::router
+#[derive(Debug, Clone)]
+pub struct EmulatorState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub inbox_limit: usize,
+    pub max_body_bytes: usize,
+    pub senders: Senders,
+    pub devices: Devices,
+    pub faults: Faults,
+    pub activity: Activity,
+    pub stats: Stats,
+    pub ids: IdGenerator,
+}
+
+impl EmulatorState {
+    /// A fresh state: only the default sender, no device, no fault.
+    pub fn new(config: &EmulatorConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                inbox_limit: config.inbox_limit,
+                max_body_bytes: config.max_body_bytes,
+                senders: Senders::new(),
+                devices: Devices::default(),
+                faults: Faults::default(),
+                activity: Activity::new(config.activity_limit),
+                stats: Stats::default(),
+                ids: IdGenerator::new(),
+            }),
+        }
+    }
+
+    /// Back to the start state (what `POST /emulator/reset` does).
+    pub fn reset(&self) {
+        self.inner.senders.reset();
+        self.inner.devices.reset();
+        self.inner.faults.clear();
+        self.inner.activity.reset();
+        self.inner.stats.reset();
+    }
+
+    pub(crate) fn get(&self) -> &Inner {
+        &self.inner
+    }
+}

@@ -1,0 +1,76 @@
+//! Interop: third-party Python client libraries (from PyPI) against the emulator.
+//!
+//! The Python side lives in `tests/interop/` at the repository root. Its virtual environment
+//! is created on first use (`python3 -m venv` + `pip install -r requirements.txt`); a machine
+//! without Python fails this test loudly instead of skipping it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pushgate_emulator::{Emulator, EmulatorConfig};
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
+}
+
+/// Returns the venv's python, running `tests/interop/setup.sh` (venv + pip install) first.
+fn venv_python() -> PathBuf {
+    let dir = interop_dir();
+    let status = Command::new("bash")
+        .arg(dir.join("setup.sh"))
+        .status()
+        .expect("bash runs tests/interop/setup.sh");
+    assert!(
+        status.success(),
+        "tests/interop/setup.sh failed ({status}): the interop tests need python3 with venv and pip"
+    );
+    dir.join(".venv/bin/python")
+}
+
+/// Runs one pytest file against a fresh in-process emulator and fails with its output.
+async fn run_pytest(file: &str) {
+    let python = venv_python();
+    let emulator = Emulator::start(EmulatorConfig {
+        http: "127.0.0.1:0".parse().unwrap(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let base = emulator.base_url();
+    let dir = interop_dir();
+    let file = file.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", &file])
+            .current_dir(dir)
+            .env("EMULATOR_URL", base)
+            // Nothing may leave the machine: no proxies, loopback only.
+            .env("NO_PROXY", "*")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .output()
+            .expect("pytest runs")
+    })
+    .await
+    .expect("pytest task");
+    emulator.shutdown().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "pytest {file_name} failed:\n{stdout}\n{stderr}",
+        file_name = "interop"
+    );
+    assert!(
+        stdout.contains(" passed") && !stdout.contains("skipped"),
+        "pytest ran no test or skipped some:\n{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn python_gcm_against_the_legacy_emulator() {
+    run_pytest("test_python_gcm.py").await;
+}
