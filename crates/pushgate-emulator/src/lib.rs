@@ -21,6 +21,7 @@ mod server;
 mod state;
 mod stats;
 mod time;
+pub mod tls;
 pub mod token;
 
 pub use config::EmulatorConfig;
