@@ -5,11 +5,15 @@
 //! proxy, extra CA, HTTP/2 prior knowledge). Answers are reported in the shared
 //! [`Outcome`](pushgate_proto::Outcome) vocabulary of `pushgate-proto`.
 //!
-//! Protocols so far: [`legacy`] (GCM / FCM legacy HTTP, JSON and plain text).
+//! Protocols so far: [`legacy`] (GCM / FCM legacy HTTP, JSON and plain text), [`v1`] (FCM
+//! HTTP v1, with access tokens from [`oauth`]).
 
+pub mod ccs;
 pub mod http;
 pub mod legacy;
+pub mod oauth;
 pub mod retry;
+pub mod v1;
 
 pub use http::{BuildError, HttpConfig};
 pub use retry::{Jitter, RetryPolicy};

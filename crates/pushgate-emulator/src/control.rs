@@ -77,6 +77,7 @@ pub(crate) fn routes() -> Router<EmulatorState> {
         .route("/activity", get(activity))
         .route("/stats", get(stats))
         .route("/reset", post(reset))
+        .merge(crate::ccs::control::routes())
 }
 
 async fn add_sender(State(state): State<EmulatorState>, body: Bytes) -> ControlResult {
@@ -109,17 +110,40 @@ struct CreatedDevice<'a> {
 async fn create_devices(State(state): State<EmulatorState>, body: Bytes) -> ControlResult {
     let mut fields = Fields::parse(
         &body,
-        &["sender_id", "package", "count", "rate_limit_per_minute"],
+        &[
+            "sender_id",
+            "project_id",
+            "package",
+            "count",
+            "rate_limit_per_minute",
+        ],
     )?;
     let inner = state.get();
-    let sender_name = fields
-        .string("sender_id")?
-        .unwrap_or_else(|| DEFAULT_SENDER_ID.to_string());
-    let sender_id = inner.senders.get(&sender_name).ok_or_else(|| {
-        ControlError::BadRequest(format!(
-            "sender_id: unknown sender {sender_name:?} (register it with POST /emulator/senders)"
-        ))
-    })?;
+    let sender_id = match (fields.string("sender_id")?, fields.string("project_id")?) {
+        (Some(_), Some(_)) => {
+            return Err(ControlError::BadRequest(
+                "project_id: give sender_id or project_id, not both".into(),
+            ));
+        }
+        // An FCM v1 project: its devices belong to the project's number.
+        (None, Some(project)) => inner
+            .projects
+            .get(&project)
+            .map(|p| p.number.clone())
+            .ok_or_else(|| {
+                ControlError::BadRequest(format!(
+                    "project_id: unknown project {project:?} (create it with POST /emulator/projects)"
+                ))
+            })?,
+        (sender_name, None) => {
+            let sender_name = sender_name.unwrap_or_else(|| DEFAULT_SENDER_ID.to_string());
+            inner.senders.get(&sender_name).ok_or_else(|| {
+                ControlError::BadRequest(format!(
+                    "sender_id: unknown sender {sender_name:?} (register it with POST /emulator/senders)"
+                ))
+            })?
+        }
+    };
     let package = fields
         .string("package")?
         .unwrap_or_else(|| DEFAULT_PACKAGE.to_string());
@@ -216,6 +240,11 @@ impl Serialize for MessageView<'_> {
         map.serialize_entry("mutable_content", &p.mutable_content)?;
         map.serialize_entry("notification", &p.notification)?;
         map.serialize_entry("data", &DataView(&p.data))?;
+        if let Some(serde_json::Value::Object(v1)) = p.v1.as_deref() {
+            for (name, block) in v1 {
+                map.serialize_entry(name, block)?;
+            }
+        }
         map.end()
     }
 }
@@ -345,7 +374,10 @@ async fn activity(State(state): State<EmulatorState>) -> Response {
 }
 
 async fn stats(State(state): State<EmulatorState>) -> Response {
-    respond::json(StatusCode::OK, &state.get().stats.view(TOP_DUPLICATES))
+    let inner = state.get();
+    let mut view = serde_json::to_value(inner.stats.view(TOP_DUPLICATES)).unwrap_or_default();
+    inner.ccs.write_stats(&mut view);
+    respond::json(StatusCode::OK, &view)
 }
 
 async fn reset(State(state): State<EmulatorState>) -> Response {

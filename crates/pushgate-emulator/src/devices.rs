@@ -25,6 +25,10 @@ pub(crate) enum Via {
     LegacyJson,
     /// Legacy HTTP, form body.
     LegacyPlain,
+    /// FCM HTTP v1.
+    FcmV1,
+    /// CCS (XMPP).
+    Ccs,
 }
 
 impl Via {
@@ -33,6 +37,8 @@ impl Via {
         match self {
             Via::LegacyJson => "legacy-json",
             Via::LegacyPlain => "legacy-plain",
+            Via::FcmV1 => "fcm-v1",
+            Via::Ccs => "ccs",
         }
     }
 }
@@ -59,6 +65,9 @@ pub(crate) struct Payload {
     pub content_available: Option<bool>,
     /// `mutable_content`.
     pub mutable_content: Option<bool>,
+    /// FCM v1 blocks with no legacy twin, as sent: a JSON object with any of `android`,
+    /// `apns`, `webpush`, `fcm_options`.
+    pub v1: Option<Box<Value>>,
     /// Hash of what the device would see (data, notification, collapse key): equal hashes to
     /// one device are duplicates.
     pub hash: u64,

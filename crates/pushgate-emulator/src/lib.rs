@@ -1,20 +1,26 @@
 //! Fake Google push servers: the other end of every pushgate test and benchmark.
 //!
 //! This part emulates the GCM/FCM legacy HTTP endpoints (`POST /gcm/send`, `POST /fcm/send`,
-//! JSON and plain text) in front of a registry of virtual devices, with fault injection and a
-//! JSON control API under `/emulator/` (PROTOCOLS.md §1 and §7). Start it with
+//! JSON and plain text) and FCM HTTP v1 (`POST /v1/projects/{p}/messages:send`, with the
+//! OAuth token endpoint `POST /token` and service-account projects) in front of a registry of
+//! virtual devices, with fault injection and a JSON control API under `/emulator/`
+//! (PROTOCOLS.md §1, §2 and §7). Start it with
 //! [`Emulator::start`], or mount [`router`] inside another axum application.
 //!
 //! The emulator never depends on `pushgate-client`: a bug shared by both ends would hide
 //! itself (DESIGN.md).
 
 mod activity;
+mod ccs;
 mod config;
 mod control;
 mod devices;
 mod faults;
+mod https;
 mod ids;
 mod legacy;
+mod oauth;
+mod projects;
 mod respond;
 mod senders;
 mod server;
@@ -23,7 +29,9 @@ mod stats;
 mod time;
 pub mod tls;
 pub mod token;
+mod v1;
 
+pub use ccs::CcsSettings;
 pub use config::EmulatorConfig;
 pub use server::{Emulator, RunningEmulator, ShutdownHandle, router};
 pub use state::EmulatorState;
@@ -33,5 +41,8 @@ pub use state::EmulatorState;
 pub const DEFAULT_SENDER_ID: &str = "1234567890";
 /// API key (legacy server key) of [`DEFAULT_SENDER_ID`].
 pub const DEFAULT_API_KEY: &str = "emulator-key";
+/// FCM v1 project that exists at start and after every reset; its number is
+/// [`DEFAULT_SENDER_ID`], and `GET /emulator/projects/pushgate-emulator/key` hands out its key.
+pub const DEFAULT_PROJECT_ID: &str = "pushgate-emulator";
 /// Android package given to virtual devices created without one.
 pub const DEFAULT_PACKAGE: &str = "com.example.app";

@@ -63,7 +63,9 @@ impl Senders {
         self.ids.get(sender_id).map(|e| e.key().clone())
     }
 
-    fn intern(&self, sender_id: &str) -> Arc<str> {
+    /// Registers `sender_id` without an API key (FCM v1 project numbers) and returns the
+    /// shared copy.
+    pub(crate) fn intern(&self, sender_id: &str) -> Arc<str> {
         if let Some(id) = self.get(sender_id) {
             return id;
         }

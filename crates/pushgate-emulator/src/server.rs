@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::EmulatorConfig;
 use crate::state::EmulatorState;
-use crate::{DEFAULT_SENDER_ID, control, legacy};
+use crate::tls::EmulatorCert;
+use crate::{DEFAULT_SENDER_ID, ccs, control, https, legacy, v1};
 
 /// How long a graceful shutdown waits for open requests before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -26,7 +27,8 @@ pub fn router(state: EmulatorState) -> Router {
     let max_body_bytes = state.get().max_body_bytes;
     Router::new()
         .merge(legacy::routes())
-        .nest("/emulator", control::routes())
+        .merge(v1::routes())
+        .nest("/emulator", control::routes().merge(v1::control::routes()))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -36,14 +38,42 @@ pub fn router(state: EmulatorState) -> Router {
 pub struct Emulator;
 
 impl Emulator {
-    /// Binds `config.http` and serves the emulator in the background until
-    /// [`RunningEmulator::shutdown`].
+    /// Binds `config.http` (and `config.https` when set) and serves the emulator in the
+    /// background until [`RunningEmulator::shutdown`].
     pub async fn start(config: EmulatorConfig) -> std::io::Result<RunningEmulator> {
         let listener = TcpListener::bind(config.http).await?;
         let addr = listener.local_addr()?;
         let state = EmulatorState::new(&config);
         let app = router(state.clone());
         let (stop_tx, mut stop_rx) = watch::channel(false);
+        // One certificate per instance, shared by every TLS listener (HTTPS and XMPP).
+        let cert = if config.https.is_some() || config.xmpp.is_some() {
+            Some(EmulatorCert::generate().map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        let mut https_addr = None;
+        let mut https_task = None;
+        if let (Some(https_bind), Some(cert)) = (config.https, &cert) {
+            let tls = cert
+                .server_config(&[b"h2".as_slice(), b"http/1.1".as_slice()])
+                .map_err(std::io::Error::other)?;
+            let tls_listener = TcpListener::bind(https_bind).await?;
+            https_addr = Some(tls_listener.local_addr()?);
+            https_task = Some(https::serve(
+                tls_listener,
+                tls,
+                app.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        let mut xmpp_addr = None;
+        if let (Some(xmpp_bind), Some(cert)) = (config.xmpp, &cert) {
+            // CCS is TLS from the first byte, without ALPN.
+            let tls = cert.server_config(&[]).map_err(std::io::Error::other)?;
+            xmpp_addr =
+                Some(ccs::listener::start(xmpp_bind, tls, state.clone(), stop_rx.clone()).await?);
+        }
         let listener = listener.tap_io(|tcp| {
             // Small request/response pairs: do not let Nagle hold them back.
             if let Err(e) = tcp.set_nodelay(true) {
@@ -58,14 +88,23 @@ impl Emulator {
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "emulator server failed");
             }
+            if let Some(https_task) = https_task {
+                let _ = https_task.await;
+            }
         });
         tracing::info!(
             %addr,
             default_sender_id = DEFAULT_SENDER_ID,
             "emulator listening (HTTP/1.1 and h2c): legacy /gcm/send, /fcm/send; control /emulator/"
         );
+        if let Some(https_addr) = https_addr {
+            tracing::info!(%https_addr, "emulator listening (HTTPS, ALPN h2 and http/1.1)");
+        }
         Ok(RunningEmulator {
             addr,
+            https_addr,
+            xmpp_addr,
+            cert,
             state,
             stop: ShutdownHandle(Arc::new(stop_tx)),
             task,
@@ -77,6 +116,9 @@ impl Emulator {
 #[derive(Debug)]
 pub struct RunningEmulator {
     addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
+    xmpp_addr: Option<SocketAddr>,
+    cert: Option<EmulatorCert>,
     state: EmulatorState,
     stop: ShutdownHandle,
     task: JoinHandle<()>,
@@ -103,6 +145,26 @@ impl RunningEmulator {
     /// `http://<addr>`, the base of every emulator URL.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The HTTPS address actually bound, when `config.https` was set.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
+    /// `https://<addr>` when HTTPS is on: the base for clients that need TLS.
+    pub fn https_base_url(&self) -> Option<String> {
+        self.https_addr.map(|a| format!("https://{a}"))
+    }
+
+    /// The CCS (XMPP over TLS) address actually bound, when `config.xmpp` was set.
+    pub fn xmpp_addr(&self) -> Option<SocketAddr> {
+        self.xmpp_addr
+    }
+
+    /// The instance certificate in PEM (when HTTPS or XMPP is on), for clients to trust.
+    pub fn tls_cert_pem(&self) -> Option<&str> {
+        self.cert.as_ref().map(EmulatorCert::cert_pem)
     }
 
     /// The instance's state, for in-process inspection.

@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use crate::activity::Activity;
+use crate::ccs::CcsState;
 use crate::config::EmulatorConfig;
 use crate::devices::Devices;
 use crate::faults::Faults;
 use crate::ids::IdGenerator;
+use crate::oauth::OAuth;
+use crate::projects::Projects;
 use crate::senders::Senders;
 use crate::stats::Stats;
 
@@ -31,6 +34,12 @@ pub(crate) struct Inner {
     pub activity: Activity,
     pub stats: Stats,
     pub ids: IdGenerator,
+    /// FCM v1 projects (service accounts) and their quotas.
+    pub projects: Projects,
+    /// OAuth access tokens issued by `POST /token`.
+    pub oauth: OAuth,
+    /// CCS connections, upstream queues, settings and counters.
+    pub ccs: CcsState,
 }
 
 impl EmulatorState {
@@ -46,6 +55,9 @@ impl EmulatorState {
                 activity: Activity::new(config.activity_limit),
                 stats: Stats::default(),
                 ids: IdGenerator::new(),
+                projects: Projects::new(config.v1_quota_per_minute),
+                oauth: OAuth::new(config.access_token_lifetime),
+                ccs: CcsState::new(config.ccs.clone()),
             }),
         }
     }
@@ -57,6 +69,9 @@ impl EmulatorState {
         self.inner.faults.clear();
         self.inner.activity.reset();
         self.inner.stats.reset();
+        self.inner.projects.reset(&self.inner.senders);
+        self.inner.oauth.reset();
+        self.inner.ccs.reset();
     }
 
     pub(crate) fn get(&self) -> &Inner {

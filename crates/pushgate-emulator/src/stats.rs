@@ -18,6 +18,7 @@ pub(crate) struct Stats {
     requests: AtomicU64,
     delivered: AtomicU64,
     duplicates: AtomicU64,
+    token_requests: AtomicU64,
     /// (device id, payload hash) -> (device, copies delivered).
     pairs: DashMap<(u64, u64), (Arc<Device>, u32)>,
 }
@@ -40,6 +41,8 @@ pub(crate) struct StatsView {
     pub delivered: u64,
     /// Deliveries that repeated a payload the device already had.
     pub duplicates: u64,
+    /// OAuth token requests (`POST /token`), successful or not.
+    pub token_requests: u64,
     /// The pairs with the most copies, most first.
     pub duplicate_pairs: Vec<DuplicatePair>,
 }
@@ -48,6 +51,11 @@ impl Stats {
     /// Counts one protocol request.
     pub(crate) fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one OAuth token request.
+    pub(crate) fn token_request(&self) {
+        self.token_requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts `n` deliveries of one request.
@@ -79,6 +87,7 @@ impl Stats {
             requests: self.requests.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
+            token_requests: self.token_requests.load(Ordering::Relaxed),
             duplicate_pairs: pairs
                 .into_iter()
                 .take(top)
@@ -95,6 +104,7 @@ impl Stats {
         self.requests.store(0, Ordering::Relaxed);
         self.delivered.store(0, Ordering::Relaxed);
         self.duplicates.store(0, Ordering::Relaxed);
+        self.token_requests.store(0, Ordering::Relaxed);
         self.pairs.clear();
     }
 }

@@ -5,6 +5,7 @@
 //! answer.
 
 pub mod c2dm;
+pub mod ccs;
 pub mod condition;
 pub mod group;
 pub mod iid;

@@ -1,4 +1,5 @@
-//! The `pushgate` binary: one entry point for every job (emulator, send, bench; serve later).
+//! The `pushgate` binary: one entry point for every job (emulator, send, bench, ccs-echo;
+//! serve later).
 
 mod cmd;
 mod logging;
@@ -16,12 +17,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the emulator of Google's push servers (legacy HTTP today; more protocols to come).
+    /// Run the emulator of Google's push servers (legacy HTTP, FCM v1 + OAuth, CCS).
     Emulator(cmd::emulator::Args),
     /// Send one message through a provider protocol and print the per-token results.
     Send(cmd::send::Args),
     /// Measure throughput against the emulator.
     Bench(cmd::bench::Args),
+    /// Run the classic CCS echo app server (ack upstream, answer the device).
+    CcsEcho(cmd::ccs_echo::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Send(args) => cmd::send::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
+            Command::CcsEcho(args) => cmd::ccs_echo::run(args).await,
         }
     });
     match result {

@@ -32,11 +32,25 @@ async fn run_pytest(file: &str) {
     let python = venv_python();
     let emulator = Emulator::start(EmulatorConfig {
         http: "127.0.0.1:0".parse().unwrap(),
+        xmpp: Some("127.0.0.1:0".parse().unwrap()),
         ..EmulatorConfig::default()
     })
     .await
     .expect("emulator starts");
     let base = emulator.base_url();
+    // CCS (XMPP over TLS): its address and the instance certificate, as a file, for the CA.
+    let xmpp = emulator.xmpp_addr().expect("xmpp listener").to_string();
+    let ca_file = std::env::temp_dir().join(format!(
+        "pushgate-interop-ca-{}-{}.pem",
+        std::process::id(),
+        xmpp.replace([':', '.'], "_")
+    ));
+    std::fs::write(
+        &ca_file,
+        emulator.tls_cert_pem().expect("instance certificate"),
+    )
+    .expect("CA file written");
+    let ca_path = ca_file.clone();
     let dir = interop_dir();
     let file = file.to_string();
     let output = tokio::task::spawn_blocking(move || {
@@ -44,6 +58,8 @@ async fn run_pytest(file: &str) {
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", &file])
             .current_dir(dir)
             .env("EMULATOR_URL", base)
+            .env("EMULATOR_XMPP", xmpp)
+            .env("EMULATOR_CA", ca_path)
             // Nothing may leave the machine: no proxies, loopback only.
             .env("NO_PROXY", "*")
             .env_remove("HTTP_PROXY")
@@ -56,6 +72,7 @@ async fn run_pytest(file: &str) {
     .await
     .expect("pytest task");
     emulator.shutdown().await;
+    let _ = std::fs::remove_file(&ca_file);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}\n{stderr}");
@@ -71,6 +88,16 @@ async fn run_pytest(file: &str) {
 }
 
 #[tokio::test]
+async fn slixmpp_against_the_ccs_emulator() {
+    run_pytest("test_slixmpp.py").await;
+}
+
+#[tokio::test]
 async fn python_gcm_against_the_legacy_emulator() {
     run_pytest("test_python_gcm.py").await;
+}
+
+#[tokio::test]
+async fn firebase_admin_against_the_v1_emulator() {
+    run_pytest("test_firebase_admin.py").await;
 }

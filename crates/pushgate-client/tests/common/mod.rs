@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use pushgate_client::legacy::LegacySender;
+use pushgate_client::oauth::key_from_json;
+use pushgate_client::v1::{FcmV1Sender, V1Config};
 use pushgate_client::{HttpConfig, RetryPolicy};
 use pushgate_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{Value, json};
@@ -19,12 +21,26 @@ pub struct Emu {
 impl Emu {
     /// Starts an emulator on an ephemeral 127.0.0.1 port.
     pub async fn start() -> Emu {
-        let running = Emulator::start(EmulatorConfig {
+        Emu::start_with(EmulatorConfig {
             http: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
         })
         .await
-        .expect("emulator starts");
+    }
+
+    /// Starts an emulator on an ephemeral 127.0.0.1 port with HTTPS on another one.
+    pub async fn start_with_https() -> Emu {
+        Emu::start_with(EmulatorConfig {
+            http: "127.0.0.1:0".parse().unwrap(),
+            https: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Starts an emulator with this configuration.
+    pub async fn start_with(config: EmulatorConfig) -> Emu {
+        let running = Emulator::start(config).await.expect("emulator starts");
         let base = running.base_url();
         let control = reqwest::Client::builder().no_proxy().build().unwrap();
         Emu {
@@ -172,6 +188,65 @@ impl Emu {
     pub async fn reset(&self) {
         self.call(reqwest::Method::POST, "/emulator/reset", None)
             .await;
+    }
+
+    /// `POST /emulator/projects`: a new FCM v1 project; returns its service-account key file
+    /// (JSON text) whose `token_uri` points at this emulator's `/token`.
+    pub async fn create_project(&self, project_id: &str) -> String {
+        let key = self
+            .call(
+                reqwest::Method::POST,
+                "/emulator/projects",
+                Some(json!({"project_id": project_id})),
+            )
+            .await;
+        key.to_string()
+    }
+
+    /// `n` devices registered to a v1 project.
+    pub async fn project_devices(&self, project_id: &str, n: usize) -> Vec<String> {
+        self.create_devices(json!({"project_id": project_id, "count": n}))
+            .await
+    }
+
+    /// `PUT /emulator/oauth`: lifetime of the access tokens issued from now on.
+    pub async fn set_token_lifetime(&self, secs: u64) {
+        self.call(
+            reqwest::Method::PUT,
+            "/emulator/oauth",
+            Some(json!({"lifetime_secs": secs})),
+        )
+        .await;
+    }
+
+    /// `PUT /emulator/projects/{id}/quota`.
+    pub async fn set_quota(&self, project_id: &str, per_minute: u32) {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/emulator/projects/{project_id}/quota"),
+            Some(json!({"per_minute": per_minute})),
+        )
+        .await;
+    }
+
+    /// A number from `GET /emulator/stats` (`token_requests`, `delivered`, ...).
+    pub async fn stat(&self, name: &str) -> u64 {
+        let stats = self.stats().await;
+        stats[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("stats has no number {name:?}: {stats}"))
+    }
+
+    /// A v1 sender for `key_json` against the plain-HTTP listener, with `policy`.
+    pub fn v1(&self, key_json: &str, policy: RetryPolicy) -> FcmV1Sender {
+        self.v1_with(key_json, V1Config::new().with_retry_policy(policy))
+    }
+
+    /// A v1 sender for `key_json` against the plain-HTTP listener (base URL set here).
+    pub fn v1_with(&self, key_json: &str, config: V1Config) -> FcmV1Sender {
+        let key = key_from_json(key_json).expect("emulator key file is valid");
+        FcmV1Sender::from_service_account(key, config.with_base_url(self.base.clone()))
+            .expect("v1 sender builds")
     }
 
     /// Stops the emulator.

@@ -90,9 +90,14 @@ impl BadRequest {
 /// Parses and type-checks a JSON body.
 pub(crate) fn parse(body: &[u8]) -> Result<JsonSend, BadRequest> {
     let value: Value = serde_json::from_slice(body).map_err(|e| parse_error(body, &e))?;
-    let Value::Object(mut object) = value else {
+    let Value::Object(object) = value else {
         return Err(not_an_object(body));
     };
+    parse_object(object)
+}
+
+/// Type-checks an already parsed JSON object (CCS reuses this for its downstream JSON).
+pub(crate) fn parse_object(mut object: Map<String, Value>) -> Result<JsonSend, BadRequest> {
     let mut take = |name: &str| object.remove(name).filter(|v| !v.is_null());
 
     let to = string_field(take("to"), "to")?;

@@ -6,9 +6,9 @@
 //! request-level faults, then one outcome per recipient.
 
 mod auth;
-mod json;
+pub(crate) mod json;
 mod plain;
-mod send;
+pub(crate) mod send;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,7 +284,7 @@ fn json_send(state: &Inner, endpoint: Endpoint, sender_id: &Arc<str>, body: &[u8
 }
 
 /// The device-side content of a JSON send; `data` is moved out, values as delivered.
-fn json_payload(sender_id: &Arc<str>, send: &mut JsonSend) -> Payload {
+pub(crate) fn json_payload(sender_id: &Arc<str>, send: &mut JsonSend) -> Payload {
     let data = send
         .data
         .take()
@@ -314,7 +314,7 @@ fn json_payload(sender_id: &Arc<str>, send: &mut JsonSend) -> Payload {
         delay_while_idle: send.delay_while_idle,
         content_available: send.content_available,
         mutable_content: send.mutable_content,
-        hash: 0,
+        ..Default::default()
     }
     .seal()
 }

@@ -109,7 +109,7 @@ fn deliver(
         delay_while_idle: request.delay_while_idle.then_some(true),
         content_available: None,
         mutable_content: None,
-        hash: 0,
+        ..Default::default()
     }
     .seal();
     let mut sender = Sender::new(

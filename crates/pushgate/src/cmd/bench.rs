@@ -24,6 +24,44 @@ pub struct Args {
 enum Which {
     /// Legacy HTTP: tokens/s in 1000-id multicasts, then requests/s of single-token sends.
     Legacy(LegacyArgs),
+    /// FCM v1: messages/s and latency over HTTP/2 (h2c), then over HTTP/1.1.
+    V1(V1Args),
+    /// CCS: downstream messages/s over 1 and over 4 XMPP connections (in-process emulator).
+    Ccs(CcsArgs),
+}
+
+/// Flags of `pushgate bench ccs`.
+#[derive(clap::Args)]
+pub struct CcsArgs {
+    /// Downstream messages per run.
+    #[arg(long, default_value_t = 100_000)]
+    messages: usize,
+    /// Virtual devices to create.
+    #[arg(long, default_value_t = 5000)]
+    devices: usize,
+    /// Unacked messages allowed per connection (CCS allows 100).
+    #[arg(long, default_value_t = 100)]
+    window: usize,
+}
+
+/// Flags of `pushgate bench v1`.
+#[derive(clap::Args)]
+pub struct V1Args {
+    /// Base URL of a running emulator; by default one is started in-process.
+    #[arg(long)]
+    emulator: Option<String>,
+    /// Messages to send per protocol run.
+    #[arg(long, default_value_t = 100_000)]
+    messages: usize,
+    /// Virtual devices to create.
+    #[arg(long, default_value_t = 5000)]
+    devices: usize,
+    /// Sends in flight at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// HTTP/2 connections the sender spreads its streams over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
 }
 
 /// Flags of `pushgate bench legacy`.
@@ -53,6 +91,8 @@ pub struct LegacyArgs {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.which {
         Which::Legacy(args) => legacy(args).await,
+        Which::V1(args) => v1(args).await,
+        Which::Ccs(args) => ccs(args).await,
     }
 }
 
@@ -110,29 +150,42 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-/// Sends `requests` (built lazily) with bounded concurrency; returns per-request latencies.
-async fn drive(
-    sender: &LegacySender,
-    messages: impl Iterator<Item = JsonMessage>,
-    concurrency: usize,
-) -> anyhow::Result<Vec<Duration>> {
-    let mut latencies = Vec::new();
-    let mut stream = futures_util::stream::iter(messages)
-        .map(|message| async move {
-            let started = Instant::now();
-            let result = sender.send(&message).await;
-            (started.elapsed(), result)
+/// Runs `count` operations with `concurrency` in flight; returns sorted per-op latencies.
+/// An operation fails the benchmark by returning an error (e.g. a token not delivered).
+async fn drive<F, Fut>(count: usize, concurrency: usize, op: F) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut latencies = Vec::with_capacity(count);
+    let mut stream = futures_util::stream::iter(0..count)
+        .map(|i| {
+            let fut = op(i);
+            async move {
+                let started = Instant::now();
+                let result = fut.await;
+                (started.elapsed(), result)
+            }
         })
         .buffer_unordered(concurrency.max(1));
     while let Some((elapsed, result)) = stream.next().await {
-        let result = result.context("a benchmark request failed")?;
-        if let Some((token, outcome)) = result.outcomes().iter().find(|(_, o)| !o.is_success()) {
-            bail!("token {token} was not delivered: {outcome:?}");
-        }
+        result?;
         latencies.push(elapsed);
     }
     latencies.sort();
     Ok(latencies)
+}
+
+/// Sends one legacy message and fails unless every token was delivered.
+async fn send_legacy(sender: &LegacySender, message: JsonMessage) -> anyhow::Result<()> {
+    let result = sender
+        .send(&message)
+        .await
+        .context("a benchmark request failed")?;
+    if let Some((token, outcome)) = result.outcomes().iter().find(|(_, o)| !o.is_success()) {
+        bail!("token {token} was not delivered: {outcome:?}");
+    }
+    Ok(())
 }
 
 fn report(label: &str, units: usize, unit: &str, elapsed: Duration, latencies: &[Duration]) {
@@ -178,15 +231,15 @@ async fn legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
 
     // 1. Multicasts of 1000 ids.
     let chunks = args.tokens.div_ceil(1000);
-    let multicast = (0..chunks).map(|c| {
+    let started = Instant::now();
+    let latencies = drive(chunks, args.concurrency, |c| {
         let n = (args.tokens - c * 1000).min(1000);
         let ids: Vec<String> = (0..n)
             .map(|i| tokens[(c * 1000 + i) % tokens.len()].clone())
             .collect();
-        JsonMessage::new(ids).data("seq", c.to_string())
-    });
-    let started = Instant::now();
-    let latencies = drive(&sender, multicast, args.concurrency).await?;
+        send_legacy(&sender, JsonMessage::new(ids).data("seq", c.to_string()))
+    })
+    .await?;
     report(
         "multicast (1000 ids)",
         args.tokens,
@@ -196,10 +249,13 @@ async fn legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
     );
 
     // 2. Single-token requests.
-    let singles = (0..args.singles)
-        .map(|i| JsonMessage::new([tokens[i % tokens.len()].clone()]).data("seq", i.to_string()));
     let started = Instant::now();
-    let latencies = drive(&sender, singles, args.concurrency).await?;
+    let latencies = drive(args.singles, args.concurrency, |i| {
+        let message =
+            JsonMessage::new([tokens[i % tokens.len()].clone()]).data("seq", i.to_string());
+        send_legacy(&sender, message)
+    })
+    .await?;
     report(
         "single-token",
         args.singles,
@@ -221,5 +277,166 @@ async fn legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
     if delivered != expected {
         bail!("the emulator counted {delivered} deliveries, not {expected}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn v1(args: V1Args) -> anyhow::Result<ExitCode> {
+    let (base, _guard) = emulator(args.emulator).await?;
+    let control_http = reqwest::Client::new();
+    let project = pushgate_emulator::DEFAULT_PROJECT_ID;
+    let key: serde_json::Value = control(
+        &control_http,
+        reqwest::Method::GET,
+        format!("{base}/emulator/projects/{project}/key"),
+        None,
+    )
+    .await?;
+    // The benchmark measures throughput, not the provider's quota.
+    control::<serde_json::Value>(
+        &control_http,
+        reqwest::Method::PUT,
+        format!("{base}/emulator/projects/{project}/quota"),
+        Some(serde_json::json!({"per_minute": 1_000_000_000u64})),
+    )
+    .await?;
+    let devices: Devices = control(
+        &control_http,
+        reqwest::Method::POST,
+        format!("{base}/emulator/devices"),
+        Some(serde_json::json!({"count": args.devices.max(1), "project_id": project})),
+    )
+    .await?;
+    let tokens: Vec<String> = devices.devices.into_iter().map(|d| d.token).collect();
+    let key = pushgate_client::oauth::key_from_json(&key.to_string())?;
+    println!(
+        "bench v1: emulator {base}, {} devices, {} in flight, {} connections",
+        tokens.len(),
+        args.concurrency,
+        args.connections
+    );
+    for (label, h2c) in [("HTTP/2 (h2c)", true), ("HTTP/1.1", false)] {
+        let config = pushgate_client::v1::V1Config::new()
+            // The base URL lives in the HTTP config: set it after `with_http`.
+            .with_http(HttpConfig::new().with_http2_prior_knowledge(h2c))
+            .with_base_url(base.clone())
+            .with_connections(args.connections)
+            .with_max_in_flight(args.concurrency)
+            .with_rate_limit(None);
+        let sender = pushgate_client::v1::FcmV1Sender::from_service_account(key.clone(), config)?;
+        let before: Stats = control(
+            &control_http,
+            reqwest::Method::GET,
+            format!("{base}/emulator/stats"),
+            None,
+        )
+        .await?;
+        let started = Instant::now();
+        let latencies = drive(args.messages, args.concurrency, |i| {
+            let message = pushgate_client::v1::Message {
+                token: Some(tokens[i % tokens.len()].clone()),
+                data: Some([("seq".to_string(), i.to_string())].into()),
+                ..Default::default()
+            };
+            let sender = &sender;
+            async move {
+                let outcome = sender.send(&message).await;
+                if !outcome.is_success() {
+                    bail!("message {i} was not delivered: {outcome:?}");
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        report(
+            label,
+            args.messages,
+            "messages",
+            started.elapsed(),
+            &latencies,
+        );
+        let after: Stats = control(
+            &control_http,
+            reqwest::Method::GET,
+            format!("{base}/emulator/stats"),
+            None,
+        )
+        .await?;
+        let delivered = after.delivered - before.delivered;
+        if delivered != args.messages as u64 {
+            bail!(
+                "the emulator counted {delivered} deliveries, not {}",
+                args.messages
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ccs(args: CcsArgs) -> anyhow::Result<ExitCode> {
+    let running = Emulator::start(EmulatorConfig {
+        http: "127.0.0.1:0".parse()?,
+        xmpp: Some("127.0.0.1:0".parse()?),
+        inbox_limit: 4,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .context("cannot start the in-process emulator")?;
+    let base = running.base_url();
+    let xmpp = running
+        .xmpp_addr()
+        .context("the emulator has no XMPP listener")?;
+    let ca = running
+        .tls_cert_pem()
+        .context("the emulator has no certificate")?
+        .to_string();
+    let control_http = reqwest::Client::new();
+    let devices: Devices = control(
+        &control_http,
+        reqwest::Method::POST,
+        format!("{base}/emulator/devices"),
+        Some(serde_json::json!({"count": args.devices.max(1)})),
+    )
+    .await?;
+    let tokens: Vec<String> = devices.devices.into_iter().map(|d| d.token).collect();
+    println!(
+        "bench ccs: emulator {xmpp}, {} devices, window {} per connection",
+        tokens.len(),
+        args.window
+    );
+    for connections in [1usize, 4] {
+        let config = pushgate_client::ccs::CcsConfig::new(
+            xmpp.ip().to_string(),
+            xmpp.port(),
+            pushgate_emulator::DEFAULT_SENDER_ID,
+            DEFAULT_API_KEY,
+        )
+        .with_ca_pem(ca.clone())
+        .with_connections(connections)
+        .with_window(args.window);
+        let (client, _upstream) = pushgate_client::ccs::CcsClient::connect(config).await?;
+        let started = Instant::now();
+        let latencies = drive(args.messages, connections * args.window, |i| {
+            let message = pushgate_client::ccs::CcsMessage::to(tokens[i % tokens.len()].clone())
+                .data("seq", i.to_string());
+            let client = &client;
+            async move {
+                let outcome = client.send(message).await?;
+                if !outcome.is_success() {
+                    bail!("message {i} was not delivered: {outcome:?}");
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        report(
+            &format!("{connections} connection(s)"),
+            args.messages,
+            "messages",
+            started.elapsed(),
+            &latencies,
+        );
+        client.close();
+    }
+    running.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

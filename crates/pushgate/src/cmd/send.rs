@@ -1,30 +1,54 @@
 //! `pushgate send`: one message through one provider protocol, with a per-token result table.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pushgate_client::legacy::{JsonMessage, LegacySender, PlainTextMessage};
+use pushgate_client::v1::{FcmV1Sender, Message, V1Config};
 use pushgate_client::{HttpConfig, RetryPolicy};
+use pushgate_proto::v1::{AndroidConfig, ProtoDuration};
 
 use super::output::print_outcomes;
+
+/// Which provider protocol carries the message.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Protocol {
+    /// GCM/FCM legacy HTTP (JSON, or form with --plain-text).
+    #[arg(long)]
+    legacy: bool,
+    /// FCM HTTP v1 with a service-account key file.
+    #[arg(long = "fcm-v1")]
+    fcm_v1: bool,
+}
 
 /// Flags of `pushgate send`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Send over GCM/FCM legacy HTTP (JSON, or form with --plain-text).
-    #[arg(long, required = true)]
-    legacy: bool,
-    /// Provider endpoint, e.g. http://127.0.0.1:8085/gcm/send for the emulator.
+    #[command(flatten)]
+    protocol: Protocol,
+    /// Legacy: provider endpoint, e.g. http://127.0.0.1:8085/gcm/send for the emulator.
+    /// FCM v1: base URL, e.g. http://127.0.0.1:8085 (default https://fcm.googleapis.com).
     #[arg(long)]
     endpoint: Option<String>,
     /// Legacy server key (or set PUSHGATE_API_KEY).
     #[arg(long, env = "PUSHGATE_API_KEY", hide_env_values = true)]
-    api_key: String,
-    /// A recipient token; repeat for a multicast (any number: split into 1000-id requests).
+    api_key: Option<String>,
+    /// FCM v1: the service-account JSON key file.
+    #[arg(long, value_name = "FILE")]
+    service_account: Option<PathBuf>,
+    /// A recipient token; repeat for a multicast (any number: split as the protocol needs).
     #[arg(long = "to", value_name = "TOKEN")]
     to: Vec<String>,
+    /// Send to the subscribers of a topic instead of tokens.
+    #[arg(long, conflicts_with_all = ["to", "condition"])]
+    topic: Option<String>,
+    /// Send to the instances a topic condition matches.
+    #[arg(long, conflicts_with_all = ["to", "topic"])]
+    condition: Option<String>,
     /// A data key/value pair `k=v`; repeat for more.
     #[arg(long = "data", value_name = "K=V", value_parser = parse_pair)]
     data: Vec<(String, String)>,
@@ -37,7 +61,7 @@ pub struct Args {
     /// Validate without delivering.
     #[arg(long)]
     dry_run: bool,
-    /// Use the plain-text (form) protocol: exactly one --to.
+    /// Legacy: use the plain-text (form) protocol: exactly one --to.
     #[arg(long)]
     plain_text: bool,
     /// Extra CA certificate (PEM) to trust, e.g. the emulator's.
@@ -75,22 +99,49 @@ macro_rules! with_common_options {
     }};
 }
 
+impl Args {
+    fn http_config(&self) -> anyhow::Result<HttpConfig> {
+        let mut config = HttpConfig::new().with_timeout(Duration::from_secs(self.timeout));
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+            config = config.with_extra_ca_pem(pem);
+        }
+        Ok(config)
+    }
+
+    fn policy(&self) -> RetryPolicy {
+        RetryPolicy::new().with_max_attempts(self.attempts.max(1))
+    }
+
+    fn check_recipients(&self) -> anyhow::Result<()> {
+        if self.to.is_empty() && self.topic.is_none() && self.condition.is_none() {
+            bail!("give --to TOKEN (repeatable), --topic NAME or --condition EXPR");
+        }
+        Ok(())
+    }
+}
+
 /// Sends the message and prints one line per token; a whole-request failure exits non-zero.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    debug_assert!(args.legacy);
-    if args.to.is_empty() {
-        bail!("give at least one --to TOKEN");
+    args.check_recipients()?;
+    if args.protocol.fcm_v1 {
+        fcm_v1(args).await
+    } else {
+        legacy(args).await
     }
-    let mut config = HttpConfig::new().with_timeout(Duration::from_secs(args.timeout));
+}
+
+async fn legacy(args: Args) -> anyhow::Result<ExitCode> {
+    let api_key = args
+        .api_key
+        .clone()
+        .context("--legacy needs --api-key KEY (or PUSHGATE_API_KEY)")?;
+    let mut config = args.http_config()?;
     if let Some(endpoint) = &args.endpoint {
         config = config.with_endpoint(endpoint.clone());
     }
-    if let Some(ca) = &args.ca {
-        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-        config = config.with_extra_ca_pem(pem);
-    }
-    let sender = LegacySender::new(args.api_key.clone(), config)?;
-    let policy = RetryPolicy::new().with_max_attempts(args.attempts.max(1));
+    let sender = LegacySender::new(api_key, config)?;
+    let policy = args.policy();
 
     if args.plain_text {
         let [token] = args.to.as_slice() else {
@@ -99,10 +150,86 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let message = with_common_options!(PlainTextMessage::new(token.clone()), args);
         let result = sender.send_plain_with_retries(&message, &policy).await?;
         print_outcomes(result.outcomes().iter().map(|(t, o)| (t.as_str(), o)));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = if let Some(topic) = &args.topic {
+        JsonMessage::to_topic(topic.clone())
+    } else if let Some(condition) = &args.condition {
+        JsonMessage::to_condition(condition.clone())
     } else {
-        let message = with_common_options!(JsonMessage::new(args.to.clone()), args);
-        let result = sender.send_with_retries(&message, &policy).await?;
+        JsonMessage::new(args.to.clone())
+    };
+    let message = with_common_options!(target, args);
+    let result = sender.send_with_retries(&message, &policy).await?;
+    if let Some(outcome) = result.topic_outcome() {
+        let label = args.topic.as_deref().or(args.condition.as_deref());
+        print_outcomes([(label.unwrap_or("topic"), &outcome)]);
+    } else {
         print_outcomes(result.outcomes().iter().map(|(t, o)| (t.as_str(), o)));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fcm_v1(args: Args) -> anyhow::Result<ExitCode> {
+    let key_file = args
+        .service_account
+        .as_ref()
+        .context("--fcm-v1 needs --service-account FILE")?;
+    let mut config = V1Config::new()
+        .with_http(args.http_config()?)
+        .with_retry_policy(args.policy());
+    if let Some(base) = &args.endpoint {
+        config = config.with_base_url(base.clone());
+    }
+    let sender = FcmV1Sender::from_service_account_file(key_file, config)?;
+    let data: BTreeMap<String, String> = args.data.iter().cloned().collect();
+    let android = (args.collapse_key.is_some() || args.ttl.is_some()).then(|| AndroidConfig {
+        collapse_key: args.collapse_key.clone(),
+        ttl: args
+            .ttl
+            .map(|s| ProtoDuration(Duration::from_secs(u64::from(s)))),
+        ..AndroidConfig::default()
+    });
+    let template = Message {
+        data: (!data.is_empty()).then_some(data),
+        android,
+        topic: args.topic.clone(),
+        condition: args.condition.clone(),
+        ..Message::default()
+    };
+    let send = |message: Message| {
+        let sender = &sender;
+        async move {
+            if args.dry_run {
+                sender.send_validate_only(&message).await
+            } else {
+                sender.send(&message).await
+            }
+        }
+    };
+    let outcomes = if args.to.is_empty() {
+        let label = args.topic.as_deref().or(args.condition.as_deref());
+        let outcome = send(template).await;
+        print_outcomes([(label.unwrap_or("topic"), &outcome)]);
+        vec![outcome]
+    } else {
+        let outcomes = futures_util::future::join_all(args.to.iter().map(|token| {
+            send(Message {
+                token: Some(token.clone()),
+                ..template.clone()
+            })
+        }))
+        .await;
+        print_outcomes(args.to.iter().map(String::as_str).zip(outcomes.iter()));
+        outcomes
+    };
+    // v1 has no whole request: credentials refused for every message is the equivalent.
+    if outcomes
+        .iter()
+        .all(|o| o.kind() == pushgate_proto::OutcomeKind::AuthFailed)
+    {
+        eprintln!("error: the provider refused the credentials");
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
