@@ -80,21 +80,19 @@ impl fmt::Debug for ClientLoginRequest {
 impl ClientLoginRequest {
     /// Encodes the form body.
     pub fn to_form(&self) -> String {
-        serde_urlencoded::to_string([
+        crate::form::encode(&[
             ("accountType", self.account_type.as_str()),
             ("Email", self.email.as_str()),
             ("Passwd", self.passwd.as_str()),
             ("service", self.service.as_str()),
             ("source", self.source.as_str()),
         ])
-        .unwrap_or_default()
     }
 
     /// Decodes a form body; missing `Email`/`Passwd` or an unknown `accountType` are errors
     /// naming the field.
     pub fn from_form(body: &str) -> Result<Self, ValidationError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(body)
-            .map_err(|e| ValidationError::new("body", format!("not a URL-encoded form: {e}")))?;
+        let pairs = crate::form::decode(body)?;
         let get = |name: &str| {
             pairs
                 .iter()
@@ -236,17 +234,14 @@ impl C2dmRequest {
         if self.delay_while_idle {
             pairs.push(("delay_while_idle".into(), "1".into()));
         }
-        for (k, v) in &self.data {
-            pairs.push((format!("data.{k}"), v.clone()));
-        }
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        crate::form::push_data(&mut pairs, &self.data);
+        crate::form::encode(&pairs)
     }
 
     /// Decodes a form body. `delay_while_idle` counts as set whatever its value (c2dm4j sent
     /// the bare name).
     pub fn from_form(body: &str) -> Result<Self, ValidationError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(body)
-            .map_err(|e| ValidationError::new("body", format!("not a URL-encoded form: {e}")))?;
+        let pairs = crate::form::decode(body)?;
         let mut request = C2dmRequest::default();
         for (key, value) in pairs {
             match key.as_str() {

@@ -7,6 +7,7 @@
 pub mod c2dm;
 pub mod ccs;
 pub mod condition;
+mod form;
 pub mod group;
 pub mod iid;
 pub mod legacy;

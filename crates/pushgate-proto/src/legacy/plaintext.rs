@@ -46,17 +46,14 @@ impl PlainTextRequest {
         if self.dry_run {
             pairs.push(("dry_run".into(), "1".into()));
         }
-        for (k, v) in &self.data {
-            pairs.push((format!("data.{k}"), v.clone()));
-        }
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        crate::form::push_data(&mut pairs, &self.data);
+        crate::form::encode(&pairs)
     }
 
     /// Decodes a form body. Unknown parameters are ignored, as the service ignored them;
     /// a malformed `time_to_live` is an error naming the field.
     pub fn from_form(body: &str) -> Result<Self, ValidationError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(body)
-            .map_err(|e| ValidationError::new("body", format!("not a URL-encoded form: {e}")))?;
+        let pairs = crate::form::decode(body)?;
         let mut request = PlainTextRequest::default();
         for (key, value) in pairs {
             match key.as_str() {

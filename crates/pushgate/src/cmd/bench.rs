@@ -142,6 +142,33 @@ async fn control<T: for<'de> Deserialize<'de>>(
     Ok(response.json().await?)
 }
 
+/// The emulator's counters.
+async fn stats(http: &reqwest::Client, base: &str) -> anyhow::Result<Stats> {
+    control(
+        http,
+        reqwest::Method::GET,
+        format!("{base}/emulator/stats"),
+        None,
+    )
+    .await
+}
+
+/// Creates virtual devices as `spec` says and returns their tokens.
+async fn create_devices(
+    http: &reqwest::Client,
+    base: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<Vec<String>> {
+    let devices: Devices = control(
+        http,
+        reqwest::Method::POST,
+        format!("{base}/emulator/devices"),
+        Some(spec),
+    )
+    .await?;
+    Ok(devices.devices.into_iter().map(|d| d.token).collect())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -202,21 +229,13 @@ fn report(label: &str, units: usize, unit: &str, elapsed: Duration, latencies: &
 async fn legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
     let (base, _guard) = emulator(args.emulator).await?;
     let control_http = reqwest::Client::new();
-    let devices: Devices = control(
+    let tokens = create_devices(
         &control_http,
-        reqwest::Method::POST,
-        format!("{base}/emulator/devices"),
-        Some(serde_json::json!({"count": args.devices.max(1)})),
+        &base,
+        serde_json::json!({"count": args.devices.max(1)}),
     )
     .await?;
-    let tokens: Vec<String> = devices.devices.into_iter().map(|d| d.token).collect();
-    let before: Stats = control(
-        &control_http,
-        reqwest::Method::GET,
-        format!("{base}/emulator/stats"),
-        None,
-    )
-    .await?;
+    let before: Stats = stats(&control_http, &base).await?;
 
     let config = HttpConfig::new()
         .with_endpoint(format!("{base}/gcm/send"))
@@ -264,13 +283,7 @@ async fn legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
         &latencies,
     );
 
-    let after: Stats = control(
-        &control_http,
-        reqwest::Method::GET,
-        format!("{base}/emulator/stats"),
-        None,
-    )
-    .await?;
+    let after: Stats = stats(&control_http, &base).await?;
     let delivered = after.delivered - before.delivered;
     let expected = (args.tokens + args.singles) as u64;
     println!("emulator counted {delivered} deliveries (expected {expected})");
@@ -299,14 +312,12 @@ async fn v1(args: V1Args) -> anyhow::Result<ExitCode> {
         Some(serde_json::json!({"per_minute": 1_000_000_000u64})),
     )
     .await?;
-    let devices: Devices = control(
+    let tokens = create_devices(
         &control_http,
-        reqwest::Method::POST,
-        format!("{base}/emulator/devices"),
-        Some(serde_json::json!({"count": args.devices.max(1), "project_id": project})),
+        &base,
+        serde_json::json!({"count": args.devices.max(1), "project_id": project}),
     )
     .await?;
-    let tokens: Vec<String> = devices.devices.into_iter().map(|d| d.token).collect();
     let key = pushgate_client::oauth::key_from_json(&key.to_string())?;
     println!(
         "bench v1: emulator {base}, {} devices, {} in flight, {} connections",
@@ -323,13 +334,7 @@ async fn v1(args: V1Args) -> anyhow::Result<ExitCode> {
             .with_max_in_flight(args.concurrency)
             .with_rate_limit(None);
         let sender = pushgate_client::v1::FcmV1Sender::from_service_account(key.clone(), config)?;
-        let before: Stats = control(
-            &control_http,
-            reqwest::Method::GET,
-            format!("{base}/emulator/stats"),
-            None,
-        )
-        .await?;
+        let before: Stats = stats(&control_http, &base).await?;
         let started = Instant::now();
         let latencies = drive(args.messages, args.concurrency, |i| {
             let message = pushgate_client::v1::Message {
@@ -354,13 +359,7 @@ async fn v1(args: V1Args) -> anyhow::Result<ExitCode> {
             started.elapsed(),
             &latencies,
         );
-        let after: Stats = control(
-            &control_http,
-            reqwest::Method::GET,
-            format!("{base}/emulator/stats"),
-            None,
-        )
-        .await?;
+        let after: Stats = stats(&control_http, &base).await?;
         let delivered = after.delivered - before.delivered;
         if delivered != args.messages as u64 {
             bail!(
@@ -390,14 +389,12 @@ async fn ccs(args: CcsArgs) -> anyhow::Result<ExitCode> {
         .context("the emulator has no certificate")?
         .to_string();
     let control_http = reqwest::Client::new();
-    let devices: Devices = control(
+    let tokens = create_devices(
         &control_http,
-        reqwest::Method::POST,
-        format!("{base}/emulator/devices"),
-        Some(serde_json::json!({"count": args.devices.max(1)})),
+        &base,
+        serde_json::json!({"count": args.devices.max(1)}),
     )
     .await?;
-    let tokens: Vec<String> = devices.devices.into_iter().map(|d| d.token).collect();
     println!(
         "bench ccs: emulator {xmpp}, {} devices, window {} per connection",
         tokens.len(),
