@@ -124,3 +124,21 @@ def test_dry_run_answers_without_delivering(app):
     name = messaging.send(messaging.Message(token=token, data={"a": "b"}), dry_run=True, app=app)
     assert name == f"projects/{PROJECT}/messages/fake_message_id"
     assert emulator.inbox(token) == []
+
+
+def test_topic_subscription_and_topic_send(app):
+    subscribed = devices(2)
+    [outsider] = devices(1)
+    bad = subscribed[0][:-3]
+    result = messaging.subscribe_to_topic(subscribed + [bad], "news", app=app)
+    assert result.success_count == 2 and result.failure_count == 1
+    assert [e.index for e in result.errors] == [2]
+    name = messaging.send(messaging.Message(topic="news", data={"headline": "x"}), app=app)
+    assert name.startswith(f"projects/{PROJECT}/messages/")
+    assert all(len(emulator.inbox(t)) == 1 for t in subscribed)
+    assert emulator.inbox(outsider) == []
+    result = messaging.unsubscribe_from_topic([subscribed[0]], "news", app=app)
+    assert result.success_count == 1
+    messaging.send(messaging.Message(topic="news", data={"headline": "y"}), app=app)
+    assert len(emulator.inbox(subscribed[0])) == 1
+    assert len(emulator.inbox(subscribed[1])) == 2

@@ -6,10 +6,15 @@
 //! [`Outcome`](pushgate_proto::Outcome) vocabulary of `pushgate-proto`.
 //!
 //! Protocols so far: [`legacy`] (GCM / FCM legacy HTTP, JSON and plain text), [`v1`] (FCM
-//! HTTP v1, with access tokens from [`oauth`]).
+//! HTTP v1, with access tokens from [`oauth`]), [`ccs`] (XMPP) and [`c2dm`] (ClientLogin).
+//! Management APIs: [`iid`] (topic subscriptions, instance info) and [`groups`] (device
+//! groups).
 
+pub mod c2dm;
 pub mod ccs;
+pub mod groups;
 pub mod http;
+pub mod iid;
 pub mod legacy;
 pub mod oauth;
 pub mod retry;

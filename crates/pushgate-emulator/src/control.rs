@@ -19,7 +19,7 @@ use serde::ser::SerializeMap;
 use serde_json::{Map, Value, json};
 
 use crate::activity::ActivityView;
-use crate::devices::{Device, DeviceSpec, StoredMessage};
+use crate::devices::{Device, DeviceKind, DeviceSpec, StoredMessage};
 use crate::faults::FaultSpec;
 use crate::respond;
 use crate::senders::SenderError;
@@ -116,8 +116,18 @@ async fn create_devices(State(state): State<EmulatorState>, body: Bytes) -> Cont
             "package",
             "count",
             "rate_limit_per_minute",
+            "protocol",
         ],
     )?;
+    let kind = match fields.string("protocol")?.as_deref() {
+        None | Some("gcm" | "fcm") => DeviceKind::Gcm,
+        Some("c2dm") => DeviceKind::C2dm,
+        Some(other) => {
+            return Err(ControlError::BadRequest(format!(
+                "protocol: {other:?} is not gcm, fcm or c2dm"
+            )));
+        }
+    };
     let inner = state.get();
     let sender_id = match (fields.string("sender_id")?, fields.string("project_id")?) {
         (Some(_), Some(_)) => {
@@ -159,6 +169,7 @@ async fn create_devices(State(state): State<EmulatorState>, body: Bytes) -> Cont
         .integer("rate_limit_per_minute", 0, u64::from(u32::MAX))?
         .map(|n| n as u32);
     let spec = DeviceSpec {
+        kind,
         sender_id,
         package: Arc::from(package),
         rate_limit_per_minute,
@@ -377,6 +388,7 @@ async fn stats(State(state): State<EmulatorState>) -> Response {
     let inner = state.get();
     let mut view = serde_json::to_value(inner.stats.view(TOP_DUPLICATES)).unwrap_or_default();
     inner.ccs.write_stats(&mut view);
+    inner.c2dm.write_stats(&mut view);
     respond::json(StatusCode::OK, &view)
 }
 

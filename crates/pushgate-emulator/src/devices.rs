@@ -29,6 +29,8 @@ pub(crate) enum Via {
     FcmV1,
     /// CCS (XMPP).
     Ccs,
+    /// C2DM (`/c2dm/send`).
+    C2dm,
 }
 
 impl Via {
@@ -39,6 +41,7 @@ impl Via {
             Via::LegacyPlain => "legacy-plain",
             Via::FcmV1 => "fcm-v1",
             Via::Ccs => "ccs",
+            Via::C2dm => "c2dm",
         }
     }
 }
@@ -103,9 +106,22 @@ pub(crate) struct StoredMessage {
     pub payload: Arc<Payload>,
 }
 
-/// How a virtual device is created; later issues add project, protocol and confirmation.
+/// Which registration scheme a device belongs to: GCM/FCM tokens, or C2DM registration
+/// ids (a different shape, refused by the other protocols' endpoints).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum DeviceKind {
+    /// GCM/FCM (legacy HTTP, v1, CCS, IID).
+    #[default]
+    Gcm,
+    /// C2DM only.
+    C2dm,
+}
+
+/// How a virtual device is created.
 #[derive(Debug, Clone)]
 pub(crate) struct DeviceSpec {
+    /// GCM/FCM token or C2DM registration id.
+    pub kind: DeviceKind,
     /// Sender the device registered with.
     pub sender_id: Arc<str>,
     /// Android package of the app.
@@ -140,6 +156,8 @@ pub(crate) struct DeviceView {
 pub(crate) struct Device {
     /// Emulator-local id.
     pub id: u64,
+    /// GCM/FCM or C2DM.
+    pub kind: DeviceKind,
     /// Sender the device registered with.
     pub sender_id: Arc<str>,
     /// Android package of the app.
@@ -271,9 +289,10 @@ impl Devices {
         (0..count)
             .map(|_| {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let token = self.fresh_token(&mut rng);
+                let token = self.fresh_token(spec.kind, &mut rng);
                 let device = Arc::new(Device {
                     id,
+                    kind: spec.kind,
                     sender_id: spec.sender_id.clone(),
                     package: spec.package.clone(),
                     rate_limit_per_minute: spec.rate_limit_per_minute,
@@ -288,9 +307,12 @@ impl Devices {
     }
 
     /// A token no device has yet.
-    fn fresh_token(&self, rng: &mut rand::rngs::ThreadRng) -> Arc<str> {
+    fn fresh_token(&self, kind: DeviceKind, rng: &mut rand::rngs::ThreadRng) -> Arc<str> {
         loop {
-            let token: Arc<str> = Arc::from(token::generate_with(rng));
+            let token: Arc<str> = Arc::from(match kind {
+                DeviceKind::Gcm => token::generate_with(rng),
+                DeviceKind::C2dm => crate::c2dm::registration_id(rng),
+            });
             if !self.by_token.contains_key(&token) {
                 return token;
             }
@@ -307,7 +329,7 @@ impl Devices {
     /// Gives the device behind `token` a new canonical token; old tokens keep working.
     pub(crate) fn rotate(&self, token: &str) -> Option<Arc<str>> {
         let (_, device) = self.lookup(token)?;
-        let new = self.fresh_token(&mut rand::rng());
+        let new = self.fresh_token(device.kind, &mut rand::rng());
         self.by_token.insert(new.clone(), device.clone());
         device.tokens.write().push(new.clone());
         Some(new)
@@ -318,6 +340,16 @@ impl Devices {
         let (_, device) = self.lookup(token)?;
         device.uninstalled.store(true, Ordering::Relaxed);
         Some(device)
+    }
+
+    /// Every device once (a rotated device has several tokens), in no order.
+    pub(crate) fn all(&self) -> Vec<Arc<Device>> {
+        let mut seen = std::collections::HashSet::new();
+        self.by_token
+            .iter()
+            .filter(|e| seen.insert(e.value().id))
+            .map(|e| e.value().clone())
+            .collect()
     }
 
     /// Forgets every device.

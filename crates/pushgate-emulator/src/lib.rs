@@ -4,20 +4,26 @@
 //! JSON and plain text) and FCM HTTP v1 (`POST /v1/projects/{p}/messages:send`, with the
 //! OAuth token endpoint `POST /token` and service-account projects) in front of a registry of
 //! virtual devices, with fault injection and a JSON control API under `/emulator/`
-//! (PROTOCOLS.md §1, §2 and §7). Start it with
+//! (PROTOCOLS.md §1, §2 and §7). Topics and conditions fan out to subscribed devices
+//! (`/iid/v1:batchAdd`, `/iid/v1:batchRemove`, `/iid/info/{token}`, the v1 registrations
+//! endpoints), device groups live at `/gcm/notification` and `/fcm/notification`, and C2DM
+//! at `/accounts/ClientLogin` and `/c2dm/send` (PROTOCOLS.md §4, §5). Start it with
 //! [`Emulator::start`], or mount [`router`] inside another axum application.
 //!
 //! The emulator never depends on `pushgate-client`: a bug shared by both ends would hide
 //! itself (DESIGN.md).
 
 mod activity;
+mod c2dm;
 mod ccs;
 mod config;
 mod control;
 mod devices;
 mod faults;
+mod groups;
 mod https;
 mod ids;
+mod iid;
 mod legacy;
 mod oauth;
 mod projects;
@@ -29,8 +35,10 @@ mod stats;
 mod time;
 pub mod tls;
 pub mod token;
+mod topics;
 mod v1;
 
+pub use c2dm::{DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD};
 pub use ccs::CcsSettings;
 pub use config::EmulatorConfig;
 pub use server::{Emulator, RunningEmulator, ShutdownHandle, router};

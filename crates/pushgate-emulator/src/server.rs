@@ -14,7 +14,10 @@ use tokio::task::JoinHandle;
 use crate::config::EmulatorConfig;
 use crate::state::EmulatorState;
 use crate::tls::EmulatorCert;
-use crate::{DEFAULT_SENDER_ID, ccs, control, https, legacy, v1};
+use crate::{
+    DEFAULT_C2DM_EMAIL, DEFAULT_SENDER_ID, c2dm, ccs, control, groups, https, iid, legacy, topics,
+    v1,
+};
 
 /// How long a graceful shutdown waits for open requests before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -28,7 +31,16 @@ pub fn router(state: EmulatorState) -> Router {
     Router::new()
         .merge(legacy::routes())
         .merge(v1::routes())
-        .nest("/emulator", control::routes().merge(v1::control::routes()))
+        .merge(iid::routes())
+        .merge(groups::routes())
+        .merge(c2dm::routes())
+        .nest(
+            "/emulator",
+            control::routes()
+                .merge(v1::control::routes())
+                .merge(topics::control_routes())
+                .merge(c2dm::control::routes()),
+        )
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -92,10 +104,18 @@ impl Emulator {
                 let _ = https_task.await;
             }
         });
+        // The defaults below are the emulator's published test credentials (like a database
+        // image's documented default password), not secrets: printing them is the point.
         tracing::info!(
             %addr,
             default_sender_id = DEFAULT_SENDER_ID,
-            "emulator listening (HTTP/1.1 and h2c): legacy /gcm/send, /fcm/send; control /emulator/"
+            default_api_key = crate::DEFAULT_API_KEY,
+            "emulator listening (HTTP/1.1 and h2c): legacy /gcm/send, /fcm/send; v1 /v1/projects/*/messages:send, /token; IID /iid/; control /emulator/"
+        );
+        tracing::info!(
+            c2dm_account = DEFAULT_C2DM_EMAIL,
+            c2dm_password = crate::DEFAULT_C2DM_PASSWORD,
+            "C2DM: ClientLogin at /accounts/ClientLogin (service=ac2dm), send at /c2dm/send"
         );
         if let Some(https_addr) = https_addr {
             tracing::info!(%https_addr, "emulator listening (HTTPS, ALPN h2 and http/1.1)");

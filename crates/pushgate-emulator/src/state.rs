@@ -3,15 +3,18 @@
 use std::sync::Arc;
 
 use crate::activity::Activity;
+use crate::c2dm::C2dmState;
 use crate::ccs::CcsState;
 use crate::config::EmulatorConfig;
 use crate::devices::Devices;
 use crate::faults::Faults;
+use crate::groups::Groups;
 use crate::ids::IdGenerator;
 use crate::oauth::OAuth;
 use crate::projects::Projects;
 use crate::senders::Senders;
 use crate::stats::Stats;
+use crate::topics::Topics;
 
 /// The emulator's state: senders, virtual devices, faults, activity log and counters.
 ///
@@ -40,6 +43,12 @@ pub(crate) struct Inner {
     pub oauth: OAuth,
     /// CCS connections, upstream queues, settings and counters.
     pub ccs: CcsState,
+    /// Topic subscriptions per device.
+    pub topics: Topics,
+    /// Device groups (notification keys).
+    pub groups: Groups,
+    /// C2DM accounts, quotas and counters.
+    pub c2dm: C2dmState,
 }
 
 impl EmulatorState {
@@ -58,6 +67,9 @@ impl EmulatorState {
                 projects: Projects::new(config.v1_quota_per_minute),
                 oauth: OAuth::new(config.access_token_lifetime),
                 ccs: CcsState::new(config.ccs.clone()),
+                topics: Topics::default(),
+                groups: Groups::default(),
+                c2dm: C2dmState::new(),
             }),
         }
     }
@@ -72,6 +84,9 @@ impl EmulatorState {
         self.inner.projects.reset(&self.inner.senders);
         self.inner.oauth.reset();
         self.inner.ccs.reset();
+        self.inner.topics.reset();
+        self.inner.groups.reset();
+        self.inner.c2dm.reset();
     }
 
     pub(crate) fn get(&self) -> &Inner {

@@ -517,3 +517,34 @@ async fn pings_are_answered() {
     assert_eq!(iq.id, "p1");
     assert_eq!(iq.kind, pushgate_xmpp::IqType::Result);
 }
+
+#[tokio::test]
+async fn topic_and_condition_fan_out_over_ccs() {
+    let emu = start().await;
+    let tokens = emu.device(3).await;
+    emu.subscribe("ccs-news", &tokens[..2]).await;
+    emu.subscribe("ccs-sport", &tokens[1..]).await;
+    let mut c = connect(&emu).await;
+    let ack: Value = serde_json::from_str(
+        &c.answer(json!({"to": "/topics/ccs-news", "message_id": "t1", "data": {"n": "1"}}))
+            .await,
+    )
+    .unwrap();
+    assert_eq!(ack["message_type"], "ack", "{ack}");
+    let ack: Value = serde_json::from_str(
+        &c.answer(json!({
+            "condition": "'ccs-sport' in topics && !('ccs-news' in topics)",
+            "message_id": "t2", "data": {"n": "2"}
+        }))
+        .await,
+    )
+    .unwrap();
+    assert_eq!(ack["message_type"], "ack", "{ack}");
+    let mut lens = Vec::new();
+    for t in &tokens {
+        lens.push(emu.inbox(t).await.len());
+    }
+    assert_eq!(lens, vec![1, 1, 1]);
+    assert_eq!(emu.inbox(&tokens[2]).await[0]["data"]["n"], "2");
+    assert_eq!(emu.inbox(&tokens[0]).await[0]["via"], "ccs");
+}

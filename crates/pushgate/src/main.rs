@@ -20,9 +20,11 @@ enum Command {
     /// Run the emulator of Google's push servers (legacy HTTP, FCM v1 + OAuth, CCS).
     Emulator(cmd::emulator::Args),
     /// Send one message through a provider protocol and print the per-token results.
-    Send(cmd::send::Args),
+    Send(Box<cmd::send::Args>),
     /// Measure throughput against the emulator.
     Bench(cmd::bench::Args),
+    /// Manage topic subscriptions through the Instance ID API.
+    Topics(cmd::topics::Args),
     /// Run the classic CCS echo app server (ack upstream, answer the device).
     CcsEcho(cmd::ccs_echo::Args),
 }
@@ -43,9 +45,10 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Emulator(args) => cmd::emulator::run(args).await,
-            Command::Send(args) => cmd::send::run(args).await,
+            Command::Send(args) => cmd::send::run(*args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::CcsEcho(args) => cmd::ccs_echo::run(args).await,
+            Command::Topics(args) => cmd::topics::run(args).await,
         }
     });
     match result {

@@ -70,7 +70,7 @@ impl Emu {
         &self.control
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self.control.request(method.clone(), self.url(path));
         if let Some(body) = body {
             request = request.json(&body);

@@ -20,6 +20,7 @@ use crate::legacy::json::{self, BadRequest, JsonTarget, Ttl};
 use crate::legacy::json_payload;
 use crate::legacy::send::{RecipientOutcome, Sender, message_error};
 use crate::state::Inner;
+use crate::topics::TopicTarget;
 
 /// Path the CCS part uses for faults (`POST /emulator/faults` with `"path": "/ccs"`).
 pub(crate) const FAULT_PATH: &str = "/ccs";
@@ -261,10 +262,26 @@ pub(crate) fn process(
         },
         JsonTarget::Topic(name) => {
             let recipient = format!("{TOPIC_PREFIX}{name}");
-            topic_answer(&mut sender, message_id, &recipient, data_bytes, limit)
+            let target = TopicTarget::Topic(&name);
+            topic_answer(
+                &mut sender,
+                message_id,
+                &recipient,
+                &target,
+                data_bytes,
+                limit,
+            )
         }
         JsonTarget::Condition(condition) => {
-            topic_answer(&mut sender, message_id, &condition, data_bytes, limit)
+            let target = TopicTarget::Condition(&condition);
+            topic_answer(
+                &mut sender,
+                message_id,
+                &condition,
+                &target,
+                data_bytes,
+                limit,
+            )
         }
     };
     state.stats.delivered(sender.delivered);
@@ -272,11 +289,12 @@ pub(crate) fn process(
     answer
 }
 
-/// Topics and conditions: faults and message checks only (no fan-out yet, like legacy).
+/// Topics and conditions: faults and message checks, then fan-out to the subscribers.
 fn topic_answer(
     sender: &mut Sender<'_>,
     message_id: &str,
     recipient: &str,
+    target: &TopicTarget<'_>,
     data_bytes: usize,
     limit: usize,
 ) -> Answer {
@@ -288,7 +306,10 @@ fn topic_answer(
             let (code, text) = nack_for(&code, recipient, data_bytes, limit);
             nack(message_id, Some(recipient), code, text)
         }
-        None => ack(message_id, recipient, None),
+        None => {
+            sender.fan_out(target);
+            ack(message_id, recipient, None)
+        }
     }
 }
 

@@ -22,7 +22,9 @@ use http::{HeaderMap, Method, StatusCode, header};
 use pushgate_proto::legacy::limits::{
     MAX_DATA_BYTES, MAX_TOPIC_DATA_BYTES, TOPIC_PREFIX, data_payload_bytes,
 };
-use pushgate_proto::legacy::{ErrorCode, MulticastResponse, RecipientResult, TopicResponse};
+use pushgate_proto::legacy::{
+    ErrorCode, GroupResponse, MulticastResponse, RecipientResult, TopicResponse,
+};
 use serde_json::Value;
 
 use self::json::{BadRequest, JsonSend, JsonTarget, Ttl};
@@ -33,6 +35,7 @@ use crate::faults::RequestFault;
 use crate::respond::{json, json_bytes, set_retry_after, text};
 use crate::state::{EmulatorState, Inner};
 use crate::time::now_ms;
+use crate::topics::TopicTarget;
 
 /// Which of the two legacy URLs was called; they differ only in their 401 pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +241,14 @@ fn json_send(state: &Inner, endpoint: Endpoint, sender_id: &Arc<str>, body: &[u8
         send.restricted_package_name.as_deref(),
         send.dry_run,
     );
+    if let JsonTarget::To(key) = &target
+        && let Some(members) = state.groups.members(sender_id, key)
+    {
+        let mut handled = group_send(state, &mut sender, &members);
+        handled.recipients = recipients;
+        handled.delay = delay.max(sender.delay);
+        return handled;
+    }
     let (kind, body) = match target {
         JsonTarget::Missing => (
             KIND,
@@ -256,14 +267,16 @@ fn json_send(state: &Inner, endpoint: Endpoint, sender_id: &Arc<str>, body: &[u8
         ),
         JsonTarget::Topic(name) => {
             let to = format!("{TOPIC_PREFIX}{name}");
-            tracing::debug!(topic = %name, "topic send (no fan-out yet)");
-            ("legacy-topic", topic_body(state, &mut sender, &to))
+            (
+                "legacy-topic",
+                topic_body(state, &mut sender, &to, &TopicTarget::Topic(&name)),
+            )
         }
         JsonTarget::Condition(condition) => {
-            tracing::debug!(%condition, "condition send (no fan-out yet)");
+            let target = TopicTarget::Condition(&condition);
             (
                 "legacy-condition",
-                topic_body(state, &mut sender, &condition),
+                topic_body(state, &mut sender, &condition, &target),
             )
         }
     };
@@ -335,12 +348,51 @@ fn multicast_body(state: &Inner, results: Vec<RecipientResult>) -> Vec<u8> {
     serde_json::to_vec(&response).unwrap_or_default()
 }
 
-/// Shape (b): a numeric message id, or the error (faults and message checks only: topic
-/// fan-out comes later).
-fn topic_body(state: &Inner, sender: &mut Sender<'_>, recipient: &str) -> Vec<u8> {
+/// Shape (c): a send to a device group (notification key) delivers to every member and
+/// answers counts and the members it missed; when no member got it, HTTP 503 without JSON
+/// (PROTOCOLS.md §1.6c).
+fn group_send(state: &Inner, sender: &mut Sender<'_>, members: &[String]) -> Handled {
+    const KIND: &str = "legacy-group";
+    let mut response = GroupResponse {
+        success: 0,
+        failure: 0,
+        failed_registration_ids: Vec::new(),
+    };
+    for member in members {
+        match sender.send(member) {
+            RecipientOutcome::Delivered { .. } => response.success += 1,
+            RecipientOutcome::Failed(_) => {
+                response.failure += 1;
+                response.failed_registration_ids.push(member.clone());
+            }
+        }
+    }
+    state.stats.delivered(sender.delivered);
+    if response.success == 0 {
+        let mut answer = text(StatusCode::SERVICE_UNAVAILABLE, "");
+        set_retry_after(&mut answer, sender.retry_after.as_deref());
+        return Handled::new(answer, KIND).note("no group member reached");
+    }
+    let body = serde_json::to_vec(&response).unwrap_or_default();
+    let mut answer = json_bytes(StatusCode::OK, body);
+    set_retry_after(&mut answer, sender.retry_after.as_deref());
+    Handled::new(answer, KIND)
+}
+
+/// Shape (b): a numeric message id, or the error; on success the message is fanned out to
+/// every subscribed device.
+fn topic_body(
+    state: &Inner,
+    sender: &mut Sender<'_>,
+    recipient: &str,
+    target: &TopicTarget<'_>,
+) -> Vec<u8> {
     let error = sender
         .injected(recipient)
         .or_else(|| sender.message_error().cloned());
+    if error.is_none() {
+        sender.fan_out(target);
+    }
     let response = TopicResponse {
         message_id: error.is_none().then(|| state.ids.large_id()),
         error: error.map(|e| e.as_str().to_string()),

@@ -7,11 +7,12 @@ use std::time::Duration;
 use pushgate_proto::legacy::ErrorCode;
 use pushgate_proto::legacy::limits::is_reserved_data_key;
 
-use crate::devices::{DeliverResult, Payload, StoredMessage, Via};
+use crate::devices::{DeliverResult, DeviceKind, Payload, StoredMessage, Via};
 use crate::ids::FAKE_MESSAGE_ID;
 use crate::state::Inner;
 use crate::time::{now_micros, now_ms};
 use crate::token;
+use crate::topics::{self, TopicTarget};
 
 /// What one recipient gets.
 #[derive(Debug)]
@@ -110,6 +111,19 @@ impl<'a> Sender<'a> {
         self.message_error.as_ref()
     }
 
+    /// Delivers the message to every device a topic or condition reaches (nothing on a dry
+    /// run); counts them in [`Sender::delivered`].
+    pub(crate) fn fan_out(&mut self, target: &TopicTarget<'_>) {
+        self.delivered += topics::fan_out(
+            self.state,
+            self.sender_id,
+            target,
+            &self.payload,
+            self.via,
+            self.dry_run,
+        );
+    }
+
     /// Sends to one token: faults, message checks, token checks, then delivery.
     pub(crate) fn send(&mut self, token: &str) -> RecipientOutcome {
         match self.try_send(token) {
@@ -135,6 +149,9 @@ impl<'a> Sender<'a> {
                 ErrorCode::InvalidRegistration
             });
         };
+        if device.kind != DeviceKind::Gcm {
+            return Err(ErrorCode::InvalidRegistration);
+        }
         if *device.sender_id != *self.sender_id {
             return Err(ErrorCode::MismatchSenderId);
         }

@@ -4,12 +4,13 @@
 //! Order of work: bearer token (401), project (404), token's project (403), body (400),
 //! request-level faults, project quota (429), message rules (400), then the target: one
 //! token is checked against the virtual devices (shared with the legacy endpoints) and
-//! delivered to; a topic or condition is answered with a name (fan-out comes with the
-//! topics issue, see [`fan_out`]).
+//! delivered to; a topic or condition is answered with a name and fanned out to the
+//! subscribed devices (`crate::topics`).
 
 pub(crate) mod control;
 mod errors;
 mod parse;
+mod registrations;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +25,14 @@ use pushgate_proto::v1::{FAKE_MESSAGE_ID, FcmErrorCode, Message, SendResponse};
 use serde_json::{Map, Value};
 
 use crate::activity::ActivityEntry;
-use crate::devices::{DeliverResult, Payload, StoredMessage, Via};
+use crate::devices::{DeliverResult, DeviceKind, Payload, StoredMessage, Via};
 use crate::oauth::{BearerCheck, TOKEN_PATH};
 use crate::projects::Project;
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::{now_micros, now_ms};
 use crate::token;
+use crate::topics::{self, TopicTarget};
 
 /// The send path as the activity log shows it.
 const SEND_PATH: &str = "/v1/projects/*/messages:send";
@@ -42,6 +44,7 @@ pub(crate) fn routes() -> Router<EmulatorState> {
     Router::new()
         .route("/v1/projects/{project}/messages:send", post(send))
         .route(TOKEN_PATH, post(crate::oauth::token))
+        .merge(registrations::routes())
 }
 
 /// A processed request, before its delay and its activity-log entry.
@@ -188,6 +191,17 @@ fn send_message(
     };
     if let Some(token) = message.token.clone() {
         let payload = Arc::new(payload(project, message));
+        if let Some(members) = state.groups.members(&project.number, &token) {
+            return send_to_group(
+                state,
+                project,
+                path,
+                &members,
+                payload,
+                validate_only,
+                name_of,
+            );
+        }
         return send_to_token(
             state,
             project,
@@ -199,8 +213,24 @@ fn send_message(
         );
     }
     // Topic or condition (validate() guarantees exactly one target).
+    let topic = message.topic.clone();
+    let condition = message.condition.clone();
     let payload = Arc::new(payload(project, message));
-    let delivered = fan_out(state, project, &payload, validate_only);
+    let target = match (&topic, &condition) {
+        (Some(topic), _) => Some(TopicTarget::Topic(topic)),
+        (None, Some(condition)) => Some(TopicTarget::Condition(condition)),
+        (None, None) => None,
+    };
+    let delivered = target.map_or(0, |target| {
+        topics::fan_out(
+            state,
+            &project.number,
+            &target,
+            &payload,
+            Via::FcmV1,
+            validate_only,
+        )
+    });
     state.stats.delivered(delivered);
     let id = if validate_only {
         FAKE_MESSAGE_ID.to_string()
@@ -210,15 +240,47 @@ fn send_message(
     Handled::new(respond::json(StatusCode::OK, &name_of(&id)))
 }
 
-/// Delivers a topic or condition message to the subscribed devices; returns how many got
-/// it. Topic subscriptions come with the topics issue: until then nobody is subscribed.
-fn fan_out(
-    _state: &Inner,
-    _project: &Project,
-    _payload: &Arc<Payload>,
-    _validate_only: bool,
-) -> u64 {
-    0
+/// A `token` that is a device group's notification key: delivers to every member and
+/// answers a name when at least one member got it, else the first member's error.
+fn send_to_group(
+    state: &Inner,
+    project: &Project,
+    path: &str,
+    members: &[String],
+    payload: Arc<Payload>,
+    validate_only: bool,
+    name_of: impl Fn(&str) -> SendResponse,
+) -> Handled {
+    let mut first_failure = None;
+    let mut reached = 0usize;
+    for member in members {
+        let handled = send_to_token(
+            state,
+            project,
+            path,
+            member,
+            payload.clone(),
+            validate_only,
+            &name_of,
+        );
+        if handled.response.status() == StatusCode::OK {
+            reached += 1;
+        } else if first_failure.is_none() {
+            first_failure = Some(handled);
+        }
+    }
+    match first_failure {
+        Some(failure) if reached == 0 => failure,
+        _ => {
+            let id = if validate_only {
+                FAKE_MESSAGE_ID.to_string()
+            } else {
+                state.ids.large_id().to_string()
+            };
+            Handled::new(respond::json(StatusCode::OK, &name_of(&id)))
+                .note(format!("device group: {reached}/{} members", members.len()))
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -246,6 +308,10 @@ fn send_to_token(
         };
         return Handled::new(errors::fcm(code)).note(code.as_str());
     };
+    if device.kind != DeviceKind::Gcm {
+        return Handled::new(errors::fcm(FcmErrorCode::InvalidArgument))
+            .note("C2DM registration id");
+    }
     if *device.sender_id != *project.number {
         return Handled::new(errors::fcm(FcmErrorCode::SenderIdMismatch))
             .note(FcmErrorCode::SenderIdMismatch.as_str());

@@ -227,3 +227,73 @@ pub fn looks_like_message_id(id: &str) -> bool {
         && hex.len() == 16
         && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+impl Emu {
+    /// An OAuth access token of the default project (`pushgate-emulator`), obtained the way
+    /// google-auth does it: a JWT signed with the project's key file, exchanged at `/token`.
+    pub async fn access_token(&self) -> String {
+        let (status, key) = self
+            .control(
+                Method::GET,
+                "/emulator/projects/pushgate-emulator/key",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{key}");
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let aud = key["token_uri"].as_str().unwrap();
+        let claims = json!({
+            "iss": key["client_email"],
+            "scope": "https://www.googleapis.com/auth/firebase.messaging",
+            "aud": aud, "iat": iat, "exp": iat + 3600
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(key["private_key_id"].as_str().unwrap().to_string());
+        let pem = key["private_key"].as_str().unwrap();
+        let assertion = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let resp = self
+            .http
+            .post(self.url("/token"))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let a = answer(resp).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.json()["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// An IID batch call (`batchAdd` / `batchRemove`) with the default key.
+    pub async fn iid_batch(&self, op: &str, topic: &str, tokens: &[String]) -> Answer {
+        let body = json!({ "to": format!("/topics/{topic}"), "registration_tokens": tokens });
+        let resp = self
+            .http
+            .post(self.url(&format!("/iid/v1:{op}")))
+            .header("Authorization", format!("key={KEY}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        answer(resp).await
+    }
+
+    /// Subscribes `tokens` to `topic` and checks every result is `{}`.
+    pub async fn subscribe(&self, topic: &str, tokens: &[String]) {
+        let a = self.iid_batch("batchAdd", topic, tokens).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        for r in a.json()["results"].as_array().unwrap() {
+            assert_eq!(r, &json!({}), "{}", a.text);
+        }
+    }
+}

@@ -5,3 +5,4 @@ pub mod ccs_echo;
 pub mod emulator;
 pub mod output;
 pub mod send;
+pub mod topics;

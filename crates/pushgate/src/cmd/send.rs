@@ -23,6 +23,9 @@ struct Protocol {
     /// FCM HTTP v1 with a service-account key file.
     #[arg(long = "fcm-v1")]
     fcm_v1: bool,
+    /// C2DM (2010–2012): ClientLogin credentials or an auth token.
+    #[arg(long)]
+    c2dm: bool,
 }
 
 /// Flags of `pushgate send`.
@@ -49,6 +52,21 @@ pub struct Args {
     /// Send to the instances a topic condition matches.
     #[arg(long, conflicts_with_all = ["to", "topic"])]
     condition: Option<String>,
+    /// Legacy: send to a device group (its notification key).
+    #[arg(long, value_name = "NOTIFICATION_KEY", conflicts_with_all = ["to", "topic", "condition"])]
+    group: Option<String>,
+    /// C2DM: the ClientLogin account (with --password).
+    #[arg(long)]
+    email: Option<String>,
+    /// C2DM: the account's password (or set PUSHGATE_C2DM_PASSWORD).
+    #[arg(long, env = "PUSHGATE_C2DM_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// C2DM: the ClientLogin URL, e.g. http://127.0.0.1:8085/accounts/ClientLogin.
+    #[arg(long)]
+    login_url: Option<String>,
+    /// C2DM: an auth token obtained elsewhere, instead of --email/--password.
+    #[arg(long, env = "PUSHGATE_C2DM_AUTH", hide_env_values = true)]
+    auth_token: Option<String>,
     /// A data key/value pair `k=v`; repeat for more.
     #[arg(long = "data", value_name = "K=V", value_parser = parse_pair)]
     data: Vec<(String, String)>,
@@ -114,8 +132,12 @@ impl Args {
     }
 
     fn check_recipients(&self) -> anyhow::Result<()> {
-        if self.to.is_empty() && self.topic.is_none() && self.condition.is_none() {
-            bail!("give --to TOKEN (repeatable), --topic NAME or --condition EXPR");
+        if self.to.is_empty()
+            && self.topic.is_none()
+            && self.condition.is_none()
+            && self.group.is_none()
+        {
+            bail!("give --to TOKEN (repeatable), --topic NAME, --condition EXPR or --group KEY");
         }
         Ok(())
     }
@@ -126,6 +148,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.check_recipients()?;
     if args.protocol.fcm_v1 {
         fcm_v1(args).await
+    } else if args.protocol.c2dm {
+        c2dm(args).await
     } else {
         legacy(args).await
     }
@@ -156,12 +180,19 @@ async fn legacy(args: Args) -> anyhow::Result<ExitCode> {
         JsonMessage::to_topic(topic.clone())
     } else if let Some(condition) = &args.condition {
         JsonMessage::to_condition(condition.clone())
+    } else if let Some(key) = &args.group {
+        JsonMessage::to_notification_key(key.clone())
     } else {
         JsonMessage::new(args.to.clone())
     };
     let message = with_common_options!(target, args);
     let result = sender.send_with_retries(&message, &policy).await?;
-    if let Some(outcome) = result.topic_outcome() {
+    if let Some(group) = result.group() {
+        println!(
+            "device group: {} delivered, {} failed {:?}",
+            group.success, group.failure, group.failed_registration_ids
+        );
+    } else if let Some(outcome) = result.topic_outcome() {
         let label = args.topic.as_deref().or(args.condition.as_deref());
         print_outcomes([(label.unwrap_or("topic"), &outcome)]);
     } else {
@@ -231,5 +262,40 @@ async fn fcm_v1(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: the provider refused the credentials");
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn c2dm(args: Args) -> anyhow::Result<ExitCode> {
+    use pushgate_client::c2dm::{C2dmAuth, C2dmMessage, C2dmSender};
+    let auth = match (&args.auth_token, &args.email, &args.password) {
+        (Some(token), _, _) => C2dmAuth::Token(token.clone()),
+        (None, Some(email), Some(password)) => {
+            let auth = C2dmAuth::client_login(email.clone(), password.clone(), "pushgate-cli");
+            match &args.login_url {
+                Some(url) => auth.with_login_url(url.clone()),
+                None => auth,
+            }
+        }
+        _ => bail!("--c2dm needs --auth-token, or --email with --password"),
+    };
+    let collapse_key = args
+        .collapse_key
+        .clone()
+        .context("--c2dm needs --collapse-key (C2DM requires one)")?;
+    let mut config = args.http_config()?;
+    if let Some(endpoint) = &args.endpoint {
+        config = config.with_endpoint(endpoint.clone());
+    }
+    let sender = C2dmSender::new(auth, config)?;
+    let policy = args.policy();
+    let mut outcomes = Vec::with_capacity(args.to.len());
+    for token in &args.to {
+        let mut message = C2dmMessage::new(token.clone(), collapse_key.clone());
+        for (k, v) in &args.data {
+            message = message.data(k.clone(), v.clone());
+        }
+        outcomes.push(sender.send_with_retries(&message, &policy).await?);
+    }
+    print_outcomes(args.to.iter().map(String::as_str).zip(outcomes.iter()));
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,127 @@
+//! C2DM control routes under `/emulator/c2dm/`: accounts, quotas, token rotation.
+//!
+//! * `POST /emulator/c2dm/accounts {"email","password","sender_id"?}` → 201
+//!   `{"email","sender_id"}` (replaces an account of the same e-mail).
+//! * `PUT /emulator/c2dm/quotas {"per_sender":N|null,"per_device":M|null}` → 200: messages
+//!   per one-minute window (counting restarts on every PUT and reset).
+//! * `POST /emulator/c2dm/rotate-auth {"email"?}` → 200: the account's next `/c2dm/send`
+//!   answer carries `Update-Client-Auth` (default account when no e-mail).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{post, put};
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::DEFAULT_C2DM_EMAIL;
+use crate::DEFAULT_SENDER_ID;
+use crate::respond;
+use crate::state::EmulatorState;
+
+/// The C2DM control routes, to be nested under `/emulator`.
+pub(crate) fn routes() -> Router<EmulatorState> {
+    Router::new()
+        .route("/c2dm/accounts", post(add_account))
+        .route("/c2dm/quotas", put(set_quotas))
+        .route("/c2dm/rotate-auth", post(rotate))
+}
+
+fn bad(text: impl Into<String>) -> Response {
+    respond::json(StatusCode::BAD_REQUEST, &json!({ "error": text.into() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountSpec {
+    email: String,
+    password: String,
+    #[serde(default)]
+    sender_id: Option<String>,
+}
+
+async fn add_account(State(state): State<EmulatorState>, body: Bytes) -> Response {
+    let spec: AccountSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return bad(format!("invalid account: {e}")),
+    };
+    if spec.email.trim().is_empty() || spec.password.is_empty() {
+        return bad("email and password must not be empty");
+    }
+    let inner = state.get();
+    let sender_name = spec
+        .sender_id
+        .unwrap_or_else(|| DEFAULT_SENDER_ID.to_string());
+    let Some(sender_id): Option<Arc<str>> = inner.senders.get(&sender_name) else {
+        return bad(format!(
+            "sender_id: unknown sender {sender_name:?} (register it with POST /emulator/senders)"
+        ));
+    };
+    inner
+        .c2dm
+        .accounts
+        .add(&spec.email, &spec.password, sender_id.clone());
+    tracing::info!(email = %spec.email, sender_id = %sender_id, "C2DM account registered");
+    respond::json(
+        StatusCode::CREATED,
+        &json!({ "email": spec.email.to_ascii_lowercase(), "sender_id": &*sender_id }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaSpec {
+    #[serde(default)]
+    per_sender: Option<u32>,
+    #[serde(default)]
+    per_device: Option<u32>,
+}
+
+async fn set_quotas(State(state): State<EmulatorState>, body: Bytes) -> Response {
+    let spec: QuotaSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return bad(format!("invalid quotas: {e}")),
+    };
+    state
+        .get()
+        .c2dm
+        .quotas
+        .set(spec.per_sender, spec.per_device);
+    respond::json(
+        StatusCode::OK,
+        &json!({ "per_sender": spec.per_sender, "per_device": spec.per_device, "window_seconds": 60 }),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateSpec {
+    #[serde(default)]
+    email: Option<String>,
+}
+
+async fn rotate(State(state): State<EmulatorState>, body: Bytes) -> Response {
+    let spec: RotateSpec = if body.is_empty() {
+        RotateSpec::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(s) => s,
+            Err(e) => return bad(format!("invalid rotation: {e}")),
+        }
+    };
+    let email = spec
+        .email
+        .unwrap_or_else(|| DEFAULT_C2DM_EMAIL.to_string())
+        .to_ascii_lowercase();
+    if !state.get().c2dm.accounts.rotate(&email) {
+        return respond::json(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": format!("email: no C2DM account {email:?}") }),
+        );
+    }
+    respond::json(StatusCode::OK, &json!({ "email": email, "rotated": true }))
+}
