@@ -32,10 +32,7 @@ pub fn generate_with<R: Rng + ?Sized>(rng: &mut R) -> String {
     push_random(rng, &mut out, IID_LEN);
     out.extend_from_slice(MARKER.as_bytes());
     push_random(rng, &mut out, BODY_LEN);
-    let check = checksum(&out);
-    for i in 0..CHECK_LEN {
-        out.push(ALPHABET[((check >> (6 * i)) & 63) as usize]);
-    }
+    push_checksum(&mut out, CHECK_LEN);
     // Every byte comes from ALPHABET or MARKER: ASCII.
     out.into_iter().map(char::from).collect()
 }
@@ -47,13 +44,30 @@ pub fn is_well_formed(token: &str) -> bool {
     if bytes.len() != TOKEN_LEN || &bytes[IID_LEN..IID_LEN + MARKER.len()] != MARKER.as_bytes() {
         return false;
     }
-    let (head, tail) = bytes.split_at(TOKEN_LEN - CHECK_LEN);
-    let in_alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
-    if !head[..IID_LEN].iter().all(in_alphabet)
-        || !head[IID_LEN + MARKER.len()..].iter().all(in_alphabet)
-    {
+    let head = &bytes[..TOKEN_LEN - CHECK_LEN];
+    head[..IID_LEN].iter().all(in_alphabet)
+        && head[IID_LEN + MARKER.len()..].iter().all(in_alphabet)
+        && checksum_matches(bytes, CHECK_LEN)
+}
+
+/// True for a byte of the base64url alphabet.
+pub(crate) fn in_alphabet(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'
+}
+
+/// Appends `len` alphabet characters encoding the checksum of everything already in `out`:
+/// the self-check shared by every kind of id the emulator issues.
+pub(crate) fn push_checksum(out: &mut Vec<u8>, len: usize) {
+    let check = checksum(out);
+    out.extend((0..len).map(|i| ALPHABET[((check >> (6 * i)) & 63) as usize]));
+}
+
+/// True when the last `len` bytes of `bytes` are the checksum of the ones before them.
+pub(crate) fn checksum_matches(bytes: &[u8], len: usize) -> bool {
+    if bytes.len() < len {
         return false;
     }
+    let (head, tail) = bytes.split_at(bytes.len() - len);
     let check = checksum(head);
     tail.iter()
         .enumerate()
@@ -61,7 +75,7 @@ pub fn is_well_formed(token: &str) -> bool {
 }
 
 /// Appends `n` random alphabet characters (10 per drawn `u64`).
-fn push_random<R: Rng + ?Sized>(rng: &mut R, out: &mut Vec<u8>, n: usize) {
+pub(crate) fn push_random<R: Rng + ?Sized>(rng: &mut R, out: &mut Vec<u8>, n: usize) {
     let mut left = n;
     while left > 0 {
         let mut bits = rng.next_u64();

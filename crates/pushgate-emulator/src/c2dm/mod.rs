@@ -16,6 +16,7 @@ use rand::Rng;
 use serde_json::Value;
 
 use crate::state::EmulatorState;
+use crate::token;
 
 pub(crate) use accounts::Accounts;
 pub use accounts::{DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD};
@@ -34,9 +35,6 @@ const ID_BODY_LEN: usize = 104;
 const ID_CHECK_LEN: usize = 8;
 /// Total length of a C2DM registration id (119, unlike the 152 of GCM tokens).
 const ID_LEN: usize = ID_PREFIX.len() + ID_BODY_LEN + ID_CHECK_LEN;
-/// The base64url alphabet.
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// C2DM accounts, quotas and counters.
 #[derive(Debug)]
 pub(crate) struct C2dmState {
@@ -91,60 +89,29 @@ pub(crate) fn routes() -> Router<EmulatorState> {
 
 /// `n` random base64url characters.
 pub(crate) fn random_text(n: usize) -> String {
-    let mut rng = rand::rng();
-    let mut out = String::with_capacity(n);
-    push_random(&mut rng, &mut out, n);
-    out
+    let mut out = Vec::with_capacity(n);
+    token::push_random(&mut rand::rng(), &mut out, n);
+    // Alphabet bytes only: ASCII.
+    out.into_iter().map(char::from).collect()
 }
 
-fn push_random<R: Rng + ?Sized>(rng: &mut R, out: &mut String, n: usize) {
-    let mut left = n;
-    while left > 0 {
-        let mut bits = rng.next_u64();
-        for _ in 0..left.min(10) {
-            out.push(char::from(ALPHABET[(bits & 63) as usize]));
-            bits >>= 6;
-        }
-        left = left.saturating_sub(10);
-    }
-}
-
-/// A new C2DM registration id: `APA91bC`, 104 random characters, 8 checksum characters.
+/// A new C2DM registration id: `APA91bC`, 104 random characters, 8 checksum characters
+/// (the same self-check as GCM tokens, so an edited id is detectably malformed).
 pub(crate) fn registration_id<R: Rng + ?Sized>(rng: &mut R) -> String {
-    let mut out = String::with_capacity(ID_LEN);
-    out.push_str(ID_PREFIX);
-    push_random(rng, &mut out, ID_BODY_LEN);
-    let check = checksum(out.as_bytes());
-    for i in 0..ID_CHECK_LEN {
-        out.push(char::from(ALPHABET[((check >> (6 * i)) & 63) as usize]));
-    }
-    out
+    let mut out = Vec::with_capacity(ID_LEN);
+    out.extend_from_slice(ID_PREFIX.as_bytes());
+    token::push_random(rng, &mut out, ID_BODY_LEN);
+    token::push_checksum(&mut out, ID_CHECK_LEN);
+    out.into_iter().map(char::from).collect()
 }
 
 /// True for an untouched C2DM registration id issued by some emulator.
 pub(crate) fn is_well_formed(id: &str) -> bool {
     let bytes = id.as_bytes();
-    if bytes.len() != ID_LEN || !id.starts_with(ID_PREFIX) {
-        return false;
-    }
-    if !bytes
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-    {
-        return false;
-    }
-    let (head, tail) = bytes.split_at(ID_LEN - ID_CHECK_LEN);
-    let check = checksum(head);
-    tail.iter()
-        .enumerate()
-        .all(|(i, b)| *b == ALPHABET[((check >> (6 * i)) & 63) as usize])
-}
-
-/// FNV-1a over `bytes`.
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.len() == ID_LEN
+        && id.starts_with(ID_PREFIX)
+        && bytes.iter().all(token::in_alphabet)
+        && token::checksum_matches(bytes, ID_CHECK_LEN)
 }
 
 #[cfg(test)]
