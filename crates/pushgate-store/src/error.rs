@@ -1,0 +1,44 @@
+//! The store's error type.
+
+/// Why a store operation failed; callers map these to API statuses (404, 409, 500).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The app, device, message or delivery named by the caller does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The change would break a uniqueness rule (e.g. a token already held by an active device).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database refused or failed the operation.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A schema migration failed; the store is unusable until it is fixed.
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        /// Version number of the failing migration.
+        version: i64,
+        /// Its name.
+        name: &'static str,
+        /// What the database said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored value could not be read back (unknown state name, bad timestamp, bad JSON).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+/// Shorthand for results of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

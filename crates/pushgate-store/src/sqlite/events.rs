@@ -1,0 +1,52 @@
+//! The app-facing event log: written in the same transaction as its cause, read by cursor.
+
+use sqlx::SqliteConnection;
+use time::OffsetDateTime;
+
+use super::rows::{self, ms};
+use crate::Result;
+use crate::model::{Event, EventKind};
+
+/// Appends one event (inside the caller's transaction).
+pub(super) async fn append(
+    conn: &mut SqliteConnection,
+    app: &str,
+    kind: EventKind,
+    device_id: Option<&str>,
+    data: &serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (app, kind, device_id, data, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(app)
+    .bind(kind.as_str())
+    .bind(device_id)
+    .bind(data.to_string())
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The app's events after `cursor`, in `seq` order.
+pub(super) async fn after(
+    conn: &mut SqliteConnection,
+    app: &str,
+    cursor: i64,
+    limit: u32,
+    kind: Option<EventKind>,
+) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT seq, app, kind, device_id, data, created_at FROM events
+         WHERE app = $1 AND seq > $2 AND ($3 IS NULL OR kind = $3)
+         ORDER BY seq LIMIT $4",
+    )
+    .bind(app)
+    .bind(cursor)
+    .bind(kind.map(EventKind::as_str))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(rows::event).collect()
+}

@@ -1,0 +1,54 @@
+//! A tiny migration runner: numbered SQL scripts embedded in the binary, applied in order, each
+//! in its own write transaction and recorded in `schema_migrations`.
+
+use sqlx::SqlitePool;
+use time::OffsetDateTime;
+
+use super::BEGIN_WRITE;
+use super::rows::ms;
+use crate::{Result, StoreError};
+
+/// The SQLite schema history: (version, name, script). Append only; never edit a shipped one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+
+/// Applies every migration not yet recorded; safe to run from several processes at once.
+pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at BIGINT NOT NULL
+        )",
+    )
+    .execute(pool)
+    .await?;
+    for &(version, name, script) in MIGRATIONS {
+        let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(script)
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| StoreError::Migration {
+                version,
+                name,
+                source,
+            })?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(ms(OffsetDateTime::now_utc()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
