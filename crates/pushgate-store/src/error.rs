@@ -9,6 +9,10 @@ pub enum StoreError {
     /// The change would break a uniqueness rule (e.g. a token already held by an active device).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The caller asked for something the store's rules forbid (e.g. setting a device
+    /// `invalid` by hand); the text says what.
+    #[error("{0}")]
+    InvalidInput(String),
     /// The database refused or failed the operation.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),

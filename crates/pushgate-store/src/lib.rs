@@ -11,5 +11,5 @@ mod store;
 
 pub use error::{Result, StoreError};
 pub use model::*;
-pub use sqlite::SqliteStore;
-pub use store::Store;
+pub use sqlite::{SqliteSettings, SqliteStore};
+pub use store::{Confirmation, Store};

@@ -79,21 +79,37 @@ named_enum! {
     }
 }
 
-/// What an application registers: one installation of its client on one device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+named_enum! {
+    /// How a device came to be registered, which decides when it may receive messages.
+    Registration {
+        /// Through the authenticated device API: trusted, confirmed at once.
+        Api => "api",
+        /// Through the C2DM-era `registration` / `confirmation` flow: a registration id only
+        /// becomes the device's token once the device proves it received the confirmation.
+        C2dmFlow => "c2dm_flow",
+    }
+}
+
+/// What an application registers through the device API: one installation of its client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewDevice {
     /// The application's own id for this device, unique within the app.
     pub device_id: String,
     /// The provider registration token.
     pub token: String,
-    /// Which provider protocol to reach it over, if not the app's default.
+    /// Which configured channel reaches it, if not the app's default.
     pub channel: Option<String>,
     /// The application's user id, for targeting a user's devices.
     pub user: Option<String>,
     /// Free tags, for targeting groups of devices.
     pub tags: Vec<String>,
+    /// Topics the device is subscribed to in the gateway's registry.
+    pub topics: Vec<String>,
     /// The client application's version, for diagnostics.
     pub app_version: Option<String>,
+    /// `Some(Disabled)` switches the device off, `Some(Active)` back on; `None` keeps a
+    /// disabled device disabled and makes any other one active. `Invalid` is refused.
+    pub state: Option<DeviceState>,
 }
 
 /// A registered device as stored, with its registry state.
@@ -103,26 +119,40 @@ pub struct Device {
     pub app: String,
     /// The application's own id for this device.
     pub device_id: String,
-    /// Current provider token (rewritten when the provider reports a canonical id).
-    pub token: String,
-    /// Provider protocol override.
+    /// Current provider token (rewritten when the provider reports a canonical id); `None`
+    /// for a device of the C2DM-era flow that has not confirmed a registration id yet.
+    pub token: Option<String>,
+    /// Channel override (else the app's default channel reaches it).
     pub channel: Option<String>,
     /// The application's user id.
     pub user: Option<String>,
     /// Targeting tags, sorted and without duplicates.
     pub tags: Vec<String>,
+    /// Topic subscriptions, sorted and without duplicates.
+    pub topics: Vec<String>,
     /// Client application version.
     pub app_version: Option<String>,
     /// Whether the gateway may send to it.
     pub state: DeviceState,
     /// Why it is invalid (provider error code, or which device took its token).
     pub invalid_reason: Option<String>,
-    /// True once a provider accepted a message for the current token.
-    pub confirmed: bool,
+    /// How it registered.
+    pub registration: Registration,
+    /// A registration id waiting for its confirmation (C2DM-era flow); the device keeps
+    /// receiving on `token` meanwhile, and receives nothing while it has none.
+    pub pending_token: Option<String>,
     /// First registration.
     pub created_at: OffsetDateTime,
     /// Last change of any field.
     pub updated_at: OffsetDateTime,
+}
+
+impl Device {
+    /// True when the device has a token messages can go to (every API device; a C2DM-flow
+    /// device once it confirmed a registration id).
+    pub fn is_confirmed(&self) -> bool {
+        self.token.is_some()
+    }
 }
 
 /// Which devices [`crate::Store::list_devices`] returns; `None` fields do not filter.
@@ -132,6 +162,8 @@ pub struct DeviceFilter {
     pub user: Option<String>,
     /// Only devices carrying this tag.
     pub tag: Option<String>,
+    /// Only devices subscribed to this topic.
+    pub topic: Option<String>,
     /// Only devices in this state.
     pub state: Option<DeviceState>,
 }
@@ -154,7 +186,48 @@ pub struct Page<T, C> {
     pub next_cursor: Option<C>,
 }
 
-/// A message accepted from the application, stored before the API answers 202.
+/// A provider channel of an app as the store records it: what it is and which credential it
+/// uses, by reference only (a file path or variable name and a fingerprint, never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRecord {
+    /// The channel's name within its app (what devices and messages name).
+    pub name: String,
+    /// Protocol: `fcm_v1`, `legacy`, `ccs` or `c2dm`.
+    pub kind: String,
+    /// True for the channel that reaches devices which name none.
+    pub is_default: bool,
+    /// Where it sends (URL or host:port), for operators.
+    pub endpoint: String,
+    /// Where the credential comes from, e.g. `file:/etc/pushgate/key.json` or `env:FCM_KEY`.
+    pub credential_ref: String,
+    /// A short non-reversible fingerprint of the credential, to tell two apart.
+    pub credential_fingerprint: String,
+}
+
+/// Who a message is for: the union of every kind given (a device reached twice gets one
+/// delivery). Only active devices with a confirmed token are reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// Registered devices by id; ids that cannot be sent to get a delivery in a final state
+    /// that says why (`unknown_device`, `device_disabled`, `device_invalid`,
+    /// `device_unconfirmed`).
+    pub device_ids: Vec<String>,
+    /// Raw provider tokens; a token a registered device holds is sent as that device's.
+    pub tokens: Vec<String>,
+    /// Every device of these users.
+    pub users: Vec<String>,
+    /// Every device carrying any of these tags.
+    pub tags: Vec<String>,
+    /// Every device subscribed to this topic in the registry.
+    pub topic: Option<String>,
+    /// Every device whose registry subscriptions satisfy this condition.
+    pub condition: Option<pushgate_proto::condition::Condition>,
+    /// Every device of the app.
+    pub all: bool,
+}
+
+/// A message accepted from the application, stored with its deliveries before the API
+/// answers 202.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewMessage {
     /// Time-ordered id (UUID v7) given by the caller.
@@ -163,25 +236,18 @@ pub struct NewMessage {
     pub app: String,
     /// What to send; opaque to the store.
     pub payload: serde_json::Value,
-    /// Provider protocol override for the whole message.
-    pub channel: Option<String>,
+    /// A channel forced on every delivery (e.g. to move devices from legacy to v1).
+    pub channel_override: Option<String>,
+    /// The channel for devices and raw tokens that name none (the app's default).
+    pub default_channel: String,
     /// Time to live: deliveries not sent within this many seconds expire.
     pub ttl_secs: i64,
     /// A repeat of a request with the same key (per app) stores nothing new.
     pub idempotency_key: Option<String>,
+    /// A digest of the request, to tell a true retry from a reused key.
+    pub request_hash: Option<String>,
     /// Acceptance time; deliveries are due from then and expire at `created_at + ttl_secs`.
     pub created_at: OffsetDateTime,
-}
-
-/// One target of a new message, already expanded to a token by the gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewDelivery {
-    /// The registered device, when the target was one (raw-token targets have none).
-    pub device_id: Option<String>,
-    /// The token to send to.
-    pub token: String,
-    /// Provider protocol for this token.
-    pub channel: Option<String>,
 }
 
 /// What [`crate::Store::insert_message`] did.
@@ -189,10 +255,50 @@ pub struct NewDelivery {
 pub struct InsertOutcome {
     /// The stored message's id: the new one, or the first one for a repeated idempotency key.
     pub message_id: Uuid,
-    /// How many deliveries the stored message has.
+    /// How many deliveries the stored message has (including those settled at once).
     pub deliveries: u64,
+    /// How many of them wait for a worker.
+    pub queued: u64,
     /// True when the idempotency key matched an earlier message and nothing was stored.
     pub duplicate: bool,
+    /// For a duplicate: whether the earlier request had the same digest.
+    pub same_request: bool,
+}
+
+/// A stored message, as workers and the message API read it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Its id.
+    pub id: Uuid,
+    /// Name of the owning app.
+    pub app: String,
+    /// What to send.
+    pub payload: serde_json::Value,
+    /// The channel forced on its deliveries, if any.
+    pub channel_override: Option<String>,
+    /// Time to live in seconds.
+    pub ttl_secs: i64,
+    /// Deliveries created for it.
+    pub deliveries: u64,
+    /// Of which queued at acceptance.
+    pub queued: u64,
+    /// Acceptance time.
+    pub created_at: OffsetDateTime,
+}
+
+/// The confirmation message of a C2DM-era registration, stored with the registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct C2dmRegistration {
+    /// The device id the device gave.
+    pub device_id: String,
+    /// The registration id it asks to be reached at.
+    pub registration_id: String,
+    /// The secret it must echo in its confirmation.
+    pub confirmation_token: String,
+    /// The channel that carries the confirmation message and later messages.
+    pub channel: String,
+    /// The confirmation message itself (one delivery, to `registration_id`).
+    pub message: NewMessage,
 }
 
 named_enum! {
@@ -241,13 +347,14 @@ pub struct Delivery {
     pub device_id: Option<String>,
     /// The token to send to (kept current when the provider rotates it).
     pub token: String,
-    /// Provider protocol.
-    pub channel: Option<String>,
+    /// The channel that carries it.
+    pub channel: String,
     /// Where it stands.
     pub state: DeliveryState,
-    /// How many times a worker claimed it.
+    /// How many times a worker claimed it; also the claim's fencing number (an answer is
+    /// only recorded for the claim that is current).
     pub attempts: i64,
-    /// When it may be claimed next.
+    /// When it may be claimed next (while in flight: when its lease runs out).
     pub due_at: OffsetDateTime,
     /// While in flight: when the claim runs out and another worker may take it.
     pub lease_until: Option<OffsetDateTime>,
@@ -255,7 +362,7 @@ pub struct Delivery {
     pub deadline: OffsetDateTime,
     /// The provider's id for the sent message.
     pub provider_message_id: Option<String>,
-    /// The last provider error code.
+    /// The last provider error code (or why the gateway did not send).
     pub error_code: Option<String>,
     /// Last change.
     pub updated_at: OffsetDateTime,
@@ -264,16 +371,38 @@ pub struct Delivery {
 /// Counts of a message's deliveries by state (states with no delivery are absent).
 pub type MessageSummary = BTreeMap<DeliveryState, u64>;
 
+/// Deliveries still to be sent, for metrics and for operators.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Queued, waiting to retry, or in flight.
+    pub pending: u64,
+    /// Of which due now (queued or retry-wait with `due_at <= now`, or a lease run out).
+    pub due: u64,
+    /// The oldest `due_at` among due deliveries.
+    pub oldest_due: Option<OffsetDateTime>,
+}
+
 /// One provider answer to record with [`crate::Store::complete`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     /// The in-flight delivery the answer is for.
     pub delivery_id: i64,
+    /// Its `attempts` when claimed: an answer for an older claim is ignored.
+    pub attempt: i64,
     /// What the provider said.
     pub outcome: pushgate_proto::outcome::Outcome,
     /// For retriable outcomes: when to try again (the caller's backoff, honouring
     /// Retry-After). `None` means "now". Ignored for other outcomes.
     pub retry_at: Option<OffsetDateTime>,
+}
+
+/// A claimed delivery handed back unsent (graceful shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    /// The delivery.
+    pub delivery_id: i64,
+    /// Its `attempts` when claimed.
+    pub attempt: i64,
 }
 
 named_enum! {

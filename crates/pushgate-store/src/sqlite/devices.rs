@@ -1,10 +1,14 @@
-//! Apps and the device registry.
+//! Apps, their channels, and the device registry as the device API changes it.
 
 use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::rows::{self, device_columns, ms};
-use crate::model::{App, Device, DeviceFilter, DeviceState, NewDevice, Page, PutDevice};
+use super::registry::{self, Labels};
+use super::rows::{self, device_select, ms, normalized_list};
+use crate::model::{
+    App, ChannelRecord, DeliveryState, Device, DeviceFilter, DeviceState, NewDevice, Page,
+    PutDevice,
+};
 use crate::{Result, StoreError};
 
 /// Creates or updates an app; a new default app clears the flag on the others.
@@ -28,6 +32,10 @@ pub(super) async fn upsert_app(
     .bind(is_default)
     .fetch_one(&mut *conn)
     .await?;
+    app(&row)
+}
+
+fn app(row: &sqlx::sqlite::SqliteRow) -> Result<App> {
     Ok(App {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -35,66 +43,117 @@ pub(super) async fn upsert_app(
     })
 }
 
-/// Registers or updates a device, taking its token over from any other live device.
+/// Every app by name.
+pub(super) async fn apps(conn: &mut SqliteConnection) -> Result<Vec<App>> {
+    let rows = sqlx::query("SELECT id, name, is_default FROM apps ORDER BY name")
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(app).collect()
+}
+
+/// Replaces the app's channel records.
+pub(super) async fn sync_channels(
+    conn: &mut SqliteConnection,
+    app: &str,
+    channels: &[ChannelRecord],
+    now: OffsetDateTime,
+) -> Result<()> {
+    registry::require_app(&mut *conn, app).await?;
+    sqlx::query("DELETE FROM channels WHERE app = $1")
+        .bind(app)
+        .execute(&mut *conn)
+        .await?;
+    for c in channels {
+        sqlx::query(
+            "INSERT INTO channels (app, name, kind, is_default, endpoint, credential_ref,
+                                   credential_fingerprint, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(app)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(c.is_default)
+        .bind(&c.endpoint)
+        .bind(&c.credential_ref)
+        .bind(&c.credential_fingerprint)
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The app's channel records by name.
+pub(super) async fn list_channels(
+    conn: &mut SqliteConnection,
+    app: &str,
+) -> Result<Vec<ChannelRecord>> {
+    let rows = sqlx::query(
+        "SELECT name, kind, is_default, endpoint, credential_ref, credential_fingerprint
+         FROM channels WHERE app = $1 ORDER BY name",
+    )
+    .bind(app)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(rows::channel).collect()
+}
+
+/// The stored state and token of a device, if it exists.
+pub(super) async fn current(
+    conn: &mut SqliteConnection,
+    app: &str,
+    device_id: &str,
+) -> Result<Option<(DeviceState, Option<String>)>> {
+    let row = sqlx::query("SELECT state, token FROM devices WHERE app = $1 AND device_id = $2")
+        .bind(app)
+        .bind(device_id)
+        .fetch_optional(conn)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let state: String = row.try_get("state")?;
+            Ok(Some((state.parse()?, row.try_get("token")?)))
+        }
+    }
+}
+
+/// Registers or updates a device through the API (the app must exist).
 pub(super) async fn put(
     conn: &mut SqliteConnection,
     app: &str,
     device: NewDevice,
     now: OffsetDateTime,
 ) -> Result<PutDevice> {
-    let app_known: Option<i64> = sqlx::query_scalar("SELECT id FROM apps WHERE name = $1")
-        .bind(app)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if app_known.is_none() {
-        return Err(StoreError::NotFound);
-    }
-    let existed: Option<String> =
-        sqlx::query_scalar("SELECT device_id FROM devices WHERE app = $1 AND device_id = $2")
-            .bind(app)
-            .bind(&device.device_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let holder: Option<String> = sqlx::query_scalar(
-        "SELECT device_id FROM devices
-         WHERE app = $1 AND token = $2 AND state <> 'invalid' AND device_id <> $3",
-    )
-    .bind(app)
-    .bind(&device.token)
-    .bind(&device.device_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(holder) = &holder {
-        sqlx::query(
-            "UPDATE devices SET state = 'invalid', invalid_reason = $1, updated_at = $2
-             WHERE app = $3 AND device_id = $4",
-        )
-        .bind(format!("token taken over by {}", device.device_id))
-        .bind(ms(now))
-        .bind(app)
-        .bind(holder)
-        .execute(&mut *conn)
-        .await?;
-    }
-
-    let mut tags = device.tags;
-    tags.sort();
-    tags.dedup();
-    let tags_json = serde_json::Value::from(tags.clone()).to_string();
+    let before = current(&mut *conn, app, &device.device_id).await?;
+    let state = match (device.state, &before) {
+        (Some(DeviceState::Invalid), _) => {
+            return Err(StoreError::InvalidInput(
+                "state: only the provider makes a device invalid".into(),
+            ));
+        }
+        (Some(state), _) => state,
+        (None, Some((DeviceState::Disabled, _))) => DeviceState::Disabled,
+        (None, _) => DeviceState::Active,
+    };
+    let took_over_from =
+        registry::take_over(&mut *conn, app, &device.device_id, &device.token, now).await?;
+    let (tags, tags_json) = normalized_list(device.tags);
+    let (topics, topics_json) = normalized_list(device.topics);
     sqlx::query(
-        "INSERT INTO devices (app, device_id, token, channel, user_id, tags, app_version,
-                              state, invalid_reason, confirmed, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', NULL, FALSE, $8, $8)
+        "INSERT INTO devices (app, device_id, token, channel, user_id, tags, topics, app_version,
+                              state, invalid_reason, registration, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 'api', $10, $10)
          ON CONFLICT (app, device_id) DO UPDATE SET
              token = excluded.token,
              channel = excluded.channel,
              user_id = excluded.user_id,
              tags = excluded.tags,
+             topics = excluded.topics,
              app_version = excluded.app_version,
-             state = CASE WHEN devices.state = 'disabled' THEN 'disabled' ELSE 'active' END,
+             state = excluded.state,
              invalid_reason = NULL,
-             confirmed = CASE WHEN devices.token = excluded.token
-                              THEN devices.confirmed ELSE FALSE END,
+             registration = 'api',
              updated_at = excluded.updated_at",
     )
     .bind(app)
@@ -103,39 +162,35 @@ pub(super) async fn put(
     .bind(&device.channel)
     .bind(&device.user)
     .bind(tags_json)
+    .bind(topics_json)
     .bind(&device.app_version)
+    .bind(state.as_str())
     .bind(ms(now))
     .execute(&mut *conn)
     .await?;
-
-    sqlx::query("DELETE FROM device_tags WHERE app = $1 AND device_id = $2")
+    // A registration through the API supersedes one waiting for C2DM-era confirmation.
+    sqlx::query("DELETE FROM pending_registrations WHERE app = $1 AND device_id = $2")
         .bind(app)
         .bind(&device.device_id)
         .execute(&mut *conn)
         .await?;
-    for tag in &tags {
-        sqlx::query("INSERT INTO device_tags (app, device_id, tag) VALUES ($1, $2, $3)")
-            .bind(app)
-            .bind(&device.device_id)
-            .bind(tag)
-            .execute(&mut *conn)
-            .await?;
+    registry::replace_labels(&mut *conn, Labels::Tags, app, &device.device_id, &tags).await?;
+    registry::replace_labels(&mut *conn, Labels::Topics, app, &device.device_id, &topics).await?;
+    registry::follow_token(&mut *conn, app, &device.device_id, &device.token, now).await?;
+    if state == DeviceState::Disabled {
+        registry::settle_waiting(
+            conn,
+            app,
+            &device.device_id,
+            DeliveryState::Failed,
+            "device_disabled",
+            now,
+        )
+        .await?;
     }
-    // Work still waiting for this device goes to its current token.
-    sqlx::query(
-        "UPDATE deliveries SET token = $1, updated_at = $2
-         WHERE app = $3 AND device_id = $4 AND state IN ('queued', 'retry_wait') AND token <> $1",
-    )
-    .bind(&device.token)
-    .bind(ms(now))
-    .bind(app)
-    .bind(&device.device_id)
-    .execute(&mut *conn)
-    .await?;
-
     Ok(PutDevice {
-        created: existed.is_none(),
-        took_over_from: holder,
+        created: before.is_none(),
+        took_over_from,
     })
 }
 
@@ -146,9 +201,8 @@ pub(super) async fn get(
     device_id: &str,
 ) -> Result<Option<Device>> {
     let row = sqlx::query(concat!(
-        "SELECT ",
-        device_columns!(),
-        " FROM devices WHERE app = $1 AND device_id = $2"
+        device_select!(),
+        " WHERE d.app = $1 AND d.device_id = $2"
     ))
     .bind(app)
     .bind(device_id)
@@ -166,22 +220,23 @@ pub(super) async fn list(
     limit: u32,
 ) -> Result<Page<Device, String>> {
     let rows = sqlx::query(concat!(
-        "SELECT ",
-        device_columns!(),
-        " FROM devices d
-         WHERE d.app = $1
+        device_select!(),
+        " WHERE d.app = $1
            AND ($2 IS NULL OR d.user_id = $2)
            AND ($3 IS NULL OR d.state = $3)
            AND ($4 IS NULL OR EXISTS (SELECT 1 FROM device_tags t
                 WHERE t.app = d.app AND t.device_id = d.device_id AND t.tag = $4))
-           AND ($5 IS NULL OR d.device_id > $5)
+           AND ($5 IS NULL OR EXISTS (SELECT 1 FROM device_topics s
+                WHERE s.app = d.app AND s.device_id = d.device_id AND s.topic = $5))
+           AND ($6 IS NULL OR d.device_id > $6)
          ORDER BY d.device_id
-         LIMIT $6"
+         LIMIT $7"
     ))
     .bind(app)
     .bind(&filter.user)
     .bind(filter.state.map(DeviceState::as_str))
     .bind(&filter.tag)
+    .bind(&filter.topic)
     .bind(cursor)
     .bind(i64::from(limit) + 1)
     .fetch_all(conn)
@@ -196,8 +251,22 @@ pub(super) async fn list(
     Ok(Page { items, next_cursor })
 }
 
-/// Removes a device (its tags go with it).
-pub(super) async fn delete(conn: &mut SqliteConnection, app: &str, device_id: &str) -> Result<()> {
+/// Removes a device (tags, topics and pending registration go with it); its waiting work fails.
+pub(super) async fn delete(
+    conn: &mut SqliteConnection,
+    app: &str,
+    device_id: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    registry::settle_waiting(
+        &mut *conn,
+        app,
+        device_id,
+        DeliveryState::Failed,
+        "device_deleted",
+        now,
+    )
+    .await?;
     let done = sqlx::query("DELETE FROM devices WHERE app = $1 AND device_id = $2")
         .bind(app)
         .bind(device_id)
@@ -232,10 +301,18 @@ pub(super) async fn set_state(
     .bind(ms(now))
     .bind(app)
     .bind(device_id)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
+    }
+    let settled = match state {
+        DeviceState::Active => None,
+        DeviceState::Disabled => Some((DeliveryState::Failed, "device_disabled")),
+        DeviceState::Invalid => Some((DeliveryState::TokenDead, "device_invalid")),
+    };
+    if let Some((delivery_state, error)) = settled {
+        registry::settle_waiting(conn, app, device_id, delivery_state, error, now).await?;
     }
     Ok(())
 }

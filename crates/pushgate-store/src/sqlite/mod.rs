@@ -3,13 +3,18 @@
 //! SQLite has one writer at a time: every changing operation runs in a `BEGIN IMMEDIATE`
 //! transaction, which takes the write lock up front (waiting up to `busy_timeout`), so a claim
 //! is atomic across processes sharing one file. The SQL uses `$n` placeholders, `RETURNING`
-//! and portable functions only, so that a PostgreSQL implementation can reuse most of it.
+//! and portable functions where it can, so that a PostgreSQL implementation can reuse most of
+//! it; lists travel as one JSON array (`json_each`).
 
+mod c2dm;
 mod devices;
 mod events;
 mod migrate;
+mod outcomes;
 mod queue;
+mod registry;
 mod rows;
+mod targets;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,19 +26,38 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::model::{
-    App, Completion, Delivery, Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome,
-    MessageSummary, NewDelivery, NewDevice, NewMessage, Page, PutDevice,
+    App, C2dmRegistration, ChannelRecord, Completion, Delivery, Device, DeviceFilter, DeviceState,
+    Event, EventKind, InsertOutcome, MessageSummary, NewDevice, NewMessage, Page, PutDevice,
+    QueueStats, Release, StoredMessage, Targets,
 };
+use crate::store::Confirmation;
 use crate::{Result, Store};
-
-/// How long a writer waits for another one before giving up with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections per file store: readers run in parallel under WAL, writers queue on the lock.
-const MAX_CONNECTIONS: u32 = 4;
 
 /// The statement every write transaction starts with (takes the write lock at once).
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// How a SQLite store is opened.
+#[derive(Debug, Clone)]
+pub struct SqliteSettings {
+    /// How long a writer waits for another one before failing with "database is locked".
+    pub busy_timeout: Duration,
+    /// Connections in the pool: readers run in parallel under WAL, writers queue on the lock.
+    pub max_connections: u32,
+    /// `true`: every commit is flushed to disk (`synchronous=FULL`), so an accepted message
+    /// survives a power cut; `false` (`NORMAL`) survives a crash of the process but may lose
+    /// the last commits on power loss.
+    pub durable_commits: bool,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(10),
+            max_connections: 4,
+            durable_commits: true,
+        }
+    }
+}
 
 /// A [`Store`] in one SQLite file (or in memory, for tests): the zero-configuration default.
 #[derive(Debug, Clone)]
@@ -42,22 +66,33 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at a path or `sqlite:` URL, in WAL mode with a
-    /// busy timeout and foreign keys on, and brings its schema up to date.
+    /// Opens (creating if missing) the database at a path or `sqlite:` URL with default
+    /// settings, and brings its schema up to date.
     pub async fn open(path_or_url: &str) -> Result<Self> {
+        Self::open_with(path_or_url, &SqliteSettings::default()).await
+    }
+
+    /// Opens the database in WAL mode with foreign keys on and the given settings, and brings
+    /// its schema up to date.
+    pub async fn open_with(path_or_url: &str, settings: &SqliteSettings) -> Result<Self> {
         let options = if path_or_url.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(path_or_url)?
         } else {
             SqliteConnectOptions::new().filename(path_or_url)
         };
+        let synchronous = if settings.durable_commits {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(synchronous)
+            .busy_timeout(settings.busy_timeout)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(settings.max_connections.max(1))
             .connect_with(options)
             .await?;
         let store = SqliteStore { pool };
@@ -89,6 +124,24 @@ impl SqliteStore {
     }
 }
 
+/// Runs `$body` with `$tx` bound to a new write transaction and commits it.
+macro_rules! write_tx {
+    ($self:ident, |$tx:ident| $body:expr) => {{
+        let mut $tx = $self.pool.begin_with(BEGIN_WRITE).await?;
+        let out = $body;
+        $tx.commit().await?;
+        Ok(out)
+    }};
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection (reads).
+macro_rules! read {
+    ($self:ident, |$conn:ident| $body:expr) => {{
+        let mut $conn = $self.pool.acquire().await?;
+        $body
+    }};
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
@@ -96,10 +149,28 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_app(&self, name: &str, is_default: bool) -> Result<App> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let app = devices::upsert_app(&mut tx, name, is_default).await?;
-        tx.commit().await?;
-        Ok(app)
+        write_tx!(self, |tx| devices::upsert_app(&mut tx, name, is_default)
+            .await?)
+    }
+
+    async fn apps(&self) -> Result<Vec<App>> {
+        read!(self, |conn| devices::apps(&mut conn).await)
+    }
+
+    async fn sync_channels(
+        &self,
+        app: &str,
+        channels: &[ChannelRecord],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        write_tx!(self, |tx| devices::sync_channels(
+            &mut tx, app, channels, now
+        )
+        .await?)
+    }
+
+    async fn list_channels(&self, app: &str) -> Result<Vec<ChannelRecord>> {
+        read!(self, |conn| devices::list_channels(&mut conn, app).await)
     }
 
     async fn put_device(
@@ -108,15 +179,30 @@ impl Store for SqliteStore {
         device: NewDevice,
         now: OffsetDateTime,
     ) -> Result<PutDevice> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let put = devices::put(&mut tx, app, device, now).await?;
-        tx.commit().await?;
-        Ok(put)
+        write_tx!(self, |tx| {
+            registry::require_app(&mut tx, app).await?;
+            devices::put(&mut tx, app, device, now).await?
+        })
+    }
+
+    async fn put_devices(
+        &self,
+        app: &str,
+        list: Vec<NewDevice>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<PutDevice>> {
+        write_tx!(self, |tx| {
+            registry::require_app(&mut tx, app).await?;
+            let mut out = Vec::with_capacity(list.len());
+            for device in list {
+                out.push(devices::put(&mut tx, app, device, now).await?);
+            }
+            out
+        })
     }
 
     async fn get_device(&self, app: &str, device_id: &str) -> Result<Option<Device>> {
-        let mut conn = self.pool.acquire().await?;
-        devices::get(&mut conn, app, device_id).await
+        read!(self, |conn| devices::get(&mut conn, app, device_id).await)
     }
 
     async fn list_devices(
@@ -126,15 +212,15 @@ impl Store for SqliteStore {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<Device, String>> {
-        let mut conn = self.pool.acquire().await?;
-        devices::list(&mut conn, app, filter, cursor, limit).await
+        read!(self, |conn| devices::list(
+            &mut conn, app, filter, cursor, limit
+        )
+        .await)
     }
 
-    async fn delete_device(&self, app: &str, device_id: &str) -> Result<()> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        devices::delete(&mut tx, app, device_id).await?;
-        tx.commit().await?;
-        Ok(())
+    async fn delete_device(&self, app: &str, device_id: &str, now: OffsetDateTime) -> Result<()> {
+        write_tx!(self, |tx| devices::delete(&mut tx, app, device_id, now)
+            .await?)
     }
 
     async fn set_device_state(
@@ -145,52 +231,88 @@ impl Store for SqliteStore {
         reason: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        devices::set_state(&mut tx, app, device_id, state, reason, now).await?;
-        tx.commit().await?;
-        Ok(())
+        write_tx!(self, |tx| {
+            devices::set_state(&mut tx, app, device_id, state, reason, now).await?
+        })
     }
 
-    async fn insert_message(
+    async fn c2dm_register(
         &self,
-        msg: NewMessage,
-        deliveries: Vec<NewDelivery>,
+        app: &str,
+        registration: C2dmRegistration,
+        now: OffsetDateTime,
     ) -> Result<InsertOutcome> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let outcome = queue::insert_message(&mut tx, &msg, &deliveries).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        write_tx!(self, |tx| c2dm::register(&mut tx, app, &registration, now)
+            .await?)
+    }
+
+    async fn c2dm_confirm(
+        &self,
+        app: &str,
+        device_id: &str,
+        confirmation_token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Confirmation> {
+        write_tx!(self, |tx| {
+            c2dm::confirm(&mut tx, app, device_id, confirmation_token, now).await?
+        })
+    }
+
+    async fn reached_channels(
+        &self,
+        app: &str,
+        targets: &Targets,
+        channel_override: Option<&str>,
+        default_channel: &str,
+    ) -> Result<Vec<String>> {
+        read!(self, |conn| {
+            queue::reached_channels(&mut conn, app, targets, channel_override, default_channel)
+                .await
+        })
+    }
+
+    async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
+        write_tx!(self, |tx| queue::insert_message(&mut tx, &msg, targets)
+            .await?)
+    }
+
+    async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>> {
+        read!(self, |conn| queue::get_message(&mut conn, message_id).await)
     }
 
     async fn claim_due(
         &self,
+        app: &str,
+        channel: &str,
         now: OffsetDateTime,
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<Delivery>> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let claimed = queue::claim_due(&mut tx, now, limit, lease).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        write_tx!(self, |tx| {
+            queue::claim_due(&mut tx, app, channel, now, limit, lease).await?
+        })
+    }
+
+    async fn next_due(&self, app: &str, channel: &str) -> Result<Option<OffsetDateTime>> {
+        read!(self, |conn| queue::next_due(&mut conn, app, channel).await)
     }
 
     async fn complete(&self, results: Vec<Completion>, now: OffsetDateTime) -> Result<u64> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let applied = queue::complete(&mut tx, &results, now).await?;
-        tx.commit().await?;
-        Ok(applied)
+        write_tx!(self, |tx| outcomes::complete(&mut tx, &results, now)
+            .await?)
     }
 
-    async fn release(&self, delivery_ids: &[i64], now: OffsetDateTime) -> Result<u64> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let released = queue::release(&mut tx, delivery_ids, now).await?;
-        tx.commit().await?;
-        Ok(released)
+    async fn release(&self, releases: &[Release], now: OffsetDateTime) -> Result<u64> {
+        write_tx!(self, |tx| queue::release(&mut tx, releases, now).await?)
+    }
+
+    async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats> {
+        read!(self, |conn| queue::queue_stats(&mut conn, now).await)
     }
 
     async fn message_summary(&self, message_id: Uuid) -> Result<MessageSummary> {
-        let mut conn = self.pool.acquire().await?;
-        queue::message_summary(&mut conn, message_id).await
+        read!(self, |conn| queue::message_summary(&mut conn, message_id)
+            .await)
     }
 
     async fn list_deliveries(
@@ -199,8 +321,9 @@ impl Store for SqliteStore {
         cursor: Option<i64>,
         limit: u32,
     ) -> Result<Page<Delivery, i64>> {
-        let mut conn = self.pool.acquire().await?;
-        queue::list_deliveries(&mut conn, message_id, cursor, limit).await
+        read!(self, |conn| {
+            queue::list_deliveries(&mut conn, message_id, cursor, limit).await
+        })
     }
 
     async fn events_after(
@@ -210,7 +333,9 @@ impl Store for SqliteStore {
         limit: u32,
         kind: Option<EventKind>,
     ) -> Result<Vec<Event>> {
-        let mut conn = self.pool.acquire().await?;
-        events::after(&mut conn, app, cursor, limit, kind).await
+        read!(self, |conn| events::after(
+            &mut conn, app, cursor, limit, kind
+        )
+        .await)
     }
 }

@@ -1,440 +1,420 @@
-//! Messages and deliveries: insertion, claiming with a lease, completion with its effects.
+//! Messages and deliveries: insertion with target expansion, claiming with a lease, and
+//! release; answers are recorded by [`super::outcomes`].
 
 use std::time::Duration;
 
-use pushgate_proto::outcome::Outcome;
-use serde_json::json;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::events;
-use super::rows::{self, delivery_columns, ms, ms_after};
+use super::registry;
+use super::rows::{self, count, delivery_columns, message_columns, ms, ms_after};
+use super::targets::{has_audience, json_list, push_audience};
+use crate::Result;
 use crate::model::{
-    Completion, Delivery, DeliveryState, EventKind, InsertOutcome, MessageSummary, NewDelivery,
-    NewMessage, Page,
+    Delivery, DeliveryState, InsertOutcome, MessageSummary, NewMessage, Page, QueueStats, Release,
+    StoredMessage, Targets,
 };
-use crate::{Result, StoreError};
 
-/// Where "due and not leased" work is, in SQL: queued or retry-wait and due, or a lease run out.
-macro_rules! due_condition {
-    () => {
-        "((state IN ('queued', 'retry_wait') AND due_at <= $1)
-          OR (state = 'in_flight' AND lease_until <= $1))"
-    };
+/// Column list of every `INSERT INTO deliveries` here.
+const DELIVERY_INSERT: &str = "INSERT INTO deliveries (message_id, app, device_id, token, channel,
+    state, error_code, attempts, due_at, deadline, updated_at) ";
+
+/// The message's deadline as stored: acceptance plus TTL.
+fn deadline_ms(msg: &NewMessage) -> i64 {
+    ms(msg.created_at).saturating_add(msg.ttl_secs.saturating_mul(1000))
 }
 
-/// Stores a message and its deliveries, or finds the earlier message with the same key.
-pub(super) async fn insert_message(
+/// Stores the message row, or returns the earlier message for a repeated idempotency key.
+async fn insert_message_row(
     conn: &mut SqliteConnection,
     msg: &NewMessage,
-    deliveries: &[NewDelivery],
-) -> Result<InsertOutcome> {
-    let app_known: Option<i64> = sqlx::query_scalar("SELECT id FROM apps WHERE name = $1")
-        .bind(&msg.app)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if app_known.is_none() {
-        return Err(StoreError::NotFound);
-    }
+) -> Result<Option<InsertOutcome>> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO messages (id, app, payload, channel, ttl_secs, idempotency_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO messages (id, app, payload, channel, ttl_secs, idempotency_key,
+                               request_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (app, idempotency_key) DO NOTHING
          RETURNING id",
     )
     .bind(msg.id)
     .bind(&msg.app)
     .bind(msg.payload.to_string())
-    .bind(&msg.channel)
+    .bind(&msg.channel_override)
     .bind(msg.ttl_secs)
     .bind(&msg.idempotency_key)
+    .bind(&msg.request_hash)
     .bind(ms(msg.created_at))
     .fetch_optional(&mut *conn)
     .await?;
-
-    let Some(message_id) = inserted else {
-        let first: Uuid =
-            sqlx::query_scalar("SELECT id FROM messages WHERE app = $1 AND idempotency_key = $2")
-                .bind(&msg.app)
-                .bind(&msg.idempotency_key)
-                .fetch_one(&mut *conn)
-                .await?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE message_id = $1")
-                .bind(first)
-                .fetch_one(&mut *conn)
-                .await?;
-        return Ok(InsertOutcome {
-            message_id: first,
-            deliveries: u64::try_from(count).unwrap_or(0),
-            duplicate: true,
-        });
-    };
-
-    let created = ms(msg.created_at);
-    let deadline = created.saturating_add(msg.ttl_secs.saturating_mul(1000));
-    for d in deliveries {
-        sqlx::query(
-            "INSERT INTO deliveries (message_id, app, device_id, token, channel, state, attempts,
-                                     due_at, deadline, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $6)",
-        )
-        .bind(message_id)
-        .bind(&msg.app)
-        .bind(&d.device_id)
-        .bind(&d.token)
-        .bind(&d.channel)
-        .bind(created)
-        .bind(deadline)
-        .execute(&mut *conn)
-        .await?;
+    if inserted.is_some() {
+        return Ok(None);
     }
+    let row = sqlx::query(
+        "SELECT id, deliveries, queued, request_hash FROM messages
+         WHERE app = $1 AND idempotency_key = $2",
+    )
+    .bind(&msg.app)
+    .bind(&msg.idempotency_key)
+    .fetch_one(conn)
+    .await?;
+    let first_hash: Option<String> = row.try_get("request_hash")?;
+    Ok(Some(InsertOutcome {
+        message_id: row.try_get("id")?,
+        deliveries: count(row.try_get("deliveries")?),
+        queued: count(row.try_get("queued")?),
+        duplicate: true,
+        same_request: first_hash == msg.request_hash,
+    }))
+}
+
+/// Counts the message's deliveries into its row and reports them.
+async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertOutcome> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS q
+         FROM deliveries WHERE message_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let n: i64 = row.try_get("n")?;
+    let q: i64 = row.try_get("q")?;
+    sqlx::query("UPDATE messages SET deliveries = $1, queued = $2 WHERE id = $3")
+        .bind(n)
+        .bind(q)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(InsertOutcome {
-        message_id,
-        deliveries: deliveries.len() as u64,
+        message_id: id,
+        deliveries: count(n),
+        queued: count(q),
         duplicate: false,
+        same_request: true,
     })
 }
 
-/// Settles due work that cannot be sent, then leases up to `limit` due deliveries.
+/// Pushes `SELECT $message, $app, ` with the values every delivery insert starts with.
+fn push_select_head(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
+    qb.push("SELECT ")
+        .push_bind(msg.id)
+        .push(", ")
+        .push_bind(msg.app.clone())
+        .push(", ");
+}
+
+/// Pushes `COALESCE($override, <col>, $default)`: the channel of one delivery.
+fn push_channel(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage, column: &str) {
+    qb.push("COALESCE(")
+        .push_bind(msg.channel_override.clone())
+        .push(format!(", {column}, "))
+        .push_bind(msg.default_channel.clone())
+        .push(")");
+}
+
+/// Pushes `, 0, $created, $deadline, $created`: attempts and times of a new delivery.
+fn push_select_tail(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
+    let created = ms(msg.created_at);
+    qb.push(", 0, ")
+        .push_bind(created)
+        .push(", ")
+        .push_bind(deadline_ms(msg))
+        .push(", ")
+        .push_bind(created);
+}
+
+/// Stores a message and expands its targets to deliveries.
+pub(super) async fn insert_message(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+    t: &Targets,
+) -> Result<InsertOutcome> {
+    registry::require_app(&mut *conn, &msg.app).await?;
+    if let Some(first) = insert_message_row(&mut *conn, msg).await? {
+        return Ok(first);
+    }
+    if has_audience(t) {
+        let mut qb = QueryBuilder::<Sqlite>::new(DELIVERY_INSERT);
+        push_select_head(&mut qb, msg);
+        qb.push("d.device_id, d.token, ");
+        push_channel(&mut qb, msg, "d.channel");
+        qb.push(", 'queued', NULL");
+        push_select_tail(&mut qb, msg);
+        qb.push(" FROM devices d WHERE ");
+        push_audience(&mut qb, &msg.app, t);
+        qb.build().execute(&mut *conn).await?;
+    }
+    if !t.device_ids.is_empty() {
+        insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
+    }
+    if !t.tokens.is_empty() {
+        insert_raw_tokens(&mut *conn, msg, &t.tokens).await?;
+    }
+    finish_message(conn, msg.id).await
+}
+
+/// Explicitly named devices that cannot be sent to get a settled delivery saying why.
+async fn insert_unsendable_devices(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+    device_ids: &[String],
+) -> Result<()> {
+    let ids = json_list(device_ids);
+    let mut qb = QueryBuilder::<Sqlite>::new(DELIVERY_INSERT);
+    push_select_head(&mut qb, msg);
+    qb.push("d.device_id, COALESCE(d.token, ''), ");
+    push_channel(&mut qb, msg, "d.channel");
+    qb.push(
+        ", CASE WHEN d.state = 'invalid' THEN 'token_dead' ELSE 'failed' END,
+           CASE WHEN d.state = 'invalid' THEN 'device_invalid'
+                WHEN d.state = 'disabled' THEN 'device_disabled'
+                ELSE 'device_unconfirmed' END",
+    );
+    push_select_tail(&mut qb, msg);
+    qb.push(" FROM devices d WHERE d.app = ")
+        .push_bind(msg.app.clone())
+        .push(" AND d.device_id IN (SELECT value FROM json_each(")
+        .push_bind(ids.clone())
+        .push(")) AND NOT (d.state = 'active' AND d.token IS NOT NULL)");
+    qb.build().execute(&mut *conn).await?;
+
+    let mut qb = QueryBuilder::<Sqlite>::new(DELIVERY_INSERT);
+    push_select_head(&mut qb, msg);
+    qb.push("j.value, '', ");
+    push_channel(&mut qb, msg, "NULL");
+    qb.push(", 'failed', 'unknown_device'");
+    push_select_tail(&mut qb, msg);
+    qb.push(" FROM (SELECT DISTINCT value FROM json_each(")
+        .push_bind(ids)
+        .push(")) j WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.app = ")
+        .push_bind(msg.app.clone())
+        .push(" AND d.device_id = j.value)");
+    qb.build().execute(conn).await?;
+    Ok(())
+}
+
+/// Raw tokens: sent as the device that holds them (if any), once per message; a token of a
+/// disabled device fails, one only an invalidated device had is known dead.
+async fn insert_raw_tokens(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+    tokens: &[String],
+) -> Result<()> {
+    const KNOWN_DEAD: &str = "h.device_id IS NULL AND EXISTS (SELECT 1 FROM devices i
+        WHERE i.app = h_app.app AND i.token = j.value AND i.state = 'invalid')";
+    let mut qb = QueryBuilder::<Sqlite>::new(DELIVERY_INSERT);
+    push_select_head(&mut qb, msg);
+    qb.push("h.device_id, j.value, ");
+    push_channel(&mut qb, msg, "h.channel");
+    qb.push(format!(
+        ", CASE WHEN h.state = 'disabled' THEN 'failed'
+                WHEN {KNOWN_DEAD} THEN 'token_dead' ELSE 'queued' END,
+           CASE WHEN h.state = 'disabled' THEN 'device_disabled'
+                WHEN {KNOWN_DEAD} THEN 'device_invalid' ELSE NULL END"
+    ));
+    push_select_tail(&mut qb, msg);
+    qb.push(" FROM (SELECT DISTINCT value FROM json_each(")
+        .push_bind(json_list(tokens))
+        .push(")) j CROSS JOIN (SELECT ")
+        .push_bind(msg.app.clone())
+        .push(
+            " AS app) h_app
+             LEFT JOIN devices h ON h.app = h_app.app AND h.token = j.value AND h.state <> 'invalid'
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries x
+                 WHERE x.app = h_app.app AND x.token = j.value AND x.message_id = ",
+        )
+        .push_bind(msg.id)
+        .push(")");
+    qb.build().execute(conn).await?;
+    Ok(())
+}
+
+/// Stores a message with exactly one queued delivery (the C2DM-era confirmation message).
+pub(super) async fn insert_single(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+    device_id: &str,
+    token: &str,
+    channel: &str,
+) -> Result<InsertOutcome> {
+    if let Some(first) = insert_message_row(&mut *conn, msg).await? {
+        return Ok(first);
+    }
+    let created = ms(msg.created_at);
+    sqlx::query(
+        "INSERT INTO deliveries (message_id, app, device_id, token, channel, state, attempts,
+                                 due_at, deadline, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $6)",
+    )
+    .bind(msg.id)
+    .bind(&msg.app)
+    .bind(device_id)
+    .bind(token)
+    .bind(channel)
+    .bind(created)
+    .bind(deadline_ms(msg))
+    .execute(&mut *conn)
+    .await?;
+    finish_message(conn, msg.id).await
+}
+
+/// The distinct channels the deliveries of these targets would use.
+pub(super) async fn reached_channels(
+    conn: &mut SqliteConnection,
+    app: &str,
+    t: &Targets,
+    channel_override: Option<&str>,
+    default_channel: &str,
+) -> Result<Vec<String>> {
+    if let Some(channel) = channel_override {
+        return Ok(vec![channel.to_string()]);
+    }
+    let mut channels = Vec::new();
+    if has_audience(t) {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT DISTINCT COALESCE(d.channel, ");
+        qb.push_bind(default_channel.to_string())
+            .push(") AS channel FROM devices d WHERE ");
+        push_audience(&mut qb, app, t);
+        let found: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        channels.extend(found);
+    }
+    if !t.tokens.is_empty() {
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT COALESCE(h.channel, $1) FROM json_each($2) j
+             LEFT JOIN devices h ON h.app = $3 AND h.token = j.value AND h.state <> 'invalid'",
+        )
+        .bind(default_channel)
+        .bind(json_list(&t.tokens))
+        .bind(app)
+        .fetch_all(conn)
+        .await?;
+        channels.extend(found);
+    }
+    channels.sort();
+    channels.dedup();
+    Ok(channels)
+}
+
+/// One message, if stored.
+pub(super) async fn get_message(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+) -> Result<Option<StoredMessage>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(rows::message).transpose()
+}
+
+/// Leases up to `limit` due deliveries of one channel; those past their deadline expire.
 pub(super) async fn claim_due(
     conn: &mut SqliteConnection,
+    app: &str,
+    channel: &str,
     now: OffsetDateTime,
     limit: u32,
     lease: Duration,
 ) -> Result<Vec<Delivery>> {
-    let now_ms = ms(now);
-    sqlx::query(concat!(
-        "UPDATE deliveries SET state = 'expired', lease_until = NULL, updated_at = $1
-         WHERE deadline <= $1 AND ",
-        due_condition!()
-    ))
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    for (device_state, delivery_state, error) in [
-        ("invalid", "token_dead", "device_invalid"),
-        ("disabled", "failed", "device_disabled"),
-    ] {
-        sqlx::query(concat!(
-            "UPDATE deliveries SET state = $2, error_code = $3, lease_until = NULL, updated_at = $1
-             WHERE device_id IS NOT NULL AND ",
-            due_condition!(),
-            " AND EXISTS (SELECT 1 FROM devices d WHERE d.app = deliveries.app
-                           AND d.device_id = deliveries.device_id AND d.state = $4)"
-        ))
-        .bind(now_ms)
-        .bind(delivery_state)
-        .bind(error)
-        .bind(device_state)
-        .execute(&mut *conn)
-        .await?;
-    }
     let rows = sqlx::query(concat!(
-        "UPDATE deliveries
-         SET state = 'in_flight', lease_until = $2, attempts = attempts + 1, updated_at = $1
-         WHERE id IN (SELECT id FROM deliveries WHERE ",
-        due_condition!(),
-        " ORDER BY due_at, id LIMIT $3)
+        "UPDATE deliveries SET
+             state = CASE WHEN deadline <= $1 THEN 'expired' ELSE 'in_flight' END,
+             lease_until = CASE WHEN deadline <= $1 THEN NULL ELSE $2 END,
+             due_at = CASE WHEN deadline <= $1 THEN due_at ELSE $2 END,
+             attempts = CASE WHEN deadline <= $1 THEN attempts ELSE attempts + 1 END,
+             error_code = CASE WHEN deadline <= $1 THEN COALESCE(error_code, 'ttl_expired')
+                               ELSE error_code END,
+             updated_at = $1
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE app = $3 AND channel = $4
+                        AND state IN ('queued', 'retry_wait', 'in_flight') AND due_at <= $1
+                      ORDER BY due_at, id LIMIT $5)
          RETURNING ",
         delivery_columns!()
     ))
-    .bind(now_ms)
+    .bind(ms(now))
     .bind(ms_after(now, lease))
+    .bind(app)
+    .bind(channel)
     .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
+    .fetch_all(conn)
     .await?;
-    let mut claimed = rows
-        .iter()
-        .map(rows::delivery)
-        .collect::<Result<Vec<_>>>()?;
-    claimed.sort_by_key(|d| (d.due_at, d.id));
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let d = rows::delivery(row)?;
+        if d.state == DeliveryState::InFlight {
+            claimed.push(d);
+        }
+    }
+    claimed.sort_by_key(|d| d.id);
     Ok(claimed)
 }
 
-/// Sets a delivery's final or waiting state after an answer.
-async fn settle(
-    conn: &mut SqliteConnection,
-    id: i64,
-    state: DeliveryState,
-    due_at: Option<i64>,
-    provider_message_id: Option<&str>,
-    error_code: Option<&str>,
-    now: OffsetDateTime,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE deliveries
-         SET state = $1, due_at = COALESCE($2, due_at), lease_until = NULL,
-             provider_message_id = $3, error_code = $4, updated_at = $5
-         WHERE id = $6",
-    )
-    .bind(state.as_str())
-    .bind(due_at)
-    .bind(provider_message_id)
-    .bind(error_code)
-    .bind(ms(now))
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The live device of `app` holding `token`, if any.
-async fn live_holder(
+/// When the next pending delivery of one channel is due.
+pub(super) async fn next_due(
     conn: &mut SqliteConnection,
     app: &str,
-    token: &str,
-) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT device_id FROM devices WHERE app = $1 AND token = $2 AND state <> 'invalid'",
+    channel: &str,
+) -> Result<Option<OffsetDateTime>> {
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(due_at) FROM deliveries
+         WHERE app = $1 AND channel = $2 AND state IN ('queued', 'retry_wait', 'in_flight')",
     )
     .bind(app)
-    .bind(token)
-    .fetch_optional(conn)
-    .await?)
-}
-
-/// Marks a device invalid with a reason.
-async fn invalidate(
-    conn: &mut SqliteConnection,
-    app: &str,
-    device_id: &str,
-    reason: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE devices SET state = 'invalid', invalid_reason = $1, updated_at = $2
-         WHERE app = $3 AND device_id = $4",
-    )
-    .bind(reason)
-    .bind(ms(now))
-    .bind(app)
-    .bind(device_id)
-    .execute(conn)
+    .bind(channel)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    due.map(rows::from_ms).transpose()
 }
 
-/// Applies a canonical id: rewrites the device's token, or retires the device when another
-/// live device already holds the new token; records a `TokenRotated` event either way.
-async fn rotate(
-    conn: &mut SqliteConnection,
-    d: &Delivery,
-    new_token: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
-    if new_token == d.token {
-        return Ok(());
-    }
-    let device = live_holder(&mut *conn, &d.app, &d.token).await?;
-    let holder = live_holder(&mut *conn, &d.app, new_token).await?;
-    match (device, holder) {
-        (Some(device), Some(holder)) if holder != device => {
-            invalidate(
-                &mut *conn,
-                &d.app,
-                &device,
-                &format!("canonical id held by {holder}"),
-                now,
-            )
-            .await?;
-            let data = json!({"old_token": d.token, "new_token": new_token, "retired": true, "held_by": holder});
-            events::append(
-                conn,
-                &d.app,
-                EventKind::TokenRotated,
-                Some(&device),
-                &data,
-                now,
-            )
-            .await
-        }
-        (device, _) => {
-            if let Some(device) = &device {
-                sqlx::query(
-                    "UPDATE devices SET token = $1, confirmed = TRUE, updated_at = $2
-                     WHERE app = $3 AND device_id = $4",
-                )
-                .bind(new_token)
-                .bind(ms(now))
-                .bind(&d.app)
-                .bind(device)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query(
-                    "UPDATE deliveries SET token = $1, updated_at = $2
-                     WHERE app = $3 AND token = $4 AND state IN ('queued', 'retry_wait')",
-                )
-                .bind(new_token)
-                .bind(ms(now))
-                .bind(&d.app)
-                .bind(&d.token)
-                .execute(&mut *conn)
-                .await?;
-            }
-            let data = json!({"old_token": d.token, "new_token": new_token, "retired": false});
-            events::append(
-                conn,
-                &d.app,
-                EventKind::TokenRotated,
-                device.as_deref(),
-                &data,
-                now,
-            )
-            .await
-        }
-    }
-}
-
-/// Records one answer for an in-flight delivery with all its effects.
-async fn apply(
-    conn: &mut SqliteConnection,
-    d: &Delivery,
-    c: &Completion,
-    now: OffsetDateTime,
-) -> Result<()> {
-    match &c.outcome {
-        Outcome::Delivered { message_id } | Outcome::Rotated { message_id, .. } => {
-            settle(
-                &mut *conn,
-                d.id,
-                DeliveryState::Sent,
-                None,
-                Some(message_id),
-                None,
-                now,
-            )
-            .await?;
-            if let Outcome::Rotated { new_token, .. } = &c.outcome {
-                rotate(conn, d, new_token, now).await
-            } else {
-                sqlx::query(
-                    "UPDATE devices SET confirmed = TRUE, updated_at = $1
-                     WHERE app = $2 AND token = $3 AND state <> 'invalid' AND NOT confirmed",
-                )
-                .bind(ms(now))
-                .bind(&d.app)
-                .bind(&d.token)
-                .execute(conn)
-                .await?;
-                Ok(())
-            }
-        }
-        Outcome::TokenDead { reason } => {
-            settle(
-                &mut *conn,
-                d.id,
-                DeliveryState::TokenDead,
-                None,
-                None,
-                Some(reason),
-                now,
-            )
-            .await?;
-            let device = live_holder(&mut *conn, &d.app, &d.token).await?;
-            if let Some(device) = &device {
-                invalidate(&mut *conn, &d.app, device, reason, now).await?;
-            }
-            if device.is_some() || d.device_id.is_none() {
-                let data = json!({"token": d.token, "reason": reason});
-                events::append(
-                    conn,
-                    &d.app,
-                    EventKind::DeviceInvalidated,
-                    device.as_deref(),
-                    &data,
-                    now,
-                )
-                .await?;
-            }
-            Ok(())
-        }
-        Outcome::RetryLater { reason, .. } | Outcome::Throttled { reason, .. } => {
-            let due = c.retry_at.map(ms).unwrap_or_else(|| ms(now));
-            let state = if due >= ms(d.deadline) {
-                DeliveryState::Expired
-            } else {
-                DeliveryState::RetryWait
-            };
-            settle(conn, d.id, state, Some(due), None, Some(reason), now).await
-        }
-        Outcome::MessageRejected { reason } | Outcome::AuthFailed { reason } => {
-            settle(
-                &mut *conn,
-                d.id,
-                DeliveryState::Failed,
-                None,
-                None,
-                Some(reason),
-                now,
-            )
-            .await?;
-            let data = json!({
-                "message_id": d.message_id,
-                "delivery_id": d.id,
-                "token": d.token,
-                "outcome": c.outcome.kind().as_str(),
-                "reason": reason,
-            });
-            events::append(
-                conn,
-                &d.app,
-                EventKind::DeliveryFailed,
-                d.device_id.as_deref(),
-                &data,
-                now,
-            )
-            .await
-        }
-    }
-}
-
-/// Records a batch of answers; answers for deliveries not in flight are skipped.
-pub(super) async fn complete(
-    conn: &mut SqliteConnection,
-    results: &[Completion],
-    now: OffsetDateTime,
-) -> Result<u64> {
-    let mut applied = 0;
-    for c in results {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM deliveries WHERE id = $1 AND state = 'in_flight'"
-        ))
-        .bind(c.delivery_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else { continue };
-        let d = rows::delivery(&row)?;
-        apply(&mut *conn, &d, c, now).await?;
-        applied += 1;
-    }
-    Ok(applied)
-}
-
-/// Puts in-flight deliveries back in the queue, undoing the claim's attempt.
+/// Puts in-flight deliveries back in the queue under the claim that took them.
 pub(super) async fn release(
     conn: &mut SqliteConnection,
-    ids: &[i64],
+    releases: &[Release],
     now: OffsetDateTime,
 ) -> Result<u64> {
     let mut released = 0;
-    for id in ids {
+    for r in releases {
         let done = sqlx::query(
             "UPDATE deliveries
-             SET state = 'queued', lease_until = NULL, updated_at = $1,
+             SET state = 'queued', lease_until = NULL, due_at = $1, updated_at = $1,
                  attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
-             WHERE id = $2 AND state = 'in_flight'",
+             WHERE id = $2 AND state = 'in_flight' AND attempts = $3",
         )
         .bind(ms(now))
-        .bind(id)
+        .bind(r.delivery_id)
+        .bind(r.attempt)
         .execute(&mut *conn)
         .await?;
         released += done.rows_affected();
     }
     Ok(released)
+}
+
+/// Pending and due deliveries over every app.
+pub(super) async fn queue_stats(
+    conn: &mut SqliteConnection,
+    now: OffsetDateTime,
+) -> Result<QueueStats> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS pending,
+                COALESCE(SUM(CASE WHEN due_at <= $1 THEN 1 ELSE 0 END), 0) AS due,
+                MIN(CASE WHEN due_at <= $1 THEN due_at END) AS oldest
+         FROM deliveries WHERE state IN ('queued', 'retry_wait', 'in_flight')",
+    )
+    .bind(ms(now))
+    .fetch_one(conn)
+    .await?;
+    let oldest: Option<i64> = row.try_get("oldest")?;
+    Ok(QueueStats {
+        pending: count(row.try_get("pending")?),
+        due: count(row.try_get("due")?),
+        oldest_due: oldest.map(rows::from_ms).transpose()?,
+    })
 }
 
 /// Counts of a message's deliveries by state.
@@ -447,7 +427,7 @@ pub(super) async fn message_summary(
         .fetch_optional(&mut *conn)
         .await?;
     if known.is_none() {
-        return Err(StoreError::NotFound);
+        return Err(crate::StoreError::NotFound);
     }
     let rows = sqlx::query(
         "SELECT state, COUNT(*) AS n FROM deliveries WHERE message_id = $1 GROUP BY state",
@@ -458,8 +438,7 @@ pub(super) async fn message_summary(
     let mut summary = MessageSummary::new();
     for row in &rows {
         let state: String = row.try_get("state")?;
-        let n: i64 = row.try_get("n")?;
-        summary.insert(state.parse()?, u64::try_from(n).unwrap_or(0));
+        summary.insert(state.parse()?, count(row.try_get("n")?));
     }
     Ok(summary)
 }

@@ -6,16 +6,21 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
-use crate::model::{Delivery, Device, Event};
+use crate::model::{ChannelRecord, Delivery, Device, Event, StoredMessage};
 use crate::{Result, StoreError};
 
-/// Columns of `devices` that [`device`] reads, as a literal for `concat!` (queries stay `&'static str`).
-macro_rules! device_columns {
+/// `SELECT` head and `FROM` clause that [`device`] decodes (alias `d`, with the pending
+/// registration joined), as a literal for `concat!` so queries stay `&'static str`.
+macro_rules! device_select {
     () => {
-        "app, device_id, token, channel, user_id, tags, app_version, state, invalid_reason, confirmed, created_at, updated_at"
+        "SELECT d.app, d.device_id, d.token, d.channel, d.user_id, d.tags, d.topics,
+                d.app_version, d.state, d.invalid_reason, d.registration, d.created_at,
+                d.updated_at, p.registration_id AS pending_token
+         FROM devices d
+         LEFT JOIN pending_registrations p ON p.app = d.app AND p.device_id = d.device_id"
     };
 }
-pub(super) use device_columns;
+pub(super) use device_select;
 
 /// Columns of `deliveries` that [`delivery`] reads, as a literal for `concat!`.
 macro_rules! delivery_columns {
@@ -24,6 +29,14 @@ macro_rules! delivery_columns {
     };
 }
 pub(super) use delivery_columns;
+
+/// Columns of `messages` that [`message`] reads, as a literal for `concat!`.
+macro_rules! message_columns {
+    () => {
+        "id, app, payload, channel, ttl_secs, deliveries, queued, created_at"
+    };
+}
+pub(super) use message_columns;
 
 /// A time as stored: Unix milliseconds.
 pub(super) fn ms(t: OffsetDateTime) -> i64 {
@@ -41,23 +54,43 @@ pub(super) fn from_ms(v: i64) -> Result<OffsetDateTime> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
 }
 
-/// Decodes a row selected with `device_columns!()`.
+/// A stored non-negative count read back.
+pub(super) fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A JSON array of strings as stored in a text column.
+fn string_list(row: &SqliteRow, column: &str) -> Result<Vec<String>> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("device {column} {text:?}: {e}")))
+}
+
+/// A sorted, duplicate-free list as stored (JSON text) and as returned.
+pub(super) fn normalized_list(mut items: Vec<String>) -> (Vec<String>, String) {
+    items.sort();
+    items.dedup();
+    let json = serde_json::Value::from(items.clone()).to_string();
+    (items, json)
+}
+
+/// Decodes a row selected with `device_select!()`.
 pub(super) fn device(row: &SqliteRow) -> Result<Device> {
-    let tags: String = row.try_get("tags")?;
-    let tags = serde_json::from_str(&tags)
-        .map_err(|e| StoreError::Corrupt(format!("device tags {tags:?}: {e}")))?;
     let state: String = row.try_get("state")?;
+    let registration: String = row.try_get("registration")?;
     Ok(Device {
         app: row.try_get("app")?,
         device_id: row.try_get("device_id")?,
         token: row.try_get("token")?,
         channel: row.try_get("channel")?,
         user: row.try_get("user_id")?,
-        tags,
+        tags: string_list(row, "tags")?,
+        topics: string_list(row, "topics")?,
         app_version: row.try_get("app_version")?,
         state: state.parse()?,
         invalid_reason: row.try_get("invalid_reason")?,
-        confirmed: row.try_get("confirmed")?,
+        registration: registration.parse()?,
+        pending_token: row.try_get("pending_token")?,
         created_at: from_ms(row.try_get("created_at")?)?,
         updated_at: from_ms(row.try_get("updated_at")?)?,
     })
@@ -82,6 +115,35 @@ pub(super) fn delivery(row: &SqliteRow) -> Result<Delivery> {
         provider_message_id: row.try_get("provider_message_id")?,
         error_code: row.try_get("error_code")?,
         updated_at: from_ms(row.try_get("updated_at")?)?,
+    })
+}
+
+/// Decodes a row selected with `message_columns!()`.
+pub(super) fn message(row: &SqliteRow) -> Result<StoredMessage> {
+    let payload: String = row.try_get("payload")?;
+    let payload = serde_json::from_str(&payload)
+        .map_err(|e| StoreError::Corrupt(format!("message payload: {e}")))?;
+    Ok(StoredMessage {
+        id: row.try_get("id")?,
+        app: row.try_get("app")?,
+        payload,
+        channel_override: row.try_get("channel")?,
+        ttl_secs: row.try_get("ttl_secs")?,
+        deliveries: count(row.try_get("deliveries")?),
+        queued: count(row.try_get("queued")?),
+        created_at: from_ms(row.try_get("created_at")?)?,
+    })
+}
+
+/// Decodes a row of `channels`.
+pub(super) fn channel(row: &SqliteRow) -> Result<ChannelRecord> {
+    Ok(ChannelRecord {
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        is_default: row.try_get("is_default")?,
+        endpoint: row.try_get("endpoint")?,
+        credential_ref: row.try_get("credential_ref")?,
+        credential_fingerprint: row.try_get("credential_fingerprint")?,
     })
 }
 
