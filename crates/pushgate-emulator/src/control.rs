@@ -19,6 +19,7 @@ use serde::ser::SerializeMap;
 use serde_json::{Map, Value, json};
 
 use crate::activity::ActivityView;
+use crate::confirm::{self, Call};
 use crate::devices::{Device, DeviceKind, DeviceSpec, StoredMessage};
 use crate::faults::FaultSpec;
 use crate::respond;
@@ -46,6 +47,9 @@ pub(crate) enum ControlError {
     /// Clashes with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// The emulator could not do its part.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl IntoResponse for ControlError {
@@ -54,6 +58,7 @@ impl IntoResponse for ControlError {
             ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
             ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         respond::json(status, &json!({ "error": self.to_string() }))
     }
@@ -105,6 +110,60 @@ struct CreatedDevice<'a> {
     sender_id: &'a str,
     package: &'a str,
     state: &'static str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    registration: Option<Registration<'a>>,
+}
+
+/// How a `confirm_via` device's registration call went.
+#[derive(Serialize)]
+struct Registration<'a> {
+    device_id: &'a str,
+    /// The gateway's HTTP status; null if there was no answer.
+    registration_status: Option<u16>,
+    /// Why there was no answer.
+    registration_error: Option<&'a str>,
+}
+
+impl<'a> Registration<'a> {
+    fn new(device_id: &'a str, call: &'a Call) -> Self {
+        Self {
+            device_id,
+            registration_status: call.status(),
+            registration_error: call.transport_error(),
+        }
+    }
+}
+
+/// `confirm_via` and `device_ids` of `POST /emulator/devices`, checked.
+struct ConfirmPlan {
+    base: Arc<str>,
+    device_ids: Option<Vec<String>>,
+}
+
+impl ConfirmPlan {
+    /// Reads both fields and `count` (which defaults to the number of `device_ids`, else 1).
+    fn read(fields: &mut Fields) -> Result<(Option<Self>, u64), ControlError> {
+        let base = fields
+            .string("confirm_via")?
+            .map(|raw| confirm::parse_base(&raw))
+            .transpose()
+            .map_err(ControlError::BadRequest)?;
+        let device_ids = fields.strings("device_ids")?;
+        let count = fields.integer("count", 1, MAX_DEVICES_PER_CALL)?;
+        let count = count.unwrap_or(device_ids.as_ref().map_or(1, |ids| ids.len() as u64));
+        match (base, device_ids) {
+            (None, Some(_)) => Err(ControlError::BadRequest(
+                "device_ids: only allowed together with confirm_via".into(),
+            )),
+            (None, None) => Ok((None, count)),
+            (Some(base), device_ids) => {
+                if let Some(ids) = &device_ids {
+                    confirm::check_device_ids(ids, count).map_err(ControlError::BadRequest)?;
+                }
+                Ok((Some(Self { base, device_ids }), count))
+            }
+        }
+    }
 }
 
 async fn create_devices(State(state): State<EmulatorState>, body: Bytes) -> ControlResult {
@@ -117,6 +176,8 @@ async fn create_devices(State(state): State<EmulatorState>, body: Bytes) -> Cont
             "count",
             "rate_limit_per_minute",
             "protocol",
+            "confirm_via",
+            "device_ids",
         ],
     )?;
     let kind = match fields.string("protocol")?.as_deref() {
@@ -162,9 +223,7 @@ async fn create_devices(State(state): State<EmulatorState>, body: Bytes) -> Cont
             "package: must not be empty".into(),
         ));
     }
-    let count = fields
-        .integer("count", 1, MAX_DEVICES_PER_CALL)?
-        .unwrap_or(1);
+    let (plan, count) = ConfirmPlan::read(&mut fields)?;
     let rate_limit_per_minute = fields
         .integer("rate_limit_per_minute", 0, u64::from(u32::MAX))?
         .map(|n| n as u32);
@@ -174,8 +233,30 @@ async fn create_devices(State(state): State<EmulatorState>, body: Bytes) -> Cont
         package: Arc::from(package),
         rate_limit_per_minute,
     };
-    let created = inner.devices.create(&spec, count as usize);
+    let client = match &plan {
+        Some(_) => Some(inner.confirm.client().map_err(ControlError::Internal)?),
+        None => None,
+    };
+    let created = inner.devices.create(&spec, count as usize, |i, number| {
+        let (plan, client) = (plan.as_ref()?, client.as_ref()?);
+        let device_id = match plan.device_ids.as_ref().and_then(|ids| ids.get(i)) {
+            Some(id) => Arc::from(id.as_str()),
+            None => Arc::from(inner.confirm.device_id(number)),
+        };
+        Some(inner.confirm.link(client, device_id, plan.base.clone()))
+    });
     tracing::info!(count, sender_id = %spec.sender_id, package = %spec.package, "devices created");
+    // Registration calls finish before the answer, so the caller knows they are done.
+    let links: Vec<_> = created
+        .iter()
+        .filter_map(|(token, device)| Some((device.confirm.clone()?, token.clone())))
+        .collect();
+    let calls = if links.is_empty() {
+        Vec::new()
+    } else {
+        confirm::register_all(links).await
+    };
+    let mut calls = calls.iter();
     let devices: Vec<CreatedDevice<'_>> = created
         .iter()
         .map(|(token, device)| CreatedDevice {
@@ -183,6 +264,11 @@ async fn create_devices(State(state): State<EmulatorState>, body: Bytes) -> Cont
             sender_id: &device.sender_id,
             package: &device.package,
             state: "active",
+            registration: device.confirm.as_ref().and_then(|link| {
+                calls
+                    .next()
+                    .map(|call| Registration::new(&link.device_id, call))
+            }),
         })
         .collect();
     Ok(respond::json(
@@ -225,6 +311,7 @@ async fn device(State(state): State<EmulatorState>, Path(token): Path<String>) -
             "received": view.received,
             "inbox_len": view.inbox_len,
             "dropped": view.dropped,
+            "registration": device.confirm.as_ref().map(|link| link.view()),
         }),
     ))
 }
@@ -286,13 +373,26 @@ async fn uninstall(State(state): State<EmulatorState>, Path(token): Path<String>
     ))
 }
 
+/// Rotates the token. A `confirm_via` device (not uninstalled) then registers its new token
+/// with the gateway, and the answer waits for that call and carries its outcome
+/// (`device_id`, `registration_status`, `registration_error`).
 async fn rotate(State(state): State<EmulatorState>, Path(token): Path<String>) -> ControlResult {
+    let device = find(&state, &token)?;
     let new =
         state.get().devices.rotate(&token).ok_or_else(|| {
             ControlError::NotFound(format!("token: no device has token {token:?}"))
         })?;
     tracing::info!(old = %short_token(&token), new = %short_token(&new), "device token rotated");
-    Ok(respond::json(StatusCode::OK, &json!({"token": &*new})))
+    let mut answer = json!({"token": &*new});
+    if let Some(link) = device.confirm.as_ref().filter(|_| !device.is_uninstalled()) {
+        let call = confirm::register_one(link.clone(), new.clone()).await;
+        let registration =
+            serde_json::to_value(Registration::new(&link.device_id, &call)).unwrap_or_default();
+        if let (Value::Object(answer), Value::Object(registration)) = (&mut answer, registration) {
+            answer.extend(registration);
+        }
+    }
+    Ok(respond::json(StatusCode::OK, &answer))
 }
 
 async fn add_fault(State(state): State<EmulatorState>, body: Bytes) -> ControlResult {
@@ -389,6 +489,7 @@ async fn stats(State(state): State<EmulatorState>) -> Response {
     let mut view = serde_json::to_value(inner.stats.view(TOP_DUPLICATES)).unwrap_or_default();
     inner.ccs.write_stats(&mut view);
     inner.c2dm.write_stats(&mut view);
+    inner.confirm.write_stats(&mut view);
     respond::json(StatusCode::OK, &view)
 }
 
@@ -443,6 +544,25 @@ impl Fields {
             _ => Err(ControlError::BadRequest(format!(
                 "{name}: required, a non-empty string"
             ))),
+        }
+    }
+
+    /// A list of strings.
+    fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>, ControlError> {
+        let not_strings = |got: &Value| {
+            ControlError::BadRequest(format!("{name}: must be an array of strings, got {got}"))
+        };
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    other => Err(not_strings(&other)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(not_strings(&other)),
         }
     }
 

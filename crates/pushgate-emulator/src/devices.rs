@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
+use crate::confirm::{self, Link};
 use crate::ids::MessageId;
 use crate::token;
 
@@ -164,6 +165,8 @@ pub(crate) struct Device {
     pub package: Arc<str>,
     /// Per-minute message limit.
     pub rate_limit_per_minute: Option<u32>,
+    /// The C2DM-era registration flow, for devices created with `confirm_via`.
+    pub confirm: Option<Arc<Link>>,
     uninstalled: AtomicBool,
     /// Every token, oldest first; the last one is canonical.
     tokens: RwLock<Vec<Arc<str>>>,
@@ -217,8 +220,22 @@ impl Device {
     }
 
     /// Stores a message (dropping the oldest beyond `inbox_limit`), unless the rate limit is
-    /// reached.
+    /// reached. Every protocol's messages enter inboxes here, so this is also where a
+    /// `confirm_via` device notices a `registration_token` (after the inbox lock is released;
+    /// the confirmation call runs in a spawned task).
     pub(crate) fn deliver(&self, message: StoredMessage, inbox_limit: usize) -> DeliverResult {
+        let Some(link) = &self.confirm else {
+            return self.store(message, inbox_limit);
+        };
+        let payload = message.payload.clone();
+        let result = self.store(message, inbox_limit);
+        if let DeliverResult::Stored { .. } = result {
+            confirm::on_message(link, &payload);
+        }
+        result
+    }
+
+    fn store(&self, message: StoredMessage, inbox_limit: usize) -> DeliverResult {
         let now_ms = message.received_at_ms;
         let hash = message.payload.hash;
         let mut inbox = self.inbox.lock();
@@ -283,11 +300,17 @@ pub(crate) struct Devices {
 }
 
 impl Devices {
-    /// Creates `count` devices like `spec`, each with a fresh token.
-    pub(crate) fn create(&self, spec: &DeviceSpec, count: usize) -> Vec<(Arc<str>, Arc<Device>)> {
+    /// Creates `count` devices like `spec`, each with a fresh token; `link(i, id)` gives the
+    /// `i`-th device (emulator-local number `id`) its registration flow, if any.
+    pub(crate) fn create(
+        &self,
+        spec: &DeviceSpec,
+        count: usize,
+        mut link: impl FnMut(usize, u64) -> Option<Arc<Link>>,
+    ) -> Vec<(Arc<str>, Arc<Device>)> {
         let mut rng = rand::rng();
         (0..count)
-            .map(|_| {
+            .map(|i| {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let token = self.fresh_token(spec.kind, &mut rng);
                 let device = Arc::new(Device {
@@ -296,6 +319,7 @@ impl Devices {
                     sender_id: spec.sender_id.clone(),
                     package: spec.package.clone(),
                     rate_limit_per_minute: spec.rate_limit_per_minute,
+                    confirm: link(i, id),
                     uninstalled: AtomicBool::new(false),
                     tokens: RwLock::new(vec![token.clone()]),
                     inbox: Mutex::new(Inbox::default()),

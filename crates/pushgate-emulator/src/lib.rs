@@ -7,7 +7,9 @@
 //! (PROTOCOLS.md §1, §2 and §7). Topics and conditions fan out to subscribed devices
 //! (`/iid/v1:batchAdd`, `/iid/v1:batchRemove`, `/iid/info/{token}`, the v1 registrations
 //! endpoints), device groups live at `/gcm/notification` and `/fcm/notification`, and C2DM
-//! at `/accounts/ClientLogin` and `/c2dm/send` (PROTOCOLS.md §4, §5). Start it with
+//! at `/accounts/ClientLogin` and `/c2dm/send` (PROTOCOLS.md §4, §5). Virtual devices
+//! created with `confirm_via` run the device side of the C2DM-era registration flow
+//! (`/c2dm/registration`, `/c2dm/confirmation`) against a gateway. Start it with
 //! [`Emulator::start`], or mount [`router`] inside another axum application.
 //!
 //! The emulator never depends on `pushgate-client`: a bug shared by both ends would hide
@@ -17,6 +19,7 @@ mod activity;
 mod c2dm;
 mod ccs;
 mod config;
+mod confirm;
 mod control;
 mod devices;
 mod faults;

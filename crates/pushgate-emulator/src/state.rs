@@ -6,6 +6,7 @@ use crate::activity::Activity;
 use crate::c2dm::C2dmState;
 use crate::ccs::CcsState;
 use crate::config::EmulatorConfig;
+use crate::confirm::Confirmer;
 use crate::devices::Devices;
 use crate::faults::Faults;
 use crate::groups::Groups;
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     pub groups: Groups,
     /// C2DM accounts, quotas and counters.
     pub c2dm: C2dmState,
+    /// The HTTP client and counters of `confirm_via` devices' registration flows.
+    pub confirm: Confirmer,
 }
 
 impl EmulatorState {
@@ -70,6 +73,7 @@ impl EmulatorState {
                 topics: Topics::default(),
                 groups: Groups::default(),
                 c2dm: C2dmState::new(),
+                confirm: Confirmer::new(),
             }),
         }
     }
@@ -87,6 +91,7 @@ impl EmulatorState {
         self.inner.topics.reset();
         self.inner.groups.reset();
         self.inner.c2dm.reset();
+        self.inner.confirm.reset();
     }
 
     pub(crate) fn get(&self) -> &Inner {
