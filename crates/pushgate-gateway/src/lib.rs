@@ -1,4 +1,17 @@
-//! The gateway service (`pushgate serve`): HTTP API, delivery workers, housekeeping.
+//! The gateway service (`pushgate serve`): device registry and send API over HTTP, durable
+//! delivery workers per channel, and registry housekeeping from provider answers.
 //!
-//! Empty until the gateway issue lands; the crate exists now so that the dependency arrows
-//! (client, store <- gateway <- pushgate) are fixed from the start.
+//! Data flow (DESIGN.md): handlers validate and write to the [`Store`](pushgate_store::Store);
+//! workers claim due deliveries per app and channel, send them with `pushgate-client`, and
+//! record the outcomes with their registry effects in one transaction.
+
+pub mod api;
+pub mod channel;
+pub mod config;
+pub mod message;
+mod service;
+mod strict_json;
+pub mod worker;
+
+pub use service::{Gateway, RunningGateway, StartError};
+pub mod sandbox;

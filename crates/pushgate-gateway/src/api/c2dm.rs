@@ -1,0 +1,250 @@
+//! The C2DM-era registration flow, as the django-c2dm module offered it to old clients:
+//! `GET /c2dm/registration?device_id=&registration_id=` stores the device unconfirmed and
+//! pushes it a confirmation message whose data carries `registration_token`;
+//! `GET /c2dm/confirmation?device_id=&registration_token=` confirms it. On the default app
+//! at the root, and on any app under `/v1/apps/{app}/c2dm/`. No API key: devices call these.
+//! Answers carry no JSON, only the status django-c2dm used: 200, 400 (missing, short or long
+//! parameter, wrong token), 500 (internal failure), 501 (any method but GET).
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use http::{Method, StatusCode};
+use pushgate_proto::token::short_token;
+use pushgate_store::{C2dmRegistration, Confirmation, NewMessage};
+use rand::distr::{Alphanumeric, SampleString};
+use time::OffsetDateTime;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::AppInfo;
+use crate::message::Payload;
+
+/// The data key (and collapse key) of the confirmation message, as django-c2dm named it.
+pub const REGISTRATION_TOKEN_KEY: &str = "registration_token";
+/// Length of a confirmation token.
+pub const REGISTRATION_TOKEN_LEN: usize = 32;
+
+/// A refused call: the status django-c2dm used, and a short text for people.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
+fn status(code: StatusCode, why: &str) -> Refusal {
+    Refusal(code, why.to_string())
+}
+
+/// The named parameter, checked for presence and length.
+fn param<'a>(
+    query: &'a HashMap<String, String>,
+    name: &str,
+    len: RangeInclusive<usize>,
+) -> Result<&'a str, Refusal> {
+    let value = query
+        .get(name)
+        .ok_or_else(|| status(StatusCode::BAD_REQUEST, &format!("{name}: missing")))?;
+    if !len.contains(&value.len()) {
+        return Err(status(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "{name}: must be {} to {} bytes, not {}",
+                len.start(),
+                len.end(),
+                value.len()
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+fn query_map(raw: Option<String>) -> HashMap<String, String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+fn app_of(state: &AppState, app: Option<String>) -> Result<Arc<AppInfo>, Refusal> {
+    match app {
+        Some(name) => state
+            .apps
+            .get(&name)
+            .ok_or_else(|| status(StatusCode::NOT_FOUND, "no such app")),
+        None => state
+            .apps
+            .default_app()
+            .ok_or_else(|| status(StatusCode::NOT_FOUND, "no default app")),
+    }
+}
+
+async fn registration(
+    state: AppState,
+    method: Method,
+    app: Option<String>,
+    raw: Option<String>,
+) -> Response {
+    if method != Method::GET {
+        return status(StatusCode::NOT_IMPLEMENTED, "only GET").into_response();
+    }
+    let app = match app_of(&state, app) {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let query = query_map(raw);
+    let flow = &app.c2dm_flow;
+    let device_id = match param(&query, "device_id", flow.device_id_len.clone()) {
+        Ok(v) => v.to_string(),
+        Err(r) => return r.into_response(),
+    };
+    let registration_id = match param(&query, "registration_id", flow.registration_id_len.clone()) {
+        Ok(v) => v.to_string(),
+        Err(r) => return r.into_response(),
+    };
+    let confirmation_token = Alphanumeric.sample_string(&mut rand::rng(), REGISTRATION_TOKEN_LEN);
+    let payload = Payload {
+        data: [(
+            REGISTRATION_TOKEN_KEY.to_string(),
+            confirmation_token.clone(),
+        )]
+        .into(),
+        collapse_key: Some(REGISTRATION_TOKEN_KEY.to_string()),
+        ttl_secs: u32::try_from(state.delivery.default_ttl.as_secs()).unwrap_or(u32::MAX),
+        delay_while_idle: true,
+        ..Default::default()
+    };
+    let now = OffsetDateTime::now_utc();
+    let reg = C2dmRegistration {
+        device_id: device_id.clone(),
+        registration_id: registration_id.clone(),
+        confirmation_token,
+        channel: flow.channel.clone(),
+        message: NewMessage {
+            id: Uuid::now_v7(),
+            app: app.name.clone(),
+            payload: payload.to_json(),
+            channel_override: None,
+            default_channel: flow.channel.clone(),
+            ttl_secs: i64::from(payload.ttl_secs.max(1)),
+            idempotency_key: None,
+            request_hash: None,
+            created_at: now,
+        },
+    };
+    match state.store.c2dm_register(&app.name, reg, now).await {
+        Ok(out) => {
+            state.channels.wake_app(&app.name);
+            info!(
+                app = %app.name,
+                %device_id,
+                registration_id = %short_token(&registration_id),
+                message = %out.message_id,
+                "C2DM-era registration stored; confirmation message queued"
+            );
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            warn!(app = %app.name, %device_id, error = %e, "C2DM-era registration failed");
+            status(StatusCode::INTERNAL_SERVER_ERROR, "internal failure").into_response()
+        }
+    }
+}
+
+async fn confirmation(
+    state: AppState,
+    method: Method,
+    app: Option<String>,
+    raw: Option<String>,
+) -> Response {
+    if method != Method::GET {
+        return status(StatusCode::NOT_IMPLEMENTED, "only GET").into_response();
+    }
+    let app = match app_of(&state, app) {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let query = query_map(raw);
+    let device_id = match param(&query, "device_id", app.c2dm_flow.device_id_len.clone()) {
+        Ok(v) => v.to_string(),
+        Err(r) => return r.into_response(),
+    };
+    let token = match param(
+        &query,
+        REGISTRATION_TOKEN_KEY,
+        REGISTRATION_TOKEN_LEN..=REGISTRATION_TOKEN_LEN,
+    ) {
+        Ok(v) => v.to_string(),
+        Err(r) => return r.into_response(),
+    };
+    match state
+        .store
+        .c2dm_confirm(&app.name, &device_id, &token, OffsetDateTime::now_utc())
+        .await
+    {
+        Ok(Confirmation::Confirmed) => {
+            info!(app = %app.name, %device_id, "C2DM-era registration confirmed");
+            StatusCode::OK.into_response()
+        }
+        Ok(Confirmation::WrongToken) => {
+            info!(app = %app.name, %device_id, "C2DM-era confirmation with a wrong token");
+            status(StatusCode::BAD_REQUEST, "registration_token: wrong token").into_response()
+        }
+        Ok(Confirmation::NothingPending) => {
+            info!(app = %app.name, %device_id, "C2DM-era confirmation with nothing pending");
+            status(
+                StatusCode::BAD_REQUEST,
+                "registration_token: nothing to confirm",
+            )
+            .into_response()
+        }
+        Err(e) => {
+            warn!(app = %app.name, %device_id, error = %e, "C2DM-era confirmation failed");
+            status(StatusCode::INTERNAL_SERVER_ERROR, "internal failure").into_response()
+        }
+    }
+}
+
+/// `ANY /c2dm/registration` (default app).
+pub async fn registration_default(
+    State(state): State<AppState>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    registration(state, method, None, raw).await
+}
+
+/// `ANY /v1/apps/{app}/c2dm/registration`.
+pub async fn registration_in_app(
+    State(state): State<AppState>,
+    method: Method,
+    Path(app): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    registration(state, method, Some(app), raw).await
+}
+
+/// `ANY /c2dm/confirmation` (default app).
+pub async fn confirmation_default(
+    State(state): State<AppState>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    confirmation(state, method, None, raw).await
+}
+
+/// `ANY /v1/apps/{app}/c2dm/confirmation`.
+pub async fn confirmation_in_app(
+    State(state): State<AppState>,
+    method: Method,
+    Path(app): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    confirmation(state, method, Some(app), raw).await
+}

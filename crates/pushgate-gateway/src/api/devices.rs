@@ -1,0 +1,360 @@
+//! The device registry API: `PUT|GET|DELETE /v1/apps/{app}/devices/{device_id}`,
+//! `GET /v1/apps/{app}/devices` (filters, cursor pages) and
+//! `POST /v1/apps/{app}/devices:import` (many devices in one transaction).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use pushgate_proto::legacy::limits::is_valid_topic_name;
+use pushgate_store::{DeviceFilter, DeviceState, NewDevice};
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::auth::{AppInfo, Caller};
+use super::body::{JsonBody, parse};
+use super::error::{ApiError, ApiResult};
+use super::{AppState, views};
+
+/// Most tags or topics per device.
+const MAX_LABELS: usize = 100;
+/// Most bytes of a tag, topic, user or app version.
+const MAX_LABEL_BYTES: usize = 256;
+/// Longest device id.
+const MAX_DEVICE_ID_BYTES: usize = 256;
+/// Longest token.
+const MAX_TOKEN_BYTES: usize = 4096;
+/// Default and largest page of the list.
+const PAGE: (u32, u32) = (100, 1000);
+
+/// The fields of a device in `PUT .../devices/{device_id}` and in each `devices:import`
+/// entry (where `device_id` is one of them).
+#[derive(Debug, Deserialize)]
+struct DeviceFields {
+    #[serde(default)]
+    device_id: Option<String>,
+    token: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    topics: Vec<String>,
+    #[serde(default)]
+    app_version: Option<String>,
+    #[serde(default)]
+    state: Option<StateBody>,
+}
+
+/// Every field a device body may have.
+const FIELDS: &[&str] = &[
+    "device_id",
+    "token",
+    "channel",
+    "user",
+    "tags",
+    "topics",
+    "app_version",
+    "state",
+];
+
+/// What the application may set a device's state to.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StateBody {
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    devices: Vec<serde_json::Value>,
+}
+
+/// Reads one device object; `allowed` are the fields it may have, errors are prefixed with
+/// `prefix` (`devices[3].`).
+fn read_fields(
+    prefix: &str,
+    value: serde_json::Value,
+    allowed: &[&str],
+) -> ApiResult<DeviceFields> {
+    let Some(obj) = value.as_object() else {
+        let field = prefix.trim_end_matches('.');
+        return Err(ApiError::invalid(
+            if field.is_empty() { "body" } else { field },
+            "must be a JSON object",
+        ));
+    };
+    if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            format!("{prefix}{unknown}"),
+            format!("unknown field, expected one of {}", allowed.join(", ")),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            format!("{prefix}token")
+        } else {
+            format!("{prefix}{path}")
+        };
+        ApiError::invalid(field, e.into_inner())
+    })
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> ApiResult<()> {
+    if value.is_empty() || value.len() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be 1 to {max} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_labels(field: &str, labels: &[String], topics: bool) -> ApiResult<()> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::invalid(
+            field,
+            format!("has {} entries, more than {MAX_LABELS}", labels.len()),
+        ));
+    }
+    for (i, label) in labels.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        check_text(&f, label, MAX_LABEL_BYTES)?;
+        if topics && !is_valid_topic_name(label) {
+            return Err(ApiError::invalid(
+                f,
+                "is not a topic name ([a-zA-Z0-9-_.~%]+)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a device id from a path or a body.
+pub(super) fn check_device_id(field: &str, id: &str) -> ApiResult<()> {
+    check_text(field, id, MAX_DEVICE_ID_BYTES)
+}
+
+/// Checks one device's fields (paths prefixed with `prefix`) into what the store takes.
+fn new_device(
+    app: &AppInfo,
+    prefix: &str,
+    device_id: String,
+    f: DeviceFields,
+) -> ApiResult<NewDevice> {
+    check_text(&format!("{prefix}token"), &f.token, MAX_TOKEN_BYTES)?;
+    if let Some(ch) = &f.channel
+        && !app.channels.contains(ch)
+    {
+        return Err(ApiError::invalid(
+            format!("{prefix}channel"),
+            format!(
+                "app {:?} has no channel {ch:?} (it has {})",
+                app.name,
+                app.channels.join(", ")
+            ),
+        ));
+    }
+    if let Some(user) = &f.user {
+        check_text(&format!("{prefix}user"), user, MAX_LABEL_BYTES)?;
+    }
+    if let Some(v) = &f.app_version {
+        check_text(&format!("{prefix}app_version"), v, MAX_LABEL_BYTES)?;
+    }
+    check_labels(&format!("{prefix}tags"), &f.tags, false)?;
+    check_labels(&format!("{prefix}topics"), &f.topics, true)?;
+    Ok(NewDevice {
+        device_id,
+        token: f.token,
+        channel: f.channel,
+        user: f.user,
+        tags: f.tags,
+        topics: f.topics,
+        app_version: f.app_version,
+        state: f.state.map(|s| match s {
+            StateBody::Active => DeviceState::Active,
+            StateBody::Disabled => DeviceState::Disabled,
+        }),
+    })
+}
+
+/// `PUT /v1/apps/{app}/devices/{device_id}`: 201 when new, 200 when updated.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, device_id)): Path<(String, String)>,
+    JsonBody(bytes): JsonBody,
+) -> ApiResult<Response> {
+    let app = caller.for_app(&state, &app)?;
+    check_device_id("device_id", &device_id)?;
+    let value: serde_json::Value = parse(&bytes)?;
+    let fields = read_fields("", value, &FIELDS[1..])?;
+    let device = new_device(&app, "", device_id.clone(), fields)?;
+    let put = state
+        .store
+        .put_device(&app.name, device, OffsetDateTime::now_utc())
+        .await?;
+    let stored = state
+        .store
+        .get_device(&app.name, &device_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("device vanished after storing", "not found"))?;
+    let mut body = views::device(&stored);
+    body["took_over_from"] = json!(put.took_over_from);
+    let status = if put.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// `GET /v1/apps/{app}/devices/{device_id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, device_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let app = caller.for_app(&state, &app)?;
+    let device = state
+        .store
+        .get_device(&app.name, &device_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no device {device_id:?} in app {:?}", app.name))
+        })?;
+    Ok(Json(views::device(&device)).into_response())
+}
+
+/// `DELETE /v1/apps/{app}/devices/{device_id}`: 204.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, device_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let app = caller.for_app(&state, &app)?;
+    match state
+        .store
+        .delete_device(&app.name, &device_id, OffsetDateTime::now_utc())
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(pushgate_store::StoreError::NotFound) => Err(ApiError::not_found(format!(
+            "no device {device_id:?} in app {:?}",
+            app.name
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Query of the device list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    user: Option<String>,
+    tag: Option<String>,
+    topic: Option<String>,
+    state: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/apps/{app}/devices?user=&tag=&topic=&state=&cursor=&limit=`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let app = caller.for_app(&state, &app)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let device_state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<DeviceState>().map_err(|_| {
+            ApiError::invalid("state", format!("{s:?} is not active, disabled or invalid"))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(PAGE.0);
+    if !(1..=PAGE.1).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {}", PAGE.1),
+        ));
+    }
+    let filter = DeviceFilter {
+        user: q.user,
+        tag: q.tag,
+        topic: q.topic,
+        state: device_state,
+    };
+    let page = state
+        .store
+        .list_devices(&app.name, &filter, q.cursor.as_deref(), limit)
+        .await?;
+    let devices: Vec<_> = page.items.iter().map(views::device).collect();
+    Ok(Json(json!({"devices": devices, "next_cursor": page.next_cursor})).into_response())
+}
+
+/// `POST /v1/apps/{app}/devices:import` `{"devices": [{"device_id", "token", ...}]}`: all or
+/// nothing, in one transaction.
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    JsonBody(bytes): JsonBody,
+) -> ApiResult<Response> {
+    let app = caller.for_app(&state, &app)?;
+    let body: ImportBody = parse(&bytes)?;
+    let max = state.limits.max_device_batch;
+    if body.devices.is_empty() || body.devices.len() > max {
+        return Err(ApiError::invalid(
+            "devices",
+            format!("must hold 1 to {max} devices, not {}", body.devices.len()),
+        ));
+    }
+    let mut devices = Vec::with_capacity(body.devices.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, raw) in body.devices.into_iter().enumerate() {
+        let prefix = format!("devices[{i}].");
+        let mut fields = read_fields(&prefix, raw, FIELDS)?;
+        let Some(device_id) = fields.device_id.take() else {
+            return Err(ApiError::invalid(format!("{prefix}device_id"), "required"));
+        };
+        check_device_id(&format!("{prefix}device_id"), &device_id)?;
+        if !seen.insert(device_id.clone()) {
+            return Err(ApiError::invalid(
+                format!("{prefix}device_id"),
+                "appears twice in the batch",
+            ));
+        }
+        devices.push(new_device(&app, &prefix, device_id, fields)?);
+    }
+    let results = state
+        .store
+        .put_devices(&app.name, devices, OffsetDateTime::now_utc())
+        .await?;
+    let created = results.iter().filter(|r| r.created).count();
+    let took_over: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r.took_over_from.as_deref())
+        .collect();
+    Ok(Json(json!({
+        "imported": results.len(),
+        "created": created,
+        "updated": results.len() - created,
+        "took_over_from": took_over,
+    }))
+    .into_response())
+}

@@ -1,0 +1,197 @@
+//! The send API: `POST /v1/apps/{app}/messages` (checked completely, stored with its
+//! deliveries in one transaction, answered 202) and `GET /v1/messages/{id}` (counts by state
+//! and per-device results).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use pushgate_store::NewMessage;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::body::JsonBody;
+use super::error::{ApiError, ApiResult};
+use super::{AppState, views};
+use crate::message::{parse_send_body, request_digest};
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Default and largest page of per-device results.
+const PAGE: (u32, u32) = (100, 1000);
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Idempotency-Key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            )
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// `POST /v1/apps/{app}/messages`.
+pub async fn send(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    JsonBody(bytes): JsonBody,
+) -> ApiResult<Response> {
+    let app = caller.for_app(&state, &app)?;
+    let key = idempotency_key(&headers)?;
+    let default_ttl = u32::try_from(state.delivery.default_ttl.as_secs()).unwrap_or(u32::MAX);
+    let parsed = parse_send_body(&bytes, state.limits.max_target_list, default_ttl)?;
+    let channel_override = parsed.body.channel.clone();
+    if let Some(ch) = &channel_override
+        && !app.channels.contains(ch)
+    {
+        return Err(ApiError::invalid(
+            "channel",
+            format!("app {:?} has no channel {ch:?}", app.name),
+        ));
+    }
+    let reached = state
+        .store
+        .reached_channels(
+            &app.name,
+            &parsed.targets,
+            channel_override.as_deref(),
+            &app.default_channel,
+        )
+        .await?;
+    for name in &reached {
+        let entry = state.channels.get(&app.name, name).ok_or_else(|| {
+            ApiError::invalid(
+                "targets",
+                format!("reaches devices of channel {name:?}, which is not configured"),
+            )
+        })?;
+        entry.channel.check(&parsed.payload).map_err(|e| {
+            ApiError::invalid(
+                e.field.clone(),
+                format!(
+                    "{} (channel {name:?}, {})",
+                    e.problem,
+                    entry.channel.kind().as_str()
+                ),
+            )
+        })?;
+    }
+    let msg = NewMessage {
+        id: Uuid::now_v7(),
+        app: app.name.clone(),
+        payload: parsed.payload.to_json(),
+        channel_override,
+        default_channel: app.default_channel.clone(),
+        // The queue never expires a message before its first chance to be sent.
+        ttl_secs: i64::from(parsed.payload.ttl_secs.max(1)),
+        idempotency_key: key,
+        request_hash: Some(request_digest(&parsed.body)),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    let out = state.store.insert_message(msg, &parsed.targets).await?;
+    if out.duplicate && !out.same_request {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request",
+        ));
+    }
+    if !out.duplicate && out.queued > 0 {
+        state.channels.wake_app(&app.name);
+    }
+    let body = json!({
+        "id": out.message_id,
+        "deliveries": out.deliveries,
+        "queued": out.queued,
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/messages/{}", out.message_id)) {
+        response.headers_mut().insert(http::header::LOCATION, v);
+    }
+    if out.duplicate {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Query of a message's results.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    cursor: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/messages/{id}?cursor=&limit=` (also under `/v1/apps/{app}/messages/{id}`).
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let not_found = || ApiError::not_found(format!("no message {id:?}"));
+    let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let message = state
+        .store
+        .get_message(uuid)
+        .await?
+        .filter(|m| m.app == caller.0.name)
+        .ok_or_else(not_found)?;
+    let limit = q.limit.unwrap_or(PAGE.0);
+    if !(1..=PAGE.1).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {}", PAGE.1),
+        ));
+    }
+    let summary = state.store.message_summary(uuid).await?;
+    let page = state.store.list_deliveries(uuid, q.cursor, limit).await?;
+    let counts: Map<String, Value> = summary
+        .iter()
+        .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+        .collect();
+    let pending: u64 = summary
+        .iter()
+        .filter(|(s, _)| !s.is_final())
+        .map(|(_, n)| n)
+        .sum();
+    let results: Vec<Value> = page.items.iter().map(views::delivery).collect();
+    Ok(Json(json!({
+        "id": message.id,
+        "app": message.app,
+        "created_at": views::rfc3339(message.created_at),
+        "ttl": message.ttl_secs,
+        "deliveries": message.deliveries,
+        "done": pending == 0,
+        "counts": counts,
+        "results": results,
+        "next_cursor": page.next_cursor,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/apps/{app}/messages/{id}`: the same, with the app checked first.
+pub async fn get_in_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, id)): Path<(String, String)>,
+    query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    caller.for_app(&state, &app)?;
+    get(State(state), caller, Path(id), query).await
+}

@@ -1,0 +1,72 @@
+//! Channels: one provider credential each, with its own connections, in-flight limit and
+//! pacing, so that one broken credential cannot starve the others. Every protocol is behind
+//! the one [`Channel`] trait: check a payload, send it to a batch of tokens, get one
+//! [`Outcome`] per token.
+
+mod c2dm;
+mod ccs;
+mod convert;
+mod legacy;
+mod v1;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pushgate_proto::{Outcome, ValidationError};
+
+use crate::config::{ChannelKind, ChannelSettings, ChannelSpec};
+use crate::message::Payload;
+
+/// A provider channel as the workers and the send API see it.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The protocol.
+    fn kind(&self) -> ChannelKind;
+
+    /// Most tokens one [`send`](Channel::send) call carries (1000 for a legacy multicast).
+    fn batch_size(&self) -> usize;
+
+    /// How many [`send`](Channel::send) calls a worker keeps running at once.
+    fn concurrency(&self) -> usize;
+
+    /// Checks that the protocol can carry `payload` (size, keys, required fields); the error
+    /// names the field as the send API names it.
+    fn check(&self, payload: &Payload) -> Result<(), ValidationError>;
+
+    /// Sends `payload` to every token once (no retries: the queue retries) and returns one
+    /// outcome per token, in order.
+    async fn send(&self, payload: &Payload, tokens: &[String]) -> Vec<Outcome>;
+}
+
+/// Why a channel could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("channel {channel}: {problem}")]
+pub struct ChannelError {
+    /// The channel's name.
+    pub channel: String,
+    /// What is wrong (never a secret).
+    pub problem: String,
+}
+
+/// Builds the sender of a channel. CCS connects lazily, so a provider that is down at start
+/// does not stop the gateway.
+pub fn build(spec: &ChannelSpec) -> Result<Arc<dyn Channel>, ChannelError> {
+    let fail = |problem: String| ChannelError {
+        channel: spec.name.clone(),
+        problem,
+    };
+    Ok(match &spec.settings {
+        ChannelSettings::FcmV1 { .. } => Arc::new(v1::V1Channel::new(spec).map_err(fail)?),
+        ChannelSettings::Legacy { .. } => Arc::new(legacy::LegacyChannel::new(spec).map_err(fail)?),
+        ChannelSettings::Ccs { .. } => Arc::new(ccs::CcsChannel::new(spec)),
+        ChannelSettings::C2dm { .. } => Arc::new(c2dm::C2dmChannel::new(spec).map_err(fail)?),
+    })
+}
+
+/// The same outcome for every token of a batch (a whole-request failure).
+fn all(outcome: Outcome, n: usize) -> Vec<Outcome> {
+    vec![outcome; n]
+}
+
+/// A token the protocol checks stand in for (checks do not look at the token's value).
+const PLACEHOLDER_TOKEN: &str = "pushgate-check-token";

@@ -1,0 +1,123 @@
+//! FCM HTTP v1: one request per token over several HTTP/2 connections, an OAuth token shared
+//! by all of them.
+
+use async_trait::async_trait;
+use pushgate_client::RetryPolicy;
+use pushgate_client::oauth::key_from_json;
+use pushgate_client::v1::{FcmV1Sender, RateLimit, V1Config};
+use pushgate_proto::{Outcome, ValidationError};
+
+use super::convert::v1_message;
+use super::{Channel, PLACEHOLDER_TOKEN};
+use crate::config::{ChannelKind, ChannelSettings, ChannelSpec};
+use crate::message::Payload;
+
+/// Tokens per `send` call: enough to keep the connections busy, small enough to commit often.
+const BATCH: usize = 200;
+
+/// A v1 channel: one service account, one project.
+pub(super) struct V1Channel {
+    sender: FcmV1Sender,
+    max_in_flight: usize,
+}
+
+impl V1Channel {
+    pub(super) fn new(spec: &ChannelSpec) -> Result<Self, String> {
+        let ChannelSettings::FcmV1 {
+            project_id,
+            http,
+            connections,
+            rate_per_minute,
+        } = &spec.settings
+        else {
+            return Err("not an fcm_v1 channel".into());
+        };
+        let key = key_from_json(spec.credential.expose()).map_err(|e| e.to_string())?;
+        let mut config = V1Config::new()
+            .with_http(http.clone())
+            .with_connections(*connections)
+            .with_max_in_flight(spec.max_in_flight)
+            .with_rate_limit(rate_per_minute.map(RateLimit::per_minute))
+            // One attempt: the durable queue retries, honouring Retry-After.
+            .with_retry_policy(RetryPolicy::default().with_max_attempts(1));
+        if let Some(project) = project_id {
+            config = config.with_project_id(project.clone());
+        }
+        let sender = FcmV1Sender::from_service_account(key, config).map_err(|e| e.to_string())?;
+        Ok(Self {
+            sender,
+            max_in_flight: spec.max_in_flight.max(1),
+        })
+    }
+}
+
+/// The v1 fallback maps a bare 404 (no FcmError detail) to a dead token, but a 404 without
+/// `UNREGISTERED` means the project or URL is wrong: a whole-channel problem, never a reason
+/// to invalidate a device.
+fn project_level(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::TokenDead { reason }
+            if !matches!(
+                reason.as_str(),
+                "UNREGISTERED" | "SENDER_ID_MISMATCH" | "INVALID_ARGUMENT"
+            ) =>
+        {
+            Outcome::AuthFailed {
+                reason: format!("{reason} (project or endpoint not found)"),
+            }
+        }
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Channel for V1Channel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::FcmV1
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
+
+    fn concurrency(&self) -> usize {
+        self.max_in_flight.div_ceil(BATCH) + 1
+    }
+
+    fn check(&self, p: &Payload) -> Result<(), ValidationError> {
+        v1_message(p, PLACEHOLDER_TOKEN).validate()
+    }
+
+    async fn send(&self, p: &Payload, tokens: &[String]) -> Vec<Outcome> {
+        let messages: Vec<_> = tokens.iter().map(|t| v1_message(p, t)).collect();
+        self.sender
+            .send_each_with(&messages, p.dry_run)
+            .await
+            .into_iter()
+            .map(project_level)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_token_errors_kill_tokens() {
+        let dead = |r: &str| Outcome::TokenDead { reason: r.into() };
+        assert_eq!(project_level(dead("UNREGISTERED")), dead("UNREGISTERED"));
+        assert_eq!(
+            project_level(dead("INVALID_ARGUMENT")),
+            dead("INVALID_ARGUMENT")
+        );
+        assert!(matches!(
+            project_level(dead("NOT_FOUND")),
+            Outcome::AuthFailed { .. }
+        ));
+        assert!(matches!(
+            project_level(dead("404")),
+            Outcome::AuthFailed { .. }
+        ));
+    }
+}

@@ -1,0 +1,21 @@
+//! Configuration: the file and environment as written ([`ConfigFile`]), and what the gateway
+//! runs with once checked and resolved ([`GatewaySpec`]).
+
+mod file;
+mod resolve;
+mod secret;
+mod spec;
+
+pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat};
+pub use resolve::{
+    C2DM_DEVICE_ID_MAX, C2DM_MIN_LEN, C2DM_REGISTRATION_ID_MAX, DEFAULT_DATABASE, DEFAULT_LISTEN,
+    is_valid_name,
+};
+pub use secret::{Secret, SecretRef};
+pub use spec::{
+    ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,
+    StorageSettings,
+};
+
+#[cfg(test)]
+mod tests;

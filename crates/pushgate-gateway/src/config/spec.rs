@@ -1,0 +1,211 @@
+//! The configuration resolved for running: secrets read, defaults filled in, every rule
+//! checked, so that nothing after start can fail on configuration.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use pushgate_client::HttpConfig;
+
+use super::file::{ChannelKind, LegacyFormat};
+use super::secret::Secret;
+
+/// Everything `pushgate serve` runs with.
+#[derive(Debug, Clone)]
+pub struct GatewaySpec {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// SQLite path or URL.
+    pub database: String,
+    /// Database settings.
+    pub storage: StorageSettings,
+    /// Delivery settings.
+    pub delivery: DeliverySettings,
+    /// HTTP API limits.
+    pub limits: ApiLimits,
+    /// The applications (exactly one is the default).
+    pub apps: Vec<AppSpec>,
+}
+
+/// How the database is used.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    /// Wait for the write lock before failing.
+    pub busy_timeout: Duration,
+    /// Flush every commit (synchronous=FULL).
+    pub durable_commits: bool,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(10),
+            durable_commits: true,
+        }
+    }
+}
+
+/// How deliveries are claimed, retried and expired.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Claim lifetime; must exceed the longest provider request.
+    pub lease: Duration,
+    /// Most deliveries per claim.
+    pub claim_batch: u32,
+    /// How often an idle channel looks for due work.
+    pub idle_poll: Duration,
+    /// First retry delay.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// TTL of messages that give none.
+    pub default_ttl: Duration,
+    /// How long in-flight sends may finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// Refused credentials pause the channel instead of failing the work.
+    pub retry_auth_failures: bool,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            claim_batch: 1000,
+            idle_poll: Duration::from_secs(1),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(600),
+            default_ttl: Duration::from_secs(28 * 24 * 3600),
+            shutdown_grace: Duration::from_secs(10),
+            retry_auth_failures: true,
+        }
+    }
+}
+
+/// Limits of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Most entries in one target list.
+    pub max_target_list: usize,
+    /// Most devices per import call.
+    pub max_device_batch: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_target_list: 10_000,
+            max_device_batch: 1000,
+        }
+    }
+}
+
+/// One application.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    /// Its name (URL segment).
+    pub name: String,
+    /// Serves the root C2DM-era endpoints.
+    pub is_default: bool,
+    /// Its API keys.
+    pub api_keys: Vec<Secret>,
+    /// Channel of devices naming none.
+    pub default_channel: String,
+    /// Its channels.
+    pub channels: Vec<ChannelSpec>,
+    /// Its C2DM-era registration flow.
+    pub c2dm_flow: C2dmFlowSpec,
+}
+
+impl AppSpec {
+    /// The channel named `name`.
+    pub fn channel(&self, name: &str) -> Option<&ChannelSpec> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+}
+
+/// The C2DM-era registration flow of an app.
+#[derive(Debug, Clone)]
+pub struct C2dmFlowSpec {
+    /// Channel of its devices and their confirmation messages.
+    pub channel: String,
+    /// Accepted `device_id` lengths in bytes.
+    pub device_id_len: RangeInclusive<usize>,
+    /// Accepted `registration_id` lengths in bytes.
+    pub registration_id_len: RangeInclusive<usize>,
+}
+
+/// One provider channel, ready to build a sender from.
+#[derive(Debug, Clone)]
+pub struct ChannelSpec {
+    /// Its name within the app.
+    pub name: String,
+    /// Where it sends, for operators (URL or host:port).
+    pub endpoint: String,
+    /// The credential, for its reference and fingerprint.
+    pub credential: Secret,
+    /// Requests (or XMPP messages) in flight at once.
+    pub max_in_flight: usize,
+    /// Protocol settings.
+    pub settings: ChannelSettings,
+}
+
+impl ChannelSpec {
+    /// The protocol.
+    pub fn kind(&self) -> ChannelKind {
+        match self.settings {
+            ChannelSettings::FcmV1 { .. } => ChannelKind::FcmV1,
+            ChannelSettings::Legacy { .. } => ChannelKind::Legacy,
+            ChannelSettings::Ccs { .. } => ChannelKind::Ccs,
+            ChannelSettings::C2dm { .. } => ChannelKind::C2dm,
+        }
+    }
+}
+
+/// The protocol-specific part of a channel.
+#[derive(Debug, Clone)]
+pub enum ChannelSettings {
+    /// FCM HTTP v1.
+    FcmV1 {
+        /// Project to send for, if not the key file's (`credential` holds the key JSON).
+        project_id: Option<String>,
+        /// Connection settings; `endpoint` is the base URL.
+        http: HttpConfig,
+        /// HTTP/2 connections.
+        connections: usize,
+        /// Pacing, messages per minute.
+        rate_per_minute: Option<u32>,
+    },
+    /// Legacy HTTP.
+    Legacy {
+        /// Connection settings; `endpoint` is the send URL.
+        http: HttpConfig,
+        /// JSON or plain text.
+        format: LegacyFormat,
+    },
+    /// CCS.
+    Ccs {
+        /// Host name.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Sender id.
+        sender_id: String,
+        /// Extra CA (PEM) to trust.
+        ca_pem: Option<String>,
+        /// XMPP connections.
+        connections: usize,
+        /// Unacknowledged messages per connection.
+        window: usize,
+    },
+    /// C2DM.
+    C2dm {
+        /// Connection settings; `endpoint` is the send URL.
+        http: HttpConfig,
+        /// `Some((email, login URL))` to log in with the credential as password; `None`
+        /// when the credential is a ClientLogin token.
+        login: Option<(String, Option<String>)>,
+    },
+}

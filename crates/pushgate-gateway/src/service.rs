@@ -1,0 +1,184 @@
+//! Starting and stopping the whole gateway: the store (migrated), the apps and channels of
+//! the configuration recorded in it, one worker per channel, and the HTTP API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pushgate_store::{ChannelRecord, SqliteSettings, SqliteStore, Store, StoreError};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState, Apps};
+use crate::channel::{self, ChannelError};
+use crate::config::GatewaySpec;
+use crate::worker::{ChannelSet, Workers};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database {database}: {source}")]
+    Store {
+        /// The configured database.
+        database: String,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
+    /// A channel could not be built from its configuration.
+    #[error("app {app}: {source}")]
+    Channel {
+        /// The app.
+        app: String,
+        /// What failed.
+        #[source]
+        source: ChannelError,
+    },
+    /// The API address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Entry point.
+#[derive(Debug)]
+pub struct Gateway;
+
+/// A started gateway.
+pub struct RunningGateway {
+    addr: SocketAddr,
+    sqlite: SqliteStore,
+    store: Arc<dyn Store>,
+    channels: ChannelSet,
+    workers: Workers,
+    stop_http: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Opens the store, records the configuration's apps and channels, starts the workers
+    /// and serves the API on `spec.listen`.
+    pub async fn start(spec: &GatewaySpec) -> Result<RunningGateway, StartError> {
+        let settings = SqliteSettings {
+            busy_timeout: spec.storage.busy_timeout,
+            durable_commits: spec.storage.durable_commits,
+            ..SqliteSettings::default()
+        };
+        let store_error = |source| StartError::Store {
+            database: spec.database.clone(),
+            source,
+        };
+        let sqlite = SqliteStore::open_with(&spec.database, &settings)
+            .await
+            .map_err(store_error)?;
+        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+        let now = OffsetDateTime::now_utc();
+        let mut channels = ChannelSet::default();
+        for app in &spec.apps {
+            store
+                .upsert_app(&app.name, app.is_default)
+                .await
+                .map_err(store_error)?;
+            let records: Vec<ChannelRecord> = app
+                .channels
+                .iter()
+                .map(|c| ChannelRecord {
+                    name: c.name.clone(),
+                    kind: c.kind().as_str().to_string(),
+                    is_default: c.name == app.default_channel,
+                    endpoint: c.endpoint.clone(),
+                    credential_ref: c.credential.reference().to_string(),
+                    credential_fingerprint: c.credential.fingerprint(),
+                })
+                .collect();
+            store
+                .sync_channels(&app.name, &records, now)
+                .await
+                .map_err(store_error)?;
+            for c in &app.channels {
+                let built = channel::build(c).map_err(|source| StartError::Channel {
+                    app: app.name.clone(),
+                    source,
+                })?;
+                channels.insert(&app.name, &c.name, built);
+            }
+        }
+        let workers = Workers::start(&channels, store.clone(), &spec.delivery);
+        let state = AppState {
+            store: store.clone(),
+            apps: Arc::new(Apps::from_specs(&spec.apps)),
+            channels: channels.clone(),
+            limits: spec.limits.clone(),
+            delivery: spec.delivery.clone(),
+        };
+        let listener = TcpListener::bind(spec.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: spec.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: spec.listen,
+            source,
+        })?;
+        let stop_http = CancellationToken::new();
+        let stop = stop_http.clone();
+        let app = api::router(state);
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the API server failed");
+            }
+        });
+        tracing::info!(%addr, database = %spec.database, apps = spec.apps.len(), "gateway listening");
+        Ok(RunningGateway {
+            addr,
+            sqlite,
+            store,
+            channels,
+            workers,
+            stop_http,
+            server,
+        })
+    }
+}
+
+impl RunningGateway {
+    /// The bound API address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The store it runs on.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Its channels (status, wake-ups).
+    pub fn channels(&self) -> &ChannelSet {
+        &self.channels
+    }
+
+    /// Stops taking requests, lets the workers finish or release what is in flight, and
+    /// closes the database.
+    pub async fn shutdown(self) {
+        self.stop_http.cancel();
+        let _ = self.server.await;
+        self.workers.shutdown().await;
+        self.sqlite.close().await;
+        tracing::info!("gateway stopped");
+    }
+}

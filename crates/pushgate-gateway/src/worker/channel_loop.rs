@@ -1,0 +1,400 @@
+//! One channel's delivery loop: claim due work with a lease, send it in the protocol's
+//! batches with at most `concurrency` batches in flight, and commit every answer with its
+//! effects. On shutdown it stops claiming, lets sends finish for a grace period, and hands
+//! back (releases) whatever is still unanswered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pushgate_proto::Outcome;
+use pushgate_proto::token::short_token;
+use pushgate_store::{Completion, Delivery, Release, Store};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+use uuid::Uuid;
+
+use super::decide::decide;
+use super::status::ChannelStatus;
+use crate::channel::Channel;
+use crate::config::DeliverySettings;
+use crate::message::Payload;
+
+/// Payloads kept in memory per channel; beyond it the cache starts over.
+const PAYLOAD_CACHE: usize = 4096;
+/// How often a failed commit is retried before the work is left to its lease.
+const COMMIT_ATTEMPTS: u32 = 5;
+
+/// Everything one channel's loop needs.
+pub(super) struct ChannelLoop {
+    pub app: String,
+    pub name: String,
+    pub channel: Arc<dyn Channel>,
+    pub store: Arc<dyn Store>,
+    pub settings: DeliverySettings,
+    pub wake: Arc<Notify>,
+    pub stop: CancellationToken,
+    pub status: Arc<ChannelStatus>,
+}
+
+/// Claimed deliveries not yet answered, by batch, so that shutdown can release them.
+#[derive(Default)]
+struct Unanswered {
+    next: u64,
+    batches: HashMap<u64, Vec<Release>>,
+}
+
+impl Unanswered {
+    fn add(&mut self, deliveries: &[Delivery]) -> u64 {
+        self.next += 1;
+        let releases = deliveries
+            .iter()
+            .map(|d| Release {
+                delivery_id: d.id,
+                attempt: d.attempts,
+            })
+            .collect();
+        self.batches.insert(self.next, releases);
+        self.next
+    }
+
+    fn done(&mut self, batch: u64) {
+        self.batches.remove(&batch);
+    }
+
+    fn drain(&mut self) -> Vec<Release> {
+        self.batches.drain().flat_map(|(_, r)| r).collect()
+    }
+}
+
+/// State shared by the loop and its batch tasks.
+struct Shared {
+    l: ChannelLoop,
+    unanswered: Mutex<Unanswered>,
+    pause_until: Mutex<Option<OffsetDateTime>>,
+    failures: Mutex<u32>,
+    payloads: Mutex<HashMap<Uuid, Arc<Payload>>>,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn until(t: OffsetDateTime) -> Duration {
+    let left = t - now();
+    if left.is_positive() {
+        Duration::try_from(left).unwrap_or(Duration::ZERO)
+    } else {
+        Duration::ZERO
+    }
+}
+
+impl ChannelLoop {
+    /// Runs until `stop` is cancelled, then drains as described in the module docs.
+    pub(super) async fn run(self) {
+        let span = info_span!("channel", app = %self.app, channel = %self.name);
+        let shared = Arc::new(Shared {
+            l: self,
+            unanswered: Mutex::new(Unanswered::default()),
+            pause_until: Mutex::new(None),
+            failures: Mutex::new(0),
+            payloads: Mutex::new(HashMap::new()),
+        });
+        run_loop(shared).instrument(span).await;
+    }
+}
+
+async fn run_loop(shared: Arc<Shared>) {
+    let l = &shared.l;
+    let slots = Arc::new(Semaphore::new(l.channel.concurrency().max(1)));
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        if l.stop.is_cancelled() {
+            break;
+        }
+        let paused = *shared.pause_until.lock();
+        if let Some(t) = paused {
+            if t > now() {
+                tokio::select! {
+                    _ = l.stop.cancelled() => break,
+                    _ = tokio::time::sleep(until(t)) => {}
+                }
+            }
+            *shared.pause_until.lock() = None;
+            l.status.paused(None);
+            continue;
+        }
+        // Hold one batch slot before claiming, so nothing is claimed that cannot be sent.
+        let first = tokio::select! {
+            _ = l.stop.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let batch = l.channel.batch_size().max(1);
+        let free = slots.available_permits() + 1;
+        let limit = (free * batch).min(l.settings.claim_batch as usize).max(1) as u32;
+        let claimed = match l
+            .store
+            .claim_due(&l.app, &l.name, now(), limit, l.settings.lease)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot claim deliveries");
+                l.status.error(now(), format!("claim failed: {e}"));
+                drop(first);
+                tokio::select! {
+                    _ = l.stop.cancelled() => break,
+                    _ = tokio::time::sleep(l.settings.idle_poll) => {}
+                }
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            drop(first);
+            idle(l).await;
+            continue;
+        }
+        let mut first = Some(first);
+        for chunk in batches(claimed, batch) {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => tokio::select! {
+                    _ = l.stop.cancelled() => {
+                        release(l, &chunk).await;
+                        continue;
+                    }
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => {
+                            release(l, &chunk).await;
+                            continue;
+                        }
+                    },
+                },
+            };
+            let id = shared.unanswered.lock().add(&chunk);
+            let shared = shared.clone();
+            tasks.spawn(
+                async move {
+                    send_batch(&shared, chunk).await;
+                    shared.unanswered.lock().done(id);
+                    drop(permit);
+                }
+                .in_current_span(),
+            );
+        }
+    }
+    // Shutdown: let what is in flight finish, then hand back what is still unanswered.
+    let grace = tokio::time::sleep(l.settings.shutdown_grace);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break },
+            _ = &mut grace => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    let left = shared.unanswered.lock().drain();
+    if !left.is_empty() {
+        match l.store.release(&left, now()).await {
+            Ok(n) => debug!(released = n, "released unanswered deliveries"),
+            Err(e) => warn!(error = %e, "cannot release deliveries; their leases will run out"),
+        }
+    }
+}
+
+/// Waits for new work: a wake-up, the next due time, or the idle poll, whichever is first.
+async fn idle(l: &ChannelLoop) {
+    let next = l.store.next_due(&l.app, &l.name).await.ok().flatten();
+    let wait = next.map_or(l.settings.idle_poll, |t| until(t).min(l.settings.idle_poll));
+    tokio::select! {
+        _ = l.stop.cancelled() => {}
+        _ = l.wake.notified() => {}
+        _ = tokio::time::sleep(wait) => {}
+    }
+}
+
+/// Groups claimed deliveries by message (claim order kept) and cuts each group into batches.
+fn batches(claimed: Vec<Delivery>, size: usize) -> Vec<Vec<Delivery>> {
+    let mut by_message: Vec<(Uuid, Vec<Delivery>)> = Vec::new();
+    for d in claimed {
+        match by_message.iter_mut().find(|(m, _)| *m == d.message_id) {
+            Some((_, list)) => list.push(d),
+            None => by_message.push((d.message_id, vec![d])),
+        }
+    }
+    let mut out = Vec::new();
+    for (_, list) in by_message {
+        let mut list = list.into_iter().peekable();
+        while list.peek().is_some() {
+            out.push(list.by_ref().take(size).collect());
+        }
+    }
+    out
+}
+
+async fn release(l: &ChannelLoop, chunk: &[Delivery]) {
+    let releases: Vec<Release> = chunk
+        .iter()
+        .map(|d| Release {
+            delivery_id: d.id,
+            attempt: d.attempts,
+        })
+        .collect();
+    if let Err(e) = l.store.release(&releases, now()).await {
+        warn!(error = %e, "cannot release deliveries; their leases will run out");
+    }
+}
+
+/// The payload of a message, from the cache or the store.
+async fn payload(shared: &Shared, id: Uuid) -> Result<Arc<Payload>, String> {
+    if let Some(p) = shared.payloads.lock().get(&id) {
+        return Ok(p.clone());
+    }
+    let stored = shared
+        .l
+        .store
+        .get_message(id)
+        .await
+        .map_err(|e| format!("cannot read message {id}: {e}"))?
+        .ok_or_else(|| format!("message {id} is gone"))?;
+    let p = Arc::new(
+        Payload::from_json(&stored.payload)
+            .map_err(|e| format!("stored payload of {id} is unreadable: {e}"))?,
+    );
+    let mut cache = shared.payloads.lock();
+    if cache.len() >= PAYLOAD_CACHE {
+        cache.clear();
+    }
+    cache.insert(id, p.clone());
+    Ok(p)
+}
+
+/// Sends one batch (one message, several tokens) and commits the answers.
+async fn send_batch(shared: &Shared, chunk: Vec<Delivery>) {
+    let l = &shared.l;
+    let Some(first) = chunk.first() else { return };
+    let message_id = first.message_id;
+    let outcomes = match payload(shared, message_id).await {
+        Ok(p) => {
+            // The provider gets what is left of the TTL, not the whole of it again.
+            let left = u32::try_from((first.deadline - now()).whole_seconds().max(0)).unwrap_or(0);
+            let p = if left < p.ttl_secs {
+                Arc::new(Payload {
+                    ttl_secs: left,
+                    ..(*p).clone()
+                })
+            } else {
+                p
+            };
+            let tokens: Vec<String> = chunk.iter().map(|d| d.token.clone()).collect();
+            l.status
+                .attempted
+                .fetch_add(tokens.len() as u64, Ordering::Relaxed);
+            let span = info_span!(
+                "batch",
+                message = %message_id,
+                tokens = tokens.len(),
+                first = %short_token(&tokens[0]),
+            );
+            l.channel.send(&p, &tokens).instrument(span).await
+        }
+        Err(problem) => {
+            warn!(%problem, "cannot send");
+            vec![
+                Outcome::MessageRejected {
+                    reason: "stored message unreadable".into()
+                };
+                chunk.len()
+            ]
+        }
+    };
+    let failures = *shared.failures.lock();
+    let decision = decide(&chunk, outcomes, now(), &l.settings, failures);
+    {
+        let mut f = shared.failures.lock();
+        *f = if decision.channel_failed { *f + 1 } else { 0 };
+    }
+    if decision.channel_failed
+        && let Some(c) = decision.completions.first()
+    {
+        let what = c.outcome.reason().unwrap_or("failed").to_string();
+        warn!(reason = %what, "the provider failed the whole batch");
+        l.status.error(now(), what);
+    }
+    if let Some(t) = decision.pause_until {
+        let mut p = shared.pause_until.lock();
+        let until = p.map_or(t, |old| old.max(t));
+        *p = Some(until);
+        l.status.paused(Some(until));
+    }
+    commit(l, decision.completions).await;
+}
+
+/// Records answers, retrying a failed commit a few times; if it never succeeds the leases run
+/// out and the work is sent again (at-least-once).
+async fn commit(l: &ChannelLoop, completions: Vec<Completion>) {
+    let n = completions.len() as u64;
+    for attempt in 1..=COMMIT_ATTEMPTS {
+        match l.store.complete(completions.clone(), now()).await {
+            Ok(_) => {
+                l.status.completed.fetch_add(n, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, attempt, "cannot record answers");
+                l.status.error(now(), format!("commit failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pushgate_store::DeliveryState;
+
+    fn d(id: i64, message: u128) -> Delivery {
+        let t = OffsetDateTime::UNIX_EPOCH;
+        Delivery {
+            id,
+            message_id: Uuid::from_u128(message),
+            app: "a".into(),
+            device_id: None,
+            token: format!("t{id}"),
+            channel: "c".into(),
+            state: DeliveryState::InFlight,
+            attempts: 1,
+            due_at: t,
+            lease_until: None,
+            deadline: t,
+            provider_message_id: None,
+            error_code: None,
+            updated_at: t,
+        }
+    }
+
+    #[test]
+    fn batches_group_by_message_and_respect_the_size() {
+        let claimed = vec![d(1, 1), d(2, 2), d(3, 1), d(4, 1), d(5, 2)];
+        let out = batches(claimed, 2);
+        let ids: Vec<Vec<i64>> = out
+            .iter()
+            .map(|b| b.iter().map(|d| d.id).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![1, 3], vec![4], vec![2, 5]]);
+    }
+}
