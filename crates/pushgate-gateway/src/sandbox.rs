@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use pushgate_client::HttpConfig;
 
 use crate::config::{
-    ApiLimits, AppSpec, C2DM_DEVICE_ID_MAX, C2DM_MIN_LEN, C2DM_REGISTRATION_ID_MAX, C2dmFlowSpec,
-    ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec, LegacyFormat, Secret,
-    StorageSettings,
+    AppSpec, C2DM_DEVICE_ID_MAX, C2DM_MIN_LEN, C2DM_REGISTRATION_ID_MAX, C2dmFlowSpec,
+    ChannelSettings, ChannelSpec, GatewaySpec, LegacyFormat, Secret, ServiceSettings,
 };
 
 /// Name of the sandbox app.
@@ -39,8 +38,7 @@ pub struct SandboxEmulator {
 /// The sandbox configuration: app `sandbox` (default) with channels `fcm` (v1, the default),
 /// `legacy`, `xmpp` (when the emulator has CCS) and `c2dm` (carrying the C2DM-era flow).
 pub fn sandbox_spec(
-    listen: SocketAddr,
-    database: String,
+    service: ServiceSettings,
     api_key: Secret,
     emu: &SandboxEmulator,
 ) -> GatewaySpec {
@@ -105,13 +103,9 @@ pub fn sandbox_spec(
             },
         });
     }
-    GatewaySpec {
-        listen,
-        database,
-        storage: StorageSettings::default(),
-        delivery: DeliverySettings::default(),
-        limits: ApiLimits::default(),
-        apps: vec![AppSpec {
+    GatewaySpec::new(
+        service,
+        vec![AppSpec {
             name: SANDBOX_APP.into(),
             is_default: true,
             api_keys: vec![api_key],
@@ -123,5 +117,5 @@ pub fn sandbox_spec(
                 registration_id_len: C2DM_MIN_LEN..=C2DM_REGISTRATION_ID_MAX,
             },
         }],
-    }
+    )
 }

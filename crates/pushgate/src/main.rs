@@ -1,5 +1,5 @@
-//! The `pushgate` binary: one entry point for every job (emulator, send, bench, ccs-echo;
-//! serve later).
+//! The `pushgate` binary: one entry point for every job (serve, emulator, send, devices,
+//! bench, topics, ccs-echo).
 
 mod cmd;
 mod logging;
@@ -17,10 +17,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway (without a configuration: the sandbox, with an in-process emulator).
+    Serve(Box<cmd::serve::Args>),
     /// Run the emulator of Google's push servers (legacy HTTP, FCM v1 + OAuth, CCS).
     Emulator(cmd::emulator::Args),
     /// Send one message through a provider protocol and print the per-token results.
     Send(Box<cmd::send::Args>),
+    /// Import or export the device registry of an app through a running gateway.
+    Devices(cmd::devices::Args),
     /// Measure throughput against the emulator.
     Bench(cmd::bench::Args),
     /// Manage topic subscriptions through the Instance ID API.
@@ -44,8 +48,10 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => cmd::serve::run(*args).await,
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Send(args) => cmd::send::run(*args).await,
+            Command::Devices(args) => cmd::devices::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::CcsEcho(args) => cmd::ccs_echo::run(args).await,
             Command::Topics(args) => cmd::topics::run(args).await,

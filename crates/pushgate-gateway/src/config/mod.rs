@@ -14,7 +14,7 @@ pub use resolve::{
 pub use secret::{Secret, SecretRef};
 pub use spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,
-    StorageSettings,
+    ServiceSettings, StorageSettings,
 };
 
 #[cfg(test)]

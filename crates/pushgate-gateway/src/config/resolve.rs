@@ -12,7 +12,7 @@ use super::file::{AppFile, ChannelFile, ChannelKind, ConfigError, ConfigFile};
 use super::secret::{Secret, SecretRef};
 use super::spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,
-    StorageSettings,
+    ServiceSettings, StorageSettings,
 };
 
 /// Default address of the HTTP API.
@@ -39,14 +39,29 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 impl ConfigFile {
-    /// Checks the configuration and reads its secrets.
-    pub fn resolve(&self) -> Result<GatewaySpec, ConfigError> {
+    /// Checks the service settings (everything but the apps).
+    pub fn resolve_service(&self) -> Result<ServiceSettings, ConfigError> {
         let listen: SocketAddr = match self.listen {
             Some(addr) => addr,
             None => DEFAULT_LISTEN
                 .parse()
                 .map_err(|e| err("listen", format!("{e}")))?,
         };
+        Ok(ServiceSettings {
+            listen,
+            database: self
+                .database
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
+            storage: storage(self),
+            delivery: delivery(self)?,
+            limits: limits(self)?,
+        })
+    }
+
+    /// Checks the configuration and reads its secrets.
+    pub fn resolve(&self) -> Result<GatewaySpec, ConfigError> {
+        let service = self.resolve_service()?;
         if self.apps.is_empty() {
             return Err(ConfigError(
                 "apps: no application configured (add an [apps.NAME] table)".into(),
@@ -88,17 +103,7 @@ impl ConfigFile {
             }
             apps.push(spec);
         }
-        Ok(GatewaySpec {
-            listen,
-            database: self
-                .database
-                .clone()
-                .unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
-            storage: storage(self),
-            delivery: delivery(self)?,
-            limits: limits(self)?,
-            apps,
-        })
+        Ok(GatewaySpec::new(service, apps))
     }
 }
 

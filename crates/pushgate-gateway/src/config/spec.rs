@@ -10,6 +10,22 @@ use pushgate_client::HttpConfig;
 use super::file::{ChannelKind, LegacyFormat};
 use super::secret::Secret;
 
+/// The settings of the service itself, apart from its apps: what the sandbox shares with a
+/// configured gateway.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// SQLite path or URL.
+    pub database: String,
+    /// Database settings.
+    pub storage: StorageSettings,
+    /// Delivery settings.
+    pub delivery: DeliverySettings,
+    /// HTTP API limits.
+    pub limits: ApiLimits,
+}
+
 /// Everything `pushgate serve` runs with.
 #[derive(Debug, Clone)]
 pub struct GatewaySpec {
@@ -25,6 +41,33 @@ pub struct GatewaySpec {
     pub limits: ApiLimits,
     /// The applications (exactly one is the default).
     pub apps: Vec<AppSpec>,
+}
+
+impl GatewaySpec {
+    /// The service settings with these apps.
+    pub fn new(service: ServiceSettings, apps: Vec<AppSpec>) -> Self {
+        Self {
+            listen: service.listen,
+            database: service.database,
+            storage: service.storage,
+            delivery: service.delivery,
+            limits: service.limits,
+            apps,
+        }
+    }
+}
+
+impl Default for ServiceSettings {
+    /// 127.0.0.1:8080, `pushgate.db`, every other default.
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: "pushgate.db".into(),
+            storage: StorageSettings::default(),
+            delivery: DeliverySettings::default(),
+            limits: ApiLimits::default(),
+        }
+    }
 }
 
 /// How the database is used.

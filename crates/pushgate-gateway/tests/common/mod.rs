@@ -10,7 +10,7 @@ use pushgate_emulator::{
     DEFAULT_API_KEY, DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD, DEFAULT_SENDER_ID, Emulator,
     EmulatorConfig, RunningEmulator,
 };
-use pushgate_gateway::config::{GatewaySpec, Secret};
+use pushgate_gateway::config::{GatewaySpec, Secret, ServiceSettings};
 use pushgate_gateway::sandbox::{SandboxEmulator, sandbox_spec};
 use pushgate_gateway::{Gateway, RunningGateway};
 use reqwest::{Method, StatusCode};
@@ -78,12 +78,12 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewaySpec)) -> Env {
         c2dm_email: DEFAULT_C2DM_EMAIL.into(),
         c2dm_password: DEFAULT_C2DM_PASSWORD.into(),
     };
-    let mut spec = sandbox_spec(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("gw.db").to_string_lossy().into_owned(),
-        Secret::new(KEY, "test"),
-        &emulator,
-    );
+    let service = ServiceSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: dir.path().join("gw.db").to_string_lossy().into_owned(),
+        ..ServiceSettings::default()
+    };
+    let mut spec = sandbox_spec(service, Secret::new(KEY, "test"), &emulator);
     quick(&mut spec);
     adjust(&mut spec);
     let gw = Gateway::start(&spec).await.expect("gateway starts");

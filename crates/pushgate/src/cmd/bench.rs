@@ -28,6 +28,9 @@ enum Which {
     V1(V1Args),
     /// CCS: downstream messages/s over 1 and over 4 XMPP connections (in-process emulator).
     Ccs(CcsArgs),
+    /// The whole gateway through its HTTP API: a 100,000-device fan-out, then 100,000
+    /// single-device messages (accepted/s, deliveries/s, accept-to-delivery latency, RSS).
+    E2e(super::bench_e2e::E2eArgs),
 }
 
 /// Flags of `pushgate bench ccs`.
@@ -93,6 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Which::Legacy(args) => legacy(args).await,
         Which::V1(args) => v1(args).await,
         Which::Ccs(args) => ccs(args).await,
+        Which::E2e(args) => super::bench_e2e::run(args).await,
     }
 }
 

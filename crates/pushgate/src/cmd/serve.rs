@@ -1,0 +1,191 @@
+//! `pushgate serve`: the gateway. With a configuration (`--config`, or `./pushgate.toml`
+//! when it exists) it serves the configured apps; without one it is the sandbox: an
+//! in-process emulator and an app `sandbox` whose channels point at it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use pushgate_emulator::{
+    DEFAULT_API_KEY, DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD, DEFAULT_PROJECT_ID,
+    DEFAULT_SENDER_ID, Emulator, EmulatorConfig, RunningEmulator,
+};
+use pushgate_gateway::config::{ConfigFile, Secret};
+use pushgate_gateway::sandbox::{SANDBOX_APP, SandboxEmulator, sandbox_spec};
+use pushgate_gateway::{Gateway, RunningGateway};
+use rand::distr::{Alphanumeric, SampleString};
+
+/// The configuration file looked for in the working directory.
+const DEFAULT_CONFIG: &str = "pushgate.toml";
+/// The variable that fixes the sandbox's API key.
+const SANDBOX_KEY_VAR: &str = "PUSHGATE_SANDBOX_API_KEY";
+
+/// Flags of `pushgate serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file (default: ./pushgate.toml if it exists, else the sandbox).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Run the sandbox even if ./pushgate.toml exists.
+    #[arg(long, conflicts_with = "config")]
+    sandbox: bool,
+    /// Address of the HTTP API (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// SQLite database file (default ./pushgate.db).
+    #[arg(long, value_name = "PATH")]
+    database: Option<String>,
+    /// Sandbox: the in-process emulator's HTTP address (its control API is under /emulator/).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8085")]
+    emulator_http: SocketAddr,
+    /// Sandbox: the in-process emulator's CCS address (default: any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    emulator_xmpp: SocketAddr,
+}
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match (&args.config, args.sandbox) {
+        (Some(path), _) => Some(path.clone()),
+        (None, false) if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+        _ => None,
+    };
+    match config {
+        Some(path) => serve_configured(&args, &path).await,
+        None => serve_sandbox(&args).await,
+    }
+}
+
+async fn serve_configured(args: &Args, path: &Path) -> anyhow::Result<ExitCode> {
+    let file = ConfigFile::load(Some(path))?;
+    let mut spec = file.resolve()?;
+    if let Some(listen) = args.listen {
+        spec.listen = listen;
+    }
+    if let Some(db) = &args.database {
+        spec.database = db.clone();
+    }
+    let gateway = Gateway::start(&spec).await?;
+    println!(
+        "pushgate listening on {} ({} app(s) from {}, database {})",
+        gateway.base_url(),
+        spec.apps.len(),
+        path.display(),
+        spec.database
+    );
+    wait_and_stop(gateway, None).await
+}
+
+async fn serve_sandbox(args: &Args) -> anyhow::Result<ExitCode> {
+    let (key, key_from_env) = match std::env::var(SANDBOX_KEY_VAR) {
+        Ok(k) if k.len() >= 16 => (k, true),
+        Ok(_) => anyhow::bail!("{SANDBOX_KEY_VAR} must be at least 16 characters"),
+        Err(_) => (
+            format!("sbx_{}", Alphanumeric.sample_string(&mut rand::rng(), 32)),
+            false,
+        ),
+    };
+    // Service settings (delivery, limits, ...) still come from PUSHGATE_* variables.
+    let mut service = ConfigFile::load(None)?.resolve_service()?;
+    if let Some(listen) = args.listen {
+        service.listen = listen;
+    }
+    if let Some(db) = &args.database {
+        service.database = db.clone();
+    }
+    let emulator = Emulator::start(EmulatorConfig {
+        http: args.emulator_http,
+        xmpp: Some(args.emulator_xmpp),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the sandbox emulator on {}",
+            args.emulator_http
+        )
+    })?;
+    let emu_base = emulator.base_url();
+    let key_json = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!(
+            "{emu_base}/emulator/projects/{DEFAULT_PROJECT_ID}/key"
+        ))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let emu = SandboxEmulator {
+        http_base: emu_base.clone(),
+        xmpp: emulator.xmpp_addr(),
+        cert_pem: emulator.tls_cert_pem().map(str::to_string),
+        service_account_json: key_json,
+        api_key: DEFAULT_API_KEY.into(),
+        sender_id: DEFAULT_SENDER_ID.into(),
+        c2dm_email: DEFAULT_C2DM_EMAIL.into(),
+        c2dm_password: DEFAULT_C2DM_PASSWORD.into(),
+    };
+    let reference = if key_from_env {
+        SANDBOX_KEY_VAR
+    } else {
+        "generated"
+    };
+    let spec = sandbox_spec(service, Secret::new(key.clone(), reference), &emu);
+    let gateway = Gateway::start(&spec).await?;
+    let shown_key = if key_from_env {
+        format!("${SANDBOX_KEY_VAR}")
+    } else {
+        key
+    };
+    print_banner(
+        &gateway,
+        &spec.database,
+        &emu_base,
+        &shown_key,
+        key_from_env,
+    );
+    wait_and_stop(gateway, Some(emulator)).await
+}
+
+fn print_banner(gw: &RunningGateway, database: &str, emu: &str, key: &str, from_env: bool) {
+    let base = gw.base_url();
+    let key_line = if from_env {
+        format!("from {SANDBOX_KEY_VAR}")
+    } else {
+        key.to_string()
+    };
+    println!(
+        r#"pushgate sandbox
+  API        {base}   (app "{SANDBOX_APP}", the default; channels fcm, legacy, xmpp, c2dm)
+  API key    {key_line}
+  database   {database}
+  emulator   {emu}   (Google's push servers; control API under /emulator/)
+
+Try it:
+  # 1. Create a virtual device in the emulator; it registers itself with the gateway
+  #    through the C2DM-era flow and confirms its registration:
+  curl -s -XPOST {emu}/emulator/devices -H 'content-type: application/json' \
+       -d '{{"protocol":"c2dm","confirm_via":"{base}","device_ids":["my-phone-1"]}}'
+  # 2. Send it a message (see it with GET {emu}/emulator/devices/<token>/messages):
+  curl -s -XPOST {base}/v1/apps/{SANDBOX_APP}/messages -H "authorization: Bearer {key}" \
+       -H 'content-type: application/json' \
+       -d '{{"targets":{{"device_ids":["my-phone-1"]}},"collapse_key":"hello","data":{{"text":"hello"}}}}'
+"#
+    );
+}
+
+async fn wait_and_stop(
+    gateway: RunningGateway,
+    emulator: Option<RunningEmulator>,
+) -> anyhow::Result<ExitCode> {
+    crate::shutdown::signal().await;
+    tracing::info!("stop signal received: finishing in-flight deliveries");
+    gateway.shutdown().await;
+    if let Some(emulator) = emulator {
+        emulator.shutdown().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
