@@ -413,9 +413,91 @@ named_enum! {
         TokenRotated => "token_rotated",
         /// A device was marked invalid because its token is dead (data: token, reason).
         DeviceInvalidated => "device_invalidated",
-        /// A delivery failed for good (data: message, delivery, outcome kind, reason).
+        /// A delivery failed for good (data: message, delivery, token, final state, reason).
         DeliveryFailed => "delivery_failed",
+        /// A device sent a message to the app server over CCS (data: from, category,
+        /// message id, data).
+        UpstreamMessage => "upstream_message",
+        /// CCS reported what became of a message on the device (data: the receipt, and the
+        /// delivery it is about when known).
+        DeliveryReceipt => "delivery_receipt",
     }
+}
+
+/// What [`crate::Store::complete`] (and the settling it caused) did, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompletionStats {
+    /// Answers recorded (stale ones are not).
+    pub applied: u64,
+    /// Deliveries that reached each state, final or waiting.
+    pub states: BTreeMap<DeliveryState, u64>,
+    /// Events written, by kind.
+    pub events: BTreeMap<EventKind, u64>,
+}
+
+impl CompletionStats {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: &CompletionStats) {
+        self.applied += other.applied;
+        for (k, v) in &other.states {
+            *self.states.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.events {
+            *self.events.entry(*k).or_default() += v;
+        }
+    }
+}
+
+/// What a claim handed out, and what it settled instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// Deliveries now in flight for the caller.
+    pub deliveries: Vec<Delivery>,
+    /// Due deliveries that were past their deadline and expired instead.
+    pub expired: u64,
+}
+
+/// An upstream message or receipt from CCS, to record exactly once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamRecord {
+    /// `UpstreamMessage` or `DeliveryReceipt`.
+    pub kind: EventKind,
+    /// The device's token (`from` of the stanza, or the receipt's device).
+    pub from_token: Option<String>,
+    /// For receipts: the provider message id the receipt is about.
+    pub original_message_id: Option<String>,
+    /// The event data.
+    pub data: serde_json::Value,
+    /// Unique per app: a redelivered stanza carries the same key and is not recorded twice.
+    pub dedup_key: String,
+}
+
+/// Where an app's webhook stands: events up to `delivered_seq` were accepted by the receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookState {
+    /// The app.
+    pub app: String,
+    /// The last event seq the receiver answered 2xx for.
+    pub delivered_seq: i64,
+    /// Failed attempts in a row.
+    pub attempts: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was last tried.
+    pub last_attempt_at: Option<OffsetDateTime>,
+    /// When it may be tried next.
+    pub next_attempt_at: OffsetDateTime,
+}
+
+/// Deliveries still to be sent on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelQueue {
+    /// The app.
+    pub app: String,
+    /// The channel.
+    pub channel: String,
+    /// Its counts.
+    pub stats: QueueStats,
 }
 
 /// A change the application should hear about, read through the events API and webhooks.

@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::model::{
-    App, C2dmRegistration, ChannelRecord, Completion, Delivery, Device, DeviceFilter, DeviceState,
-    Event, EventKind, InsertOutcome, MessageSummary, NewDevice, NewMessage, Page, PutDevice,
-    QueueStats, Release, StoredMessage, Targets,
+    App, C2dmRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
+    Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
+    NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
+    WebhookState,
 };
 
 /// What [`Store::c2dm_confirm`] found.
@@ -176,6 +177,69 @@ pub trait Store: Send + Sync {
         cursor: Option<i64>,
         limit: u32,
     ) -> Result<Page<Delivery, i64>>;
+
+    /// Records an upstream message or receipt as an event, once per `dedup_key`; `None` when
+    /// the same stanza was recorded before (CCS redelivers until acked).
+    async fn record_upstream(
+        &self,
+        app: &str,
+        record: UpstreamRecord,
+        now: OffsetDateTime,
+    ) -> Result<Option<Event>>;
+
+    /// The app's last event seq (0 when it has none).
+    async fn last_event_seq(&self, app: &str) -> Result<i64>;
+
+    /// How many of the app's events come after `seq`.
+    async fn count_events_after(&self, app: &str, seq: i64) -> Result<u64>;
+
+    /// Creates the app's webhook cursor at `start_seq` unless it exists.
+    async fn webhook_init(&self, app: &str, start_seq: i64, now: OffsetDateTime) -> Result<()>;
+
+    /// Takes the app's webhook lease for `owner` when an attempt is due and nobody else holds
+    /// it; returns the cursor.
+    async fn webhook_claim(
+        &self,
+        app: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<Option<WebhookState>>;
+
+    /// Records that the receiver accepted every event up to `delivered_seq`; false when
+    /// `owner` lost the lease meanwhile.
+    async fn webhook_done(
+        &self,
+        app: &str,
+        owner: &str,
+        delivered_seq: i64,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+
+    /// Records a failed attempt and when to try again; false when `owner` lost the lease.
+    async fn webhook_failed(
+        &self,
+        app: &str,
+        owner: &str,
+        error: &str,
+        next_attempt_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+
+    /// The app's webhook cursor, if it has one.
+    async fn webhook_state(&self, app: &str) -> Result<Option<WebhookState>>;
+
+    /// Deliveries per app, channel and state (for metrics).
+    async fn delivery_counts(&self) -> Result<Vec<(String, String, DeliveryState, u64)>>;
+
+    /// Events per app and kind (for metrics).
+    async fn event_counts(&self) -> Result<Vec<(String, EventKind, u64)>>;
+
+    /// Pending and due work per app and channel.
+    async fn queue_by_channel(&self, now: OffsetDateTime) -> Result<Vec<ChannelQueue>>;
+
+    /// (applied, latest) migration versions: ready when they are equal.
+    async fn schema_version(&self) -> Result<(i64, i64)>;
 
     /// The app's events with `seq > cursor`, in order, at most `limit`, optionally one kind.
     async fn events_after(

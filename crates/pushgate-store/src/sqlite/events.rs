@@ -50,3 +50,62 @@ pub(super) async fn after(
     .await?;
     rows.iter().map(rows::event).collect()
 }
+
+/// A delivery that ended without reaching its device, as events report it.
+#[derive(Debug, Clone)]
+pub(super) struct Ended {
+    /// The delivery.
+    pub delivery_id: i64,
+    /// Its message.
+    pub message_id: uuid::Uuid,
+    /// Its device, if registered.
+    pub device_id: Option<String>,
+    /// The token it was for.
+    pub token: String,
+}
+
+impl Ended {
+    /// Reads `id, message_id, device_id, token` from a row.
+    pub(super) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Self> {
+        use sqlx::Row;
+        Ok(Self {
+            delivery_id: row.try_get("id")?,
+            message_id: row.try_get("message_id")?,
+            device_id: row.try_get("device_id")?,
+            token: row.try_get("token")?,
+        })
+    }
+}
+
+/// Appends one `DeliveryFailed` event per ended delivery: every final failure of work that
+/// was queued is reported, whatever ended it (an answer, the TTL, a registry change).
+pub(super) async fn delivery_failed(
+    conn: &mut SqliteConnection,
+    app: &str,
+    ended: &[Ended],
+    state: crate::model::DeliveryState,
+    outcome: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    for e in ended {
+        let data = serde_json::json!({
+            "message_id": e.message_id,
+            "delivery_id": e.delivery_id,
+            "token": e.token,
+            "state": state.as_str(),
+            "outcome": outcome,
+            "reason": reason,
+        });
+        append(
+            &mut *conn,
+            app,
+            EventKind::DeliveryFailed,
+            e.device_id.as_deref(),
+            &data,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}

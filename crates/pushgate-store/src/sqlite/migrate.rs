@@ -9,7 +9,25 @@ use super::rows::ms;
 use crate::{Result, StoreError};
 
 /// The SQLite schema history: (version, name, script). Append only; never edit a shipped one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "events_webhooks",
+        include_str!("migrations/0002_events_webhooks.sql"),
+    ),
+];
+
+/// The version the schema has once every migration ran.
+pub(super) const LATEST: i64 = 2;
+
+/// The highest migration applied to this database (0 for a new one).
+pub(super) async fn current(pool: &SqlitePool) -> Result<i64> {
+    let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(pool)
+        .await?;
+    Ok(v.unwrap_or(0))
+}
 
 /// Applies every migration not yet recorded; safe to run from several processes at once.
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {

@@ -14,7 +14,10 @@ mod outcomes;
 mod queue;
 mod registry;
 mod rows;
+mod stats;
 mod targets;
+mod upstream;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,9 +29,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::model::{
-    App, C2dmRegistration, ChannelRecord, Completion, Delivery, Device, DeviceFilter, DeviceState,
-    Event, EventKind, InsertOutcome, MessageSummary, NewDevice, NewMessage, Page, PutDevice,
-    QueueStats, Release, StoredMessage, Targets,
+    App, C2dmRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
+    Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
+    NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
+    WebhookState,
 };
 use crate::store::Confirmation;
 use crate::{Result, Store};
@@ -324,6 +328,91 @@ impl Store for SqliteStore {
         read!(self, |conn| {
             queue::list_deliveries(&mut conn, message_id, cursor, limit).await
         })
+    }
+
+    async fn record_upstream(
+        &self,
+        app: &str,
+        record: UpstreamRecord,
+        now: OffsetDateTime,
+    ) -> Result<Option<Event>> {
+        write_tx!(self, |tx| upstream::record(&mut tx, app, &record, now)
+            .await?)
+    }
+
+    async fn last_event_seq(&self, app: &str) -> Result<i64> {
+        read!(self, |conn| stats::last_event_seq(&mut conn, app).await)
+    }
+
+    async fn count_events_after(&self, app: &str, seq: i64) -> Result<u64> {
+        read!(self, |conn| stats::events_after_count(&mut conn, app, seq)
+            .await)
+    }
+
+    async fn webhook_init(&self, app: &str, start_seq: i64, now: OffsetDateTime) -> Result<()> {
+        write_tx!(self, |tx| webhooks::init(&mut tx, app, start_seq, now)
+            .await?)
+    }
+
+    async fn webhook_claim(
+        &self,
+        app: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<Option<WebhookState>> {
+        write_tx!(self, |tx| webhooks::claim(&mut tx, app, owner, now, lease)
+            .await?)
+    }
+
+    async fn webhook_done(
+        &self,
+        app: &str,
+        owner: &str,
+        delivered_seq: i64,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        write_tx!(self, |tx| webhooks::done(
+            &mut tx,
+            app,
+            owner,
+            delivered_seq,
+            now
+        )
+        .await?)
+    }
+
+    async fn webhook_failed(
+        &self,
+        app: &str,
+        owner: &str,
+        error: &str,
+        next_attempt_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        write_tx!(self, |tx| {
+            webhooks::failed(&mut tx, app, owner, error, next_attempt_at, now).await?
+        })
+    }
+
+    async fn webhook_state(&self, app: &str) -> Result<Option<WebhookState>> {
+        read!(self, |conn| webhooks::get(&mut conn, app).await)
+    }
+
+    async fn delivery_counts(&self) -> Result<Vec<(String, String, DeliveryState, u64)>> {
+        read!(self, |conn| stats::delivery_counts(&mut conn).await)
+    }
+
+    async fn event_counts(&self) -> Result<Vec<(String, EventKind, u64)>> {
+        read!(self, |conn| stats::event_counts(&mut conn).await)
+    }
+
+    async fn queue_by_channel(&self, now: OffsetDateTime) -> Result<Vec<ChannelQueue>> {
+        read!(self, |conn| stats::queue_by_channel(&mut conn, now).await)
+    }
+
+    async fn schema_version(&self) -> Result<(i64, i64)> {
+        Ok((migrate::current(&self.pool).await?, migrate::LATEST))
     }
 
     async fn events_after(

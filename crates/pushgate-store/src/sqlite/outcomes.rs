@@ -71,47 +71,55 @@ async fn rotate(
     }
     let device = registry::live_holder(&mut *conn, &a.app, &a.token).await?;
     let holder = registry::live_holder(&mut *conn, &a.app, new_token).await?;
-    let data = match (&device, &holder) {
-        (Some(device), Some(holder)) if holder != device => {
-            registry::retire(
-                &mut *conn,
-                &a.app,
-                device,
-                &format!("canonical id held by {holder}"),
-                now,
-            )
-            .await?;
+    let retire_for = match (&device, &holder) {
+        (Some(device), Some(holder)) if holder != device => Some(holder.clone()),
+        _ => None,
+    };
+    let data = match &retire_for {
+        Some(holder) => {
             json!({"old_token": a.token, "new_token": new_token, "retired": true, "held_by": holder})
         }
-        _ => {
-            if let Some(device) = &device {
-                sqlx::query(
-                    "UPDATE devices SET token = $1, updated_at = $2
-                     WHERE app = $3 AND device_id = $4",
-                )
-                .bind(new_token)
-                .bind(ms(now))
-                .bind(&a.app)
-                .bind(device)
-                .execute(&mut *conn)
-                .await?;
-                registry::follow_token(&mut *conn, &a.app, device, new_token, now).await?;
-            }
-            json!({"old_token": a.token, "new_token": new_token, "retired": false})
-        }
+        None => json!({"old_token": a.token, "new_token": new_token, "retired": false}),
     };
+    // The cause first, then its consequences (events of the work it settles).
     events::append(
-        conn,
+        &mut *conn,
         &a.app,
         EventKind::TokenRotated,
         device.as_deref(),
         &data,
         now,
     )
-    .await
+    .await?;
+    match (&device, retire_for) {
+        (Some(device), Some(holder)) => {
+            registry::retire(
+                conn,
+                &a.app,
+                device,
+                &format!("canonical id held by {holder}"),
+                now,
+            )
+            .await
+        }
+        (Some(device), None) => {
+            sqlx::query(
+                "UPDATE devices SET token = $1, updated_at = $2
+                 WHERE app = $3 AND device_id = $4",
+            )
+            .bind(new_token)
+            .bind(ms(now))
+            .bind(&a.app)
+            .bind(device)
+            .execute(&mut *conn)
+            .await?;
+            registry::follow_token(conn, &a.app, device, new_token, now).await
+        }
+        (None, _) => Ok(()),
+    }
 }
 
-/// Marks the token's live holder invalid and reports it.
+/// Marks the token's live holder invalid and reports it (before the work it settles).
 async fn invalidate(
     conn: &mut SqliteConnection,
     a: &Answered,
@@ -119,19 +127,20 @@ async fn invalidate(
     now: OffsetDateTime,
 ) -> Result<()> {
     let device = registry::live_holder(&mut *conn, &a.app, &a.token).await?;
-    if let Some(device) = &device {
-        registry::retire(&mut *conn, &a.app, device, reason, now).await?;
-    }
     let data = json!({"token": a.token, "reason": reason});
     events::append(
-        conn,
+        &mut *conn,
         &a.app,
         EventKind::DeviceInvalidated,
         device.as_deref(),
         &data,
         now,
     )
-    .await
+    .await?;
+    if let Some(device) = &device {
+        registry::retire(conn, &a.app, device, reason, now).await?;
+    }
+    Ok(())
 }
 
 /// Records one answer with all its effects; false when it was stale.
@@ -163,12 +172,12 @@ async fn apply(conn: &mut SqliteConnection, c: &Completion, now: OffsetDateTime)
         Outcome::Rotated { new_token, .. } => rotate(conn, &answered, new_token, now).await?,
         Outcome::TokenDead { reason } => invalidate(conn, &answered, reason, now).await?,
         Outcome::MessageRejected { reason } | Outcome::AuthFailed { reason } => {
-            failed_event(conn, &answered, c, "failed", reason, now).await?
+            failed_event(conn, &answered, c, DeliveryState::Failed, reason, now).await?
         }
         Outcome::RetryLater { reason, .. } | Outcome::Throttled { reason, .. }
             if state == DeliveryState::Expired =>
         {
-            failed_event(conn, &answered, c, "expired", reason, now).await?
+            failed_event(conn, &answered, c, DeliveryState::Expired, reason, now).await?
         }
         _ => {}
     }
@@ -180,24 +189,23 @@ async fn failed_event(
     conn: &mut SqliteConnection,
     a: &Answered,
     c: &Completion,
-    state: &str,
+    state: DeliveryState,
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
-    let data = json!({
-        "message_id": a.message_id,
-        "delivery_id": c.delivery_id,
-        "token": a.token,
-        "state": state,
-        "outcome": c.outcome.kind().as_str(),
-        "reason": reason,
-    });
-    events::append(
+    let ended = events::Ended {
+        delivery_id: c.delivery_id,
+        message_id: a.message_id,
+        device_id: a.device_id.clone(),
+        token: a.token.clone(),
+    };
+    events::delivery_failed(
         conn,
         &a.app,
-        EventKind::DeliveryFailed,
-        a.device_id.as_deref(),
-        &data,
+        &[ended],
+        state,
+        c.outcome.kind().as_str(),
+        reason,
         now,
     )
     .await

@@ -7,6 +7,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::events;
 use super::registry;
 use super::rows::{self, count, delivery_columns, message_columns, ms, ms_after};
 use super::targets::{has_audience, json_list, push_audience};
@@ -341,14 +342,36 @@ pub(super) async fn claim_due(
     .bind(app)
     .bind(channel)
     .bind(i64::from(limit))
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
     let mut claimed = Vec::with_capacity(rows.len());
+    let mut expired = Vec::new();
     for row in &rows {
         let d = rows::delivery(row)?;
         if d.state == DeliveryState::InFlight {
             claimed.push(d);
+        } else {
+            expired.push(d);
         }
+    }
+    for d in &expired {
+        let ended = events::Ended {
+            delivery_id: d.id,
+            message_id: d.message_id,
+            device_id: d.device_id.clone(),
+            token: d.token.clone(),
+        };
+        let reason = d.error_code.as_deref().unwrap_or("ttl_expired");
+        events::delivery_failed(
+            &mut *conn,
+            app,
+            &[ended],
+            DeliveryState::Expired,
+            "expired",
+            reason,
+            now,
+        )
+        .await?;
     }
     claimed.sort_by_key(|d| d.id);
     Ok(claimed)

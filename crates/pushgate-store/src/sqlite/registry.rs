@@ -4,6 +4,7 @@
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
+use super::events;
 use super::rows::ms;
 use crate::model::DeliveryState;
 use crate::{Result, StoreError};
@@ -42,18 +43,24 @@ pub(super) async fn settle_waiting(
     error: &str,
     now: OffsetDateTime,
 ) -> Result<u64> {
-    let done = sqlx::query(
+    let rows = sqlx::query(
         "UPDATE deliveries SET state = $1, error_code = $2, lease_until = NULL, updated_at = $3
-         WHERE app = $4 AND device_id = $5 AND state IN ('queued', 'retry_wait')",
+         WHERE app = $4 AND device_id = $5 AND state IN ('queued', 'retry_wait')
+         RETURNING id, message_id, device_id, token",
     )
     .bind(state.as_str())
     .bind(error)
     .bind(ms(now))
     .bind(app)
     .bind(device_id)
-    .execute(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(done.rows_affected())
+    let ended = rows
+        .iter()
+        .map(events::Ended::from_row)
+        .collect::<Result<Vec<_>>>()?;
+    events::delivery_failed(conn, app, &ended, state, "registry", error, now).await?;
+    Ok(ended.len() as u64)
 }
 
 /// Marks a device invalid with a reason; the work waiting for it will never be sent.

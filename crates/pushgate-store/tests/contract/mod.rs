@@ -14,7 +14,7 @@ use pushgate_proto::outcome::Outcome;
 use pushgate_store::{
     C2dmRegistration, ChannelRecord, Completion, Confirmation, Delivery, DeliveryState,
     DeviceFilter, DeviceState, EventKind, NewDevice, NewMessage, Release, Store, StoreError,
-    Targets,
+    Targets, UpstreamRecord,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -898,9 +898,19 @@ pub async fn token_dead_invalidates_device_and_blocks_new_work(s: Arc<dyn Store>
     let d1 = s.get_device("app", "d1").await.unwrap().unwrap();
     assert_eq!(d1.state, DeviceState::Invalid);
     assert_eq!(d1.invalid_reason.as_deref(), Some("NotRegistered"));
-    let events = s.events_after("app", 0, 10, None).await.unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].kind, EventKind::DeviceInvalidated);
+    let all = s.events_after("app", 0, 10, None).await.unwrap();
+    let kinds: Vec<EventKind> = all.iter().map(|e| e.kind).collect();
+    // The invalidation, then the waiting message it settled.
+    assert_eq!(
+        kinds,
+        [EventKind::DeviceInvalidated, EventKind::DeliveryFailed]
+    );
+    assert_eq!(all[1].data["message_id"], waiting.to_string());
+    assert_eq!(all[1].data["reason"], "device_invalid");
+    let events = s
+        .events_after("app", 0, 10, Some(EventKind::DeviceInvalidated))
+        .await
+        .unwrap();
     assert_eq!(events[0].device_id.as_deref(), Some("d1"));
     assert_eq!(events[0].data["reason"], "NotRegistered");
     assert_eq!(
@@ -947,7 +957,7 @@ pub async fn token_dead_invalidates_device_and_blocks_new_work(s: Arc<dyn Store>
     .await
     .unwrap();
     let events = s
-        .events_after("app", events[0].seq, 10, None)
+        .events_after("app", all[1].seq, 10, Some(EventKind::DeviceInvalidated))
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -1304,6 +1314,220 @@ pub async fn apps_and_channels_are_recorded(s: Arc<dyn Store>) {
     ));
 }
 
+pub async fn every_final_failure_of_queued_work_is_an_event(s: Arc<dyn Store>) {
+    devices(&*s, 3).await;
+    let m = msg(10);
+    s.insert_message(
+        m.clone(),
+        &Targets {
+            all: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // d1 disabled while its work waits; d2's work outlives its TTL; d3 is sent.
+    s.set_device_state("app", "d1", DeviceState::Disabled, None, secs(1))
+        .await
+        .unwrap();
+    let c = s.claim_due("app", CH, secs(2), 1, LEASE).await.unwrap();
+    assert_eq!(c.len(), 1);
+    s.complete(vec![delivered(&c[0])], secs(3)).await.unwrap();
+    assert!(
+        s.claim_due("app", CH, secs(11), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let events = s
+        .events_after("app", 0, 10, Some(EventKind::DeliveryFailed))
+        .await
+        .unwrap();
+    let mut got: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.device_id.clone().unwrap_or_default(),
+                e.data["state"].as_str().unwrap().to_string(),
+                e.data["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let sent_to = c[0].device_id.clone().unwrap();
+    let expired_one = if sent_to == "d2" { "d3" } else { "d2" };
+    assert_eq!(
+        got,
+        [
+            (
+                "d1".to_string(),
+                "failed".to_string(),
+                "device_disabled".to_string()
+            ),
+            (
+                expired_one.to_string(),
+                "expired".to_string(),
+                "ttl_expired".to_string()
+            ),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.data["message_id"] == m.id.to_string())
+    );
+    // The counts the metrics read agree with the message's summary.
+    let counts = s.delivery_counts().await.unwrap();
+    let summary = s.message_summary(m.id).await.unwrap();
+    for (app, channel, state, n) in &counts {
+        assert_eq!((app.as_str(), channel.as_str()), ("app", CH));
+        assert_eq!(summary.get(state), Some(n), "{state}");
+    }
+    let by_kind = s.event_counts().await.unwrap();
+    assert_eq!(by_kind, [("app".to_string(), EventKind::DeliveryFailed, 2)]);
+    let (applied, latest) = s.schema_version().await.unwrap();
+    assert_eq!(applied, latest);
+}
+
+pub async fn upstream_stanzas_are_recorded_once(s: Arc<dyn Store>) {
+    devices(&*s, 1).await;
+    send(
+        &*s,
+        Targets {
+            device_ids: ids(&["d1"]),
+            ..Default::default()
+        },
+    )
+    .await;
+    let c = claim(&*s, secs(1)).await;
+    s.complete(
+        vec![done(
+            &c[0],
+            Outcome::Delivered {
+                message_id: "ccs-42".into(),
+            },
+        )],
+        secs(2),
+    )
+    .await
+    .unwrap();
+    let upstream = UpstreamRecord {
+        kind: EventKind::UpstreamMessage,
+        from_token: Some("t1".into()),
+        original_message_id: None,
+        data: serde_json::json!({"from": "t1", "data": {"hello": "1"}}),
+        dedup_key: "upstream:m-1".into(),
+    };
+    let first = s
+        .record_upstream("app", upstream.clone(), secs(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.device_id.as_deref(), Some("d1"));
+    assert_eq!(first.data["data"]["hello"], "1");
+    assert!(
+        s.record_upstream("app", upstream.clone(), secs(4))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The same stanza id in another app is another event.
+    s.put_device("other", dev("o1", "t1"), t0()).await.unwrap();
+    assert!(
+        s.record_upstream("other", upstream, secs(4))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let receipt = UpstreamRecord {
+        kind: EventKind::DeliveryReceipt,
+        from_token: Some("t1".into()),
+        original_message_id: Some("ccs-42".into()),
+        data: serde_json::json!({"status": "MESSAGE_SENT_TO_DEVICE"}),
+        dedup_key: "receipt:r-1".into(),
+    };
+    let r = s
+        .record_upstream("app", receipt, secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.data["delivery_id"], c[0].id);
+    assert_eq!(r.data["message"], c[0].message_id.to_string());
+    assert_eq!(s.last_event_seq("app").await.unwrap(), r.seq);
+    assert_eq!(s.count_events_after("app", first.seq).await.unwrap(), 1);
+    assert_eq!(s.count_events_after("app", 0).await.unwrap(), 2);
+    let stranger = UpstreamRecord {
+        kind: EventKind::UpstreamMessage,
+        from_token: Some("unknown-token".into()),
+        original_message_id: None,
+        data: serde_json::json!({}),
+        dedup_key: "upstream:m-2".into(),
+    };
+    assert_eq!(
+        s.record_upstream("app", stranger, secs(6))
+            .await
+            .unwrap()
+            .unwrap()
+            .device_id,
+        None
+    );
+}
+
+pub async fn webhook_cursors_are_leased_and_fenced(s: Arc<dyn Store>) {
+    assert!(s.webhook_state("app").await.unwrap().is_none());
+    s.webhook_init("app", 7, t0()).await.unwrap();
+    s.webhook_init("app", 99, t0()).await.unwrap();
+    let state = s.webhook_state("app").await.unwrap().unwrap();
+    assert_eq!(
+        (state.delivered_seq, state.attempts),
+        (7, 0),
+        "init keeps an existing cursor"
+    );
+    let a = s.webhook_claim("app", "a", secs(1), LEASE).await.unwrap();
+    assert_eq!(a.unwrap().delivered_seq, 7);
+    assert!(
+        s.webhook_claim("app", "b", secs(2), LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "leased to a"
+    );
+    assert!(
+        s.webhook_failed("app", "a", "HTTP 500", secs(10), secs(3))
+            .await
+            .unwrap()
+    );
+    let failed = s.webhook_state("app").await.unwrap().unwrap();
+    assert_eq!(
+        (failed.attempts, failed.last_error.as_deref()),
+        (1, Some("HTTP 500"))
+    );
+    assert_eq!(failed.next_attempt_at, secs(10));
+    assert!(
+        s.webhook_claim("app", "a", secs(5), LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "not due yet"
+    );
+    // The lease ran out: b takes over; a's late answer is refused.
+    let b = s.webhook_claim("app", "b", secs(40), LEASE).await.unwrap();
+    assert!(b.is_some());
+    assert!(!s.webhook_done("app", "a", 20, secs(41)).await.unwrap());
+    assert!(s.webhook_done("app", "b", 12, secs(41)).await.unwrap());
+    let done = s.webhook_state("app").await.unwrap().unwrap();
+    assert_eq!(
+        (done.delivered_seq, done.attempts, done.last_error),
+        (12, 0, None)
+    );
+    // The cursor never moves back.
+    assert!(s.webhook_done("app", "b", 9, secs(42)).await.unwrap());
+    assert_eq!(
+        s.webhook_state("app").await.unwrap().unwrap().delivered_seq,
+        12
+    );
+}
+
 /// Generates one `#[tokio::test]` per contract case; `$make` is an async expression giving a
 /// fresh `Arc<dyn Store>` with the apps `app` (default) and `other`.
 #[macro_export]
@@ -1330,6 +1554,9 @@ macro_rules! store_contract_tests {
             c2dm_flow_confirms_before_sending,
             events_page_in_order,
             apps_and_channels_are_recorded,
+            every_final_failure_of_queued_work_is_an_event,
+            upstream_stanzas_are_recorded_once,
+            webhook_cursors_are_leased_and_fenced,
         );
     };
     (@cases $make:expr; $($case:ident,)+) => {
