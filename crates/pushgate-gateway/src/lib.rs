@@ -14,4 +14,8 @@ mod strict_json;
 pub mod worker;
 
 pub use service::{Gateway, RunningGateway, StartError};
+pub mod metrics;
 pub mod sandbox;
+pub mod signal;
+pub mod upstream;
+pub mod webhook;

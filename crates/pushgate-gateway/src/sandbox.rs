@@ -100,6 +100,8 @@ pub fn sandbox_spec(
                 ca_pem: emu.cert_pem.clone(),
                 connections: 1,
                 window: 100,
+                echo: false,
+                receipts: false,
             },
         });
     }
@@ -116,6 +118,7 @@ pub fn sandbox_spec(
                 device_id_len: C2DM_MIN_LEN..=C2DM_DEVICE_ID_MAX,
                 registration_id_len: C2DM_MIN_LEN..=C2DM_REGISTRATION_ID_MAX,
             },
+            webhook: None,
         }],
     )
 }

@@ -10,10 +10,25 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
 use crate::api::{self, AppState, Apps};
-use crate::channel::{self, ChannelError};
-use crate::config::GatewaySpec;
+use crate::channel::{self, ChannelError, ChannelHooks};
+use crate::config::{ChannelSettings, GatewaySpec};
+use crate::metrics::Metrics;
+use crate::signal::EventSignal;
+use crate::upstream::UpstreamHandler;
+use crate::webhook::WebhookSender;
 use crate::worker::{ChannelSet, Workers};
+
+/// Upstream items waiting for their handler, per CCS channel.
+const UPSTREAM_QUEUE: usize = 256;
+/// How often a persistent channel (CCS) is reopened after its connection was lost.
+const REOPEN: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +75,9 @@ pub struct RunningGateway {
     workers: Workers,
     stop_http: CancellationToken,
     server: JoinHandle<()>,
+    stop_background: CancellationToken,
+    background: JoinSet<()>,
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -80,7 +98,10 @@ impl Gateway {
             .map_err(store_error)?;
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let now = OffsetDateTime::now_utc();
+        let signal = EventSignal::default();
+        let metrics = Arc::new(Metrics::new());
         let mut channels = ChannelSet::default();
+        let mut upstreams = Vec::new();
         for app in &spec.apps {
             store
                 .upsert_app(&app.name, app.is_default)
@@ -103,20 +124,88 @@ impl Gateway {
                 .await
                 .map_err(store_error)?;
             for c in &app.channels {
-                let built = channel::build(c).map_err(|source| StartError::Channel {
+                let mut hooks = ChannelHooks::default();
+                if let ChannelSettings::Ccs { echo, .. } = &c.settings {
+                    let (tx, rx) = mpsc::channel(UPSTREAM_QUEUE);
+                    hooks.upstream = Some(tx);
+                    upstreams.push((app.name.clone(), c.name.clone(), *echo, rx));
+                }
+                let built = channel::build(c, hooks).map_err(|source| StartError::Channel {
                     app: app.name.clone(),
                     source,
                 })?;
                 channels.insert(&app.name, &c.name, built);
             }
         }
-        let workers = Workers::start(&channels, store.clone(), &spec.delivery);
+        let workers = Workers::start(
+            &channels,
+            store.clone(),
+            &spec.delivery,
+            metrics.clone(),
+            signal.clone(),
+        );
+        let stop_background = CancellationToken::new();
+        let mut background = JoinSet::new();
+        let echo_ttl = u32::try_from(spec.delivery.default_ttl.as_secs()).unwrap_or(u32::MAX);
+        for (app, channel, echo, rx) in upstreams {
+            let handler = UpstreamHandler {
+                app,
+                channel,
+                echo,
+                echo_ttl,
+                store: store.clone(),
+                signal: signal.clone(),
+                channels: channels.clone(),
+                metrics: metrics.clone(),
+            };
+            background.spawn(handler.run(rx));
+        }
+        for (app, name, entry) in channels.iter() {
+            if !entry.channel.is_persistent() {
+                continue;
+            }
+            let (app, name, entry) = (app.to_string(), name.to_string(), entry.clone());
+            let stop = stop_background.clone();
+            background.spawn(async move {
+                loop {
+                    if let Err(e) = entry.channel.open().await {
+                        tracing::warn!(%app, channel = %name, error = %e, "cannot open the channel");
+                        entry.status.error(OffsetDateTime::now_utc(), e);
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(REOPEN) => {}
+                    }
+                }
+            });
+        }
+        let owner = format!("gw-{}", uuid::Uuid::now_v7());
+        let mut webhook_urls = HashMap::new();
+        for app in &spec.apps {
+            if let Some(hook) = &app.webhook {
+                webhook_urls.insert(app.name.clone(), hook.url.clone());
+                let sender = WebhookSender {
+                    app: app.name.clone(),
+                    spec: hook.clone(),
+                    store: store.clone(),
+                    signal: signal.clone(),
+                    owner: owner.clone(),
+                    retry: (spec.delivery.retry_initial, spec.delivery.retry_max),
+                    stop: stop_background.clone(),
+                };
+                background.spawn(sender.run());
+            }
+        }
         let state = AppState {
             store: store.clone(),
             apps: Arc::new(Apps::from_specs(&spec.apps)),
             channels: channels.clone(),
             limits: spec.limits.clone(),
             delivery: spec.delivery.clone(),
+            signal,
+            metrics: metrics.clone(),
+            webhook_apps: webhook_urls.keys().cloned().collect(),
+            webhook_urls: Arc::new(webhook_urls),
         };
         let listener = TcpListener::bind(spec.listen)
             .await
@@ -147,6 +236,9 @@ impl Gateway {
             workers,
             stop_http,
             server,
+            stop_background,
+            background,
+            metrics,
         })
     }
 }
@@ -167,6 +259,11 @@ impl RunningGateway {
         self.store.clone()
     }
 
+    /// Its metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Its channels (status, wake-ups).
     pub fn channels(&self) -> &ChannelSet {
         &self.channels
@@ -174,10 +271,14 @@ impl RunningGateway {
 
     /// Stops taking requests, lets the workers finish or release what is in flight, and
     /// closes the database.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.stop_http.cancel();
         let _ = self.server.await;
         self.workers.shutdown().await;
+        // Upstream items not yet recorded stay unacked: CCS redelivers them.
+        self.stop_background.cancel();
+        self.background.abort_all();
+        while self.background.join_next().await.is_some() {}
         self.sqlite.close().await;
         tracing::info!("gateway stopped");
     }

@@ -8,10 +8,13 @@ mod body;
 mod c2dm;
 mod devices;
 mod error;
+mod events;
+mod health;
 mod messages;
 mod request_id;
 mod views;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -22,8 +25,11 @@ use pushgate_store::Store;
 pub use auth::{AppInfo, Apps};
 pub use c2dm::{REGISTRATION_TOKEN_KEY, REGISTRATION_TOKEN_LEN};
 pub use error::{ApiError, ApiResult};
+pub use events::event_view;
 
 use crate::config::{ApiLimits, DeliverySettings};
+use crate::metrics::Metrics;
+use crate::signal::EventSignal;
 use crate::worker::ChannelSet;
 
 /// What every handler shares.
@@ -39,14 +45,27 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// Delivery settings (default TTL).
     pub delivery: DeliverySettings,
+    /// Wakes event followers (the SSE stream).
+    pub signal: EventSignal,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Apps with a webhook (for metrics).
+    pub webhook_apps: Vec<String>,
+    /// Each webhook's URL, by app.
+    pub webhook_urls: Arc<HashMap<String, String>>,
 }
 
 /// Every route of the API over `state`.
 pub fn router(state: AppState) -> Router {
     let limit = state.limits.max_body_bytes;
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/v1/apps/{app}", get(apps::get))
+        .route("/v1/apps/{app}/events", get(events::list))
+        .route("/v1/apps/{app}/events/stream", get(events::stream))
+        .route("/v1/apps/{app}/webhook", get(health::webhook))
         .route("/v1/apps/{app}/devices", get(devices::list))
         .route("/v1/apps/{app}/devices:import", post(devices::import))
         .route(
@@ -76,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         })
         // JsonBody enforces the real limit with a JSON error; this only stops axum's own.
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track_http,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(request_id::attach))
 }

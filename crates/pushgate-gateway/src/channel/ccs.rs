@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::join_all;
 use pushgate_client::RetryPolicy;
-use pushgate_client::ccs::{CcsClient, CcsConfig, CcsMessage, UpstreamStream};
+use pushgate_client::ccs::{CcsClient, CcsConfig, CcsMessage, Upstream};
 use pushgate_proto::{Outcome, ValidationError};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
 use super::convert::{legacy_notification, legacy_priority};
 use super::{Channel, PLACEHOLDER_TOKEN, all};
@@ -22,15 +22,16 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct CcsChannel {
     config: CcsConfig,
     client: Mutex<Option<CcsClient>>,
-    /// Upstream messages and receipts, held until something consumes them (left unacked,
-    /// CCS keeps and redelivers them).
-    upstream: Mutex<Option<UpstreamStream>>,
+    /// Where upstream messages and receipts go (each acked by whoever handles it); without
+    /// one they are left unacked and CCS keeps them.
+    upstream: Option<mpsc::Sender<Upstream>>,
+    receipts: bool,
     capacity: usize,
 }
 
 impl CcsChannel {
-    pub(super) fn new(spec: &ChannelSpec) -> Self {
-        let (host, port, sender_id, ca_pem, connections, window) = match &spec.settings {
+    pub(super) fn new(spec: &ChannelSpec, upstream: Option<mpsc::Sender<Upstream>>) -> Self {
+        let (host, port, sender_id, ca_pem, connections, window, receipts) = match &spec.settings {
             ChannelSettings::Ccs {
                 host,
                 port,
@@ -38,6 +39,8 @@ impl CcsChannel {
                 ca_pem,
                 connections,
                 window,
+                receipts,
+                ..
             } => (
                 host.clone(),
                 *port,
@@ -45,8 +48,9 @@ impl CcsChannel {
                 ca_pem.clone(),
                 *connections,
                 *window,
+                *receipts,
             ),
-            _ => (String::new(), 0, String::new(), None, 1, 1),
+            _ => (String::new(), 0, String::new(), None, 1, 1, false),
         };
         let mut config = CcsConfig::new(host, port, sender_id, spec.credential.expose())
             .with_connections(connections)
@@ -59,7 +63,8 @@ impl CcsChannel {
         Self {
             config,
             client: Mutex::new(None),
-            upstream: Mutex::new(None),
+            upstream,
+            receipts,
             capacity: (connections * window).max(1),
         }
     }
@@ -71,9 +76,19 @@ impl CcsChannel {
             return Ok(client.clone());
         }
         match CcsClient::connect(self.config.clone()).await {
-            Ok((client, upstream)) => {
+            Ok((client, mut upstream)) => {
                 *guard = Some(client.clone());
-                *self.upstream.lock().await = Some(upstream);
+                if let Some(tx) = self.upstream.clone() {
+                    tokio::spawn(async move {
+                        while let Some(item) = upstream.recv().await {
+                            // A full handler applies back-pressure; a gone one leaves the
+                            // rest unacked for CCS to redeliver.
+                            if tx.send(item).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
                 Ok(client)
             }
             Err(e) if e.is_auth_failure() => Err(Outcome::AuthFailed {
@@ -88,7 +103,7 @@ impl CcsChannel {
 }
 
 /// The CCS message of a payload to one token.
-fn ccs_message(p: &Payload, token: &str) -> CcsMessage {
+fn ccs_message(p: &Payload, token: &str, receipt: bool) -> CcsMessage {
     let mut m = CcsMessage::to(token).data_map(p.data_object());
     if let Some(n) = &p.notification {
         m = m.notification(legacy_notification(n));
@@ -100,6 +115,9 @@ fn ccs_message(p: &Payload, token: &str) -> CcsMessage {
         m = m.priority(legacy_priority(pr));
     }
     m = m.time_to_live(p.ttl_secs);
+    if receipt {
+        m = m.delivery_receipt();
+    }
     if p.dry_run { m.dry_run() } else { m }
 }
 
@@ -118,7 +136,14 @@ impl Channel for CcsChannel {
     }
 
     fn check(&self, p: &Payload) -> Result<(), ValidationError> {
-        ccs_message(p, PLACEHOLDER_TOKEN).validate()
+        ccs_message(p, PLACEHOLDER_TOKEN, false).validate()
+    }
+
+    async fn open(&self) -> Result<(), String> {
+        self.client()
+            .await
+            .map(|_| ())
+            .map_err(|o| o.reason().unwrap_or("cannot connect to CCS").to_string())
     }
 
     async fn send(&self, p: &Payload, tokens: &[String]) -> Vec<Outcome> {
@@ -128,7 +153,7 @@ impl Channel for CcsChannel {
         };
         let sends = tokens.iter().map(|token| {
             let client = client.clone();
-            let message = ccs_message(p, token);
+            let message = ccs_message(p, token, self.receipts);
             async move {
                 match tokio::time::timeout(ACK_TIMEOUT, client.send(message)).await {
                     Ok(Ok(outcome)) => outcome,

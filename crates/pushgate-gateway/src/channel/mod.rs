@@ -36,6 +36,24 @@ pub trait Channel: Send + Sync {
     /// Sends `payload` to every token once (no retries: the queue retries) and returns one
     /// outcome per token, in order.
     async fn send(&self, payload: &Payload, tokens: &[String]) -> Vec<Outcome>;
+
+    /// Opens the channel's long-lived connections now (CCS, which also receives upstream
+    /// messages); channels that connect per request have nothing to open.
+    async fn open(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// True when the channel keeps connections open while the gateway runs.
+    fn is_persistent(&self) -> bool {
+        self.kind() == ChannelKind::Ccs
+    }
+}
+
+/// What a channel hands back to the gateway besides outcomes.
+#[derive(Debug, Default, Clone)]
+pub struct ChannelHooks {
+    /// Upstream messages and receipts (CCS).
+    pub upstream: Option<tokio::sync::mpsc::Sender<pushgate_client::ccs::Upstream>>,
 }
 
 /// Why a channel could not be built from its configuration.
@@ -50,7 +68,7 @@ pub struct ChannelError {
 
 /// Builds the sender of a channel. CCS connects lazily, so a provider that is down at start
 /// does not stop the gateway.
-pub fn build(spec: &ChannelSpec) -> Result<Arc<dyn Channel>, ChannelError> {
+pub fn build(spec: &ChannelSpec, hooks: ChannelHooks) -> Result<Arc<dyn Channel>, ChannelError> {
     let fail = |problem: String| ChannelError {
         channel: spec.name.clone(),
         problem,
@@ -58,7 +76,7 @@ pub fn build(spec: &ChannelSpec) -> Result<Arc<dyn Channel>, ChannelError> {
     Ok(match &spec.settings {
         ChannelSettings::FcmV1 { .. } => Arc::new(v1::V1Channel::new(spec).map_err(fail)?),
         ChannelSettings::Legacy { .. } => Arc::new(legacy::LegacyChannel::new(spec).map_err(fail)?),
-        ChannelSettings::Ccs { .. } => Arc::new(ccs::CcsChannel::new(spec)),
+        ChannelSettings::Ccs { .. } => Arc::new(ccs::CcsChannel::new(spec, hooks.upstream)),
         ChannelSettings::C2dm { .. } => Arc::new(c2dm::C2dmChannel::new(spec).map_err(fail)?),
     })
 }

@@ -110,6 +110,26 @@ pub struct AppFile {
     /// Provider channels, by name.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelFile>,
+    /// Where the app's events are POSTed.
+    pub webhook: Option<WebhookFile>,
+}
+
+/// `[apps.NAME.webhook]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    /// The receiver's URL.
+    pub url: String,
+    /// The HMAC-SHA256 signing secret (`env:NAME`, `file:PATH` or inline).
+    pub secret: SecretRef,
+    /// Most events per POST (default 100).
+    pub batch: Option<usize>,
+    /// Timeout of one POST (default 10 s).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Deliver the events stored before the webhook was configured too (default false: the
+    /// receiver gets what happens from now on).
+    pub replay_existing: Option<bool>,
 }
 
 /// `[apps.NAME.c2dm_flow]`.
@@ -207,6 +227,11 @@ pub struct ChannelFile {
     /// Timeout of one provider request.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// ccs: answer every upstream message with a message carrying the same data back to its
+    /// device, as the classic echo app server did.
+    pub echo: Option<bool>,
+    /// ccs: ask CCS for a delivery receipt of every message.
+    pub receipts: Option<bool>,
 }
 
 /// Why the configuration could not be read or used.

@@ -6,7 +6,7 @@ mod resolve;
 mod secret;
 mod spec;
 
-pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat};
+pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat, WebhookFile};
 pub use resolve::{
     C2DM_DEVICE_ID_MAX, C2DM_MIN_LEN, C2DM_REGISTRATION_ID_MAX, DEFAULT_DATABASE, DEFAULT_LISTEN,
     is_valid_name,
@@ -14,7 +14,7 @@ pub use resolve::{
 pub use secret::{Secret, SecretRef};
 pub use spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,
-    ServiceSettings, StorageSettings,
+    ServiceSettings, StorageSettings, WebhookSpec,
 };
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::file::{AppFile, ChannelFile, ChannelKind, ConfigError, ConfigFile};
 use super::secret::{Secret, SecretRef};
 use super::spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,
-    ServiceSettings, StorageSettings,
+    ServiceSettings, StorageSettings, WebhookSpec,
 };
 
 /// Default address of the HTTP API.
@@ -25,6 +25,19 @@ pub const C2DM_REGISTRATION_ID_MAX: usize = 140;
 pub const C2DM_MIN_LEN: usize = 8;
 /// Longest accepted `device_id` (django-c2dm's column).
 pub const C2DM_DEVICE_ID_MAX: usize = 64;
+
+/// Checks that `text` is an absolute http(s) URL.
+fn reqwest_url(text: &str) -> Result<String, String> {
+    let lower = text.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+        .ok_or("must be an http:// or https:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("must name a host".into());
+    }
+    Ok(text.to_string())
+}
 
 fn err(path: &str, problem: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("{path}: {problem}"))
@@ -242,12 +255,41 @@ fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, C
             format!("must be at least {C2DM_MIN_LEN}"),
         ));
     }
+    let webhook = match &app.webhook {
+        None => None,
+        Some(w) => {
+            let wpath = format!("{path}.webhook");
+            let url = reqwest_url(&w.url).map_err(|e| err(&format!("{wpath}.url"), e))?;
+            let secret = w
+                .secret
+                .load(false)
+                .map_err(|e| err(&format!("{wpath}.secret"), e))?;
+            if secret.expose().len() < 16 {
+                return Err(err(
+                    &format!("{wpath}.secret"),
+                    "must be at least 16 characters",
+                ));
+            }
+            let batch = w.batch.unwrap_or(100);
+            if !(1..=1000).contains(&batch) {
+                return Err(err(&format!("{wpath}.batch"), "must be between 1 and 1000"));
+            }
+            Some(WebhookSpec {
+                url,
+                secret,
+                batch,
+                timeout: w.timeout.unwrap_or(Duration::from_secs(10)),
+                replay_existing: w.replay_existing.unwrap_or(false),
+            })
+        }
+    };
     Ok(AppSpec {
         name: name.to_string(),
         is_default,
         api_keys,
         default_channel,
         channels,
+        webhook,
         c2dm_flow: C2dmFlowSpec {
             channel: flow_channel,
             device_id_len: C2DM_MIN_LEN..=C2DM_DEVICE_ID_MAX,
@@ -283,6 +325,8 @@ fn present_keys(c: &ChannelFile) -> Vec<&'static str> {
     note(c.max_in_flight.is_some(), "max_in_flight");
     note(c.rate_per_minute.is_some(), "rate_per_minute");
     note(c.timeout.is_some(), "timeout");
+    note(c.echo.is_some(), "echo");
+    note(c.receipts.is_some(), "receipts");
     keys
 }
 
@@ -317,6 +361,8 @@ fn allowed_keys(kind: ChannelKind) -> &'static [&'static str] {
             "host",
             "window",
             "connections",
+            "echo",
+            "receipts",
             COMMON[0],
             COMMON[1],
             COMMON[2],
@@ -468,6 +514,8 @@ fn resolve_channel(path: &str, name: &str, c: &ChannelFile) -> Result<ChannelSpe
                 ca_pem,
                 connections,
                 window,
+                echo: c.echo.unwrap_or(false),
+                receipts: c.receipts.unwrap_or(false),
             };
             (key, host_port, settings, connections * window)
         }

@@ -160,6 +160,23 @@ pub struct AppSpec {
     pub channels: Vec<ChannelSpec>,
     /// Its C2DM-era registration flow.
     pub c2dm_flow: C2dmFlowSpec,
+    /// Where its events are POSTed.
+    pub webhook: Option<WebhookSpec>,
+}
+
+/// An app's webhook.
+#[derive(Debug, Clone)]
+pub struct WebhookSpec {
+    /// The receiver's URL.
+    pub url: String,
+    /// The signing secret.
+    pub secret: Secret,
+    /// Most events per POST.
+    pub batch: usize,
+    /// Timeout of one POST.
+    pub timeout: Duration,
+    /// Start from the first stored event instead of the current end.
+    pub replay_existing: bool,
 }
 
 impl AppSpec {
@@ -242,6 +259,10 @@ pub enum ChannelSettings {
         connections: usize,
         /// Unacknowledged messages per connection.
         window: usize,
+        /// Answer upstream messages with their own data.
+        echo: bool,
+        /// Ask for delivery receipts.
+        receipts: bool,
     },
     /// C2DM.
     C2dm {

@@ -24,6 +24,8 @@ use super::status::ChannelStatus;
 use crate::channel::Channel;
 use crate::config::DeliverySettings;
 use crate::message::Payload;
+use crate::metrics::Metrics;
+use crate::signal::EventSignal;
 
 /// Payloads kept in memory per channel; beyond it the cache starts over.
 const PAYLOAD_CACHE: usize = 4096;
@@ -40,6 +42,8 @@ pub(super) struct ChannelLoop {
     pub wake: Arc<Notify>,
     pub stop: CancellationToken,
     pub status: Arc<ChannelStatus>,
+    pub metrics: Arc<Metrics>,
+    pub signal: EventSignal,
 }
 
 /// Claimed deliveries not yet answered, by batch, so that shutdown can release them.
@@ -309,7 +313,11 @@ async fn send_batch(shared: &Shared, chunk: Vec<Delivery>) {
                 tokens = tokens.len(),
                 first = %short_token(&tokens[0]),
             );
-            l.channel.send(&p, &tokens).instrument(span).await
+            let started = std::time::Instant::now();
+            let outcomes = l.channel.send(&p, &tokens).instrument(span).await;
+            l.metrics
+                .provider(&l.app, &l.name, started.elapsed(), &outcomes);
+            outcomes
         }
         Err(problem) => {
             warn!(%problem, "cannot send");
@@ -351,6 +359,8 @@ async fn commit(l: &ChannelLoop, completions: Vec<Completion>) {
         match l.store.complete(completions.clone(), now()).await {
             Ok(_) => {
                 l.status.completed.fetch_add(n, Ordering::Relaxed);
+                // Answers may have written events (rotations, failures).
+                l.signal.notify();
                 return;
             }
             Err(e) => {

@@ -18,6 +18,8 @@ pub use status::{ChannelStatus, StatusView};
 
 use crate::channel::Channel;
 use crate::config::DeliverySettings;
+use crate::metrics::Metrics;
+use crate::signal::EventSignal;
 use channel_loop::ChannelLoop;
 
 /// The channels of every app, with what their workers share with the API.
@@ -84,6 +86,8 @@ impl Workers {
         channels: &ChannelSet,
         store: Arc<dyn Store>,
         settings: &DeliverySettings,
+        metrics: Arc<Metrics>,
+        signal: EventSignal,
     ) -> Self {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -97,6 +101,8 @@ impl Workers {
                 wake: entry.wake.clone(),
                 stop: stop.clone(),
                 status: entry.status.clone(),
+                metrics: metrics.clone(),
+                signal: signal.clone(),
             };
             tasks.spawn(l.run());
         }

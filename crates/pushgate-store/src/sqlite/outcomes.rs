@@ -71,6 +71,11 @@ async fn rotate(
     }
     let device = registry::live_holder(&mut *conn, &a.app, &a.token).await?;
     let holder = registry::live_holder(&mut *conn, &a.app, new_token).await?;
+    if device.is_none() && holder.is_some() {
+        // An earlier answer (another message in flight to the old token) already applied
+        // this canonical id: nothing changes, nothing to report again.
+        return Ok(());
+    }
     let retire_for = match (&device, &holder) {
         (Some(device), Some(holder)) if holder != device => Some(holder.clone()),
         _ => None,
@@ -119,24 +124,29 @@ async fn rotate(
     }
 }
 
-/// Marks the token's live holder invalid and reports it (before the work it settles).
-async fn invalidate(
+/// A dead token: the device's invalidation (if it was live), this delivery's failure, then
+/// the waiting work its retirement settles, in that order.
+async fn invalidate_then_fail(
     conn: &mut SqliteConnection,
     a: &Answered,
+    c: &Completion,
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
     let device = registry::live_holder(&mut *conn, &a.app, &a.token).await?;
-    let data = json!({"token": a.token, "reason": reason});
-    events::append(
-        &mut *conn,
-        &a.app,
-        EventKind::DeviceInvalidated,
-        device.as_deref(),
-        &data,
-        now,
-    )
-    .await?;
+    if let Some(device) = &device {
+        let data = json!({"token": a.token, "reason": reason});
+        events::append(
+            &mut *conn,
+            &a.app,
+            EventKind::DeviceInvalidated,
+            Some(device),
+            &data,
+            now,
+        )
+        .await?;
+    }
+    failed_event(&mut *conn, a, c, DeliveryState::TokenDead, reason, now).await?;
     if let Some(device) = &device {
         registry::retire(conn, &a.app, device, reason, now).await?;
     }
@@ -170,7 +180,12 @@ async fn apply(conn: &mut SqliteConnection, c: &Completion, now: OffsetDateTime)
     };
     match &c.outcome {
         Outcome::Rotated { new_token, .. } => rotate(conn, &answered, new_token, now).await?,
-        Outcome::TokenDead { reason } => invalidate(conn, &answered, reason, now).await?,
+        Outcome::TokenDead { reason } => {
+            // The invalidation first, then this delivery's failure, then the waiting work
+            // the retirement settled (already appended by `retire`, so it comes first:
+            // append this one before retiring).
+            invalidate_then_fail(conn, &answered, c, reason, now).await?
+        }
         Outcome::MessageRejected { reason } | Outcome::AuthFailed { reason } => {
             failed_event(conn, &answered, c, DeliveryState::Failed, reason, now).await?
         }

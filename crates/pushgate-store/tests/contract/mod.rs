@@ -900,13 +900,20 @@ pub async fn token_dead_invalidates_device_and_blocks_new_work(s: Arc<dyn Store>
     assert_eq!(d1.invalid_reason.as_deref(), Some("NotRegistered"));
     let all = s.events_after("app", 0, 10, None).await.unwrap();
     let kinds: Vec<EventKind> = all.iter().map(|e| e.kind).collect();
-    // The invalidation, then the waiting message it settled.
+    // The invalidation, this delivery's failure, then the waiting message it settled.
     assert_eq!(
         kinds,
-        [EventKind::DeviceInvalidated, EventKind::DeliveryFailed]
+        [
+            EventKind::DeviceInvalidated,
+            EventKind::DeliveryFailed,
+            EventKind::DeliveryFailed
+        ]
     );
-    assert_eq!(all[1].data["message_id"], waiting.to_string());
-    assert_eq!(all[1].data["reason"], "device_invalid");
+    assert_eq!(all[1].data["delivery_id"], d.id);
+    assert_eq!(all[1].data["state"], "token_dead");
+    assert_eq!(all[1].data["reason"], "NotRegistered");
+    assert_eq!(all[2].data["message_id"], waiting.to_string());
+    assert_eq!(all[2].data["reason"], "device_invalid");
     let events = s
         .events_after("app", 0, 10, Some(EventKind::DeviceInvalidated))
         .await
@@ -956,11 +963,11 @@ pub async fn token_dead_invalidates_device_and_blocks_new_work(s: Arc<dyn Store>
     )
     .await
     .unwrap();
-    let events = s
-        .events_after("app", all[1].seq, 10, Some(EventKind::DeviceInvalidated))
-        .await
-        .unwrap();
+    let after = all.last().unwrap().seq;
+    let events = s.events_after("app", after, 10, None).await.unwrap();
+    // Nobody held it: no invalidation, only the delivery's failure.
     assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::DeliveryFailed);
     assert_eq!(events[0].device_id, None);
     assert_eq!(events[0].data["token"], "loose");
 }
@@ -1528,6 +1535,58 @@ pub async fn webhook_cursors_are_leased_and_fenced(s: Arc<dyn Store>) {
     );
 }
 
+pub async fn answers_racing_for_one_device_report_its_change_once(s: Arc<dyn Store>) {
+    devices(&*s, 2).await;
+    for _ in 0..3 {
+        send(
+            &*s,
+            Targets {
+                all: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    let claimed = claim(&*s, secs(1)).await;
+    assert_eq!(claimed.len(), 6);
+    // Every in-flight copy for d1 comes back rotated, every copy for d2 dead.
+    let answers = claimed
+        .iter()
+        .map(|d| {
+            let outcome = if d.device_id.as_deref() == Some("d1") {
+                Outcome::Rotated {
+                    message_id: "p".into(),
+                    new_token: "t1-new".into(),
+                }
+            } else {
+                Outcome::TokenDead {
+                    reason: "NotRegistered".into(),
+                }
+            };
+            done(d, outcome)
+        })
+        .collect();
+    assert_eq!(s.complete(answers, secs(2)).await.unwrap(), 6);
+    let count = |kind| {
+        let s = s.clone();
+        async move {
+            s.events_after("app", 0, 100, Some(kind))
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(count(EventKind::TokenRotated).await, 1);
+    assert_eq!(count(EventKind::DeviceInvalidated).await, 1);
+    assert_eq!(
+        count(EventKind::DeliveryFailed).await,
+        3,
+        "each dead copy failed"
+    );
+    let d1 = s.get_device("app", "d1").await.unwrap().unwrap();
+    assert_eq!(d1.token.as_deref(), Some("t1-new"));
+}
+
 /// Generates one `#[tokio::test]` per contract case; `$make` is an async expression giving a
 /// fresh `Arc<dyn Store>` with the apps `app` (default) and `other`.
 #[macro_export]
@@ -1557,6 +1616,7 @@ macro_rules! store_contract_tests {
             every_final_failure_of_queued_work_is_an_event,
             upstream_stanzas_are_recorded_once,
             webhook_cursors_are_leased_and_fenced,
+            answers_racing_for_one_device_report_its_change_once,
         );
     };
     (@cases $make:expr; $($case:ident,)+) => {

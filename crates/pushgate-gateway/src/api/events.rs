@@ -1,0 +1,139 @@
+//! The app's event log: `GET /v1/apps/{app}/events?after=&limit=&type=` pages through it,
+//! `GET /v1/apps/{app}/events/stream` follows it live as server-sent events and resumes
+//! from `Last-Event-ID` (each event's SSE id is its seq).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use http::HeaderMap;
+use pushgate_store::{Event, EventKind};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::{AppState, views};
+use crate::signal;
+
+/// Default and largest page.
+const PAGE: (u32, u32) = (100, 1000);
+
+/// An event as the API, the stream and webhooks show it.
+pub fn event_view(e: &Event) -> Value {
+    json!({
+        "id": e.seq,
+        "type": e.kind.as_str(),
+        "app": e.app,
+        "device_id": e.device_id,
+        "data": e.data,
+        "created_at": views::rfc3339(e.created_at),
+    })
+}
+
+/// Query of the event list and stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+    r#type: Option<String>,
+}
+
+fn kind_of(q: &EventsQuery) -> ApiResult<Option<EventKind>> {
+    match q.r#type.as_deref() {
+        None => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(|_| {
+            let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::invalid("type", format!("{t:?} is not one of {}", names.join(", ")))
+        }),
+    }
+}
+
+/// `GET /v1/apps/{app}/events`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let app = caller.for_app(&state, &app)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let kind = kind_of(&q)?;
+    let limit = q.limit.unwrap_or(PAGE.0);
+    if !(1..=PAGE.1).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {}", PAGE.1),
+        ));
+    }
+    let after = q.after.unwrap_or(0);
+    let events = state
+        .store
+        .events_after(&app.name, after, limit, kind)
+        .await?;
+    let next = events.last().map(|e| e.seq).unwrap_or(after);
+    let views: Vec<Value> = events.iter().map(event_view).collect();
+    Ok(Json(json!({"events": views, "next_cursor": next})).into_response())
+}
+
+/// `GET /v1/apps/{app}/events/stream`: from `Last-Event-ID`, else `?after=`, else from now.
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let app = caller.for_app(&state, &app)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let kind = kind_of(&q)?;
+    let resume = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        Some(id) => Some(id.trim().parse::<i64>().map_err(|_| {
+            ApiError::invalid("Last-Event-ID", "must be the id of an event (an integer)")
+        })?),
+        None => q.after,
+    };
+    let cursor = match resume {
+        Some(c) => c,
+        None => state.store.last_event_seq(&app.name).await?,
+    };
+    let store = state.store.clone();
+    let wake = state.signal.subscribe();
+    let name = app.name.clone();
+    let events = stream::unfold(
+        (cursor, VecDeque::<Event>::new(), wake),
+        move |(mut cursor, mut buffer, mut wake)| {
+            let store = store.clone();
+            let name = name.clone();
+            async move {
+                loop {
+                    if let Some(e) = buffer.pop_front() {
+                        let sse = SseEvent::default()
+                            .id(e.seq.to_string())
+                            .event(e.kind.as_str())
+                            .data(event_view(&e).to_string());
+                        return Some((Ok(sse), (cursor, buffer, wake)));
+                    }
+                    match store.events_after(&name, cursor, 100, kind).await {
+                        Ok(batch) if !batch.is_empty() => {
+                            cursor = batch.last().map(|e| e.seq).unwrap_or(cursor);
+                            buffer.extend(batch);
+                        }
+                        Ok(_) => signal::wait(&mut wake).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "event stream cannot read events");
+                            tokio::time::sleep(signal::POLL).await;
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,144 @@
+//! Upstream messages and delivery receipts from CCS: each is recorded as an event, and only
+//! once the commit succeeded is it acked to CCS (a crash before that means CCS redelivers it,
+//! and the stanza id keeps it from being recorded twice). With `echo`, every upstream message
+//! is answered with its own data, through the durable queue, as the classic echo server did.
+
+use std::sync::Arc;
+
+use pushgate_client::ccs::{Upstream, UpstreamEvent};
+use pushgate_proto::token::short_token;
+use pushgate_store::{EventKind, NewMessage, Store, Targets, UpstreamRecord};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::message::Payload;
+use crate::metrics::Metrics;
+use crate::signal::EventSignal;
+use crate::worker::ChannelSet;
+
+/// Where one CCS channel's upstream traffic is handled.
+pub struct UpstreamHandler {
+    /// The app.
+    pub app: String,
+    /// The CCS channel.
+    pub channel: String,
+    /// Answer upstream messages with their data.
+    pub echo: bool,
+    /// TTL of echo messages, in seconds.
+    pub echo_ttl: u32,
+    /// The durable state.
+    pub store: Arc<dyn Store>,
+    /// Wakes event followers.
+    pub signal: EventSignal,
+    /// Wakes the channel's worker for echoes.
+    pub channels: ChannelSet,
+    /// Counts.
+    pub metrics: Arc<Metrics>,
+}
+
+fn record_of(event: &UpstreamEvent) -> UpstreamRecord {
+    match event {
+        UpstreamEvent::Message(m) => UpstreamRecord {
+            kind: EventKind::UpstreamMessage,
+            from_token: Some(m.from.clone()),
+            original_message_id: None,
+            data: json!({
+                "from": m.from,
+                "category": m.category,
+                "message_id": m.message_id,
+                "time_to_live": m.time_to_live,
+                "data": m.data,
+            }),
+            dedup_key: format!("upstream:{}", m.message_id),
+        },
+        UpstreamEvent::Receipt(r) => UpstreamRecord {
+            kind: EventKind::DeliveryReceipt,
+            from_token: Some(r.data.device_registration_id.clone()),
+            original_message_id: Some(r.data.original_message_id.clone()),
+            data: json!({
+                "status": r.data.message_status,
+                "token": r.data.device_registration_id,
+                "original_message_id": r.data.original_message_id,
+                "sent_at_ms": r.data.message_sent_timestamp,
+                "category": r.category,
+            }),
+            dedup_key: format!("receipt:{}", r.message_id),
+        },
+    }
+}
+
+impl UpstreamHandler {
+    /// Handles items until the channel's upstream ends (the gateway stops).
+    pub async fn run(self, mut rx: mpsc::Receiver<Upstream>) {
+        while let Some(item) = rx.recv().await {
+            let record = record_of(&item.event);
+            let kind = record.kind;
+            match self
+                .store
+                .record_upstream(&self.app, record, OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(recorded) => {
+                    if recorded.is_some() {
+                        self.signal.notify();
+                        self.metrics.upstream(&self.app, &self.channel, kind);
+                    }
+                    if let (true, UpstreamEvent::Message(m)) = (self.echo, &item.event) {
+                        self.echo(m).await;
+                    }
+                    item.ack();
+                }
+                // Not acked: CCS keeps it and redelivers it on a later connection.
+                Err(e) => warn!(app = %self.app, error = %e, "cannot record an upstream message"),
+            }
+        }
+    }
+
+    /// Queues the echo of an upstream message (once per upstream id, however often it is
+    /// redelivered).
+    async fn echo(&self, m: &pushgate_proto::ccs::UpstreamMessage) {
+        let data = m
+            .data
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect();
+        let payload = Payload {
+            data,
+            ttl_secs: self.echo_ttl,
+            ..Default::default()
+        };
+        let msg = NewMessage {
+            id: Uuid::now_v7(),
+            app: self.app.clone(),
+            payload: payload.to_json(),
+            channel_override: Some(self.channel.clone()),
+            default_channel: self.channel.clone(),
+            ttl_secs: i64::from(self.echo_ttl.max(1)),
+            idempotency_key: Some(format!("echo:{}", m.message_id)),
+            request_hash: None,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        let targets = Targets {
+            tokens: vec![m.from.clone()],
+            ..Default::default()
+        };
+        match self.store.insert_message(msg, &targets).await {
+            Ok(out) => {
+                if !out.duplicate {
+                    self.channels.wake_app(&self.app);
+                    info!(app = %self.app, to = %short_token(&m.from), "echo queued");
+                }
+            }
+            Err(e) => warn!(app = %self.app, error = %e, "cannot queue an echo"),
+        }
+    }
+}

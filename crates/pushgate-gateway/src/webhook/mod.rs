@@ -1,0 +1,166 @@
+//! Webhooks: each app's events POSTed to its receiver in batches, in order, signed, and
+//! retried with backoff until the receiver answers 2xx. The cursor (the last event the
+//! receiver accepted) lives in the database, so nothing is lost across a restart; a lease
+//! keeps one sender per app when several gateways share a database. A crash between the
+//! receiver's 2xx and the commit resends that batch with the same event ids.
+
+mod sign;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushgate_store::Store;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use sign::{SIGNATURE_HEADER, signature};
+
+use crate::api::event_view;
+use crate::config::WebhookSpec;
+use crate::signal::{self, EventSignal};
+use crate::worker::retry_policy;
+
+/// How long one sender holds an app's webhook (renewed on every attempt).
+const LEASE: Duration = Duration::from_secs(60);
+
+/// One app's webhook sender.
+pub struct WebhookSender {
+    /// The app.
+    pub app: String,
+    /// Its webhook.
+    pub spec: WebhookSpec,
+    /// The durable state.
+    pub store: Arc<dyn Store>,
+    /// Wakes it when events are written.
+    pub signal: EventSignal,
+    /// This process, as lease owner.
+    pub owner: String,
+    /// First and longest retry delays.
+    pub retry: (Duration, Duration),
+    /// Stops it.
+    pub stop: CancellationToken,
+}
+
+fn after(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    now + time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+impl WebhookSender {
+    /// Makes sure the cursor exists (at the current end of the log, or before the first event
+    /// with `replay_existing`), then delivers until stopped.
+    pub async fn run(self) {
+        let start = if self.spec.replay_existing {
+            Ok(0)
+        } else {
+            self.store.last_event_seq(&self.app).await
+        };
+        let init = match start {
+            Ok(seq) => {
+                self.store
+                    .webhook_init(&self.app, seq, OffsetDateTime::now_utc())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = init {
+            warn!(app = %self.app, error = %e, "cannot set up the webhook cursor");
+        }
+        let client = match reqwest::Client::builder()
+            .no_proxy()
+            .timeout(self.spec.timeout)
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(app = %self.app, error = %e, "cannot build the webhook client");
+                return;
+            }
+        };
+        let mut wake = self.signal.subscribe();
+        loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            let worked = match self.attempt(&client).await {
+                Ok(worked) => worked,
+                Err(e) => {
+                    warn!(app = %self.app, error = %e, "webhook attempt failed to run");
+                    false
+                }
+            };
+            if !worked {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    _ = signal::wait(&mut wake) => {}
+                }
+            }
+        }
+    }
+
+    /// One attempt: true when it sent something (so the next batch is tried at once).
+    async fn attempt(&self, client: &reqwest::Client) -> Result<bool, pushgate_store::StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some(state) = self
+            .store
+            .webhook_claim(&self.app, &self.owner, now, LEASE)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let events = self
+            .store
+            .events_after(&self.app, state.delivered_seq, self.spec.batch as u32, None)
+            .await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(false);
+        };
+        let body = json!({
+            "app": self.app,
+            "events": events.iter().map(event_view).collect::<Vec<_>>(),
+        })
+        .to_string();
+        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+        let sig = signature(self.spec.secret.expose(), timestamp, body.as_bytes());
+        let answer = client
+            .post(&self.spec.url)
+            .header("content-type", "application/json")
+            .header(SIGNATURE_HEADER, sig)
+            .header("pushgate-event-ids", format!("{}-{last}", events[0].seq))
+            .body(body)
+            .send()
+            .await;
+        let problem = match answer {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => Some(format!("receiver answered HTTP {}", r.status().as_u16())),
+            Err(e) if e.is_timeout() => Some("receiver timed out".to_string()),
+            Err(e) if e.is_connect() => Some("cannot connect to the receiver".to_string()),
+            Err(_) => Some("request to the receiver failed".to_string()),
+        };
+        let now = OffsetDateTime::now_utc();
+        match problem {
+            None => {
+                self.store
+                    .webhook_done(&self.app, &self.owner, last, now)
+                    .await?;
+                info!(app = %self.app, events = events.len(), through = last, "webhook delivered");
+                Ok(true)
+            }
+            Some(problem) => {
+                let policy = retry_policy(&crate::config::DeliverySettings {
+                    retry_initial: self.retry.0,
+                    retry_max: self.retry.1,
+                    ..Default::default()
+                });
+                let attempt = u32::try_from(state.attempts).unwrap_or(u32::MAX);
+                let next = after(now, policy.delay(attempt, None));
+                warn!(app = %self.app, %problem, next_attempt = %next, "webhook failed");
+                self.store
+                    .webhook_failed(&self.app, &self.owner, &problem, next, now)
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+}
