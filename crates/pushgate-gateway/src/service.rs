@@ -157,6 +157,7 @@ impl Gateway {
                 signal: signal.clone(),
                 channels: channels.clone(),
                 metrics: metrics.clone(),
+                stop: stop_background.clone(),
             };
             background.spawn(handler.run(rx));
         }
@@ -206,6 +207,7 @@ impl Gateway {
             metrics: metrics.clone(),
             webhook_apps: webhook_urls.keys().cloned().collect(),
             webhook_urls: Arc::new(webhook_urls),
+            openapi: Arc::default(),
         };
         let listener = TcpListener::bind(spec.listen)
             .await
@@ -277,8 +279,14 @@ impl RunningGateway {
         self.workers.shutdown().await;
         // Upstream items not yet recorded stay unacked: CCS redelivers them.
         self.stop_background.cancel();
-        self.background.abort_all();
-        while self.background.join_next().await.is_some() {}
+        let drain = async { while self.background.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            self.background.abort_all();
+            while self.background.join_next().await.is_some() {}
+        }
         self.sqlite.close().await;
         tracing::info!("gateway stopped");
     }

@@ -4,6 +4,7 @@
 //! is answered with its own data, through the durable queue, as the classic echo server did.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use pushgate_client::ccs::{Upstream, UpstreamEvent};
 use pushgate_proto::token::short_token;
@@ -37,6 +38,8 @@ pub struct UpstreamHandler {
     pub channels: ChannelSet,
     /// Counts.
     pub metrics: Arc<Metrics>,
+    /// Stops it (what is not recorded yet stays unacked: CCS redelivers it).
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 fn record_of(event: &UpstreamEvent) -> UpstreamRecord {
@@ -53,6 +56,7 @@ fn record_of(event: &UpstreamEvent) -> UpstreamRecord {
                 "data": m.data,
             }),
             dedup_key: format!("upstream:{}", m.message_id),
+            require_link: false,
         },
         UpstreamEvent::Receipt(r) => UpstreamRecord {
             kind: EventKind::DeliveryReceipt,
@@ -66,21 +70,30 @@ fn record_of(event: &UpstreamEvent) -> UpstreamRecord {
                 "category": r.category,
             }),
             dedup_key: format!("receipt:{}", r.message_id),
+            require_link: true,
         },
     }
 }
 
+/// How often, and how far apart, a receipt waits for its delivery's answer to be committed
+/// (CCS may report the delivery before the ack's batch is recorded).
+const LINK_TRIES: u32 = 10;
+const LINK_WAIT: Duration = Duration::from_millis(200);
+
 impl UpstreamHandler {
     /// Handles items until the channel's upstream ends (the gateway stops).
     pub async fn run(self, mut rx: mpsc::Receiver<Upstream>) {
-        while let Some(item) = rx.recv().await {
+        loop {
+            let item = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => return,
+                },
+            };
             let record = record_of(&item.event);
             let kind = record.kind;
-            match self
-                .store
-                .record_upstream(&self.app, record, OffsetDateTime::now_utc())
-                .await
-            {
+            match self.record(record).await {
                 Ok(recorded) => {
                     if recorded.is_some() {
                         self.signal.notify();
@@ -93,6 +106,31 @@ impl UpstreamHandler {
                 }
                 // Not acked: CCS keeps it and redelivers it on a later connection.
                 Err(e) => warn!(app = %self.app, error = %e, "cannot record an upstream message"),
+            }
+        }
+    }
+
+    /// Records one item; a receipt waits a little for its delivery to be committed, and is
+    /// recorded unlinked if it never is.
+    async fn record(
+        &self,
+        mut record: UpstreamRecord,
+    ) -> Result<Option<pushgate_store::Event>, pushgate_store::StoreError> {
+        let mut tries = 0;
+        loop {
+            match self
+                .store
+                .record_upstream(&self.app, record.clone(), OffsetDateTime::now_utc())
+                .await
+            {
+                Err(pushgate_store::StoreError::NotFound) if record.require_link => {
+                    tries += 1;
+                    if tries >= LINK_TRIES {
+                        record.require_link = false;
+                    }
+                    tokio::time::sleep(LINK_WAIT).await;
+                }
+                other => return other,
             }
         }
     }

@@ -470,6 +470,9 @@ pub struct UpstreamRecord {
     pub data: serde_json::Value,
     /// Unique per app: a redelivered stanza carries the same key and is not recorded twice.
     pub dedup_key: String,
+    /// For receipts: store nothing (answer `NotFound`) unless the delivery is found, so the
+    /// caller can try again once the delivery's answer is committed.
+    pub require_link: bool,
 }
 
 /// Where an app's webhook stands: events up to `delivered_seq` were accepted by the receiver.

@@ -226,6 +226,9 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool>;
 
+    /// Gives `owner`'s webhook lease back (a graceful stop).
+    async fn webhook_release(&self, app: &str, owner: &str) -> Result<()>;
+
     /// The app's webhook cursor, if it has one.
     async fn webhook_state(&self, app: &str) -> Result<Option<WebhookState>>;
 

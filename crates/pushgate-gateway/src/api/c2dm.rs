@@ -212,6 +212,13 @@ async fn confirmation(
 }
 
 /// `ANY /c2dm/registration` (default app).
+#[utoipa::path(get, path = "/c2dm/registration", tag = "c2dm",
+    params(("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_id" = String, Query, description = "8 to 140 bytes by default")),
+    responses((status = 200, description = "Stored unconfirmed; a confirmation message carrying registration_token is queued"),
+        (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
+        (status = 404, description = "No such app"),
+        (status = 500, description = "Internal failure"),
+        (status = 501, description = "Any method but GET")))]
 pub async fn registration_default(
     State(state): State<AppState>,
     method: Method,
@@ -221,6 +228,13 @@ pub async fn registration_default(
 }
 
 /// `ANY /v1/apps/{app}/c2dm/registration`.
+#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/registration", tag = "c2dm",
+    params(("app" = String, Path), ("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_id" = String, Query, description = "8 to 140 bytes by default")),
+    responses((status = 200, description = "Stored unconfirmed; a confirmation message carrying registration_token is queued"),
+        (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
+        (status = 404, description = "No such app"),
+        (status = 500, description = "Internal failure"),
+        (status = 501, description = "Any method but GET")))]
 pub async fn registration_in_app(
     State(state): State<AppState>,
     method: Method,
@@ -231,6 +245,13 @@ pub async fn registration_in_app(
 }
 
 /// `ANY /c2dm/confirmation` (default app).
+#[utoipa::path(get, path = "/c2dm/confirmation", tag = "c2dm",
+    params(("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_token" = String, Query, description = "the 32 characters the confirmation message carried")),
+    responses((status = 200, description = "Confirmed: the registration id is now the device token"),
+        (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
+        (status = 404, description = "No such app"),
+        (status = 500, description = "Internal failure"),
+        (status = 501, description = "Any method but GET")))]
 pub async fn confirmation_default(
     State(state): State<AppState>,
     method: Method,
@@ -240,6 +261,13 @@ pub async fn confirmation_default(
 }
 
 /// `ANY /v1/apps/{app}/c2dm/confirmation`.
+#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/confirmation", tag = "c2dm",
+    params(("app" = String, Path), ("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_token" = String, Query, description = "the 32 characters the confirmation message carried")),
+    responses((status = 200, description = "Confirmed: the registration id is now the device token"),
+        (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
+        (status = 404, description = "No such app"),
+        (status = 500, description = "Internal failure"),
+        (status = 501, description = "Any method but GET")))]
 pub async fn confirmation_in_app(
     State(state): State<AppState>,
     method: Method,

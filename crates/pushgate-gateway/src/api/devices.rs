@@ -9,13 +9,14 @@ use http::StatusCode;
 use pushgate_proto::legacy::limits::is_valid_topic_name;
 use pushgate_store::{DeviceFilter, DeviceState, NewDevice};
 use serde::Deserialize;
-use serde_json::json;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
 use super::auth::{AppInfo, Caller};
 use super::body::{JsonBody, parse};
 use super::error::{ApiError, ApiResult};
-use super::{AppState, views};
+use super::views::{DeviceList, DevicePut, DeviceView, ErrorBody, ImportResult};
 
 /// Most tags or topics per device.
 const MAX_LABELS: usize = 100;
@@ -28,23 +29,31 @@ const MAX_TOKEN_BYTES: usize = 4096;
 /// Default and largest page of the list.
 const PAGE: (u32, u32) = (100, 1000);
 
-/// The fields of a device in `PUT .../devices/{device_id}` and in each `devices:import`
-/// entry (where `device_id` is one of them).
-#[derive(Debug, Deserialize)]
-struct DeviceFields {
+/// The fields of a device in `PUT .../devices/{device_id}` (without `device_id`) and in each
+/// `devices:import` entry (with it).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeviceFields {
+    /// Import only: the application's id for the device.
     #[serde(default)]
     device_id: Option<String>,
+    /// The provider token (1 to 4096 bytes).
     token: String,
+    /// A channel of the app, when not its default.
     #[serde(default)]
     channel: Option<String>,
+    /// The application's user id.
     #[serde(default)]
     user: Option<String>,
+    /// Targeting tags (at most 100).
     #[serde(default)]
     tags: Vec<String>,
+    /// Topic subscriptions in the registry (at most 100, topic names).
     #[serde(default)]
     topics: Vec<String>,
+    /// Client application version.
     #[serde(default)]
     app_version: Option<String>,
+    /// `active` or `disabled`; omitted keeps a disabled device disabled.
     #[serde(default)]
     state: Option<StateBody>,
 }
@@ -62,16 +71,19 @@ const FIELDS: &[&str] = &[
 ];
 
 /// What the application may set a device's state to.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum StateBody {
+pub enum StateBody {
     Active,
     Disabled,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `devices:import`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ImportBody {
+pub struct ImportBody {
+    /// 1 to 1000 devices, each with its `device_id`.
+    #[schema(value_type = Vec<DeviceFields>)]
     devices: Vec<serde_json::Value>,
 }
 
@@ -191,6 +203,16 @@ fn new_device(
 }
 
 /// `PUT /v1/apps/{app}/devices/{device_id}`: 201 when new, 200 when updated.
+#[utoipa::path(put, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices",
+    params(("app" = String, Path), ("device_id" = String, Path)),
+    request_body = DeviceFields,
+    responses(
+        (status = 201, description = "Registered", body = DevicePut),
+        (status = 200, description = "Updated", body = DevicePut),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,8 +233,10 @@ pub async fn put(
         .get_device(&app.name, &device_id)
         .await?
         .ok_or_else(|| ApiError::internal("device vanished after storing", "not found"))?;
-    let mut body = views::device(&stored);
-    body["took_over_from"] = json!(put.took_over_from);
+    let body = DevicePut {
+        device: DeviceView::from(&stored),
+        took_over_from: put.took_over_from,
+    };
     let status = if put.created {
         StatusCode::CREATED
     } else {
@@ -222,6 +246,11 @@ pub async fn put(
 }
 
 /// `GET /v1/apps/{app}/devices/{device_id}`.
+#[utoipa::path(get, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices",
+    params(("app" = String, Path), ("device_id" = String, Path)),
+    responses((status = 200, body = DeviceView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,10 +264,16 @@ pub async fn get(
         .ok_or_else(|| {
             ApiError::not_found(format!("no device {device_id:?} in app {:?}", app.name))
         })?;
-    Ok(Json(views::device(&device)).into_response())
+    Ok(Json(DeviceView::from(&device)).into_response())
 }
 
 /// `DELETE /v1/apps/{app}/devices/{device_id}`: 204.
+#[utoipa::path(delete, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices",
+    params(("app" = String, Path), ("device_id" = String, Path)),
+    responses((status = 204, description = "Deleted; its waiting deliveries fail"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -260,18 +295,31 @@ pub async fn delete(
 }
 
 /// Query of the device list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only devices of this user.
     user: Option<String>,
+    /// Only devices with this tag.
     tag: Option<String>,
+    /// Only devices subscribed to this topic.
     topic: Option<String>,
+    /// Only devices in this state (`active`, `disabled`, `invalid`).
     state: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
 }
 
 /// `GET /v1/apps/{app}/devices?user=&tag=&topic=&state=&cursor=&limit=`.
+#[utoipa::path(get, path = "/v1/apps/{app}/devices", tag = "devices",
+    params(("app" = String, Path), ListQuery),
+    responses((status = 200, body = DeviceList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -303,12 +351,23 @@ pub async fn list(
         .store
         .list_devices(&app.name, &filter, q.cursor.as_deref(), limit)
         .await?;
-    let devices: Vec<_> = page.items.iter().map(views::device).collect();
-    Ok(Json(json!({"devices": devices, "next_cursor": page.next_cursor})).into_response())
+    Ok(Json(DeviceList {
+        devices: page.items.iter().map(DeviceView::from).collect(),
+        next_cursor: page.next_cursor,
+    })
+    .into_response())
 }
 
 /// `POST /v1/apps/{app}/devices:import` `{"devices": [{"device_id", "token", ...}]}`: all or
 /// nothing, in one transaction.
+#[utoipa::path(post, path = "/v1/apps/{app}/devices:import", tag = "devices",
+    params(("app" = String, Path)),
+    request_body = ImportBody,
+    responses((status = 200, body = ImportResult), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn import(
     State(state): State<AppState>,
     caller: Caller,
@@ -350,11 +409,11 @@ pub async fn import(
         .iter()
         .filter_map(|r| r.took_over_from.as_deref())
         .collect();
-    Ok(Json(json!({
-        "imported": results.len(),
-        "created": created,
-        "updated": results.len() - created,
-        "took_over_from": took_over,
-    }))
+    Ok(Json(ImportResult {
+        imported: results.len(),
+        created,
+        updated: results.len() - created,
+        took_over_from: took_over.into_iter().map(str::to_string).collect(),
+    })
     .into_response())
 }

@@ -14,34 +14,32 @@ use futures_util::stream::{self, Stream};
 use http::HeaderMap;
 use pushgate_store::{Event, EventKind};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::IntoParams;
 
+use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::{AppState, views};
+use super::views::{ErrorBody, EventList, EventView};
 use crate::signal;
 
 /// Default and largest page.
 const PAGE: (u32, u32) = (100, 1000);
 
 /// An event as the API, the stream and webhooks show it.
-pub fn event_view(e: &Event) -> Value {
-    json!({
-        "id": e.seq,
-        "type": e.kind.as_str(),
-        "app": e.app,
-        "device_id": e.device_id,
-        "data": e.data,
-        "created_at": views::rfc3339(e.created_at),
-    })
+pub fn event_view(e: &Event) -> EventView {
+    EventView::from(e)
 }
 
 /// Query of the event list and stream.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// Only events after this id (the list's `next_cursor`).
     after: Option<i64>,
+    /// Page size, 1 to 1000 (default 100); the list only.
     limit: Option<u32>,
+    /// Only events of this type.
     r#type: Option<String>,
 }
 
@@ -56,6 +54,12 @@ fn kind_of(q: &EventsQuery) -> ApiResult<Option<EventKind>> {
 }
 
 /// `GET /v1/apps/{app}/events`.
+#[utoipa::path(get, path = "/v1/apps/{app}/events", tag = "events",
+    params(("app" = String, Path), EventsQuery),
+    responses((status = 200, body = EventList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,11 +82,23 @@ pub async fn list(
         .events_after(&app.name, after, limit, kind)
         .await?;
     let next = events.last().map(|e| e.seq).unwrap_or(after);
-    let views: Vec<Value> = events.iter().map(event_view).collect();
-    Ok(Json(json!({"events": views, "next_cursor": next})).into_response())
+    Ok(Json(EventList {
+        events: events.iter().map(event_view).collect(),
+        next_cursor: next,
+    })
+    .into_response())
 }
 
 /// `GET /v1/apps/{app}/events/stream`: from `Last-Event-ID`, else `?after=`, else from now.
+#[utoipa::path(get, path = "/v1/apps/{app}/events/stream", tag = "events",
+    params(("app" = String, Path),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        EventsQuery),
+    responses(
+        (status = 200, description = "Server-sent events: `id` is the event id, `event` its type, `data` the event as JSON", content_type = "text/event-stream", body = EventView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,7 +133,7 @@ pub async fn stream(
                         let sse = SseEvent::default()
                             .id(e.seq.to_string())
                             .event(e.kind.as_str())
-                            .data(event_view(&e).to_string());
+                            .data(serde_json::to_string(&event_view(&e)).unwrap_or_default());
                         return Some((Ok(sse), (cursor, buffer, wake)));
                     }
                     match store.events_after(&name, cursor, 100, kind).await {

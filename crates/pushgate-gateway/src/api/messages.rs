@@ -8,15 +8,16 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use pushgate_store::NewMessage;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::AppState;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::{AppState, views};
-use crate::message::{parse_send_body, request_digest};
+use super::views::{Accepted, DeliveryView, ErrorBody, MessageStatus, rfc3339};
+use crate::message::{SendBody, parse_send_body, request_digest};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -40,7 +41,20 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(key.to_string()))
 }
 
-/// `POST /v1/apps/{app}/messages`.
+/// `POST /v1/apps/{app}/messages`: checked completely (against every channel it reaches),
+/// stored with its deliveries in one transaction, then 202. `Idempotency-Key` makes a retried
+/// POST answer the first answer again.
+#[utoipa::path(post, path = "/v1/apps/{app}/messages", tag = "messages",
+    params(("app" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 characters")),
+    request_body = SendBody,
+    responses(
+        (status = 202, body = Accepted, headers(("Location" = String), ("Idempotent-Replayed" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was used for a different request", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn send(
     State(state): State<AppState>,
     caller: Caller,
@@ -111,11 +125,11 @@ pub async fn send(
     if !out.duplicate && out.queued > 0 {
         state.channels.wake_app(&app.name);
     }
-    let body = json!({
-        "id": out.message_id,
-        "deliveries": out.deliveries,
-        "queued": out.queued,
-    });
+    let body = Accepted {
+        id: out.message_id,
+        deliveries: out.deliveries,
+        queued: out.queued,
+    };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/messages/{}", out.message_id)) {
         response.headers_mut().insert(http::header::LOCATION, v);
@@ -129,14 +143,23 @@ pub async fn send(
 }
 
 /// Query of a message's results.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
+    /// The `next_cursor` of the previous page.
     cursor: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
 }
 
 /// `GET /v1/messages/{id}?cursor=&limit=` (also under `/v1/apps/{app}/messages/{id}`).
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+    params(("id" = String, Path), ResultsQuery),
+    responses((status = 200, body = MessageStatus), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "Unknown, or another app's", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -161,31 +184,36 @@ pub async fn get(
     }
     let summary = state.store.message_summary(uuid).await?;
     let page = state.store.list_deliveries(uuid, q.cursor, limit).await?;
-    let counts: Map<String, Value> = summary
+    let counts = summary
         .iter()
-        .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+        .map(|(s, n)| (s.as_str().to_string(), *n))
         .collect();
     let pending: u64 = summary
         .iter()
         .filter(|(s, _)| !s.is_final())
         .map(|(_, n)| n)
         .sum();
-    let results: Vec<Value> = page.items.iter().map(views::delivery).collect();
-    Ok(Json(json!({
-        "id": message.id,
-        "app": message.app,
-        "created_at": views::rfc3339(message.created_at),
-        "ttl": message.ttl_secs,
-        "deliveries": message.deliveries,
-        "done": pending == 0,
-        "counts": counts,
-        "results": results,
-        "next_cursor": page.next_cursor,
-    }))
+    Ok(Json(MessageStatus {
+        id: message.id,
+        app: message.app,
+        created_at: rfc3339(message.created_at),
+        ttl: message.ttl_secs,
+        deliveries: message.deliveries,
+        done: pending == 0,
+        counts,
+        results: page.items.iter().map(DeliveryView::from).collect(),
+        next_cursor: page.next_cursor,
+    })
     .into_response())
 }
 
 /// `GET /v1/apps/{app}/messages/{id}`: the same, with the app checked first.
+#[utoipa::path(get, path = "/v1/apps/{app}/messages/{id}", tag = "messages",
+    params(("app" = String, Path), ("id" = String, Path), ResultsQuery),
+    responses((status = 200, body = MessageStatus), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn get_in_app(
     State(state): State<AppState>,
     caller: Caller,

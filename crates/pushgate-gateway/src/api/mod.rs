@@ -17,10 +17,16 @@ mod views;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::sync::OnceLock;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, post, put};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use pushgate_store::Store;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::{AppInfo, Apps};
 pub use c2dm::{REGISTRATION_TOKEN_KEY, REGISTRATION_TOKEN_LEN};
@@ -53,28 +59,84 @@ pub struct AppState {
     pub webhook_apps: Vec<String>,
     /// Each webhook's URL, by app.
     pub webhook_urls: Arc<HashMap<String, String>>,
+    /// The OpenAPI document, filled when the router is built.
+    pub openapi: Arc<OnceLock<String>>,
 }
 
-/// Every route of the API over `state`.
+/// Adds the bearer-key security scheme the operations name.
+struct BearerKey;
+
+impl utoipa::Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The app's API key"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The parts of the document not generated from routed handlers: the C2DM-era endpoints
+/// (routed for every method, to answer 501) and the document's own metadata.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "pushgate",
+        description = "Self-hosted push gateway for Google's push services: device registry, durable sends, events."
+    ),
+    paths(
+        c2dm::registration_default,
+        c2dm::registration_in_app,
+        c2dm::confirmation_default,
+        c2dm::confirmation_in_app
+    ),
+    modifiers(&BearerKey),
+    tags(
+        (name = "devices", description = "The device registry"),
+        (name = "messages", description = "Sending, and what became of each delivery"),
+        (name = "events", description = "What the provider changed and what devices sent: log, stream, webhook"),
+        (name = "apps", description = "Apps and their channels"),
+        (name = "c2dm", description = "The C2DM-era registration flow (django-c2dm), for old clients; no API key"),
+        (name = "operations", description = "Health, readiness, metrics, this document")
+    )
+)]
+struct ApiDoc;
+
+/// `GET /openapi.json`: this API, generated from the handlers and the types they answer.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(State(state): State<AppState>) -> Response {
+    let text = state.openapi.get().cloned().unwrap_or_default();
+    ([(http::header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+/// Every route of the API over `state`; every one of them is in `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let limit = state.limits.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/apps/{app}", get(apps::get))
-        .route("/v1/apps/{app}/events", get(events::list))
-        .route("/v1/apps/{app}/events/stream", get(events::stream))
-        .route("/v1/apps/{app}/webhook", get(health::webhook))
-        .route("/v1/apps/{app}/devices", get(devices::list))
-        .route("/v1/apps/{app}/devices:import", post(devices::import))
-        .route(
-            "/v1/apps/{app}/devices/{device_id}",
-            put(devices::put).get(devices::get).delete(devices::delete),
-        )
-        .route("/v1/apps/{app}/messages", post(messages::send))
-        .route("/v1/apps/{app}/messages/{id}", get(messages::get_in_app))
-        .route("/v1/messages/{id}", get(messages::get))
+    let (routes, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(apps::get))
+        .routes(routes!(events::list))
+        .routes(routes!(events::stream))
+        .routes(routes!(health::webhook))
+        .routes(routes!(devices::list))
+        .routes(routes!(devices::import))
+        .routes(routes!(devices::put, devices::get, devices::delete))
+        .routes(routes!(messages::send))
+        .routes(routes!(messages::get_in_app))
+        .routes(routes!(messages::get))
+        .split_for_parts();
+    let _ = state.openapi.set(doc.to_pretty_json().unwrap_or_default());
+    routes
         .route("/c2dm/registration", any(c2dm::registration_default))
         .route("/c2dm/confirmation", any(c2dm::confirmation_default))
         .route(

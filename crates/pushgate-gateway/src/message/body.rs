@@ -9,11 +9,12 @@ use pushgate_proto::legacy::limits::{MAX_TTL_SECONDS, is_reserved_data_key, is_v
 use pushgate_store::Targets;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::payload::{Notification, Payload, Priority};
 
-/// `targets` of a send request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `targets` of a send request: any of these, united (a device reached twice gets one copy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetsBody {
     /// Registered devices by id.
@@ -39,21 +40,19 @@ pub struct TargetsBody {
     pub all: bool,
 }
 
-/// The notification as the application writes it.
-pub type NotificationBody = Notification;
-
 /// The whole body of `POST /v1/apps/{app}/messages`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
     /// Who receives it.
     pub targets: TargetsBody,
     /// Key-value data; values may be strings, numbers or booleans (sent as strings).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub data: BTreeMap<String, Value>,
     /// Display notification.
     #[serde(default)]
-    pub notification: Option<NotificationBody>,
+    pub notification: Option<Notification>,
     /// Collapse key.
     #[serde(default)]
     pub collapse_key: Option<String>,

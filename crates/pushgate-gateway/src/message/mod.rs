@@ -5,7 +5,5 @@
 mod body;
 mod payload;
 
-pub use body::{
-    NotificationBody, ParsedSend, SendBody, TargetsBody, parse_send_body, request_digest,
-};
+pub use body::{ParsedSend, SendBody, TargetsBody, parse_send_body, request_digest};
 pub use payload::{Notification, Payload, Priority};

@@ -22,8 +22,9 @@ use crate::config::WebhookSpec;
 use crate::signal::{self, EventSignal};
 use crate::worker::retry_policy;
 
-/// How long one sender holds an app's webhook (renewed on every attempt).
-const LEASE: Duration = Duration::from_secs(60);
+/// How long one sender holds an app's webhook beyond the POST timeout (renewed on every
+/// attempt; given back on a graceful stop).
+const LEASE_MARGIN: Duration = Duration::from_secs(20);
 
 /// One app's webhook sender.
 pub struct WebhookSender {
@@ -81,6 +82,7 @@ impl WebhookSender {
         let mut wake = self.signal.subscribe();
         loop {
             if self.stop.is_cancelled() {
+                let _ = self.store.webhook_release(&self.app, &self.owner).await;
                 return;
             }
             let worked = match self.attempt(&client).await {
@@ -92,7 +94,7 @@ impl WebhookSender {
             };
             if !worked {
                 tokio::select! {
-                    _ = self.stop.cancelled() => return,
+                    _ = self.stop.cancelled() => {}
                     _ = signal::wait(&mut wake) => {}
                 }
             }
@@ -104,7 +106,12 @@ impl WebhookSender {
         let now = OffsetDateTime::now_utc();
         let Some(state) = self
             .store
-            .webhook_claim(&self.app, &self.owner, now, LEASE)
+            .webhook_claim(
+                &self.app,
+                &self.owner,
+                now,
+                self.spec.timeout + LEASE_MARGIN,
+            )
             .await?
         else {
             return Ok(false);

@@ -395,6 +395,10 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn webhook_release(&self, app: &str, owner: &str) -> Result<()> {
+        write_tx!(self, |tx| webhooks::release(&mut tx, app, owner).await?)
+    }
+
     async fn webhook_state(&self, app: &str) -> Result<Option<WebhookState>> {
         read!(self, |conn| webhooks::get(&mut conn, app).await)
     }

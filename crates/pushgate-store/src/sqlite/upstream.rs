@@ -35,11 +35,15 @@ pub(super) async fn record(
         .bind(original)
         .fetch_optional(&mut *conn)
         .await?;
-        if let Some(row) = row {
-            let id: i64 = row.try_get("id")?;
-            let message: uuid::Uuid = row.try_get("message_id")?;
-            map.insert("delivery_id".into(), Value::from(id));
-            map.insert("message".into(), Value::String(message.to_string()));
+        match row {
+            Some(row) => {
+                let id: i64 = row.try_get("id")?;
+                let message: uuid::Uuid = row.try_get("message_id")?;
+                map.insert("delivery_id".into(), Value::from(id));
+                map.insert("message".into(), Value::String(message.to_string()));
+            }
+            None if rec.require_link => return Err(crate::StoreError::NotFound),
+            None => {}
         }
     }
     let row = sqlx::query(

@@ -118,6 +118,19 @@ pub(super) async fn failed(
     Ok(r.rows_affected() == 1)
 }
 
+/// Gives the lease back (a graceful stop), so another sender need not wait for it to run out.
+pub(super) async fn release(conn: &mut SqliteConnection, app: &str, owner: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL
+         WHERE app = $1 AND lease_owner = $2",
+    )
+    .bind(app)
+    .bind(owner)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The app's cursor, if it has a webhook.
 pub(super) async fn get(conn: &mut SqliteConnection, app: &str) -> Result<Option<WebhookState>> {
     let row = sqlx::query(concat!(
