@@ -2,9 +2,10 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Logs to stderr, `info` by default, overridable with `RUST_LOG`.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr at `default` level (`info` for services, `warn` for commands that draw
+/// progress), overridable with `RUST_LOG`.
+pub fn init(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

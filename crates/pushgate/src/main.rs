@@ -23,6 +23,8 @@ enum Command {
     Emulator(cmd::emulator::Args),
     /// Send one message through a provider protocol and print the per-token results.
     Send(Box<cmd::send::Args>),
+    /// The whole product in a minute: sandbox, 10,000 virtual devices, sends, churn, upstream.
+    Demo(cmd::demo::Args),
     /// Import or export the device registry of an app through a running gateway.
     Devices(cmd::devices::Args),
     /// Measure throughput against the emulator.
@@ -35,7 +37,8 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logging::init();
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Devices(_));
+    logging::init(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Send(args) => cmd::send::run(*args).await,
             Command::Devices(args) => cmd::devices::run(args).await,
+            Command::Demo(args) => cmd::demo::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::CcsEcho(args) => cmd::ccs_echo::run(args).await,
             Command::Topics(args) => cmd::topics::run(args).await,

@@ -17,7 +17,7 @@ use pushgate_proto::token::short_token;
 use pushgate_store::{C2dmRegistration, Confirmation, NewMessage};
 use rand::distr::{Alphanumeric, SampleString};
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::AppState;
@@ -141,7 +141,7 @@ async fn registration(
     match state.store.c2dm_register(&app.name, reg, now).await {
         Ok(out) => {
             state.channels.wake_app(&app.name);
-            info!(
+            debug!(
                 app = %app.name,
                 %device_id,
                 registration_id = %short_token(&registration_id),
@@ -189,15 +189,15 @@ async fn confirmation(
         .await
     {
         Ok(Confirmation::Confirmed) => {
-            info!(app = %app.name, %device_id, "C2DM-era registration confirmed");
+            debug!(app = %app.name, %device_id, "C2DM-era registration confirmed");
             StatusCode::OK.into_response()
         }
         Ok(Confirmation::WrongToken) => {
-            info!(app = %app.name, %device_id, "C2DM-era confirmation with a wrong token");
+            debug!(app = %app.name, %device_id, "C2DM-era confirmation with a wrong token");
             status(StatusCode::BAD_REQUEST, "registration_token: wrong token").into_response()
         }
         Ok(Confirmation::NothingPending) => {
-            info!(app = %app.name, %device_id, "C2DM-era confirmation with nothing pending");
+            debug!(app = %app.name, %device_id, "C2DM-era confirmation with nothing pending");
             status(
                 StatusCode::BAD_REQUEST,
                 "registration_token: nothing to confirm",

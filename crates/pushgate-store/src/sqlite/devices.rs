@@ -169,15 +169,37 @@ pub(super) async fn put(
     .execute(&mut *conn)
     .await?;
     // A registration through the API supersedes one waiting for C2DM-era confirmation.
-    sqlx::query("DELETE FROM pending_registrations WHERE app = $1 AND device_id = $2")
-        .bind(app)
-        .bind(&device.device_id)
-        .execute(&mut *conn)
-        .await?;
-    registry::replace_labels(&mut *conn, Labels::Tags, app, &device.device_id, &tags).await?;
-    registry::replace_labels(&mut *conn, Labels::Topics, app, &device.device_id, &topics).await?;
-    registry::follow_token(&mut *conn, app, &device.device_id, &device.token, now).await?;
-    if state == DeviceState::Disabled {
+    let existed = before.is_some();
+    if existed {
+        sqlx::query("DELETE FROM pending_registrations WHERE app = $1 AND device_id = $2")
+            .bind(app)
+            .bind(&device.device_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    // A new device has no labels, no pending registration and no waiting work yet.
+    registry::replace_labels(
+        &mut *conn,
+        Labels::Tags,
+        app,
+        &device.device_id,
+        &tags,
+        existed,
+    )
+    .await?;
+    registry::replace_labels(
+        &mut *conn,
+        Labels::Topics,
+        app,
+        &device.device_id,
+        &topics,
+        existed,
+    )
+    .await?;
+    if existed {
+        registry::follow_token(&mut *conn, app, &device.device_id, &device.token, now).await?;
+    }
+    if state == DeviceState::Disabled && existed {
         registry::settle_waiting(
             conn,
             app,

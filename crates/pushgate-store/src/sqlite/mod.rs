@@ -64,9 +64,15 @@ impl Default for SqliteSettings {
 }
 
 /// A [`Store`] in one SQLite file (or in memory, for tests): the zero-configuration default.
+///
+/// Writers of one process take turns on an async mutex before they ask SQLite for its write
+/// lock: SQLite's own busy handler retries with sleeps and can starve a writer for as long as
+/// `busy_timeout` under load, while the mutex serves them in order. Other processes sharing
+/// the file still meet on SQLite's lock.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -99,7 +105,10 @@ impl SqliteStore {
             .max_connections(settings.max_connections.max(1))
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            writer: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -117,7 +126,10 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            writer: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -128,9 +140,11 @@ impl SqliteStore {
     }
 }
 
-/// Runs `$body` with `$tx` bound to a new write transaction and commits it.
+/// Runs `$body` with `$tx` bound to a new write transaction (this process's writers in
+/// turn) and commits it.
 macro_rules! write_tx {
     ($self:ident, |$tx:ident| $body:expr) => {{
+        let _turn = $self.writer.lock().await;
         let mut $tx = $self.pool.begin_with(BEGIN_WRITE).await?;
         let out = $body;
         $tx.commit().await?;

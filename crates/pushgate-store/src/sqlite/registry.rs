@@ -149,13 +149,15 @@ pub(super) enum Labels {
     Topics,
 }
 
-/// Replaces a device's rows in a label table with `labels`.
+/// Replaces a device's rows in a label table with `labels` (`existed`: there may be old rows
+/// to remove first).
 pub(super) async fn replace_labels(
     conn: &mut SqliteConnection,
     which: Labels,
     app: &str,
     device_id: &str,
     labels: &[String],
+    existed: bool,
 ) -> Result<()> {
     let (delete, insert) = match which {
         Labels::Tags => (
@@ -167,11 +169,13 @@ pub(super) async fn replace_labels(
             "INSERT INTO device_topics (app, device_id, topic) VALUES ($1, $2, $3)",
         ),
     };
-    sqlx::query(delete)
-        .bind(app)
-        .bind(device_id)
-        .execute(&mut *conn)
-        .await?;
+    if existed {
+        sqlx::query(delete)
+            .bind(app)
+            .bind(device_id)
+            .execute(&mut *conn)
+            .await?;
+    }
     for label in labels {
         sqlx::query(insert)
             .bind(app)

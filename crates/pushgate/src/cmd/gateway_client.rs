@@ -210,11 +210,18 @@ pub struct DeliveryResult {
     pub attempts: u64,
     /// The provider's error code, if any.
     pub error: Option<String>,
+    /// When it last changed (RFC 3339): for a sent delivery, when the provider's answer was
+    /// recorded.
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 /// `GET /v1/messages/{id}`: counts by state and a page of results.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessageStatus {
+    /// When it was accepted (RFC 3339).
+    #[serde(default)]
+    pub created_at: Option<String>,
     /// Deliveries in all.
     pub deliveries: u64,
     /// True when no delivery is pending.
@@ -390,6 +397,34 @@ impl GatewayClient {
         }
         Ok(self.call(request, &format!("message {id}")).await?.0)
     }
+}
+
+impl GatewayClient {
+    /// A page of `GET /v1/apps/{app}/events` after `after`, optionally of one type.
+    pub async fn events(
+        &self,
+        app: &str,
+        after: i64,
+        kind: Option<&str>,
+        limit: u32,
+    ) -> anyhow::Result<EventPage> {
+        let mut request = self
+            .request(Method::GET, &["v1", "apps", app, "events"])
+            .query(&[("after", after.to_string()), ("limit", limit.to_string())]);
+        if let Some(kind) = kind {
+            request = request.query(&[("type", kind)]);
+        }
+        Ok(self.call(request, "events").await?.0)
+    }
+}
+
+/// A page of `GET /v1/apps/{app}/events`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventPage {
+    /// The events.
+    pub events: Vec<Value>,
+    /// Pass as `after` for the next page.
+    pub next_cursor: i64,
 }
 
 /// The API error behind `e`, if the gateway answered with one.
