@@ -1,0 +1,149 @@
+//! What the tests that run `pushgate serve` as a child process share: the process guard
+//! (SIGKILL and reap on drop, logs on failure), a kept-on-failure temp dir, free ports.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A plain client (no proxy) for the gateway and the emulator.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// A running `pushgate serve`, killed (SIGKILL) and reaped when dropped; if the test is
+/// panicking, its logs are printed.
+pub struct GatewayProcess {
+    child: Option<Child>,
+    pub name: &'static str,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl GatewayProcess {
+    /// `pushgate serve --config <config>` in `dir`, its output in `dir/<name>.std{out,err}`.
+    pub fn spawn(dir: &Path, config: &Path, name: &'static str) -> Self {
+        let out = dir.join(format!("{name}.stdout"));
+        let err = dir.join(format!("{name}.stderr"));
+        let child = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("PUSHGATE_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(File::create(&out).unwrap())
+            .stderr(File::create(&err).unwrap())
+            .spawn()
+            .expect("pushgate serve starts");
+        GatewayProcess {
+            child: Some(child),
+            name,
+            out,
+            err,
+        }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Panics (with the logs) if the process has already exited.
+    pub fn check_alive(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!("{} exited early with {status}\n{}", self.name, self.logs());
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "--- {name} stdout ---\n{}\n--- {name} stderr (tail) ---\n{}",
+            tail(&self.out, 8_000),
+            tail(&self.err, 16_000),
+            name = self.name
+        )
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+fn tail(path: &Path, max: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let mut bytes = Vec::new();
+        let _ = f.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    if text.len() > max {
+        let mut cut = text.len() - max;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text = format!("[...]{}", &text[cut..]);
+    }
+    text
+}
+
+/// The temp directory, removed at the end unless the test failed (then it is kept and named).
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits for `GET /healthz`, failing with the logs if the process dies or never answers.
+pub async fn wait_healthy(http: &reqwest::Client, base: &str, gw: &mut GatewayProcess) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        gw.check_alive();
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never answered /healthz\n{}",
+            gw.name,
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
