@@ -172,7 +172,7 @@ impl UpstreamHandler {
         match self.store.insert_message(msg, &targets).await {
             Ok(out) => {
                 if !out.duplicate {
-                    self.channels.wake_app(&self.app);
+                    self.channels.wake(&self.app, &self.channel);
                     info!(app = %self.app, to = %short_token(&m.from), "echo queued");
                 }
             }

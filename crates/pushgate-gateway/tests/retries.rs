@@ -139,7 +139,11 @@ async fn a_refused_key_pauses_its_channel_only_and_the_work_waits() {
     let id = sent["id"].as_str().unwrap();
     // The v1 channel is not held up by the legacy channel's refused key.
     let m = env
-        .wait_until(id, |m| m["counts"]["sent"] == 1, Duration::from_secs(10))
+        .wait_until(
+            id,
+            |m| m["counts"]["sent"] == 1 && m["counts"]["retry_wait"] == 1,
+            Duration::from_secs(10),
+        )
         .await;
     let legacy = m["results"]
         .as_array()

@@ -139,6 +139,10 @@ pub trait Store: Send + Sync {
     /// One message, if stored.
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>>;
 
+    /// Several messages at once (those not stored are missing from the answer): what a worker
+    /// reads once per claim for the payloads it does not have yet.
+    async fn get_messages(&self, message_ids: &[Uuid]) -> Result<Vec<StoredMessage>>;
+
     /// Atomically hands up to `limit` due deliveries of one app's channel to the caller,
     /// oldest due first: queued or retry-wait ones with `due_at <= now`, and in-flight ones
     /// whose lease ran out. They become in flight until `now + lease`, with one more attempt.

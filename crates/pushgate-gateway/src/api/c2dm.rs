@@ -140,7 +140,7 @@ async fn registration(
     };
     match state.store.c2dm_register(&app.name, reg, now).await {
         Ok(out) => {
-            state.channels.wake_app(&app.name);
+            state.channels.wake(&app.name, &flow.channel);
             debug!(
                 app = %app.name,
                 %device_id,

@@ -123,7 +123,9 @@ pub async fn send(
         ));
     }
     if !out.duplicate && out.queued > 0 {
-        state.channels.wake_app(&app.name);
+        for name in &reached {
+            state.channels.wake(&app.name, name);
+        }
     }
     let body = Accepted {
         id: out.message_id,

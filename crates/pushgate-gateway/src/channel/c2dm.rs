@@ -75,8 +75,8 @@ impl Channel for C2dmChannel {
         self.max_in_flight
     }
 
-    fn concurrency(&self) -> usize {
-        2
+    fn capacity(&self) -> usize {
+        self.max_in_flight
     }
 
     fn check(&self, p: &Payload) -> Result<(), ValidationError> {

@@ -131,8 +131,8 @@ impl Channel for CcsChannel {
         self.capacity.min(500)
     }
 
-    fn concurrency(&self) -> usize {
-        self.capacity.div_ceil(self.batch_size()) + 1
+    fn capacity(&self) -> usize {
+        self.capacity
     }
 
     fn check(&self, p: &Payload) -> Result<(), ValidationError> {

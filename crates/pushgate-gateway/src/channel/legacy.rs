@@ -83,10 +83,15 @@ impl Channel for LegacyChannel {
         }
     }
 
-    fn concurrency(&self) -> usize {
+    fn capacity(&self) -> usize {
+        self.max_in_flight
+    }
+
+    fn cost(&self, tokens: usize) -> usize {
         match self.format {
-            LegacyFormat::Json => self.max_in_flight,
-            LegacyFormat::PlainText => 2,
+            // One request, whatever its number of tokens.
+            LegacyFormat::Json => 1,
+            LegacyFormat::PlainText => tokens.clamp(1, self.max_in_flight),
         }
     }
 

@@ -26,8 +26,15 @@ pub trait Channel: Send + Sync {
     /// Most tokens one [`send`](Channel::send) call carries (1000 for a legacy multicast).
     fn batch_size(&self) -> usize;
 
-    /// How many [`send`](Channel::send) calls a worker keeps running at once.
-    fn concurrency(&self) -> usize;
+    /// The channel's in-flight limit, in permits: requests for a multicast protocol (legacy
+    /// JSON: one request carries up to 1000 tokens), tokens for one-request-per-token
+    /// protocols (v1, plain text, C2DM) and for CCS (the unacked window).
+    fn capacity(&self) -> usize;
+
+    /// The permits one batch of `tokens` takes (never more than [`capacity`](Channel::capacity)).
+    fn cost(&self, tokens: usize) -> usize {
+        tokens.clamp(1, self.capacity().max(1))
+    }
 
     /// Checks that the protocol can carry `payload` (size, keys, required fields); the error
     /// names the field as the send API names it.

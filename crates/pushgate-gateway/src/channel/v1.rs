@@ -77,11 +77,11 @@ impl Channel for V1Channel {
     }
 
     fn batch_size(&self) -> usize {
-        BATCH
+        BATCH.min(self.max_in_flight)
     }
 
-    fn concurrency(&self) -> usize {
-        self.max_in_flight.div_ceil(BATCH) + 1
+    fn capacity(&self) -> usize {
+        self.max_in_flight
     }
 
     fn check(&self, p: &Payload) -> Result<(), ValidationError> {

@@ -13,7 +13,7 @@ use pushgate_proto::Outcome;
 use pushgate_proto::token::short_token;
 use pushgate_store::{Completion, Delivery, Release, Store};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
@@ -115,7 +115,9 @@ impl ChannelLoop {
 
 async fn run_loop(shared: Arc<Shared>) {
     let l = &shared.l;
-    let slots = Arc::new(Semaphore::new(l.channel.concurrency().max(1)));
+    let capacity = l.channel.capacity().max(1);
+    let permits = Arc::new(Semaphore::new(capacity));
+    let (commits, committer) = committer(shared.clone());
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
@@ -134,17 +136,24 @@ async fn run_loop(shared: Arc<Shared>) {
             l.status.paused(None);
             continue;
         }
-        // Hold one batch slot before claiming, so nothing is claimed that cannot be sent.
-        let first = tokio::select! {
+        // Wait for room before claiming, so nothing is claimed that cannot be sent soon.
+        let room = tokio::select! {
             _ = l.stop.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => {
+                    let free = permits.available_permits() + 1;
+                    drop(p);
+                    free
+                }
                 Err(_) => break,
             },
         };
         let batch = l.channel.batch_size().max(1);
-        let free = slots.available_permits() + 1;
-        let limit = (free * batch).min(l.settings.claim_batch as usize).max(1) as u32;
+        // Room in tokens: free permits, each worth batch/cost(batch) tokens.
+        let per_permit = (batch / l.channel.cost(batch).max(1)).max(1);
+        let limit = (room * per_permit)
+            .min(l.settings.claim_batch as usize)
+            .max(1) as u32;
         let claimed = match l
             .store
             .claim_due(&l.app, &l.name, now(), limit, l.settings.lease)
@@ -154,7 +163,6 @@ async fn run_loop(shared: Arc<Shared>) {
             Err(e) => {
                 warn!(error = %e, "cannot claim deliveries");
                 l.status.error(now(), format!("claim failed: {e}"));
-                drop(first);
                 tokio::select! {
                     _ = l.stop.cancelled() => break,
                     _ = tokio::time::sleep(l.settings.idle_poll) => {}
@@ -163,34 +171,34 @@ async fn run_loop(shared: Arc<Shared>) {
             }
         };
         if claimed.is_empty() {
-            drop(first);
             idle(l).await;
             continue;
         }
-        let mut first = Some(first);
+        prefetch_payloads(&shared, &claimed).await;
         for chunk in batches(claimed, batch) {
-            let permit = match first.take() {
-                Some(p) => p,
-                None => tokio::select! {
-                    _ = l.stop.cancelled() => {
+            let cost = l.channel.cost(chunk.len()).min(capacity) as u32;
+            let permit = tokio::select! {
+                _ = l.stop.cancelled() => {
+                    release(l, &chunk).await;
+                    continue;
+                }
+                permit = permits.clone().acquire_many_owned(cost) => match permit {
+                    Ok(p) => p,
+                    Err(_) => {
                         release(l, &chunk).await;
                         continue;
                     }
-                    permit = slots.clone().acquire_owned() => match permit {
-                        Ok(p) => p,
-                        Err(_) => {
-                            release(l, &chunk).await;
-                            continue;
-                        }
-                    },
                 },
             };
             let id = shared.unanswered.lock().add(&chunk);
             let shared = shared.clone();
+            let commits = commits.clone();
             tasks.spawn(
                 async move {
-                    send_batch(&shared, chunk).await;
+                    send_batch(&shared, chunk, &commits).await;
                     shared.unanswered.lock().done(id);
+                    // The permit is held until the answers are committed: at most
+                    // `capacity` worth of work is ever sent but not recorded.
                     drop(permit);
                 }
                 .in_current_span(),
@@ -210,6 +218,8 @@ async fn run_loop(shared: Arc<Shared>) {
             }
         }
     }
+    drop(commits);
+    let _ = committer.await;
     let left = shared.unanswered.lock().drain();
     if !left.is_empty() {
         match l.store.release(&left, now()).await {
@@ -286,8 +296,9 @@ async fn payload(shared: &Shared, id: Uuid) -> Result<Arc<Payload>, String> {
     Ok(p)
 }
 
-/// Sends one batch (one message, several tokens) and commits the answers.
-async fn send_batch(shared: &Shared, chunk: Vec<Delivery>) {
+/// Sends one batch (one message, several tokens) and hands the answers to the committer,
+/// returning once they are committed (or given up on).
+async fn send_batch(shared: &Shared, chunk: Vec<Delivery>, commits: &mpsc::Sender<CommitJob>) {
     let l = &shared.l;
     let Some(first) = chunk.first() else { return };
     let message_id = first.message_id;
@@ -348,7 +359,81 @@ async fn send_batch(shared: &Shared, chunk: Vec<Delivery>) {
         *p = Some(until);
         l.status.paused(Some(until));
     }
-    commit(l, decision.completions).await;
+    let (done, committed) = oneshot::channel();
+    if commits.send((decision.completions, done)).await.is_ok() {
+        let _ = committed.await;
+    }
+}
+
+/// Answers waiting to be committed, and who to tell.
+type CommitJob = (Vec<Completion>, oneshot::Sender<()>);
+
+/// Most answers one commit records: answers that arrive while a commit runs are grouped into
+/// the next one, so many small batches (single-device messages) share a transaction.
+const COMMIT_GROUP: usize = 2000;
+
+/// Starts the channel's committer; it ends once every sender is dropped.
+fn committer(shared: Arc<Shared>) -> (mpsc::Sender<CommitJob>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<CommitJob>(1024);
+    let task = tokio::spawn(
+        async move {
+            while let Some(first) = rx.recv().await {
+                let mut completions = first.0;
+                let mut waiting = vec![first.1];
+                while completions.len() < COMMIT_GROUP {
+                    match rx.try_recv() {
+                        Ok((more, done)) => {
+                            completions.extend(more);
+                            waiting.push(done);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit(&shared.l, completions).await;
+                for done in waiting {
+                    let _ = done.send(());
+                }
+            }
+        }
+        .in_current_span(),
+    );
+    (tx, task)
+}
+
+/// Reads, in one query, the payloads of claimed messages that are not cached yet.
+async fn prefetch_payloads(shared: &Shared, claimed: &[Delivery]) {
+    let missing: Vec<Uuid> = {
+        let cache = shared.payloads.lock();
+        let mut ids: Vec<Uuid> = claimed
+            .iter()
+            .map(|d| d.message_id)
+            .filter(|id| !cache.contains_key(id))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    if missing.is_empty() {
+        return;
+    }
+    match shared.l.store.get_messages(&missing).await {
+        Ok(found) => {
+            let mut cache = shared.payloads.lock();
+            if cache.len() + found.len() > PAYLOAD_CACHE {
+                cache.clear();
+            }
+            for m in found {
+                match Payload::from_json(&m.payload) {
+                    Ok(p) => {
+                        cache.insert(m.id, Arc::new(p));
+                    }
+                    Err(e) => warn!(message = %m.id, error = %e, "stored payload unreadable"),
+                }
+            }
+        }
+        // Each batch then reads its own payload (and reports what fails).
+        Err(e) => warn!(error = %e, "cannot read payloads"),
+    }
 }
 
 /// Records answers, retrying a failed commit a few times; if it never succeeds the leases run

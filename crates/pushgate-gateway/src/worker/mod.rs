@@ -57,12 +57,10 @@ impl ChannelSet {
         self.by_key.get(&(app.to_string(), name.to_string()))
     }
 
-    /// Wakes every worker of `app` (new work was stored for it).
-    pub fn wake_app(&self, app: &str) {
-        for ((a, _), entry) in &self.by_key {
-            if a == app {
-                entry.wake.notify_one();
-            }
+    /// Wakes the worker of one channel (new work was stored for it).
+    pub fn wake(&self, app: &str, channel: &str) {
+        if let Some(entry) = self.get(app, channel) {
+            entry.wake.notify_one();
         }
     }
 

@@ -298,6 +298,11 @@ impl Store for SqliteStore {
         read!(self, |conn| queue::get_message(&mut conn, message_id).await)
     }
 
+    async fn get_messages(&self, message_ids: &[Uuid]) -> Result<Vec<StoredMessage>> {
+        read!(self, |conn| queue::get_messages(&mut conn, message_ids)
+            .await)
+    }
+
     async fn claim_due(
         &self,
         app: &str,

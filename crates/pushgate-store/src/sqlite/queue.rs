@@ -312,6 +312,31 @@ pub(super) async fn get_message(
     row.as_ref().map(rows::message).transpose()
 }
 
+/// Several messages by id, in chunks the statement's parameter limit allows.
+pub(super) async fn get_messages(
+    conn: &mut SqliteConnection,
+    ids: &[Uuid],
+) -> Result<Vec<StoredMessage>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut qb = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE id IN ("
+        ));
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        let rows = qb.build().fetch_all(&mut *conn).await?;
+        for row in &rows {
+            out.push(rows::message(row)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Leases up to `limit` due deliveries of one channel; those past their deadline expire.
 pub(super) async fn claim_due(
     conn: &mut SqliteConnection,

@@ -533,6 +533,19 @@ pub async fn named_devices_that_cannot_be_sent_to_say_why(s: Arc<dyn Store>) {
     let stored = s.get_message(m.id).await.unwrap().unwrap();
     assert_eq!((stored.deliveries, stored.queued), (4, 1));
     assert_eq!(stored.payload, m.payload);
+    let other = msg(60);
+    s.insert_message(other.clone(), &Targets::default())
+        .await
+        .unwrap();
+    let mut both = s
+        .get_messages(&[m.id, Uuid::now_v7(), other.id])
+        .await
+        .unwrap();
+    both.sort_by_key(|x| x.id);
+    assert_eq!(
+        both.iter().map(|x| x.id).collect::<Vec<_>>(),
+        [m.id, other.id]
+    );
 }
 
 pub async fn raw_tokens_are_sent_as_their_device(s: Arc<dyn Store>) {
