@@ -1,0 +1,314 @@
+//! Figures taken while a scenario runs: the per-second sampler and its timeline, the wait
+//! for the recorded answers, CPU per thread group and memory of the process, and the disk's
+//! fsync probe.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use indicatif::ProgressBar;
+use pushgate_gateway::worker::ChannelStatus;
+
+use super::Ctx;
+use super::api::EmuStats;
+use super::timing::{ms_f, percentile};
+
+/// Kernel clock ticks per second of `/proc/*/stat` (USER_HZ, 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+/// How often the wait loops look at the worker's counters.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One second of a scenario.
+#[derive(Clone, Copy)]
+pub(super) struct Sample {
+    at: Duration,
+    accepted: u64,
+    attempted: u64,
+    recorded: u64,
+    emulator: Option<u64>,
+}
+
+/// Samples the worker's counters (and the emulator's, with `--timeline`) every second
+/// until stopped.
+pub(super) struct Sampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<Sample>>,
+}
+
+impl Sampler {
+    /// Starts sampling `status` and the `accepted` count.
+    pub(super) fn start(ctx: &Ctx, status: Arc<ChannelStatus>, accepted: Arc<AtomicU64>) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let emu = ctx
+            .args
+            .timeline
+            .then(|| (ctx.http.clone(), format!("{}/emulator/stats", ctx.emu.base)));
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => {}
+                }
+                let mut emulator = None;
+                if let Some((http, url)) = &emu
+                    && let Ok(res) = http.get(url).send().await
+                    && let Ok(stats) = res.json::<EmuStats>().await
+                {
+                    emulator = Some(stats.delivered);
+                }
+                samples.push(Sample {
+                    at: started.elapsed(),
+                    accepted: accepted.load(Ordering::Relaxed),
+                    attempted: status.attempted.load(Ordering::Relaxed),
+                    recorded: status.completed.load(Ordering::Relaxed),
+                    emulator,
+                });
+            }
+            samples
+        });
+        Self { stop, task }
+    }
+
+    /// Stops sampling and returns the samples.
+    pub(super) async fn finish(self) -> Vec<Sample> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Per-second increments of the recorded count while work was pending: (median, max).
+pub(super) fn recorded_per_second(samples: &[Sample], target: u64) -> (u64, u64) {
+    let mut rates: Vec<u64> = Vec::new();
+    let mut previous = 0;
+    for s in samples {
+        if previous < target && s.recorded > previous {
+            rates.push(s.recorded - previous);
+        }
+        previous = s.recorded;
+    }
+    rates.sort_unstable();
+    let median = rates.get(rates.len() / 2).copied().unwrap_or(0);
+    (median, rates.last().copied().unwrap_or(0))
+}
+
+/// Prints the samples, one line per second (`--timeline`).
+pub(super) fn print_timeline(samples: &[Sample]) {
+    println!(
+        "  timeline   {:>6} {:>9} {:>10} {:>10} {:>10}",
+        "t (s)", "accepted", "attempted", "recorded", "emulator"
+    );
+    for s in samples {
+        let emulator = s.emulator.map_or("-".to_string(), |n| n.to_string());
+        println!(
+            "             {:>6.0} {:>9} {:>10} {:>10} {:>10}",
+            s.at.as_secs_f64(),
+            s.accepted,
+            s.attempted,
+            s.recorded,
+            emulator
+        );
+    }
+}
+
+/// Waits until the worker has recorded at least `target` answers.
+pub(super) async fn wait_recorded(
+    ctx: &Ctx,
+    status: &ChannelStatus,
+    target: u64,
+    bar: &ProgressBar,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    loop {
+        let recorded = status.completed.load(Ordering::Relaxed);
+        bar.set_position(recorded.min(target));
+        if recorded >= target {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let view = status.view();
+            let last = view.last_error.map(|(_, e)| e).unwrap_or_default();
+            bail!(
+                "timed out after {} s: {} of {target} answers recorded ({} attempted); last channel error: {last:?}",
+                ctx.args.timeout,
+                view.completed,
+                view.attempted
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// CPU ticks per thread of this process.
+pub(super) fn thread_ticks() -> HashMap<u32, (String, u64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // Fields 14 and 15 of stat (utime, stime); fields[0] is field 3.
+        let ticks = fields
+            .get(11)
+            .and_then(|u| u.parse::<u64>().ok())
+            .zip(fields.get(12).and_then(|s| s.parse::<u64>().ok()))
+            .map_or(0, |(u, s)| u + s);
+        out.insert(tid, (comm, ticks));
+    }
+    out
+}
+
+/// Who a thread works for, by its name.
+fn thread_group(comm: &str) -> &'static str {
+    if comm.starts_with("sqlx-sqlite") {
+        "sqlite"
+    } else if comm.starts_with("bench-emulator") {
+        "emulator"
+    } else if comm.starts_with("bench-driver") {
+        "driver"
+    } else if comm.starts_with("tokio-r") {
+        // The main runtime ("tokio-rt-worker"; "tokio-runtime-worker" in older tokio).
+        "gateway"
+    } else {
+        "main thread"
+    }
+}
+
+/// CPU used between two snapshots.
+pub(super) struct CpuUse {
+    wall: Duration,
+    by_group: Vec<(&'static str, f64)>,
+}
+
+impl CpuUse {
+    /// The CPU used by each thread group between the snapshots `before` and `after`.
+    pub(super) fn between(
+        before: &HashMap<u32, (String, u64)>,
+        after: &HashMap<u32, (String, u64)>,
+        wall: Duration,
+    ) -> Self {
+        let mut groups: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for (tid, (comm, ticks)) in after {
+            let earlier = before.get(tid).map_or(0, |(_, t)| *t);
+            *groups.entry(thread_group(comm)).or_default() += ticks.saturating_sub(earlier);
+        }
+        let mut by_group: Vec<(&'static str, f64)> = groups
+            .into_iter()
+            .map(|(g, t)| (g, t as f64 / CLOCK_TICKS))
+            .filter(|(_, secs)| *secs > 0.0)
+            .collect();
+        by_group.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Self { wall, by_group }
+    }
+
+    /// CPU seconds of all groups.
+    fn total(&self) -> f64 {
+        self.by_group.iter().map(|(_, s)| s).sum()
+    }
+
+    /// The report's `cpu` line.
+    pub(super) fn describe(&self) -> String {
+        let wall = self.wall.as_secs_f64().max(1e-9);
+        let mut out = format!(
+            "{:.1} s CPU over {:.1} s = {:.2} cores busy:",
+            self.total(),
+            wall,
+            self.total() / wall
+        );
+        for (group, secs) in &self.by_group {
+            let _ = write!(out, " {group} {secs:.1} s ({:.2} cores)", secs / wall);
+        }
+        out
+    }
+}
+
+/// `VmHWM` and `VmRSS` of this process, in KiB.
+pub(super) fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// KiB as MiB, for the reports.
+pub(super) fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Appends 4 KiB and flushes (fdatasync) 200 times in `dir`: a rough bound on what a
+/// commit with synchronous=FULL costs on this disk.
+pub(super) async fn disk_probe(dir: PathBuf) -> String {
+    let probe = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<Duration>> {
+        use std::io::Write;
+        let path = dir.join("fsync-probe");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        let block = [0u8; 4096];
+        let mut times = Vec::with_capacity(200);
+        for _ in 0..200 {
+            let started = Instant::now();
+            file.write_all(&block)?;
+            file.sync_data()?;
+            times.push(started.elapsed());
+        }
+        drop(file);
+        std::fs::remove_file(&path)?;
+        Ok(times)
+    })
+    .await;
+    match probe {
+        Ok(Ok(mut times)) => {
+            times.sort();
+            let total: Duration = times.iter().sum();
+            format!(
+                "4 KiB append + fdatasync: median {:.2} ms, p99 {:.2} ms ({:.0}/s sequential)",
+                ms_f(percentile(&times, 0.5)),
+                ms_f(percentile(&times, 0.99)),
+                times.len() as f64 / total.as_secs_f64().max(1e-9)
+            )
+        }
+        Ok(Err(e)) => format!("fsync probe failed: {e}"),
+        Err(e) => format!("fsync probe failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_grouped_by_name() {
+        assert_eq!(thread_group("sqlx-sqlite-wor"), "sqlite");
+        assert_eq!(thread_group("tokio-runtime-w"), "gateway");
+        assert_eq!(thread_group("tokio-rt-worker"), "gateway");
+        assert_eq!(thread_group("bench-emulator"), "emulator");
+        assert_eq!(thread_group("bench-driver"), "driver");
+        assert_eq!(thread_group("pushgate"), "main thread");
+    }
+}
