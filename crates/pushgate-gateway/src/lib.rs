@@ -8,6 +8,7 @@
 pub mod api;
 pub mod channel;
 pub mod config;
+pub mod device_rules;
 pub mod message;
 mod service;
 mod strict_json;

@@ -6,7 +6,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use pushgate_proto::legacy::limits::is_valid_topic_name;
 use pushgate_store::{DeviceFilter, DeviceState, NewDevice};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -17,15 +16,11 @@ use super::auth::{AppInfo, Caller};
 use super::body::{JsonBody, parse};
 use super::error::{ApiError, ApiResult};
 use super::views::{DeviceList, DevicePut, DeviceView, ErrorBody, ImportResult};
+use crate::device_rules::{
+    DEVICE_FIELDS, MAX_DEVICE_ID_BYTES, MAX_LABEL_BYTES, MAX_TOKEN_BYTES, check_channel,
+    check_labels, check_text,
+};
 
-/// Most tags or topics per device.
-const MAX_LABELS: usize = 100;
-/// Most bytes of a tag, topic, user or app version.
-const MAX_LABEL_BYTES: usize = 256;
-/// Longest device id.
-const MAX_DEVICE_ID_BYTES: usize = 256;
-/// Longest token.
-const MAX_TOKEN_BYTES: usize = 4096;
 /// Default and largest page of the list.
 const PAGE: (u32, u32) = (100, 1000);
 
@@ -57,18 +52,6 @@ pub struct DeviceFields {
     #[serde(default)]
     state: Option<StateBody>,
 }
-
-/// Every field a device body may have.
-const FIELDS: &[&str] = &[
-    "device_id",
-    "token",
-    "channel",
-    "user",
-    "tags",
-    "topics",
-    "app_version",
-    "state",
-];
 
 /// What the application may set a device's state to.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -118,45 +101,9 @@ fn read_fields(
     })
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> ApiResult<()> {
-    if value.is_empty() || value.len() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be 1 to {max} bytes"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
-fn check_labels(field: &str, labels: &[String], topics: bool) -> ApiResult<()> {
-    if labels.len() > MAX_LABELS {
-        return Err(ApiError::invalid(
-            field,
-            format!("has {} entries, more than {MAX_LABELS}", labels.len()),
-        ));
-    }
-    for (i, label) in labels.iter().enumerate() {
-        let f = format!("{field}[{i}]");
-        check_text(&f, label, MAX_LABEL_BYTES)?;
-        if topics && !is_valid_topic_name(label) {
-            return Err(ApiError::invalid(
-                f,
-                "is not a topic name ([a-zA-Z0-9-_.~%]+)",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Checks a device id from a path or a body.
 pub(super) fn check_device_id(field: &str, id: &str) -> ApiResult<()> {
-    check_text(field, id, MAX_DEVICE_ID_BYTES)
+    Ok(check_text(field, id, MAX_DEVICE_ID_BYTES)?)
 }
 
 /// Checks one device's fields (paths prefixed with `prefix`) into what the store takes.
@@ -167,17 +114,8 @@ fn new_device(
     f: DeviceFields,
 ) -> ApiResult<NewDevice> {
     check_text(&format!("{prefix}token"), &f.token, MAX_TOKEN_BYTES)?;
-    if let Some(ch) = &f.channel
-        && !app.channels.contains(ch)
-    {
-        return Err(ApiError::invalid(
-            format!("{prefix}channel"),
-            format!(
-                "app {:?} has no channel {ch:?} (it has {})",
-                app.name,
-                app.channels.join(", ")
-            ),
-        ));
+    if let Some(ch) = &f.channel {
+        check_channel(&format!("{prefix}channel"), ch, &app.channels)?;
     }
     if let Some(user) = &f.user {
         check_text(&format!("{prefix}user"), user, MAX_LABEL_BYTES)?;
@@ -222,7 +160,7 @@ pub async fn put(
     let app = caller.for_app(&state, &app)?;
     check_device_id("device_id", &device_id)?;
     let value: serde_json::Value = parse(&bytes)?;
-    let fields = read_fields("", value, &FIELDS[1..])?;
+    let fields = read_fields("", value, &DEVICE_FIELDS[1..])?;
     let device = new_device(&app, "", device_id.clone(), fields)?;
     let put = state
         .store
@@ -387,7 +325,7 @@ pub async fn import(
     let mut seen = std::collections::HashSet::new();
     for (i, raw) in body.devices.into_iter().enumerate() {
         let prefix = format!("devices[{i}].");
-        let mut fields = read_fields(&prefix, raw, FIELDS)?;
+        let mut fields = read_fields(&prefix, raw, DEVICE_FIELDS)?;
         let Some(device_id) = fields.device_id.take() else {
             return Err(ApiError::invalid(format!("{prefix}device_id"), "required"));
         };

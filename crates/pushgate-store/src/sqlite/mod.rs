@@ -9,6 +9,7 @@
 mod c2dm;
 mod devices;
 mod events;
+mod insert_group;
 mod migrate;
 mod outcomes;
 mod queue;
@@ -73,6 +74,7 @@ impl Default for SqliteSettings {
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    inserts: std::sync::Arc<insert_group::InsertGroup>,
 }
 
 impl SqliteStore {
@@ -108,6 +110,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Default::default(),
+            inserts: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -129,6 +132,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Default::default(),
+            inserts: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -290,8 +294,17 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        write_tx!(self, |tx| queue::insert_message(&mut tx, &msg, targets)
-            .await?)
+        let answer = self.inserts.enqueue(msg, targets.clone());
+        let _turn = self.writer.lock().await;
+        // A writer before us may have stored this message with its own group.
+        let answer = match insert_group::ready(answer) {
+            Ok(done) => return done,
+            Err(waiting) => waiting,
+        };
+        let jobs = self.inserts.take();
+        insert_group::run(&self.pool, jobs).await;
+        insert_group::ready(answer)
+            .unwrap_or_else(|_| Err(crate::StoreError::Corrupt("insert not run".into())))
     }
 
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>> {

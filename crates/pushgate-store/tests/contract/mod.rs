@@ -1627,6 +1627,64 @@ pub async fn answers_racing_for_one_device_report_its_change_once(s: Arc<dyn Sto
     assert_eq!(d1.token.as_deref(), Some("t1-new"));
 }
 
+pub async fn concurrent_inserts_each_get_their_own_answer(s: Arc<dyn Store>) {
+    devices(&*s, 3).await;
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut m = msg(600);
+            // Every third pair of requests shares a key: one stored, one answered as a repeat.
+            m.idempotency_key = Some(format!("k{}", i / 2));
+            m.request_hash = Some(format!("h{}", i / 2));
+            let target = format!("d{}", 1 + i % 3);
+            let t = Targets {
+                device_ids: vec![target],
+                ..Default::default()
+            };
+            (m.id, s.insert_message(m, &t).await.unwrap())
+        }));
+    }
+    let mut stored = std::collections::HashMap::new();
+    let mut repeats = 0;
+    for t in tasks {
+        let (id, out) = t.await.unwrap();
+        assert_eq!((out.deliveries, out.queued), (1, 1));
+        if out.duplicate {
+            assert!(out.same_request);
+            repeats += 1;
+        } else {
+            assert_eq!(out.message_id, id, "a stored message answers its own id");
+            stored.insert(id, ());
+        }
+    }
+    assert_eq!((stored.len(), repeats), (30, 30));
+    // A message that cannot be stored (unknown app) fails alone, whoever it is grouped with.
+    let mut mixed = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        mixed.push(tokio::spawn(async move {
+            let mut m = msg(600);
+            if i % 5 == 0 {
+                m.app = "nope".into();
+            }
+            let t = Targets {
+                device_ids: ids(&["d1"]),
+                ..Default::default()
+            };
+            (i % 5 == 0, s.insert_message(m, &t).await)
+        }));
+    }
+    for t in mixed {
+        match t.await.unwrap() {
+            (true, r) => assert!(matches!(r, Err(StoreError::NotFound))),
+            (false, r) => assert_eq!(r.unwrap().queued, 1),
+        }
+    }
+    let claimed = claim(&*s, secs(1)).await;
+    assert_eq!(claimed.len(), 30 + 16, "one delivery per stored message");
+}
+
 /// Generates one `#[tokio::test]` per contract case; `$make` is an async expression giving a
 /// fresh `Arc<dyn Store>` with the apps `app` (default) and `other`.
 #[macro_export]
@@ -1657,6 +1715,7 @@ macro_rules! store_contract_tests {
             upstream_stanzas_are_recorded_once,
             webhook_cursors_are_leased_and_fenced,
             answers_racing_for_one_device_report_its_change_once,
+            concurrent_inserts_each_get_their_own_answer,
         );
     };
     (@cases $make:expr; $($case:ident,)+) => {

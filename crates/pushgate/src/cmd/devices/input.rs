@@ -1,14 +1,7 @@
 //! Reading and checking import files.
 
 use super::*;
-use pushgate_proto::legacy::limits::is_valid_topic_name;
-
-/// Longest device id, tag, topic, user or app version the gateway takes (bytes).
-const MAX_LABEL_BYTES: usize = 256;
-/// Longest token the gateway takes (bytes).
-const MAX_TOKEN_BYTES: usize = 4096;
-/// Most tags or topics per device.
-const MAX_LABELS: usize = 100;
+use pushgate_gateway::device_rules::{self, MAX_DEVICE_ID_BYTES, MAX_LABEL_BYTES, MAX_TOKEN_BYTES};
 
 /// One problem of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,43 +170,17 @@ fn check(raws: Vec<Raw>, channels: &[String], problems: &mut Vec<Problem>) -> Pa
     }
 }
 
+/// A rule of the gateway's, broken on `line`.
+fn broken(line: usize, e: pushgate_proto::ValidationError) -> Problem {
+    Problem::new(line, Some(&e.field), e.problem)
+}
+
 fn text(line: usize, field: &str, value: &str, max: usize) -> Result<(), Problem> {
-    if value.len() > max {
-        return Err(Problem::new(
-            line,
-            Some(field),
-            format!("{} bytes, more than {max}", value.len()),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(Problem::new(
-            line,
-            Some(field),
-            "contains control characters",
-        ));
-    }
-    Ok(())
+    device_rules::check_text(field, value, max).map_err(|e| broken(line, e))
 }
 
 fn labels(line: usize, field: &str, labels: &[String], topics: bool) -> Result<(), Problem> {
-    if labels.len() > MAX_LABELS {
-        return Err(Problem::new(
-            line,
-            Some(field),
-            format!("{} entries, more than {MAX_LABELS}", labels.len()),
-        ));
-    }
-    for label in labels {
-        text(line, field, label, MAX_LABEL_BYTES)?;
-        if topics && !is_valid_topic_name(label) {
-            return Err(Problem::new(
-                line,
-                Some(field),
-                format!("{label:?} is not a topic name ([a-zA-Z0-9-_.~%]+)"),
-            ));
-        }
-    }
-    Ok(())
+    device_rules::check_labels(field, labels, topics).map_err(|e| broken(line, e))
 }
 
 fn record(raw: Raw, channels: &[String]) -> Result<Record, Problem> {
@@ -223,19 +190,10 @@ fn record(raw: Raw, channels: &[String]) -> Result<Record, Problem> {
     };
     let device_id = required("device_id", raw.device_id)?;
     let token = required("token", raw.token)?;
-    text(line, "device_id", &device_id, MAX_LABEL_BYTES)?;
+    text(line, "device_id", &device_id, MAX_DEVICE_ID_BYTES)?;
     text(line, "token", &token, MAX_TOKEN_BYTES)?;
-    if let Some(ch) = &raw.channel
-        && !channels.contains(ch)
-    {
-        return Err(Problem::new(
-            line,
-            Some("channel"),
-            format!(
-                "the app has no channel {ch:?} (it has {})",
-                channels.join(", ")
-            ),
-        ));
+    if let Some(ch) = &raw.channel {
+        device_rules::check_channel("channel", ch, channels).map_err(|e| broken(line, e))?;
     }
     for (field, value) in [("user", &raw.user), ("app_version", &raw.app_version)] {
         if let Some(v) = value {

@@ -139,17 +139,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The columns of the format, in file order.
-const COLUMNS: &[&str] = &[
-    "device_id",
-    "token",
-    "channel",
-    "user",
-    "tags",
-    "topics",
-    "app_version",
-    "state",
-];
+/// The columns of the format, in file order: the gateway's device fields.
+const COLUMNS: &[&str] = pushgate_gateway::device_rules::DEVICE_FIELDS;
 /// Largest request body the importer builds (the gateway's default limit is 1 MiB).
 const MAX_BATCH_BYTES: usize = 768 * 1024;
 /// Problems listed before the rest are only counted.
