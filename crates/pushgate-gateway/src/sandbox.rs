@@ -67,7 +67,7 @@ pub fn sandbox_spec(
             name: "legacy".into(),
             endpoint: format!("{base}/gcm/send"),
             credential: Secret::new(emu.api_key.clone(), "emulator:api-key"),
-            max_in_flight: 8,
+            max_in_flight: 32,
             settings: ChannelSettings::Legacy {
                 http: http(format!("{base}/gcm/send")),
                 format: LegacyFormat::Json,

@@ -482,7 +482,8 @@ fn resolve_channel(path: &str, name: &str, c: &ChannelFile) -> Result<ChannelSpe
                 http,
                 format: c.format.unwrap_or_default(),
             };
-            (key, endpoint, settings, 8)
+            // Requests at once: 32 multicasts of 1000, or 32 single-token requests.
+            (key, endpoint, settings, 32)
         }
         ChannelKind::Ccs => {
             let key = load(required(&c.api_key, path, "api_key")?, "api_key", false)?;
