@@ -220,11 +220,11 @@ pub struct ChannelFile {
     pub ca: Option<PathBuf>,
     /// Speak HTTP/2 without TLS (h2c), for plain-HTTP emulators.
     pub http2_prior_knowledge: Option<bool>,
-    /// Requests (or XMPP messages) in flight at once.
+    /// fcm_v1, legacy, c2dm: requests in flight at once (CCS: `connections` × `window`).
     pub max_in_flight: Option<usize>,
-    /// Client-side pacing, messages per minute.
+    /// fcm_v1: client-side pacing, messages per minute (below the project's quota).
     pub rate_per_minute: Option<u32>,
-    /// Timeout of one provider request.
+    /// fcm_v1, legacy, c2dm: timeout of one provider request.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// ccs: answer every upstream message with a message carrying the same data back to its

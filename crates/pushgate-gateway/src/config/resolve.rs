@@ -330,9 +330,9 @@ fn present_keys(c: &ChannelFile) -> Vec<&'static str> {
     keys
 }
 
-/// The keys each kind accepts besides `kind`.
+/// The keys each kind accepts besides `kind` (a key is only accepted where it is used:
+/// client-side pacing exists on FCM v1 only, the request timeout on the HTTP protocols only).
 fn allowed_keys(kind: ChannelKind) -> &'static [&'static str] {
-    const COMMON: [&str; 4] = ["ca", "max_in_flight", "rate_per_minute", "timeout"];
     match kind {
         ChannelKind::FcmV1 => &[
             "service_account",
@@ -340,20 +340,19 @@ fn allowed_keys(kind: ChannelKind) -> &'static [&'static str] {
             "base_url",
             "connections",
             "http2_prior_knowledge",
-            COMMON[0],
-            COMMON[1],
-            COMMON[2],
-            COMMON[3],
+            "ca",
+            "max_in_flight",
+            "rate_per_minute",
+            "timeout",
         ],
         ChannelKind::Legacy => &[
             "api_key",
             "endpoint",
             "format",
             "http2_prior_knowledge",
-            COMMON[0],
-            COMMON[1],
-            COMMON[2],
-            COMMON[3],
+            "ca",
+            "max_in_flight",
+            "timeout",
         ],
         ChannelKind::Ccs => &[
             "api_key",
@@ -363,10 +362,7 @@ fn allowed_keys(kind: ChannelKind) -> &'static [&'static str] {
             "connections",
             "echo",
             "receipts",
-            COMMON[0],
-            COMMON[1],
-            COMMON[2],
-            COMMON[3],
+            "ca",
         ],
         ChannelKind::C2dm => &[
             "email",
@@ -374,10 +370,9 @@ fn allowed_keys(kind: ChannelKind) -> &'static [&'static str] {
             "auth_token",
             "login_url",
             "endpoint",
-            COMMON[0],
-            COMMON[1],
-            COMMON[2],
-            COMMON[3],
+            "ca",
+            "max_in_flight",
+            "timeout",
         ],
     }
 }

@@ -49,6 +49,9 @@ fn a_minimal_app_gets_every_default() {
 fn unknown_and_misplaced_keys_are_named() {
     let typo = error_of(&legacy_app("defualt_channel = \"gcm\""));
     assert!(typo.contains("defualt_channel"), "{typo}");
+    let paced = format!("{}rate_per_minute = 10\n", legacy_app(""));
+    let e = error_of(&paced);
+    assert!(e.contains("rate_per_minute") && e.contains("legacy"), "{e}");
     let misplaced = format!("{}sender_id = \"1\"\n", legacy_app(""));
     let e = error_of(&misplaced);
     assert!(
