@@ -21,9 +21,6 @@ use crate::device_rules::{
     check_labels, check_text,
 };
 
-/// Default and largest page of the list.
-const PAGE: (u32, u32) = (100, 1000);
-
 /// The fields of a device in `PUT .../devices/{device_id}` (without `device_id`) and in each
 /// `devices:import` entry (with it).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -265,20 +262,14 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let app = caller.for_app(&state, &app)?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let q = super::strict_query(query)?;
     let device_state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(s.parse::<DeviceState>().map_err(|_| {
             ApiError::invalid("state", format!("{s:?} is not active, disabled or invalid"))
         })?),
     };
-    let limit = q.limit.unwrap_or(PAGE.0);
-    if !(1..=PAGE.1).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {}", PAGE.1),
-        ));
-    }
+    let limit = super::page_limit(q.limit)?;
     let filter = DeviceFilter {
         user: q.user,
         tag: q.tag,

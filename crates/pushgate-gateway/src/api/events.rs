@@ -22,9 +22,6 @@ use super::error::{ApiError, ApiResult};
 use super::views::{ErrorBody, EventList, EventView};
 use crate::signal;
 
-/// Default and largest page.
-const PAGE: (u32, u32) = (100, 1000);
-
 /// An event as the API, the stream and webhooks show it.
 pub fn event_view(e: &Event) -> EventView {
     EventView::from(e)
@@ -67,15 +64,9 @@ pub async fn list(
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let app = caller.for_app(&state, &app)?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let q = super::strict_query(query)?;
     let kind = kind_of(&q)?;
-    let limit = q.limit.unwrap_or(PAGE.0);
-    if !(1..=PAGE.1).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {}", PAGE.1),
-        ));
-    }
+    let limit = super::page_limit(q.limit)?;
     let after = q.after.unwrap_or(0);
     let events = state
         .store
@@ -107,7 +98,7 @@ pub async fn stream(
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let app = caller.for_app(&state, &app)?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let q = super::strict_query(query)?;
     let kind = kind_of(&q)?;
     let resume = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         Some(id) => Some(id.trim().parse::<i64>().map_err(|_| {

@@ -21,8 +21,6 @@ use crate::message::{SendBody, parse_send_body, request_digest};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
-/// Default and largest page of per-device results.
-const PAGE: (u32, u32) = (100, 1000);
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else {
@@ -168,7 +166,7 @@ pub async fn get(
     Path(id): Path<String>,
     query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let q = super::strict_query(query)?;
     let not_found = || ApiError::not_found(format!("no message {id:?}"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let message = state
@@ -177,13 +175,7 @@ pub async fn get(
         .await?
         .filter(|m| m.app == caller.0.name)
         .ok_or_else(not_found)?;
-    let limit = q.limit.unwrap_or(PAGE.0);
-    if !(1..=PAGE.1).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {}", PAGE.1),
-        ));
-    }
+    let limit = super::page_limit(q.limit)?;
     let summary = state.store.message_summary(uuid).await?;
     let page = state.store.list_deliveries(uuid, q.cursor, limit).await?;
     let counts = summary

@@ -38,6 +38,31 @@ use crate::metrics::Metrics;
 use crate::signal::EventSignal;
 use crate::worker::ChannelSet;
 
+/// Default and largest page of every list.
+const PAGE: (u32, u32) = (100, 1000);
+
+/// The page size a list was asked for: 1 to 1000, 100 when not given.
+fn page_limit(requested: Option<u32>) -> ApiResult<u32> {
+    let limit = requested.unwrap_or(PAGE.0);
+    if (1..=PAGE.1).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {}", PAGE.1),
+        ))
+    }
+}
+
+/// A query string read strictly: unknown parameters and bad values name themselves.
+fn strict_query<T>(
+    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<T> {
+    query
+        .map(|q| q.0)
+        .map_err(|e| ApiError::invalid("query", e.body_text()))
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {

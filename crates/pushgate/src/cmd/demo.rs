@@ -11,12 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, stream};
 use indicatif::MultiProgress;
-use pushgate_emulator::{
-    DEFAULT_API_KEY, DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD, DEFAULT_PROJECT_ID,
-    DEFAULT_SENDER_ID, Emulator, EmulatorConfig, RunningEmulator,
-};
+use pushgate_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use pushgate_gateway::config::{Secret, ServiceSettings};
-use pushgate_gateway::sandbox::{SANDBOX_APP, SandboxEmulator, sandbox_spec};
+use pushgate_gateway::sandbox::{SANDBOX_APP, sandbox_spec};
 use pushgate_gateway::{Gateway, RunningGateway};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -94,13 +91,13 @@ async fn start(args: &Args) -> anyhow::Result<Demo> {
     .context("cannot start the emulator")?;
     let emu = emulator.base_url();
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let key_json = http
-        .get(format!("{emu}/emulator/projects/{DEFAULT_PROJECT_ID}/key"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let described = super::sandbox_emulator::describe(
+        &http,
+        &emu,
+        emulator.xmpp_addr(),
+        emulator.tls_cert_pem().map(str::to_string),
+    )
+    .await?;
     let dir = tempfile::tempdir()?;
     let key = format!("demo-{}", uuid_like());
     let service = ServiceSettings {
@@ -108,20 +105,7 @@ async fn start(args: &Args) -> anyhow::Result<Demo> {
         database: dir.path().join("demo.db").to_string_lossy().into_owned(),
         ..ServiceSettings::default()
     };
-    let mut spec = sandbox_spec(
-        service,
-        Secret::new(key.clone(), "demo"),
-        &SandboxEmulator {
-            http_base: emu.clone(),
-            xmpp: emulator.xmpp_addr(),
-            cert_pem: emulator.tls_cert_pem().map(str::to_string),
-            service_account_json: key_json,
-            api_key: DEFAULT_API_KEY.into(),
-            sender_id: DEFAULT_SENDER_ID.into(),
-            c2dm_email: DEFAULT_C2DM_EMAIL.into(),
-            c2dm_password: DEFAULT_C2DM_PASSWORD.into(),
-        },
-    );
+    let mut spec = sandbox_spec(service, Secret::new(key.clone(), "demo"), &described);
     spec.delivery.idle_poll = Duration::from_millis(100);
     let gateway = Gateway::start(&spec).await?;
     let client = GatewayClient::new(&gateway.base_url(), &key, Duration::from_secs(30), None)?;

@@ -9,6 +9,7 @@ pub mod emulator;
 pub mod gateway_client;
 pub mod output;
 pub mod progress;
+pub mod sandbox_emulator;
 pub mod send;
 pub mod serve;
 pub mod topics;

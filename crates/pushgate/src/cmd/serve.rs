@@ -7,12 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use pushgate_emulator::{
-    DEFAULT_API_KEY, DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD, DEFAULT_PROJECT_ID,
-    DEFAULT_SENDER_ID, Emulator, EmulatorConfig, RunningEmulator,
-};
+use pushgate_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use pushgate_gateway::config::{ConfigFile, Secret};
-use pushgate_gateway::sandbox::{SANDBOX_APP, SandboxEmulator, sandbox_spec};
+use pushgate_gateway::sandbox::{SANDBOX_APP, sandbox_spec};
 use pushgate_gateway::{Gateway, RunningGateway};
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -107,27 +104,14 @@ async fn serve_sandbox(args: &Args) -> anyhow::Result<ExitCode> {
         )
     })?;
     let emu_base = emulator.base_url();
-    let key_json = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
-        .get(format!(
-            "{emu_base}/emulator/projects/{DEFAULT_PROJECT_ID}/key"
-        ))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    let emu = SandboxEmulator {
-        http_base: emu_base.clone(),
-        xmpp: emulator.xmpp_addr(),
-        cert_pem: emulator.tls_cert_pem().map(str::to_string),
-        service_account_json: key_json,
-        api_key: DEFAULT_API_KEY.into(),
-        sender_id: DEFAULT_SENDER_ID.into(),
-        c2dm_email: DEFAULT_C2DM_EMAIL.into(),
-        c2dm_password: DEFAULT_C2DM_PASSWORD.into(),
-    };
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let emu = super::sandbox_emulator::describe(
+        &http,
+        &emu_base,
+        emulator.xmpp_addr(),
+        emulator.tls_cert_pem().map(str::to_string),
+    )
+    .await?;
     let reference = if key_from_env {
         SANDBOX_KEY_VAR
     } else {

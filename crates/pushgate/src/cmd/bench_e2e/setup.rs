@@ -9,12 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
-use pushgate_emulator::{
-    DEFAULT_API_KEY, DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD, DEFAULT_PROJECT_ID,
-    DEFAULT_SENDER_ID, Emulator, EmulatorConfig, RunningEmulator,
-};
+use pushgate_emulator::{DEFAULT_PROJECT_ID, Emulator, EmulatorConfig, RunningEmulator};
 use pushgate_gateway::config::{DeliverySettings, Secret, ServiceSettings, StorageSettings};
-use pushgate_gateway::sandbox::{SANDBOX_APP, SandboxEmulator, sandbox_spec};
+use pushgate_gateway::sandbox::{SANDBOX_APP, sandbox_spec};
 use pushgate_gateway::worker::ChannelStatus;
 use pushgate_gateway::{Gateway, RunningGateway};
 use reqwest::StatusCode;
@@ -207,17 +204,14 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
         "PUT /emulator/projects/…/quota",
     )
     .await?;
-    let key_json = ctx
-        .http
-        .get(format!("{emu}/emulator/projects/{DEFAULT_PROJECT_ID}/key"))
-        .send()
-        .await
-        .context("GET the emulator's project key")?
-        .error_for_status()
-        .context("GET the emulator's project key")?
-        .text()
-        .await
-        .context("GET the emulator's project key")?;
+    let sandbox_emu = crate::cmd::sandbox_emulator::describe(
+        &ctx.http,
+        emu,
+        ctx.emu.xmpp,
+        ctx.emu.cert_pem.clone(),
+    )
+    .await
+    .context("GET the emulator's project key")?;
 
     let n = ctx.args.devices;
     let started = Instant::now();
@@ -242,16 +236,6 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
     }
     let emulator_devices = started.elapsed();
 
-    let sandbox_emu = SandboxEmulator {
-        http_base: emu.clone(),
-        xmpp: ctx.emu.xmpp,
-        cert_pem: ctx.emu.cert_pem.clone(),
-        service_account_json: key_json,
-        api_key: DEFAULT_API_KEY.into(),
-        sender_id: DEFAULT_SENDER_ID.into(),
-        c2dm_email: DEFAULT_C2DM_EMAIL.into(),
-        c2dm_password: DEFAULT_C2DM_PASSWORD.into(),
-    };
     let service = ServiceSettings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         database: ctx.dir.database(db_name),
