@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use common::{APP, start};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
 
 /// Every route of the API, written down here by hand: a route added to the gateway without
 /// documentation, or documented without existing, fails this test.
@@ -134,5 +133,4 @@ async fn the_document_lists_exactly_the_routes_and_each_one_answers() {
     ] {
         assert!(targets.get(t).is_some(), "targets.{t} undocumented");
     }
-    let _: &Value = &doc;
 }

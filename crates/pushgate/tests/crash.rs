@@ -10,7 +10,7 @@ mod support;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use pushgate_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use pushgate_store::{DeliveryState, SqliteStore, Store};
@@ -235,14 +235,7 @@ async fn sigkill_mid_run_loses_nothing_and_duplicates_stay_within_the_in_flight_
 
     // 2. Config, database and logs in a temp dir; a fixed port so the restart is the same
     //    command.
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("pushgate-crash-{}-{nanos}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("pushgate-crash");
     let db = dir.0.join("gateway.db");
     let port = free_port();
     let gw = format!("http://127.0.0.1:{port}");
@@ -542,7 +535,11 @@ max_in_flight = {MAX_IN_FLIGHT}
     );
 
     // Spot checks of inboxes: a random sample for the fan-out, and every single's target.
-    let seed = (nanos as u64) | 1;
+    let seed = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1))
+        | 1;
     let mut rng = XorShift(seed);
     let fanout = accepted.iter().find(|a| a.token.is_none()).unwrap();
     let mut checks: Vec<(String, Value)> = (0..200)

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use pushgate_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
@@ -53,14 +53,7 @@ async fn a_kill_between_receipt_and_commit_loses_no_upstream_message() {
     .unwrap();
     let emu = emulator.base_url();
     let http = client();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("pushgate-upstream-{}-{nanos}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("pushgate-upstream");
     let ca = dir.0.join("emulator.pem");
     std::fs::write(&ca, emulator.tls_cert_pem().unwrap()).unwrap();
     let db = dir.0.join("gw.db");

@@ -51,17 +51,11 @@ impl V1Channel {
     }
 }
 
-/// The v1 fallback maps a bare 404 (no FcmError detail) to a dead token, but a 404 without
-/// `UNREGISTERED` means the project or URL is wrong: a whole-channel problem, never a reason
-/// to invalidate a device.
+/// A dead-token answer that does not name the token (a bare 404: wrong project or URL) is a
+/// whole-channel problem, never a reason to invalidate a device.
 fn project_level(outcome: Outcome) -> Outcome {
     match outcome {
-        Outcome::TokenDead { reason }
-            if !matches!(
-                reason.as_str(),
-                "UNREGISTERED" | "SENDER_ID_MISMATCH" | "INVALID_ARGUMENT"
-            ) =>
-        {
+        Outcome::TokenDead { reason } if !pushgate_proto::v1::names_the_token(&reason) => {
             Outcome::AuthFailed {
                 reason: format!("{reason} (project or endpoint not found)"),
             }

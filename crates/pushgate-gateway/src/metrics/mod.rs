@@ -6,7 +6,6 @@
 
 mod http;
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -385,9 +384,6 @@ impl Metrics {
         Ok(out)
     }
 }
-
-/// Shared handle.
-pub type SharedMetrics = Arc<Metrics>;
 
 #[cfg(test)]
 mod tests {

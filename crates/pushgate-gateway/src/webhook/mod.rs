@@ -20,7 +20,7 @@ pub use sign::{SIGNATURE_HEADER, signature};
 use crate::api::event_view;
 use crate::config::WebhookSpec;
 use crate::signal::{self, EventSignal};
-use crate::worker::retry_policy;
+use crate::worker::after;
 
 /// How long one sender holds an app's webhook beyond the POST timeout (renewed on every
 /// attempt; given back on a graceful stop).
@@ -42,10 +42,6 @@ pub struct WebhookSender {
     pub retry: (Duration, Duration),
     /// Stops it.
     pub stop: CancellationToken,
-}
-
-fn after(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
-    now + time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
 impl WebhookSender {
@@ -155,11 +151,9 @@ impl WebhookSender {
                 Ok(true)
             }
             Some(problem) => {
-                let policy = retry_policy(&crate::config::DeliverySettings {
-                    retry_initial: self.retry.0,
-                    retry_max: self.retry.1,
-                    ..Default::default()
-                });
+                let policy = pushgate_client::RetryPolicy::default()
+                    .with_initial_backoff(self.retry.0)
+                    .with_max_backoff(self.retry.1);
                 let attempt = u32::try_from(state.attempts).unwrap_or(u32::MAX);
                 let next = after(now, policy.delay(attempt, None));
                 warn!(app = %self.app, %problem, next_attempt = %next, "webhook failed");

@@ -33,7 +33,8 @@ pub struct Decision {
     pub channel_failed: bool,
 }
 
-fn after(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
+/// `now + d`, saturating.
+pub fn after(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
     now + time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 

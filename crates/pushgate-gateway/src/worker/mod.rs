@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use decide::{AUTH_PAUSE, Decision, decide, retry_policy};
+pub use decide::{AUTH_PAUSE, Decision, after, decide, retry_policy};
 pub use status::{ChannelStatus, StatusView};
 
 use crate::channel::Channel;

@@ -184,6 +184,17 @@ impl ErrorBody {
     }
 }
 
+/// True when a `TokenDead` reason of this module names the token itself (`UNREGISTERED`,
+/// `SENDER_ID_MISMATCH`, an invalid-token `INVALID_ARGUMENT`). A bare 404 without an FcmError
+/// detail (the Admin SDKs' fallback also maps it to a dead token) means a wrong project or
+/// URL: a gateway must not invalidate a device for it.
+pub fn names_the_token(token_dead_reason: &str) -> bool {
+    matches!(
+        token_dead_reason,
+        "UNREGISTERED" | "SENDER_ID_MISMATCH" | "INVALID_ARGUMENT"
+    )
+}
+
 fn classify_fcm_code(code: &str, invalid_token: bool, after: Option<Duration>) -> Outcome {
     let reason = code.to_string();
     match FcmErrorCode::parse(code) {
@@ -236,6 +247,20 @@ impl ErrorBody {
 mod tests {
     use super::*;
     use crate::OutcomeKind;
+
+    #[test]
+    fn only_token_errors_name_the_token() {
+        let reason =
+            |status: u16, body: &[u8]| match ErrorBody::outcome_of_response(status, body, None) {
+                crate::Outcome::TokenDead { reason } => reason,
+                other => panic!("{other:?}"),
+            };
+        let unregistered = br#"{"error":{"code":404,"message":"x","status":"NOT_FOUND","details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmErrorCode","errorCode":"UNREGISTERED"}]}}"#;
+        assert!(names_the_token(&reason(404, unregistered)));
+        let bare = br#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND"}}"#;
+        assert!(!names_the_token(&reason(404, bare)));
+        assert!(!names_the_token(&reason(404, b"<html>not found</html>")));
+    }
 
     #[test]
     fn every_fcm_code_maps_as_protocols_md_says() {

@@ -109,6 +109,19 @@ fn tail(path: &Path, max: usize) -> String {
 /// The temp directory, removed at the end unless the test failed (then it is kept and named).
 pub struct TempDir(pub PathBuf);
 
+impl TempDir {
+    /// A new directory `<tmp>/<prefix>-<pid>-<nanos>`.
+    pub fn new(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         if std::thread::panicking() {
