@@ -6,6 +6,7 @@
 //! record the outcomes with their registry effects in one transaction.
 
 pub mod api;
+pub mod c2dm_flow;
 pub mod channel;
 pub mod config;
 pub mod device_rules;
@@ -15,8 +16,8 @@ mod strict_json;
 pub mod worker;
 
 pub use service::{Gateway, RunningGateway, StartError};
+pub mod event_wakeup;
 pub mod metrics;
 pub mod sandbox;
-pub mod signal;
 pub mod upstream;
 pub mod webhook;

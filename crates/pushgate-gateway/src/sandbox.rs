@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use pushgate_client::HttpConfig;
 
 use crate::config::{
-    AppSpec, C2DM_DEVICE_ID_MAX, C2DM_MIN_LEN, C2DM_REGISTRATION_ID_MAX, C2dmFlowSpec,
-    ChannelSettings, ChannelSpec, GatewaySpec, LegacyFormat, Secret, ServiceSettings,
+    AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, GatewaySpec, LegacyFormat, Secret,
+    ServiceSettings,
 };
 
 /// Name of the sandbox app.
@@ -115,8 +115,10 @@ pub fn sandbox_spec(
             channels,
             c2dm_flow: C2dmFlowSpec {
                 channel: "c2dm".into(),
-                device_id_len: C2DM_MIN_LEN..=C2DM_DEVICE_ID_MAX,
-                registration_id_len: C2DM_MIN_LEN..=C2DM_REGISTRATION_ID_MAX,
+                device_id_len: crate::c2dm_flow::device_id_len(),
+                registration_id_len: crate::c2dm_flow::registration_id_len(
+                    crate::c2dm_flow::REGISTRATION_ID_MAX,
+                ),
             },
             webhook: None,
         }],

@@ -19,8 +19,8 @@ use tokio::task::JoinSet;
 use crate::api::{self, AppState, Apps};
 use crate::channel::{self, ChannelError, ChannelHooks};
 use crate::config::{ChannelSettings, GatewaySpec};
+use crate::event_wakeup::EventWakeup;
 use crate::metrics::Metrics;
-use crate::signal::EventSignal;
 use crate::upstream::UpstreamHandler;
 use crate::webhook::WebhookSender;
 use crate::worker::{ChannelSet, Workers};
@@ -98,7 +98,7 @@ impl Gateway {
             .map_err(store_error)?;
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let now = OffsetDateTime::now_utc();
-        let signal = EventSignal::default();
+        let events_wakeup = EventWakeup::default();
         let metrics = Arc::new(Metrics::new());
         let mut channels = ChannelSet::default();
         let mut upstreams = Vec::new();
@@ -142,7 +142,7 @@ impl Gateway {
             store.clone(),
             &spec.delivery,
             metrics.clone(),
-            signal.clone(),
+            events_wakeup.clone(),
         );
         let stop_background = CancellationToken::new();
         let mut background = JoinSet::new();
@@ -154,7 +154,7 @@ impl Gateway {
                 echo,
                 echo_ttl,
                 store: store.clone(),
-                signal: signal.clone(),
+                events_wakeup: events_wakeup.clone(),
                 channels: channels.clone(),
                 metrics: metrics.clone(),
                 stop: stop_background.clone(),
@@ -189,7 +189,7 @@ impl Gateway {
                     app: app.name.clone(),
                     spec: hook.clone(),
                     store: store.clone(),
-                    signal: signal.clone(),
+                    events_wakeup: events_wakeup.clone(),
                     owner: owner.clone(),
                     retry: (spec.delivery.retry_initial, spec.delivery.retry_max),
                     stop: stop_background.clone(),
@@ -203,7 +203,7 @@ impl Gateway {
             channels: channels.clone(),
             limits: spec.limits.clone(),
             delivery: spec.delivery.clone(),
-            signal,
+            events_wakeup,
             metrics: metrics.clone(),
             webhook_apps: webhook_urls.keys().cloned().collect(),
             webhook_urls: Arc::new(webhook_urls),

@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::event_wakeup::EventWakeup;
 use crate::message::Payload;
 use crate::metrics::Metrics;
-use crate::signal::EventSignal;
 use crate::worker::ChannelSet;
 
 /// Where one CCS channel's upstream traffic is handled.
@@ -33,7 +33,7 @@ pub struct UpstreamHandler {
     /// The durable state.
     pub store: Arc<dyn Store>,
     /// Wakes event followers.
-    pub signal: EventSignal,
+    pub events_wakeup: EventWakeup,
     /// Wakes the channel's worker for echoes.
     pub channels: ChannelSet,
     /// Counts.
@@ -96,7 +96,7 @@ impl UpstreamHandler {
             match self.record(record).await {
                 Ok(recorded) => {
                     if recorded.is_some() {
-                        self.signal.notify();
+                        self.events_wakeup.notify();
                         self.metrics.upstream(&self.app, &self.channel, kind);
                     }
                     if let (true, UpstreamEvent::Message(m)) = (self.echo, &item.event) {

@@ -4,6 +4,7 @@
 mod cmd;
 mod logging;
 mod shutdown;
+mod support;
 
 use clap::{Parser, Subcommand};
 

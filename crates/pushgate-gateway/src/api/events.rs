@@ -20,7 +20,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::views::{ErrorBody, EventList, EventView};
-use crate::signal;
+use crate::event_wakeup;
 
 /// An event as the API, the stream and webhooks show it.
 pub fn event_view(e: &Event) -> EventView {
@@ -111,7 +111,7 @@ pub async fn stream(
         None => state.store.last_event_seq(&app.name).await?,
     };
     let store = state.store.clone();
-    let wake = state.signal.subscribe();
+    let wake = state.events_wakeup.subscribe();
     let name = app.name.clone();
     let events = stream::unfold(
         (cursor, VecDeque::<Event>::new(), wake),
@@ -132,10 +132,10 @@ pub async fn stream(
                             cursor = batch.last().map(|e| e.seq).unwrap_or(cursor);
                             buffer.extend(batch);
                         }
-                        Ok(_) => signal::wait(&mut wake).await,
+                        Ok(_) => event_wakeup::wait(&mut wake).await,
                         Err(e) => {
                             tracing::warn!(error = %e, "event stream cannot read events");
-                            tokio::time::sleep(signal::POLL).await;
+                            tokio::time::sleep(event_wakeup::POLL).await;
                         }
                     }
                 }

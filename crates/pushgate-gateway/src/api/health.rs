@@ -1,15 +1,12 @@
 //! Health and readiness for orchestrators and people: `GET /healthz` (the process answers),
 //! `GET /readyz` (the database answers with the expected schema; each channel's last error
-//! and pause are shown), `GET /metrics` (Prometheus text), and the webhook's state.
+//! and pause are shown) and `GET /metrics` (Prometheus text).
 
 use super::AppState;
-use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::views::{
-    DatabaseView, ErrorBody, HealthView, ReadyChannel, ReadyView, WebhookView, rfc3339,
-};
+use super::error::ApiError;
+use super::views::{DatabaseView, HealthView, ReadyChannel, ReadyView};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
@@ -96,54 +93,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .into_response(),
         Err(e) => ApiError::internal("cannot read the metrics", e).into_response(),
     }
-}
-
-/// `GET /v1/apps/{app}/webhook`: where the app's webhook stands.
-#[utoipa::path(get, path = "/v1/apps/{app}/webhook", tag = "events",
-    params(("app" = String, Path)),
-    responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, description = "No such app, or no webhook", body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn webhook(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(app): Path<String>,
-) -> ApiResult<Response> {
-    let app = caller.for_app(&state, &app)?;
-    let Some(url) = state.webhook_urls.get(&app.name) else {
-        return Err(ApiError::not_found(format!(
-            "app {:?} has no webhook",
-            app.name
-        )));
-    };
-    let cursor = state.store.webhook_state(&app.name).await?;
-    let body = match cursor {
-        None => WebhookView {
-            url: url.clone(),
-            started: false,
-            delivered_through: None,
-            backlog: None,
-            failed_attempts: None,
-            last_error: None,
-            last_attempt_at: None,
-            next_attempt_at: None,
-        },
-        Some(c) => WebhookView {
-            url: url.clone(),
-            started: true,
-            delivered_through: Some(c.delivered_seq),
-            backlog: Some(
-                state
-                    .store
-                    .count_events_after(&app.name, c.delivered_seq)
-                    .await?,
-            ),
-            failed_attempts: Some(c.attempts),
-            last_error: c.last_error,
-            last_attempt_at: c.last_attempt_at.map(rfc3339),
-            next_attempt_at: Some(rfc3339(c.next_attempt_at)),
-        },
-    };
-    Ok(Json(body).into_response())
 }

@@ -5,7 +5,7 @@
 mod apps;
 mod auth;
 mod body;
-mod c2dm;
+mod c2dm_flow;
 mod devices;
 mod error;
 mod events;
@@ -13,6 +13,7 @@ mod health;
 mod messages;
 mod request_id;
 mod views;
+mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,13 +30,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{AppInfo, Apps};
-pub use c2dm::{REGISTRATION_TOKEN_KEY, REGISTRATION_TOKEN_LEN};
 pub use error::{ApiError, ApiResult};
 pub use events::event_view;
 
 use crate::config::{ApiLimits, DeliverySettings};
+use crate::event_wakeup::EventWakeup;
 use crate::metrics::Metrics;
-use crate::signal::EventSignal;
 use crate::worker::ChannelSet;
 
 /// Default and largest page of every list.
@@ -77,7 +77,7 @@ pub struct AppState {
     /// Delivery settings (default TTL).
     pub delivery: DeliverySettings,
     /// Wakes event followers (the SSE stream).
-    pub signal: EventSignal,
+    pub events_wakeup: EventWakeup,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// Apps with a webhook (for metrics).
@@ -116,10 +116,10 @@ impl utoipa::Modify for BearerKey {
         description = "Self-hosted push gateway for Google's push services: device registry, durable sends, events."
     ),
     paths(
-        c2dm::registration_default,
-        c2dm::registration_in_app,
-        c2dm::confirmation_default,
-        c2dm::confirmation_in_app
+        c2dm_flow::registration_default,
+        c2dm_flow::registration_in_app,
+        c2dm_flow::confirmation_default,
+        c2dm_flow::confirmation_in_app
     ),
     modifiers(&BearerKey),
     tags(
@@ -152,7 +152,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(apps::get))
         .routes(routes!(events::list))
         .routes(routes!(events::stream))
-        .routes(routes!(health::webhook))
+        .routes(routes!(webhook::state))
         .routes(routes!(devices::list))
         .routes(routes!(devices::import))
         .routes(routes!(devices::put, devices::get, devices::delete))
@@ -162,15 +162,15 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let _ = state.openapi.set(doc.to_pretty_json().unwrap_or_default());
     routes
-        .route("/c2dm/registration", any(c2dm::registration_default))
-        .route("/c2dm/confirmation", any(c2dm::confirmation_default))
+        .route("/c2dm/registration", any(c2dm_flow::registration_default))
+        .route("/c2dm/confirmation", any(c2dm_flow::confirmation_default))
         .route(
             "/v1/apps/{app}/c2dm/registration",
-            any(c2dm::registration_in_app),
+            any(c2dm_flow::registration_in_app),
         )
         .route(
             "/v1/apps/{app}/c2dm/confirmation",
-            any(c2dm::confirmation_in_app),
+            any(c2dm_flow::confirmation_in_app),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

@@ -7,10 +7,7 @@ mod secret;
 mod spec;
 
 pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat, WebhookFile};
-pub use resolve::{
-    C2DM_DEVICE_ID_MAX, C2DM_MIN_LEN, C2DM_REGISTRATION_ID_MAX, DEFAULT_DATABASE, DEFAULT_LISTEN,
-    is_valid_name,
-};
+pub use resolve::{DEFAULT_DATABASE, DEFAULT_LISTEN, is_valid_name};
 pub use secret::{Secret, SecretRef};
 pub use spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,

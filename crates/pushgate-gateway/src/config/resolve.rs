@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use pushgate_client::HttpConfig;
 
+use crate::c2dm_flow;
+
 use super::file::{AppFile, ChannelFile, ChannelKind, ConfigError, ConfigFile};
 use super::secret::{Secret, SecretRef};
 use super::spec::{
@@ -19,12 +21,6 @@ use super::spec::{
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default database file.
 pub const DEFAULT_DATABASE: &str = "pushgate.db";
-/// C2DM's registration id limit, the django-c2dm default.
-pub const C2DM_REGISTRATION_ID_MAX: usize = 140;
-/// Shortest accepted `device_id` and `registration_id` (django-c2dm).
-pub const C2DM_MIN_LEN: usize = 8;
-/// Longest accepted `device_id` (django-c2dm's column).
-pub const C2DM_DEVICE_ID_MAX: usize = 64;
 
 /// Checks that `text` is an absolute http(s) URL.
 fn reqwest_url(text: &str) -> Result<String, String> {
@@ -248,11 +244,11 @@ fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, C
     let max_reg = app
         .c2dm_flow
         .max_registration_id_len
-        .unwrap_or(C2DM_REGISTRATION_ID_MAX);
-    if max_reg < C2DM_MIN_LEN {
+        .unwrap_or(c2dm_flow::REGISTRATION_ID_MAX);
+    if max_reg < c2dm_flow::MIN_LEN {
         return Err(err(
             &format!("{path}.c2dm_flow.max_registration_id_len"),
-            format!("must be at least {C2DM_MIN_LEN}"),
+            format!("must be at least {}", c2dm_flow::MIN_LEN),
         ));
     }
     let webhook = match &app.webhook {
@@ -292,8 +288,8 @@ fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, C
         webhook,
         c2dm_flow: C2dmFlowSpec {
             channel: flow_channel,
-            device_id_len: C2DM_MIN_LEN..=C2DM_DEVICE_ID_MAX,
-            registration_id_len: C2DM_MIN_LEN..=max_reg,
+            device_id_len: c2dm_flow::device_id_len(),
+            registration_id_len: c2dm_flow::registration_id_len(max_reg),
         },
     })
 }

@@ -19,7 +19,7 @@ pub use sign::{SIGNATURE_HEADER, signature};
 
 use crate::api::event_view;
 use crate::config::WebhookSpec;
-use crate::signal::{self, EventSignal};
+use crate::event_wakeup::{self, EventWakeup};
 use crate::worker::after;
 
 /// How long one sender holds an app's webhook beyond the POST timeout (renewed on every
@@ -35,7 +35,7 @@ pub struct WebhookSender {
     /// The durable state.
     pub store: Arc<dyn Store>,
     /// Wakes it when events are written.
-    pub signal: EventSignal,
+    pub events_wakeup: EventWakeup,
     /// This process, as lease owner.
     pub owner: String,
     /// First and longest retry delays.
@@ -75,7 +75,7 @@ impl WebhookSender {
                 return;
             }
         };
-        let mut wake = self.signal.subscribe();
+        let mut wake = self.events_wakeup.subscribe();
         loop {
             if self.stop.is_cancelled() {
                 let _ = self.store.webhook_release(&self.app, &self.owner).await;
@@ -91,7 +91,7 @@ impl WebhookSender {
             if !worked {
                 tokio::select! {
                     _ = self.stop.cancelled() => {}
-                    _ = signal::wait(&mut wake) => {}
+                    _ = event_wakeup::wait(&mut wake) => {}
                 }
             }
         }

@@ -23,9 +23,9 @@ use super::decide::decide;
 use super::status::ChannelStatus;
 use crate::channel::Channel;
 use crate::config::DeliverySettings;
+use crate::event_wakeup::EventWakeup;
 use crate::message::Payload;
 use crate::metrics::Metrics;
-use crate::signal::EventSignal;
 
 /// Payloads kept in memory per channel; beyond it the cache starts over.
 const PAYLOAD_CACHE: usize = 4096;
@@ -43,7 +43,7 @@ pub(super) struct ChannelLoop {
     pub stop: CancellationToken,
     pub status: Arc<ChannelStatus>,
     pub metrics: Arc<Metrics>,
-    pub signal: EventSignal,
+    pub events_wakeup: EventWakeup,
 }
 
 /// Claimed deliveries not yet answered, by batch, so that shutdown can release them.
@@ -445,7 +445,7 @@ async fn commit(l: &ChannelLoop, completions: Vec<Completion>) {
             Ok(_) => {
                 l.status.completed.fetch_add(n, Ordering::Relaxed);
                 // Answers may have written events (rotations, failures).
-                l.signal.notify();
+                l.events_wakeup.notify();
                 return;
             }
             Err(e) => {

@@ -18,8 +18,8 @@ pub use status::{ChannelStatus, StatusView};
 
 use crate::channel::Channel;
 use crate::config::DeliverySettings;
+use crate::event_wakeup::EventWakeup;
 use crate::metrics::Metrics;
-use crate::signal::EventSignal;
 use channel_loop::ChannelLoop;
 
 /// The channels of every app, with what their workers share with the API.
@@ -85,7 +85,7 @@ impl Workers {
         store: Arc<dyn Store>,
         settings: &DeliverySettings,
         metrics: Arc<Metrics>,
-        signal: EventSignal,
+        events_wakeup: EventWakeup,
     ) -> Self {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -100,7 +100,7 @@ impl Workers {
                 stop: stop.clone(),
                 status: entry.status.clone(),
                 metrics: metrics.clone(),
-                signal: signal.clone(),
+                events_wakeup: events_wakeup.clone(),
             };
             tasks.spawn(l.run());
         }

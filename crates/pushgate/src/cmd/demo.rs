@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::gateway_client::{GatewayClient, MessageStatus};
-use super::progress;
+use crate::support::gateway_client::{GatewayClient, MessageStatus};
+use crate::support::progress;
 
 /// Flags of `pushgate demo`.
 #[derive(clap::Args)]
@@ -91,7 +91,7 @@ async fn start(args: &Args) -> anyhow::Result<Demo> {
     .context("cannot start the emulator")?;
     let emu = emulator.base_url();
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let described = super::sandbox_emulator::describe(
+    let described = crate::support::sandbox_emulator::describe(
         &http,
         &emu,
         emulator.xmpp_addr(),

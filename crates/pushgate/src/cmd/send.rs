@@ -12,7 +12,7 @@ use pushgate_client::v1::{FcmV1Sender, Message, V1Config};
 use pushgate_client::{HttpConfig, RetryPolicy};
 use pushgate_proto::v1::{AndroidConfig, ProtoDuration};
 
-use super::output::print_outcomes;
+use crate::support::output::print_outcomes;
 
 /// The variable that holds the legacy server key when `--api-key` is not given.
 const LEGACY_KEY_VAR: &str = "PUSHGATE_API_KEY";
@@ -382,8 +382,8 @@ mod via_gateway {
     use serde_json::{Map, Value, json};
 
     use super::*;
-    use crate::cmd::gateway_client::{GatewayClient, KEY_VAR, MessageStatus, api_error};
-    use crate::cmd::progress;
+    use crate::support::gateway_client::{GatewayClient, KEY_VAR, MessageStatus, api_error};
+    use crate::support::progress;
 
     /// Exit code of a request the gateway refused.
     const REFUSED: u8 = 2;

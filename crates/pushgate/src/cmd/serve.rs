@@ -105,7 +105,7 @@ async fn serve_sandbox(args: &Args) -> anyhow::Result<ExitCode> {
     })?;
     let emu_base = emulator.base_url();
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let emu = super::sandbox_emulator::describe(
+    let emu = crate::support::sandbox_emulator::describe(
         &http,
         &emu_base,
         emulator.xmpp_addr(),

@@ -204,7 +204,7 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
         "PUT /emulator/projects/…/quota",
     )
     .await?;
-    let sandbox_emu = crate::cmd::sandbox_emulator::describe(
+    let sandbox_emu = crate::support::sandbox_emulator::describe(
         &ctx.http,
         emu,
         ctx.emu.xmpp,

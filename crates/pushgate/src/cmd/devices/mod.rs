@@ -15,8 +15,10 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value, json};
 
-use super::gateway_client::{DeviceFilter, DeviceView, GatewayClient, ImportSummary, api_error};
-use super::progress;
+use crate::support::gateway_client::{
+    DeviceFilter, DeviceView, GatewayClient, ImportSummary, api_error,
+};
+use crate::support::progress;
 
 /// Flags of `pushgate devices`.
 #[derive(clap::Args)]

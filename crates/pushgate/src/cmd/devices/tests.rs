@@ -1,5 +1,5 @@
 use super::*;
-use crate::cmd::gateway_client::ApiError;
+use crate::support::gateway_client::ApiError;
 
 /// An error as the client returns the gateway's 400 for `field`.
 fn api_failure(field: &str, message: &str) -> anyhow::Error {

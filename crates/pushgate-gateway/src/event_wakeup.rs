@@ -11,11 +11,11 @@ pub const POLL: Duration = Duration::from_millis(500);
 
 /// The shared wake-up.
 #[derive(Debug, Clone)]
-pub struct EventSignal {
+pub struct EventWakeup {
     tx: watch::Sender<u64>,
 }
 
-impl Default for EventSignal {
+impl Default for EventWakeup {
     fn default() -> Self {
         Self {
             tx: watch::channel(0).0,
@@ -23,7 +23,7 @@ impl Default for EventSignal {
     }
 }
 
-impl EventSignal {
+impl EventWakeup {
     /// Wakes every follower.
     pub fn notify(&self) {
         self.tx.send_modify(|n| *n = n.wrapping_add(1));

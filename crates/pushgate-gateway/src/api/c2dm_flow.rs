@@ -22,12 +22,8 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::auth::AppInfo;
+use crate::c2dm_flow::{REGISTRATION_TOKEN_KEY, REGISTRATION_TOKEN_LEN};
 use crate::message::Payload;
-
-/// The data key (and collapse key) of the confirmation message, as django-c2dm named it.
-pub const REGISTRATION_TOKEN_KEY: &str = "registration_token";
-/// Length of a confirmation token.
-pub const REGISTRATION_TOKEN_LEN: usize = 32;
 
 /// A refused call: the status django-c2dm used, and a short text for people.
 struct Refusal(StatusCode, String);
