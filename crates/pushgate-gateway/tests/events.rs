@@ -60,7 +60,46 @@ async fn concurrent_sends_leave_every_event_once_in_order() {
             );
         }
     }
-    // Five messages at once, each to every device.
+    // First d00..d04 die while a delivery waits for them: a message on their legacy channel
+    // meets a 503 (its Retry-After keeps it waiting for 3 s), then a v1 send finds their tokens
+    // unregistered. The waiting deliveries are settled as a consequence of that invalidation,
+    // so the ordering check below has something to check.
+    let early: Vec<String> = (0..5).map(|i| format!("d{i:02}")).collect();
+    let fault = env
+        .emu(
+            Method::POST,
+            "/emulator/faults",
+            Some(json!({"path": "/gcm/send", "status": 503, "retry_after": "3", "count": 1})),
+        )
+        .await;
+    assert_eq!(fault.status, StatusCode::CREATED, "{}", fault.text);
+    let waiting = env
+        .send(json!({"targets": {"device_ids": early}, "data": {"n": "waiting"}}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.wait_until(
+        &waiting,
+        |m| {
+            m["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["attempts"] == 1)
+        },
+        Duration::from_secs(10),
+    )
+    .await;
+    let via_v1 = env
+        .send(json!({"targets": {"device_ids": early}, "channel": "fcm", "data": {"n": "v1"}}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.wait_done(&via_v1).await;
+    env.wait_done(&waiting).await;
+    // Then five messages at once, each to every device.
     let sends = (0..5).map(|n| {
         let env = &env;
         async move {
@@ -71,10 +110,11 @@ async fn concurrent_sends_leave_every_event_once_in_order() {
                 .to_string()
         }
     });
-    let ids = futures_util::future::join_all(sends).await;
+    let mut ids = futures_util::future::join_all(sends).await;
     for id in &ids {
         env.wait_done(id).await;
     }
+    ids.extend([waiting, via_v1]);
     let events = all_events(&env).await;
     let seqs: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(
@@ -125,6 +165,12 @@ async fn concurrent_sends_leave_every_event_once_in_order() {
             .copied()
             .filter(|e| e["device_id"] == *dead && e["data"]["reason"] == "device_invalid")
             .collect();
+        if early.iter().any(|d| d == dead) {
+            assert!(
+                !settled.is_empty(),
+                "{dead}: its waiting delivery was settled by the invalidation"
+            );
+        }
         for s in settled {
             assert!(
                 s["id"].as_i64() > inv["id"].as_i64(),

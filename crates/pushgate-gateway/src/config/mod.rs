@@ -3,6 +3,7 @@
 
 mod file;
 mod resolve;
+mod resolve_channel;
 mod secret;
 mod spec;
 

@@ -6,15 +6,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pushgate_client::HttpConfig;
-
 use crate::c2dm_flow;
 
-use super::file::{AppFile, ChannelFile, ChannelKind, ConfigError, ConfigFile};
-use super::secret::{Secret, SecretRef};
+use super::file::{AppFile, ChannelKind, ConfigError, ConfigFile, WebhookFile};
+use super::resolve_channel::resolve_channel;
+use super::secret::Secret;
 use super::spec::{
-    ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,
-    ServiceSettings, StorageSettings, WebhookSpec,
+    ApiLimits, AppSpec, C2dmFlowSpec, ChannelSpec, DeliverySettings, GatewaySpec, ServiceSettings,
+    StorageSettings, WebhookSpec,
 };
 
 /// Default address of the HTTP API.
@@ -35,7 +34,8 @@ fn reqwest_url(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-fn err(path: &str, problem: impl std::fmt::Display) -> ConfigError {
+/// A configuration error naming the key at `path`.
+pub(super) fn err(path: &str, problem: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("{path}: {problem}"))
 }
 
@@ -177,14 +177,44 @@ fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, C
     if !is_valid_name(name) {
         return Err(err(&path, "app names are 1 to 64 of a-z, 0-9, _ and -"));
     }
+    let api_keys = app_keys(&path, app)?;
+    if app.channels.is_empty() {
+        return Err(err(
+            &format!("{path}.channels"),
+            "at least one channel is required",
+        ));
+    }
+    let channels = app
+        .channels
+        .iter()
+        .map(|(ch, c)| resolve_channel(&format!("{path}.channels.{ch}"), ch, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let default_channel = default_channel(&path, app, &channels)?;
+    let c2dm_flow = flow_spec(&path, app, &channels, &default_channel)?;
+    let webhook = match &app.webhook {
+        None => None,
+        Some(w) => Some(webhook_spec(&format!("{path}.webhook"), w)?),
+    };
+    Ok(AppSpec {
+        name: name.to_string(),
+        is_default,
+        api_keys,
+        default_channel,
+        channels,
+        webhook,
+        c2dm_flow,
+    })
+}
+
+/// The app's API keys, each read and at least 16 characters long.
+fn app_keys(path: &str, app: &AppFile) -> Result<Vec<Secret>, ConfigError> {
     if app.api_keys.is_empty() {
         return Err(err(
             &format!("{path}.api_keys"),
             "at least one key is required (e.g. \"env:PUSHGATE_SHOP_KEY\")",
         ));
     }
-    let api_keys = app
-        .api_keys
+    app.api_keys
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -199,35 +229,38 @@ fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, C
             }
             Ok(key)
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    if app.channels.is_empty() {
-        return Err(err(
-            &format!("{path}.channels"),
-            "at least one channel is required",
-        ));
+        .collect()
+}
+
+/// The channel a message uses when it names none: the configured one, or the only one.
+fn default_channel(
+    path: &str,
+    app: &AppFile,
+    channels: &[ChannelSpec],
+) -> Result<String, ConfigError> {
+    match &app.default_channel {
+        Some(ch) if app.channels.contains_key(ch) => Ok(ch.clone()),
+        Some(ch) => Err(err(
+            &format!("{path}.default_channel"),
+            format!("no channel named {ch:?}"),
+        )),
+        None if channels.len() == 1 => Ok(channels[0].name.clone()),
+        None => Err(err(
+            &format!("{path}.default_channel"),
+            "required when the app has more than one channel",
+        )),
     }
-    let channels = app
-        .channels
-        .iter()
-        .map(|(ch, c)| resolve_channel(&format!("{path}.channels.{ch}"), ch, c))
-        .collect::<Result<Vec<_>, _>>()?;
-    let default_channel = match &app.default_channel {
-        Some(ch) if app.channels.contains_key(ch) => ch.clone(),
-        Some(ch) => {
-            return Err(err(
-                &format!("{path}.default_channel"),
-                format!("no channel named {ch:?}"),
-            ));
-        }
-        None if channels.len() == 1 => channels[0].name.clone(),
-        None => {
-            return Err(err(
-                &format!("{path}.default_channel"),
-                "required when the app has more than one channel",
-            ));
-        }
-    };
-    let flow_channel = match &app.c2dm_flow.channel {
+}
+
+/// The C2DM-era registration flow's channel (the configured one, else the app's C2DM
+/// channel, else its default) and length limits.
+fn flow_spec(
+    path: &str,
+    app: &AppFile,
+    channels: &[ChannelSpec],
+    default_channel: &str,
+) -> Result<C2dmFlowSpec, ConfigError> {
+    let channel = match &app.c2dm_flow.channel {
         Some(ch) if app.channels.contains_key(ch) => ch.clone(),
         Some(ch) => {
             return Err(err(
@@ -238,8 +271,7 @@ fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, C
         None => channels
             .iter()
             .find(|c| c.kind() == ChannelKind::C2dm)
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| default_channel.clone()),
+            .map_or_else(|| default_channel.to_string(), |c| c.name.clone()),
     };
     let max_reg = app
         .c2dm_flow
@@ -251,293 +283,35 @@ fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, C
             format!("must be at least {}", c2dm_flow::MIN_LEN),
         ));
     }
-    let webhook = match &app.webhook {
-        None => None,
-        Some(w) => {
-            let wpath = format!("{path}.webhook");
-            let url = reqwest_url(&w.url).map_err(|e| err(&format!("{wpath}.url"), e))?;
-            let secret = w
-                .secret
-                .load(false)
-                .map_err(|e| err(&format!("{wpath}.secret"), e))?;
-            if secret.expose().len() < 16 {
-                return Err(err(
-                    &format!("{wpath}.secret"),
-                    "must be at least 16 characters",
-                ));
-            }
-            let batch = w.batch.unwrap_or(100);
-            if !(1..=1000).contains(&batch) {
-                return Err(err(&format!("{wpath}.batch"), "must be between 1 and 1000"));
-            }
-            Some(WebhookSpec {
-                url,
-                secret,
-                batch,
-                timeout: w.timeout.unwrap_or(Duration::from_secs(10)),
-                replay_existing: w.replay_existing.unwrap_or(false),
-            })
-        }
-    };
-    Ok(AppSpec {
-        name: name.to_string(),
-        is_default,
-        api_keys,
-        default_channel,
-        channels,
-        webhook,
-        c2dm_flow: C2dmFlowSpec {
-            channel: flow_channel,
-            device_id_len: c2dm_flow::device_id_len(),
-            registration_id_len: c2dm_flow::registration_id_len(max_reg),
-        },
+    Ok(C2dmFlowSpec {
+        channel,
+        device_id_len: c2dm_flow::device_id_len(),
+        registration_id_len: c2dm_flow::registration_id_len(max_reg),
     })
 }
 
-/// The keys a channel table sets, by name.
-fn present_keys(c: &ChannelFile) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut note = |set: bool, key: &'static str| {
-        if set {
-            keys.push(key);
-        }
-    };
-    note(c.service_account.is_some(), "service_account");
-    note(c.project_id.is_some(), "project_id");
-    note(c.base_url.is_some(), "base_url");
-    note(c.api_key.is_some(), "api_key");
-    note(c.endpoint.is_some(), "endpoint");
-    note(c.format.is_some(), "format");
-    note(c.sender_id.is_some(), "sender_id");
-    note(c.host.is_some(), "host");
-    note(c.window.is_some(), "window");
-    note(c.connections.is_some(), "connections");
-    note(c.email.is_some(), "email");
-    note(c.password.is_some(), "password");
-    note(c.auth_token.is_some(), "auth_token");
-    note(c.login_url.is_some(), "login_url");
-    note(c.ca.is_some(), "ca");
-    note(c.http2_prior_knowledge.is_some(), "http2_prior_knowledge");
-    note(c.max_in_flight.is_some(), "max_in_flight");
-    note(c.rate_per_minute.is_some(), "rate_per_minute");
-    note(c.timeout.is_some(), "timeout");
-    note(c.echo.is_some(), "echo");
-    note(c.receipts.is_some(), "receipts");
-    keys
-}
-
-/// The keys each kind accepts besides `kind` (a key is only accepted where it is used:
-/// client-side pacing exists on FCM v1 only, the request timeout on the HTTP protocols only).
-fn allowed_keys(kind: ChannelKind) -> &'static [&'static str] {
-    match kind {
-        ChannelKind::FcmV1 => &[
-            "service_account",
-            "project_id",
-            "base_url",
-            "connections",
-            "http2_prior_knowledge",
-            "ca",
-            "max_in_flight",
-            "rate_per_minute",
-            "timeout",
-        ],
-        ChannelKind::Legacy => &[
-            "api_key",
-            "endpoint",
-            "format",
-            "http2_prior_knowledge",
-            "ca",
-            "max_in_flight",
-            "timeout",
-        ],
-        ChannelKind::Ccs => &[
-            "api_key",
-            "sender_id",
-            "host",
-            "window",
-            "connections",
-            "echo",
-            "receipts",
-            "ca",
-        ],
-        ChannelKind::C2dm => &[
-            "email",
-            "password",
-            "auth_token",
-            "login_url",
-            "endpoint",
-            "ca",
-            "max_in_flight",
-            "timeout",
-        ],
-    }
-}
-
-fn required<'a, T>(value: &'a Option<T>, path: &str, key: &str) -> Result<&'a T, ConfigError> {
-    value.as_ref().ok_or_else(|| {
-        err(
-            &format!("{path}.{key}"),
-            "required for this kind of channel",
-        )
-    })
-}
-
-fn http_for(
-    path: &str,
-    c: &ChannelFile,
-    endpoint: Option<String>,
-) -> Result<HttpConfig, ConfigError> {
-    let mut http = HttpConfig {
-        endpoint,
-        ..HttpConfig::default()
-    };
-    if let Some(timeout) = c.timeout {
-        http.timeout = timeout;
-    }
-    if let Some(ca) = &c.ca {
-        let pem = std::fs::read(ca).map_err(|e| {
-            err(
-                &format!("{path}.ca"),
-                format!("cannot read {}: {e}", ca.display()),
-            )
-        })?;
-        http.extra_ca_pem = Some(pem);
-    }
-    http.http2_prior_knowledge = c.http2_prior_knowledge.unwrap_or(false);
-    Ok(http)
-}
-
-fn resolve_channel(path: &str, name: &str, c: &ChannelFile) -> Result<ChannelSpec, ConfigError> {
-    if !is_valid_name(name) {
-        return Err(err(path, "channel names are 1 to 64 of a-z, 0-9, _ and -"));
-    }
-    let allowed = allowed_keys(c.kind);
-    if let Some(extra) = present_keys(c).into_iter().find(|k| !allowed.contains(k)) {
+/// The app's webhook: an http(s) URL, a secret of at least 16 characters, a sane batch.
+fn webhook_spec(path: &str, w: &WebhookFile) -> Result<WebhookSpec, ConfigError> {
+    let url = reqwest_url(&w.url).map_err(|e| err(&format!("{path}.url"), e))?;
+    let secret = w
+        .secret
+        .load(false)
+        .map_err(|e| err(&format!("{path}.secret"), e))?;
+    if secret.expose().len() < 16 {
         return Err(err(
-            &format!("{path}.{extra}"),
-            format!("does not apply to a {} channel", c.kind.as_str()),
+            &format!("{path}.secret"),
+            "must be at least 16 characters",
         ));
     }
-    if c.max_in_flight == Some(0) || c.connections == Some(0) || c.window == Some(0) {
-        return Err(err(
-            path,
-            "max_in_flight, connections and window must be at least 1",
-        ));
+    let batch = w.batch.unwrap_or(100);
+    if !(1..=1000).contains(&batch) {
+        return Err(err(&format!("{path}.batch"), "must be between 1 and 1000"));
     }
-    let load = |r: &SecretRef, key: &str, raw: bool| -> Result<Secret, ConfigError> {
-        r.load(raw).map_err(|e| err(&format!("{path}.{key}"), e))
-    };
-    let (credential, endpoint, settings, default_in_flight) = match c.kind {
-        ChannelKind::FcmV1 => {
-            let raw = required(&c.service_account, path, "service_account")?;
-            let reference = match SecretRef::try_from(raw.clone()) {
-                Ok(SecretRef::Inline(p)) => SecretRef::file(p),
-                Ok(other) => other,
-                Err(e) => return Err(err(&format!("{path}.service_account"), e)),
-            };
-            let key = load(&reference, "service_account", true)?;
-            pushgate_client::oauth::key_from_json(key.expose()).map_err(|e| {
-                err(
-                    &format!("{path}.service_account"),
-                    format!("{} is not a service-account key: {e}", key.reference()),
-                )
-            })?;
-            let base = c
-                .base_url
-                .clone()
-                .unwrap_or_else(|| pushgate_client::v1::DEFAULT_BASE_URL.to_string());
-            let http = http_for(path, c, Some(base.clone()))?;
-            let settings = ChannelSettings::FcmV1 {
-                project_id: c.project_id.clone(),
-                http,
-                connections: c
-                    .connections
-                    .unwrap_or(pushgate_client::v1::DEFAULT_CONNECTIONS),
-                rate_per_minute: c.rate_per_minute,
-            };
-            (
-                key,
-                base,
-                settings,
-                pushgate_client::v1::DEFAULT_MAX_IN_FLIGHT,
-            )
-        }
-        ChannelKind::Legacy => {
-            let key = load(required(&c.api_key, path, "api_key")?, "api_key", false)?;
-            let endpoint = c
-                .endpoint
-                .clone()
-                .unwrap_or_else(|| pushgate_client::legacy::DEFAULT_ENDPOINT.to_string());
-            let http = http_for(path, c, Some(endpoint.clone()))?;
-            let settings = ChannelSettings::Legacy {
-                http,
-                format: c.format.unwrap_or_default(),
-            };
-            // Requests at once: 32 multicasts of 1000, or 32 single-token requests.
-            (key, endpoint, settings, 32)
-        }
-        ChannelKind::Ccs => {
-            let key = load(required(&c.api_key, path, "api_key")?, "api_key", false)?;
-            let sender_id = required(&c.sender_id, path, "sender_id")?.clone();
-            let host_port = c
-                .host
-                .clone()
-                .unwrap_or_else(|| "fcm-xmpp.googleapis.com:5235".to_string());
-            let (host, port) = host_port
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-                .filter(|(h, _)| !h.is_empty())
-                .ok_or_else(|| err(&format!("{path}.host"), "must be host:port"))?;
-            let ca_pem = match &c.ca {
-                Some(ca) => Some(std::fs::read_to_string(ca).map_err(|e| {
-                    err(
-                        &format!("{path}.ca"),
-                        format!("cannot read {}: {e}", ca.display()),
-                    )
-                })?),
-                None => None,
-            };
-            let connections = c.connections.unwrap_or(1);
-            let window = c.window.unwrap_or(100);
-            let settings = ChannelSettings::Ccs {
-                host,
-                port,
-                sender_id,
-                ca_pem,
-                connections,
-                window,
-                echo: c.echo.unwrap_or(false),
-                receipts: c.receipts.unwrap_or(false),
-            };
-            (key, host_port, settings, connections * window)
-        }
-        ChannelKind::C2dm => {
-            let endpoint = c
-                .endpoint
-                .clone()
-                .unwrap_or_else(|| pushgate_client::c2dm::DEFAULT_ENDPOINT.to_string());
-            let http = http_for(path, c, Some(endpoint.clone()))?;
-            let (key, login) = match (&c.email, &c.password, &c.auth_token) {
-                (Some(email), Some(password), None) => (
-                    load(password, "password", false)?,
-                    Some((email.clone(), c.login_url.clone())),
-                ),
-                (None, None, Some(token)) => (load(token, "auth_token", false)?, None),
-                _ => {
-                    return Err(err(
-                        path,
-                        "a c2dm channel needs either email and password, or auth_token",
-                    ));
-                }
-            };
-            (key, endpoint, ChannelSettings::C2dm { http, login }, 4)
-        }
-    };
-    Ok(ChannelSpec {
-        name: name.to_string(),
-        endpoint,
-        credential,
-        max_in_flight: c.max_in_flight.unwrap_or(default_in_flight),
-        settings,
+    Ok(WebhookSpec {
+        url,
+        secret,
+        batch,
+        timeout: w.timeout.unwrap_or(Duration::from_secs(10)),
+        replay_existing: w.replay_existing.unwrap_or(false),
     })
 }
