@@ -5,7 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use pushgate_testkit::{eventually, eventually_ok};
 
 use common::{APP, count_rows, start, start_with, with_other_app};
 use reqwest::{Method, StatusCode};
@@ -21,21 +23,21 @@ async fn get_status(env: &common::Env, path: &str) -> StatusCode {
 }
 
 async fn wait_confirmed(env: &common::Env, token: &str) -> Value {
-    let start = Instant::now();
-    loop {
-        let a = env
-            .emu(Method::GET, &format!("/emulator/devices/{token}"), None)
-            .await;
-        if a.body["registration"]["state"] == "confirmed" {
-            return a.body;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "never confirmed: {}",
-            a.text
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_ok(
+        "the device's confirmation",
+        Duration::from_secs(10),
+        || async {
+            let a = env
+                .emu(Method::GET, &format!("/emulator/devices/{token}"), None)
+                .await;
+            if a.body["registration"]["state"] == "confirmed" {
+                Ok(a.body)
+            } else {
+                Err(a.text)
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,18 +265,12 @@ async fn apps_have_their_own_flow_and_longer_ids_can_be_allowed() {
         StatusCode::NOT_FOUND
     );
     // The confirmation went over `other`'s flow channel (v1) to the registration id.
-    let start = Instant::now();
-    let confirmation = loop {
-        let inbox = env.inbox(&token).await;
-        if let Some(m) = inbox.first() {
-            break m.clone();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no confirmation message"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let confirmation = eventually(
+        "the confirmation message",
+        Duration::from_secs(10),
+        || async { env.inbox(&token).await.first().cloned() },
+    )
+    .await;
     assert_eq!(confirmation["via"], "fcm-v1");
     let secret = confirmation["data"]["registration_token"].as_str().unwrap();
     let c = format!(

@@ -4,7 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use pushgate_testkit::{eventually, eventually_ok};
 
 use common::{APP, start_with};
 use pushgate_gateway::config::ChannelSettings;
@@ -37,19 +39,19 @@ async fn events_of(env: &common::Env, kind: &str) -> Vec<Value> {
 }
 
 async fn wait_events(env: &common::Env, kind: &str, n: usize) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let got = events_of(env, kind).await;
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{} of {n} {kind} events",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_ok(
+        &format!("{n} {kind} events"),
+        Duration::from_secs(10),
+        || async {
+            let got = events_of(env, kind).await;
+            if got.len() >= n {
+                Ok(got)
+            } else {
+                Err(got.len())
+            }
+        },
+    )
+    .await
 }
 
 async fn unacked(env: &common::Env) -> u64 {
@@ -60,20 +62,21 @@ async fn unacked(env: &common::Env) -> u64 {
 }
 
 async fn connected(env: &common::Env) {
-    let start = Instant::now();
-    loop {
-        let a = env
-            .emu(Method::GET, "/emulator/xmpp/senders/1234567890", None)
-            .await;
-        if a.body["connections"].as_u64() == Some(1) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the gateway never connected to CCS"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_ok(
+        "the gateway's CCS connection",
+        Duration::from_secs(10),
+        || async {
+            let a = env
+                .emu(Method::GET, "/emulator/xmpp/senders/1234567890", None)
+                .await;
+            if a.body["connections"].as_u64() == Some(1) {
+                Ok(())
+            } else {
+                Err(a.text)
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,14 +108,12 @@ async fn upstream_messages_become_events_once_and_are_echoed() {
             .all(|e| e["device_id"] == "phone" && e["data"]["from"] == token.as_str())
     );
     // Acked once stored.
-    let start = Instant::now();
-    while unacked(&env).await != 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "upstream never acked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "every upstream message acked",
+        Duration::from_secs(10),
+        || async { (unacked(&env).await == 0).then_some(()) },
+    )
+    .await;
     // The same stanza again (as after a lost ack): recorded once.
     env.emu(
         Method::POST,
@@ -123,18 +124,15 @@ async fn upstream_messages_become_events_once_and_are_echoed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(events_of(&env, "upstream_message").await.len(), 3);
     // Echo: each upstream message comes back to the device once, with its data.
-    let start = Instant::now();
-    let inbox = loop {
+    let inbox = eventually_ok("three echoes", Duration::from_secs(10), || async {
         let inbox = env.inbox(&token).await;
         if inbox.len() >= 3 {
-            break inbox;
+            Ok(inbox)
+        } else {
+            Err(inbox)
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "echoes: {inbox:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let inbox = if inbox.len() == 3 {
         env.inbox(&token).await

@@ -7,7 +7,9 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use pushgate_testkit::eventually_ok;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -137,19 +139,19 @@ async fn received_ids(r: &Receiver) -> Vec<i64> {
 }
 
 async fn wait_for(r: &Receiver, n: usize) -> Vec<i64> {
-    let start = Instant::now();
-    loop {
-        let got = received_ids(r).await;
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "only {} of {n} events",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually_ok(
+        &format!("{n} events at the receiver"),
+        Duration::from_secs(20),
+        || async {
+            let got = received_ids(r).await;
+            if got.len() >= n {
+                Ok(got)
+            } else {
+                Err(got.len())
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,28 +162,28 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_once_in_order() {
     let env = start_with(|spec| spec.apps[0].webhook = Some(hook(&url))).await;
     dead_devices(&env, "d", 12).await;
     // While it fails, the webhook's state says so.
-    let start = Instant::now();
-    loop {
-        let a = env
-            .call(Method::GET, &format!("/v1/apps/{APP}/webhook"), None)
-            .await;
-        if a.body["failed_attempts"].as_u64().unwrap_or(0) >= 1 {
-            assert_eq!(
-                a.body["last_error"], "receiver answered HTTP 500",
-                "{}",
-                a.text
-            );
-            assert!(a.body["backlog"].as_u64().unwrap() > 0);
-            assert!(!a.text.contains(SECRET));
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no failure recorded: {}",
-            a.text
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let a = eventually_ok(
+        "a recorded webhook failure",
+        Duration::from_secs(10),
+        || async {
+            let a = env
+                .call(Method::GET, &format!("/v1/apps/{APP}/webhook"), None)
+                .await;
+            if a.body["failed_attempts"].as_u64().unwrap_or(0) >= 1 {
+                Ok(a)
+            } else {
+                Err(a.text)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        a.body["last_error"], "receiver answered HTTP 500",
+        "{}",
+        a.text
+    );
+    assert!(a.body["backlog"].as_u64().unwrap() > 0);
+    assert!(!a.text.contains(SECRET));
     let got = wait_for(&receiver, 24).await;
     let listed = env
         .call(

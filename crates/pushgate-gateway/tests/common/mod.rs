@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pushgate_emulator::{
     DEFAULT_API_KEY, DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD, DEFAULT_SENDER_ID, Emulator,
@@ -254,18 +254,11 @@ impl Env {
         ok: impl Fn(&Value) -> bool,
         limit: Duration,
     ) -> Value {
-        let start = Instant::now();
-        loop {
+        pushgate_testkit::eventually_ok(&format!("message {id}"), limit, || async {
             let m = self.message(id).await;
-            if ok(&m) {
-                return m;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "message {id} did not get there: {m:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            if ok(&m) { Ok(m) } else { Err(m) }
+        })
+        .await
     }
 
     /// What a virtual device received.
