@@ -3,7 +3,6 @@
 #![warn(missing_docs)]
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -14,11 +13,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Polls `probe` until it returns `Some`, and returns that value; fails the test naming
 /// `what` if `limit` passes first. For state that other tasks or processes change: a
 /// delivery reaching a device, a row appearing, a server starting.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
+pub async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = probe().await {
@@ -34,12 +33,11 @@ where
 
 /// Like [`eventually`], for probes that can say why they are not there yet: on time-out the
 /// failure shows the last `Err`, so a test that fails says what it saw instead.
-pub async fn eventually_ok<T, E, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    E: Debug,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
+pub async fn eventually_ok<T, E: Debug>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         match probe().await {
@@ -73,7 +71,7 @@ mod tests {
     #[tokio::test]
     #[should_panic(expected = "waiting for never; last seen: \"still 0\"")]
     async fn fails_with_the_last_observation() {
-        eventually_ok::<(), _, _, _>("never", Duration::from_millis(60), || async {
+        eventually_ok::<(), _>("never", Duration::from_millis(60), || async {
             Err("still 0")
         })
         .await;
@@ -82,6 +80,6 @@ mod tests {
     #[tokio::test]
     #[should_panic(expected = "waiting for nothing")]
     async fn fails_after_the_limit() {
-        eventually::<(), _, _>("nothing", Duration::from_millis(60), || async { None }).await;
+        eventually::<()>("nothing", Duration::from_millis(60), || async { None }).await;
     }
 }

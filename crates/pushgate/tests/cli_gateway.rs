@@ -598,16 +598,17 @@ async fn send_all_and_by_tag_reach_the_right_inboxes() {
         .lines()
         .find_map(|l| l.strip_prefix("message ").map(|s| s.trim().to_string()))
         .expect("the message id is printed");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = gw.api_get(&format!("/v1/messages/{id}")).await;
-        if status["done"] == true {
-            assert_eq!(status["counts"], json!({"sent": 1}));
-            break;
-        }
-        assert!(Instant::now() < deadline, "never done: {status}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status =
+        pushgate_testkit::eventually_ok("the message done", Duration::from_secs(30), || async {
+            let status = gw.api_get(&format!("/v1/messages/{id}")).await;
+            if status["done"] == true {
+                Ok(status)
+            } else {
+                Err(status)
+            }
+        })
+        .await;
+    assert_eq!(status["counts"], json!({"sent": 1}));
     let inbox = gw.inbox(&specs[1].token).await;
     assert_eq!(inbox.last().unwrap()["data"], json!({"n": "w"}));
 }

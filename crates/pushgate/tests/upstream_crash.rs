@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pushgate_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
@@ -24,11 +24,10 @@ async fn sender(http: &reqwest::Client, emu: &str) -> Value {
 }
 
 async fn wait_for(what: &str, mut ok: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    pushgate_testkit::eventually(what, Duration::from_secs(30), async || {
+        ok().await.then_some(())
+    })
+    .await
 }
 
 async fn upstream_events(http: &reqwest::Client, gw: &str) -> Vec<Value> {

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A plain client (no proxy) for the gateway and the emulator.
 pub fn client() -> reqwest::Client {
@@ -143,20 +143,14 @@ pub fn free_port() -> u16 {
 
 /// Waits for `GET /healthz`, failing with the logs if the process dies or never answers.
 pub async fn wait_healthy(http: &reqwest::Client, base: &str, gw: &mut GatewayProcess) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = format!("{} to answer /healthz", gw.name);
+    pushgate_testkit::eventually_ok(&what, Duration::from_secs(30), async || {
         gw.check_alive();
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-            && r.status().is_success()
-        {
-            return;
+        match http.get(format!("{base}/healthz")).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("HTTP {}\n{}", r.status(), gw.logs())),
+            Err(e) => Err(format!("{e}\n{}", gw.logs())),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} never answered /healthz\n{}",
-            gw.name,
-            gw.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
