@@ -5,6 +5,8 @@
 //! workers claim due deliveries per app and channel, send them with `pushgate-client`, and
 //! record the outcomes with their registry effects in one transaction.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod c2dm_flow;
 pub mod channel;
