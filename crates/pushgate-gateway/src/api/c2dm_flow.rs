@@ -61,11 +61,11 @@ fn param<'a>(
     Ok(value)
 }
 
-fn query_map(raw: Option<String>) -> HashMap<String, String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or_default())
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
+/// The query's parameters; a parameter that is not UTF-8 once decoded is a 400.
+fn query_map(raw: Option<String>) -> Result<HashMap<String, String>, Refusal> {
+    super::query::decode(raw.as_deref().unwrap_or_default())
+        .map(|pairs| pairs.into_iter().collect())
+        .map_err(|name| status(StatusCode::BAD_REQUEST, &format!("{name}: not UTF-8")))
 }
 
 fn app_of(state: &AppState, app: Option<String>) -> Result<Arc<AppInfo>, Refusal> {
@@ -94,7 +94,10 @@ async fn registration(
         Ok(a) => a,
         Err(r) => return r.into_response(),
     };
-    let query = query_map(raw);
+    let query = match query_map(raw) {
+        Ok(q) => q,
+        Err(r) => return r.into_response(),
+    };
     let flow = &app.c2dm_flow;
     let device_id = match param(&query, "device_id", flow.device_id_len.clone()) {
         Ok(v) => v.to_string(),
@@ -166,7 +169,10 @@ async fn confirmation(
         Ok(a) => a,
         Err(r) => return r.into_response(),
     };
-    let query = query_map(raw);
+    let query = match query_map(raw) {
+        Ok(q) => q,
+        Err(r) => return r.into_response(),
+    };
     let device_id = match param(&query, "device_id", app.c2dm_flow.device_id_len.clone()) {
         Ok(v) => v.to_string(),
         Err(r) => return r.into_response(),

@@ -3,7 +3,7 @@
 //! `POST /v1/apps/{app}/devices:import` (many devices in one transaction).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use pushgate_store::{DeviceFilter, DeviceState, NewDevice};
@@ -15,6 +15,7 @@ use super::AppState;
 use super::auth::{AppInfo, Caller};
 use super::body::{JsonBody, parse};
 use super::error::{ApiError, ApiResult};
+use super::query::StrictQuery;
 use super::views::{DeviceList, DevicePut, DeviceView, ErrorBody, ImportResult};
 use crate::device_rules::{
     DEVICE_FIELDS, MAX_DEVICE_ID_BYTES, MAX_LABEL_BYTES, MAX_TOKEN_BYTES, check_channel,
@@ -259,10 +260,9 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let app = caller.for_app(&state, &app)?;
-    let q = super::strict_query(query)?;
     let device_state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(s.parse::<DeviceState>().map_err(|_| {

@@ -92,6 +92,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(http::header::WWW_AUTHENTICATE, v);
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was never read: the connection cannot carry another
+            // request, and a client that pools connections must be told so.
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         response
     }
 }

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
@@ -19,6 +19,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::query::StrictQuery;
 use super::views::{ErrorBody, EventList, EventView};
 use crate::event_wakeup;
 
@@ -61,10 +62,9 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<EventsQuery>,
 ) -> ApiResult<Response> {
     let app = caller.for_app(&state, &app)?;
-    let q = super::strict_query(query)?;
     let kind = kind_of(&q)?;
     let limit = super::page_limit(q.limit)?;
     let after = q.after.unwrap_or(0);
@@ -95,10 +95,9 @@ pub async fn stream(
     caller: Caller,
     Path(app): Path<String>,
     headers: HeaderMap,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let app = caller.for_app(&state, &app)?;
-    let q = super::strict_query(query)?;
     let kind = kind_of(&q)?;
     let resume = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         Some(id) => Some(id.trim().parse::<i64>().map_err(|_| {

@@ -3,7 +3,7 @@
 //! and per-device results).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use pushgate_store::NewMessage;
@@ -16,6 +16,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
+use super::query::StrictQuery;
 use super::views::{Accepted, DeliveryView, ErrorBody, MessageStatus, rfc3339};
 use crate::message::{SendBody, parse_send_body, request_digest};
 
@@ -164,9 +165,8 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<ResultsQuery>,
 ) -> ApiResult<Response> {
-    let q = super::strict_query(query)?;
     let not_found = || ApiError::not_found(format!("no message {id:?}"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let message = state
@@ -212,8 +212,8 @@ pub async fn get_in_app(
     State(state): State<AppState>,
     caller: Caller,
     Path((app, id)): Path<(String, String)>,
-    query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<ResultsQuery>,
 ) -> ApiResult<Response> {
     caller.for_app(&state, &app)?;
-    get(State(state), caller, Path(id), query).await
+    get(State(state), caller, Path(id), StrictQuery(q)).await
 }

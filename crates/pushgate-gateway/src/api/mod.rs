@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod health;
 mod messages;
+mod query;
 mod request_id;
 mod views;
 mod webhook;
@@ -52,15 +53,6 @@ fn page_limit(requested: Option<u32>) -> ApiResult<u32> {
             format!("must be between 1 and {}", PAGE.1),
         ))
     }
-}
-
-/// A query string read strictly: unknown parameters and bad values name themselves.
-fn strict_query<T>(
-    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<T> {
-    query
-        .map(|q| q.0)
-        .map_err(|e| ApiError::invalid("query", e.body_text()))
 }
 
 /// What every handler shares.
