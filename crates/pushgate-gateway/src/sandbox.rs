@@ -105,6 +105,7 @@ pub fn sandbox_spec(
             },
         });
     }
+    let key_rate = service.limits.key_rate;
     GatewaySpec::new(
         service,
         vec![AppSpec {
@@ -121,6 +122,7 @@ pub fn sandbox_spec(
                 ),
             },
             webhook: None,
+            key_rate,
         }],
     )
 }

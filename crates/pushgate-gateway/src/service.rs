@@ -20,6 +20,10 @@ use crate::api::{self, AppState, Apps};
 use crate::channel::{self, ChannelError, ChannelHooks};
 use crate::config::{ChannelSettings, GatewaySpec};
 use crate::event_wakeup::EventWakeup;
+use crate::http_server::{
+    self,
+    tls::{ReloadingCert, TlsError},
+};
 use crate::metrics::Metrics;
 use crate::upstream::UpstreamHandler;
 use crate::webhook::WebhookSender;
@@ -51,6 +55,9 @@ pub enum StartError {
         #[source]
         source: ChannelError,
     },
+    /// The TLS certificate or key could not be used.
+    #[error("tls: {0}")]
+    Tls(#[source] TlsError),
     /// The API address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -77,6 +84,7 @@ pub struct RunningGateway {
     server: JoinHandle<()>,
     stop_background: CancellationToken,
     background: JoinSet<()>,
+    scheme: &'static str,
     metrics: Arc<Metrics>,
 }
 
@@ -222,13 +230,23 @@ impl Gateway {
         let stop_http = CancellationToken::new();
         let stop = stop_http.clone();
         let app = api::router(state);
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the API server failed");
+        let tls = match &spec.tls {
+            None => None,
+            Some(files) => {
+                let cert = ReloadingCert::new(files.clone()).map_err(StartError::Tls)?;
+                let acceptor = cert.acceptor().map_err(StartError::Tls)?;
+                background.spawn(cert.clone().watch(stop_background.clone()));
+                Some(acceptor)
             }
-        });
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = tokio::spawn(http_server::serve(
+            listener,
+            app,
+            spec.server.clone(),
+            tls,
+            stop,
+        ));
         tracing::info!(%addr, database = %spec.database, apps = spec.apps.len(), "gateway listening");
         Ok(RunningGateway {
             addr,
@@ -240,6 +258,7 @@ impl Gateway {
             server,
             stop_background,
             background,
+            scheme,
             metrics,
         })
     }
@@ -251,9 +270,9 @@ impl RunningGateway {
         self.addr
     }
 
-    /// `http://addr`.
+    /// `http://addr`, or `https://addr` with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The store it runs on.

@@ -1,5 +1,6 @@
 //! Who is calling: a bearer API key names exactly one app. A key is never compared or stored
-//! as itself: the table is keyed by the key's SHA-256.
+//! as itself: the table is keyed by the key's SHA-256. Each key has its own request budget
+//! when its app sets a rate, so that one misbehaving client cannot starve the others.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,27 @@ use http::request::Parts;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::config::{AppSpec, C2dmFlowSpec};
+use crate::config::{AppSpec, C2dmFlowSpec, KeyRate};
+
+/// One key's request budget.
+type KeyLimiter = governor::DefaultDirectRateLimiter;
+
+/// What a key opens.
+#[derive(Debug)]
+struct KeyEntry {
+    /// The app it belongs to.
+    app: String,
+    /// Its budget, when the app sets a rate.
+    limiter: Option<KeyLimiter>,
+}
+
+fn limiter(rate: KeyRate) -> Option<KeyLimiter> {
+    let per_second = std::num::NonZeroU32::new(rate.per_second)?;
+    let burst = std::num::NonZeroU32::new(rate.burst)?;
+    Some(governor::RateLimiter::direct(
+        governor::Quota::per_second(per_second).allow_burst(burst),
+    ))
+}
 
 /// What the API knows of one app.
 #[derive(Debug, Clone)]
@@ -30,7 +51,7 @@ pub struct AppInfo {
 #[derive(Debug, Default)]
 pub struct Apps {
     by_name: HashMap<String, Arc<AppInfo>>,
-    by_key: HashMap<[u8; 32], String>,
+    by_key: HashMap<[u8; 32], KeyEntry>,
     default: Option<String>,
 }
 
@@ -53,7 +74,11 @@ impl Apps {
                 c2dm_flow: spec.c2dm_flow.clone(),
             };
             for key in &spec.api_keys {
-                apps.by_key.insert(digest(key.expose()), spec.name.clone());
+                let entry = KeyEntry {
+                    app: spec.name.clone(),
+                    limiter: spec.key_rate.and_then(limiter),
+                };
+                apps.by_key.insert(digest(key.expose()), entry);
             }
             if spec.is_default {
                 apps.default = Some(spec.name.clone());
@@ -73,10 +98,26 @@ impl Apps {
         self.default.as_deref().and_then(|n| self.get(n))
     }
 
-    fn app_of_key(&self, key: &str) -> Option<Arc<AppInfo>> {
-        self.by_key
-            .get(&digest(key))
-            .and_then(|name| self.get(name))
+    /// The app of `key`, if the key is valid and within its budget: `Err` is 401 for an
+    /// unknown key, 429 (with the wait) for one over its rate.
+    fn app_of_key(&self, key: &str) -> Result<Arc<AppInfo>, ApiError> {
+        let entry = self.by_key.get(&digest(key)).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the API key is not valid",
+            )
+        })?;
+        if let Some(limiter) = &entry.limiter
+            && let Err(not_until) = limiter.check()
+        {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
+            return Err(ApiError::too_many_requests(
+                wait.as_secs_f64().ceil().max(1.0) as u64,
+            ));
+        }
+        self.get(&entry.app)
+            .ok_or_else(|| ApiError::not_found("no such app"))
     }
 }
 
@@ -109,13 +150,7 @@ where
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .unwrap_or_default();
-        state.apps.app_of_key(key).map(Caller).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "the API key is not valid",
-            )
-        })
+        state.apps.app_of_key(key).map(Caller)
     }
 }
 

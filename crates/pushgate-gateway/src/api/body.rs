@@ -35,15 +35,35 @@ where
                 "send the body as application/json",
             ));
         }
-        match axum::body::to_bytes(req.into_body(), limit).await {
-            Ok(bytes) => Ok(JsonBody(bytes)),
-            Err(_) => Err(ApiError::new(
+        let deadline = state.limits.body_read_timeout;
+        let read = axum::body::to_bytes(req.into_body(), limit);
+        match tokio::time::timeout(deadline, read).await {
+            Ok(Ok(bytes)) => Ok(JsonBody(bytes)),
+            Ok(Err(e)) if is_too_large(&e) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("the body is larger than the limit of {limit} bytes"),
             )),
+            Ok(Err(_)) => Err(ApiError::invalid("body", "the body could not be read")),
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the body did not arrive within {deadline:?}"),
+            )),
         }
     }
+}
+
+/// True when reading stopped at the size limit (rather than, say, a dropped connection).
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Reads `bytes` as `T` with errors that name the field by its path.

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub message: String,
     /// The offending field, as a path in the request (`targets.tokens[3]`).
     pub field: Option<String>,
+    /// Seconds the client should wait before trying again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -29,6 +31,19 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429 for a key over its request rate, with the wait in `Retry-After`.
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this API key is over its request rate; retry after {retry_after_secs} s"),
+            )
         }
     }
 
@@ -40,6 +55,7 @@ impl ApiError {
             code: "invalid_request",
             message: format!("{field}: {problem}"),
             field: Some(field),
+            retry_after: None,
         }
     }
 
@@ -92,7 +108,15 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(http::header::WWW_AUTHENTICATE, v);
         }
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
             // The rest of the body was never read: the connection cannot carry another
             // request, and a client that pools connections must be told so.
             response.headers_mut().insert(

@@ -15,7 +15,7 @@ use super::secret::SecretRef;
 
 /// Top-level keys the environment may override (other `PUSHGATE_*` variables are not config).
 const ENV_KEYS: &[&str] = &[
-    "listen", "database", "storage", "delivery", "limits", "apps",
+    "listen", "database", "tls", "storage", "delivery", "limits", "apps",
 ];
 
 /// The whole file.
@@ -26,6 +26,8 @@ pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
     /// SQLite file path or `sqlite:` URL (default `pushgate.db`).
     pub database: Option<String>,
+    /// Serve the API over TLS with this certificate and key (default: plain HTTP).
+    pub tls: Option<TlsFile>,
     /// How the database is used.
     #[serde(default)]
     pub storage: StorageFile,
@@ -38,6 +40,16 @@ pub struct ConfigFile {
     /// The applications, by name (the name appears in URLs: `/v1/apps/{name}`).
     #[serde(default)]
     pub apps: BTreeMap<String, AppFile>,
+}
+
+/// `tls = { cert = "...", key = "..." }`: PEM files, read again on SIGHUP or when they change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[storage]`.
@@ -90,6 +102,20 @@ pub struct LimitsFile {
     pub max_target_list: Option<usize>,
     /// Most devices in one `devices:import` call.
     pub max_device_batch: Option<usize>,
+    /// Time a client has to send a request's head; also how long a keep-alive connection
+    /// may stay idle (default 10 s).
+    #[serde(default, with = "humantime_serde")]
+    pub header_read_timeout: Option<Duration>,
+    /// Time a client has to send a request's body (default 30 s).
+    #[serde(default, with = "humantime_serde")]
+    pub body_read_timeout: Option<Duration>,
+    /// Most connections open at once (default: the open-file limit less a quarter of it,
+    /// at most 256 less).
+    pub max_connections: Option<usize>,
+    /// Requests per second one API key may make (default: no limit); over it, 429.
+    pub requests_per_second: Option<u32>,
+    /// Requests one key may make at once above the rate (default: one second's worth).
+    pub request_burst: Option<u32>,
 }
 
 /// `[apps.NAME]`.
@@ -112,6 +138,10 @@ pub struct AppFile {
     pub channels: BTreeMap<String, ChannelFile>,
     /// Where the app's events are POSTed.
     pub webhook: Option<WebhookFile>,
+    /// This app's keys' request rate, instead of `limits.requests_per_second`.
+    pub requests_per_second: Option<u32>,
+    /// This app's keys' burst, instead of `limits.request_burst`.
+    pub request_burst: Option<u32>,
 }
 
 /// `[apps.NAME.webhook]`.

@@ -7,12 +7,12 @@ mod resolve_channel;
 mod secret;
 mod spec;
 
-pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat, WebhookFile};
+pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat, TlsFile, WebhookFile};
 pub use resolve::{DEFAULT_DATABASE, DEFAULT_LISTEN, is_valid_name};
 pub use secret::{Secret, SecretRef};
 pub use spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,
-    ServiceSettings, StorageSettings, WebhookSpec,
+    KeyRate, ServiceSettings, StorageSettings, WebhookSpec,
 };
 
 #[cfg(test)]

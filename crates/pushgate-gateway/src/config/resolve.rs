@@ -7,13 +7,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::c2dm_flow;
+use crate::http_server::ServerSettings;
+use crate::http_server::tls::TlsFiles;
 
-use super::file::{AppFile, ChannelKind, ConfigError, ConfigFile, WebhookFile};
+use super::file::{AppFile, ChannelKind, ConfigError, ConfigFile, TlsFile, WebhookFile};
 use super::resolve_channel::resolve_channel;
 use super::secret::Secret;
 use super::spec::{
-    ApiLimits, AppSpec, C2dmFlowSpec, ChannelSpec, DeliverySettings, GatewaySpec, ServiceSettings,
-    StorageSettings, WebhookSpec,
+    ApiLimits, AppSpec, C2dmFlowSpec, ChannelSpec, DeliverySettings, GatewaySpec, KeyRate,
+    ServiceSettings, StorageSettings, WebhookSpec,
 };
 
 /// Default address of the HTTP API.
@@ -65,6 +67,8 @@ impl ConfigFile {
             storage: storage(self),
             delivery: delivery(self)?,
             limits: limits(self)?,
+            server: server(self)?,
+            tls: self.tls.as_ref().map(tls).transpose()?,
         })
     }
 
@@ -101,7 +105,7 @@ impl ConfigFile {
         let mut apps = Vec::new();
         let mut key_owner: HashMap<String, String> = HashMap::new();
         for (name, app) in &self.apps {
-            let spec = resolve_app(name, app, *name == default_app)?;
+            let spec = resolve_app(name, app, *name == default_app, service.limits.key_rate)?;
             for key in &spec.api_keys {
                 if let Some(other) = key_owner.insert(key.expose().to_string(), name.clone()) {
                     return Err(err(
@@ -165,14 +169,82 @@ fn limits(f: &ConfigFile) -> Result<ApiLimits, ConfigError> {
         max_body_bytes: f.limits.max_body_bytes.unwrap_or(d.max_body_bytes),
         max_target_list: f.limits.max_target_list.unwrap_or(d.max_target_list),
         max_device_batch: f.limits.max_device_batch.unwrap_or(d.max_device_batch),
+        body_read_timeout: f.limits.body_read_timeout.unwrap_or(d.body_read_timeout),
+        key_rate: key_rate(
+            "limits",
+            f.limits.requests_per_second,
+            f.limits.request_burst,
+        )?,
     };
     if out.max_body_bytes < 4096 {
         return Err(err("limits.max_body_bytes", "must be at least 4096"));
     }
+    if out.body_read_timeout < Duration::from_millis(100) {
+        return Err(err("limits.body_read_timeout", "must be at least 100ms"));
+    }
     Ok(out)
 }
 
-fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, ConfigError> {
+/// A key rate from `requests_per_second` and `request_burst` under `path`: both at least
+/// 1, the burst one second's worth when not given; `None` when no rate is set.
+fn key_rate(
+    path: &str,
+    per_second: Option<u32>,
+    burst: Option<u32>,
+) -> Result<Option<KeyRate>, ConfigError> {
+    match (per_second, burst) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(err(
+            &format!("{path}.request_burst"),
+            "needs requests_per_second",
+        )),
+        (Some(0), _) => Err(err(
+            &format!("{path}.requests_per_second"),
+            "must be at least 1 (leave it out for no limit)",
+        )),
+        (Some(_), Some(0)) => Err(err(&format!("{path}.request_burst"), "must be at least 1")),
+        (Some(per_second), burst) => Ok(Some(KeyRate {
+            per_second,
+            burst: burst.unwrap_or(per_second),
+        })),
+    }
+}
+
+/// The listener's deadlines and connection cap.
+fn server(f: &ConfigFile) -> Result<ServerSettings, ConfigError> {
+    let d = ServerSettings::default();
+    let out = ServerSettings {
+        header_read_timeout: f
+            .limits
+            .header_read_timeout
+            .unwrap_or(d.header_read_timeout),
+        max_connections: f.limits.max_connections.unwrap_or(d.max_connections),
+    };
+    if out.header_read_timeout < Duration::from_millis(100) {
+        return Err(err("limits.header_read_timeout", "must be at least 100ms"));
+    }
+    if out.max_connections == 0 {
+        return Err(err("limits.max_connections", "must be at least 1"));
+    }
+    Ok(out)
+}
+
+/// The TLS files, loaded once now so that a bad pair stops the start with its reason.
+fn tls(t: &TlsFile) -> Result<TlsFiles, ConfigError> {
+    let files = TlsFiles {
+        cert: t.cert.clone(),
+        key: t.key.clone(),
+    };
+    files.load().map_err(|e| err("tls", e))?;
+    Ok(files)
+}
+
+fn resolve_app(
+    name: &str,
+    app: &AppFile,
+    is_default: bool,
+    default_rate: Option<KeyRate>,
+) -> Result<AppSpec, ConfigError> {
     let path = format!("apps.{name}");
     if !is_valid_name(name) {
         return Err(err(&path, "app names are 1 to 64 of a-z, 0-9, _ and -"));
@@ -203,6 +275,7 @@ fn resolve_app(name: &str, app: &AppFile, is_default: bool) -> Result<AppSpec, C
         channels,
         webhook,
         c2dm_flow,
+        key_rate: key_rate(&path, app.requests_per_second, app.request_burst)?.or(default_rate),
     })
 }
 

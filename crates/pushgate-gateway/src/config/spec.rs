@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use pushgate_client::HttpConfig;
 
+use crate::http_server::ServerSettings;
+use crate::http_server::tls::TlsFiles;
+
 use super::file::{ChannelKind, LegacyFormat};
 use super::secret::Secret;
 
@@ -24,6 +27,10 @@ pub struct ServiceSettings {
     pub delivery: DeliverySettings,
     /// HTTP API limits.
     pub limits: ApiLimits,
+    /// The listener's deadlines and connection cap.
+    pub server: ServerSettings,
+    /// TLS on the listener, when configured.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Everything `pushgate serve` runs with.
@@ -39,6 +46,10 @@ pub struct GatewaySpec {
     pub delivery: DeliverySettings,
     /// HTTP API limits.
     pub limits: ApiLimits,
+    /// The listener's deadlines and connection cap.
+    pub server: ServerSettings,
+    /// TLS on the listener, when configured.
+    pub tls: Option<TlsFiles>,
     /// The applications (exactly one is the default).
     pub apps: Vec<AppSpec>,
 }
@@ -52,6 +63,8 @@ impl GatewaySpec {
             storage: service.storage,
             delivery: service.delivery,
             limits: service.limits,
+            server: service.server,
+            tls: service.tls,
             apps,
         }
     }
@@ -66,6 +79,8 @@ impl Default for ServiceSettings {
             storage: StorageSettings::default(),
             delivery: DeliverySettings::default(),
             limits: ApiLimits::default(),
+            server: ServerSettings::default(),
+            tls: None,
         }
     }
 }
@@ -133,6 +148,10 @@ pub struct ApiLimits {
     pub max_target_list: usize,
     /// Most devices per import call.
     pub max_device_batch: usize,
+    /// Time a client has to send a request's body.
+    pub body_read_timeout: Duration,
+    /// Each API key's request rate, unless its app sets its own.
+    pub key_rate: Option<KeyRate>,
 }
 
 impl Default for ApiLimits {
@@ -141,8 +160,19 @@ impl Default for ApiLimits {
             max_body_bytes: 1024 * 1024,
             max_target_list: 10_000,
             max_device_batch: 1000,
+            body_read_timeout: Duration::from_secs(30),
+            key_rate: None,
         }
     }
+}
+
+/// How many requests one API key may make: `per_second` on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRate {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
 }
 
 /// One application.
@@ -162,6 +192,8 @@ pub struct AppSpec {
     pub c2dm_flow: C2dmFlowSpec,
     /// Where its events are POSTed.
     pub webhook: Option<WebhookSpec>,
+    /// Its keys' request rate (`None`: no limit).
+    pub key_rate: Option<KeyRate>,
 }
 
 /// An app's webhook.

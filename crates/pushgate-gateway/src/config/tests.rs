@@ -173,3 +173,92 @@ endpoint = "http://127.0.0.1:1/c2dm/send"
     let neither = text.replace("password = \"pw\"\n", "");
     assert!(error_of(&neither).contains("email and password, or auth_token"));
 }
+
+#[test]
+fn key_rates_come_from_limits_and_an_app_may_set_its_own() {
+    let global = format!("[limits]\nrequests_per_second = 50\n{}", legacy_app(""));
+    let spec = resolve(&global).unwrap();
+    assert_eq!(
+        spec.apps[0].key_rate,
+        Some(KeyRate {
+            per_second: 50,
+            burst: 50
+        }),
+        "the burst defaults to one second's worth"
+    );
+    let own = format!(
+        "[limits]\nrequests_per_second = 50\n{}",
+        legacy_app("requests_per_second = 5\nrequest_burst = 20")
+    );
+    assert_eq!(
+        resolve(&own).unwrap().apps[0].key_rate,
+        Some(KeyRate {
+            per_second: 5,
+            burst: 20
+        })
+    );
+    assert_eq!(resolve(&legacy_app("")).unwrap().apps[0].key_rate, None);
+    let zero = error_of(&legacy_app("requests_per_second = 0"));
+    assert!(zero.contains("apps.shop.requests_per_second"), "{zero}");
+    let alone = error_of(&format!("[limits]\nrequest_burst = 9\n{}", legacy_app("")));
+    assert!(alone.contains("limits.request_burst"), "{alone}");
+}
+
+#[test]
+fn connection_limits_and_deadlines_are_read_and_checked() {
+    let text = format!(
+        "[limits]\nheader_read_timeout = \"3s\"\nbody_read_timeout = \"7s\"\nmax_connections = 99\n{}",
+        legacy_app("")
+    );
+    let spec = resolve(&text).unwrap();
+    assert_eq!(
+        spec.server.header_read_timeout,
+        std::time::Duration::from_secs(3)
+    );
+    assert_eq!(spec.server.max_connections, 99);
+    assert_eq!(
+        spec.limits.body_read_timeout,
+        std::time::Duration::from_secs(7)
+    );
+    let e = error_of(&format!(
+        "[limits]\nmax_connections = 0\n{}",
+        legacy_app("")
+    ));
+    assert!(e.contains("limits.max_connections"), "{e}");
+}
+
+#[test]
+fn a_tls_pair_that_cannot_load_stops_the_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "not a certificate, and a secret-looking line").unwrap();
+    let text = format!(
+        "tls = {{ cert = {:?}, key = {:?} }}\n{}",
+        cert,
+        dir.path().join("missing-key.pem"),
+        legacy_app("")
+    );
+    let e = error_of(&text);
+    assert!(e.contains("tls: cannot read"), "{e}");
+    assert!(
+        e.contains("missing-key.pem"),
+        "the missing file is named: {e}"
+    );
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "nothing").unwrap();
+    let text = format!(
+        "tls = {{ cert = {:?}, key = {:?} }}\n{}",
+        cert,
+        key,
+        legacy_app("")
+    );
+    let e = error_of(&text);
+    assert!(
+        e.contains("cert.pem") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("secret-looking"),
+        "file content never shows: {e}"
+    );
+}

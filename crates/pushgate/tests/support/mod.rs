@@ -31,12 +31,37 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// `pushgate serve --config <config>` in `dir`, its output in `dir/<name>.std{out,err}`.
     pub fn spawn(dir: &Path, config: &Path, name: &'static str) -> Self {
+        let mut serve = Command::new(env!("CARGO_BIN_EXE_pushgate"));
+        serve.arg("serve").arg("--config").arg(config);
+        Self::spawn_command(serve, dir, name)
+    }
+
+    /// `pushgate serve <args>` (the sandbox when no `--config` is given) in `dir` with an
+    /// open-file limit of `nofile`, set by the shell before it becomes the gateway, and the
+    /// variables `env`.
+    pub fn spawn_limited(
+        dir: &Path,
+        name: &'static str,
+        nofile: u32,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut shell = Command::new("sh");
+        shell.envs(env.iter().copied());
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_pushgate"))
+            .arg("serve")
+            .args(args);
+        Self::spawn_command(shell, dir, name)
+    }
+
+    /// Runs `command` (a `pushgate serve`) in `dir`, its output in `dir/<name>.std{out,err}`.
+    pub fn spawn_command(mut command: Command, dir: &Path, name: &'static str) -> Self {
         let out = dir.join(format!("{name}.stdout"));
         let err = dir.join(format!("{name}.stderr"));
-        let child = Command::new(env!("CARGO_BIN_EXE_pushgate"))
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
+        let child = command
             .current_dir(dir)
             .env("RUST_LOG", "warn")
             .env_remove("PUSHGATE_API_KEY")
