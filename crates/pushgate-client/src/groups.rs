@@ -1,4 +1,4 @@
-//! Device groups: creating and changing notification keys (PROTOCOLS.md §5.4).
+//! Device groups: creating and changing notification keys (docs/protocols.md, "Device groups").
 //!
 //! Exists so that a service can manage `notification_key`s with the legacy server key and
 //! sender id. Sending to a group goes through [`LegacySender`](crate::legacy::LegacySender)

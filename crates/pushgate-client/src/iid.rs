@@ -1,4 +1,5 @@
-//! Topic subscriptions and Instance ID lookups (PROTOCOLS.md §5.3, §5.5).
+//! Topic subscriptions and Instance ID lookups (docs/protocols.md, "Topics: limits",
+//! "Instance ID").
 //!
 //! Exists so that a service can (un)subscribe any number of tokens to a topic the way
 //! firebase-admin's `subscribeToTopic` / `unsubscribeFromTopic` do: batches of at most 1000
@@ -34,7 +35,7 @@ pub const MAX_CONCURRENT_V1_CALLS: usize = 32;
 /// Most characters of an error body kept in an error.
 const MAX_ERROR_BODY_CHARS: usize = 1024;
 
-/// How IID calls authenticate (PROTOCOLS.md §5.5).
+/// How IID calls authenticate (docs/protocols.md, "Instance ID").
 ///
 /// Exists because the IID server takes both the legacy server key and, in current docs,
 /// an OAuth2 token (plus `access_token_auth: true`). `Debug` never shows the key.

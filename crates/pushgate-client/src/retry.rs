@@ -1,9 +1,11 @@
 //! The one retry policy every protocol sender uses: exponential backoff with jitter,
 //! never shorter than what the server asked for.
 //!
-//! PROTOCOLS.md §1.10 asks for 1 s, 2 s, 4 s, … with independent random jitter so that
+//! docs/protocols.md, "Legacy HTTP: Retry-After and backoff", asks for 1 s, 2 s, 4 s, … with
+//! independent random jitter so that
 //! retries do not synchronise, and for `Retry-After` to be honoured as a minimum. The
-//! reference libraries (§6.1–6.3) all draw from the same window, which is the default here.
+//! reference libraries (docs/protocols.md, "Reference client libraries") all draw from the same
+//! window, which is the default here.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The C2DM sender against the in-process emulator, over real sockets.
 //!
-//! Expected values come from PROTOCOLS.md §4 (ClientLogin, answers, `Update-Client-Auth`),
+//! Expected values come from docs/protocols.md, "C2DM" (ClientLogin, answers,
+//! `Update-Client-Auth`),
 //! not from the code under test.
 
 mod common;
@@ -101,7 +102,8 @@ async fn answers_map_to_the_shared_outcomes() {
     let devices = c2dm_devices(&emu, 2).await;
     let sender = sender(&emu, DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD);
 
-    // An unknown but malformed id: InvalidRegistration, a dead token (§4.3).
+    // An unknown but malformed id: InvalidRegistration, a dead token (docs/protocols.md,
+    // "C2DM: responses").
     let outcome = sender
         .send(&C2dmMessage::new("garbage", "k"))
         .await

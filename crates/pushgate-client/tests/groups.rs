@@ -1,8 +1,10 @@
 //! Device-group management and group sends against the in-process emulator, over real
 //! sockets.
 //!
-//! Expected values come from PROTOCOLS.md §5.4 (operations, `project_id` header, 20-member
-//! cap, `{"error": …}` answers, group send response §1.6c), not from the code under test.
+//! Expected values come from docs/protocols.md, "Device groups" (operations, `project_id` header,
+//! 20-member
+//! cap, `{"error": …}` answers, group send response in "Legacy HTTP: device-group responses"), not
+//! from the code under test.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The legacy HTTP sender against the in-process emulator, over real sockets.
 //!
-//! Expected values come from PROTOCOLS.md §1 (error codes, limits, retry rules), not from the
+//! Expected values come from docs/protocols.md, "Legacy HTTP" (error codes, limits, retry rules),
+//! not from the
 //! code under test.
 
 mod common;
@@ -127,7 +128,8 @@ async fn canonical_id_after_rotate() {
         result.canonical(),
         HashMap::from([(old.as_str(), new.as_str())])
     );
-    // Still a success (PROTOCOLS.md §1.11): the message id is there too.
+    // Still a success (docs/protocols.md, "Legacy HTTP: canonical ids"): the message id is there
+    // too.
     assert_eq!(result.success().len(), 1);
     assert!(
         matches!(&result.outcomes()[0].1, Outcome::Rotated { new_token, .. } if *new_token == new)
@@ -715,7 +717,8 @@ async fn payload_limit_is_exactly_4096_bytes() {
     let emu = Emu::start().await;
     let token = emu.device().await;
     let sender = emu.legacy("/gcm/send");
-    // Key "k" (1 byte) + value: keys plus values count (PROTOCOLS.md §1.4).
+    // Key "k" (1 byte) + value: keys plus values count (docs/protocols.md,
+    // "Legacy HTTP: request fields").
     let fits = "x".repeat(4095);
     let over = "x".repeat(4096);
 
@@ -826,7 +829,8 @@ async fn topic_and_condition_sends_expose_the_numeric_message_id() {
         .unwrap();
     assert!(result.topic_message_id().is_some(), "{result:?}");
 
-    // Topic data limit is 2048 bytes (PROTOCOLS.md §1.4), checked client-side.
+    // Topic data limit is 2048 bytes (docs/protocols.md, "Legacy HTTP: request fields"), checked
+    // client-side.
     let err = sender
         .send(&JsonMessage::to_topic("news").data("k", "x".repeat(2048)))
         .await

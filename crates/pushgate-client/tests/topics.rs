@@ -1,7 +1,8 @@
 //! Topic management (IID batch API) and topic / condition sends against the in-process
 //! emulator, over real sockets.
 //!
-//! Expected values come from PROTOCOLS.md §5 (1000 tokens per batch, per-token `NOT_FOUND`
+//! Expected values come from docs/protocols.md, "Topics: limits" and "Instance ID" (1000 tokens per
+//! batch, per-token `NOT_FOUND`
 //! for uninstalled apps and `INVALID_ARGUMENT` for invalid tokens, condition grammar), not
 //! from the code under test.
 
@@ -191,7 +192,8 @@ async fn a_condition_reaches_exactly_the_matching_devices() {
         .unwrap();
     let sender = emu.legacy("/fcm/send");
 
-    // §5.2: 'TopicA' in topics && !('TopicB' in topics) → d0 and d3 only.
+    // docs/protocols.md, "Topics: conditions": 'TopicA' in topics && !('TopicB' in topics) → d0 and
+    // d3 only.
     let condition = "'TopicA' in topics && !('TopicB' in topics)";
     let result = sender
         .send(&JsonMessage::to_condition(condition).data("k", "cond"))
@@ -249,7 +251,8 @@ async fn v1_registrations_subscribe_and_unsubscribe_per_token() {
         .unwrap();
 
     assert_eq!((added.success_count, added.failure_count), (4, 2));
-    // §2.5: an uninstalled app's token is UNREGISTERED, a malformed one INVALID_ARGUMENT.
+    // docs/protocols.md, "FCM v1: errors": an uninstalled app's token is UNREGISTERED, a malformed
+    // one INVALID_ARGUMENT.
     let errors: Vec<(usize, &str)> = added
         .errors
         .iter()

@@ -1,7 +1,8 @@
 //! The FCM v1 sender and its OAuth token source against the in-process emulator, over real
 //! sockets.
 //!
-//! Expected values come from PROTOCOLS.md §2 (error table §2.5, quotas §2.6, OAuth §2.8), not
+//! Expected values come from docs/protocols.md, "FCM HTTP v1" (its errors, quotas and OAuth
+//! sections), not
 //! from the code under test.
 
 mod common;
@@ -156,7 +157,8 @@ async fn an_unknown_bearer_token_ends_as_auth_failed() {
 
 #[tokio::test]
 async fn every_fcm_error_code_maps_to_its_outcome() {
-    // PROTOCOLS.md §2.5 and DESIGN.md's outcome table: no retry → MessageRejected (or, for
+    // docs/protocols.md, "FCM v1: errors" and "FCM v1: outcomes": no retry → MessageRejected (or,
+    // for
     // the token-format INVALID_ARGUMENT the emulator's fault carries, TokenDead); delete
     // token → TokenDead; retry → RetryLater / Throttled (429); credentials → AuthFailed.
     let table = [
@@ -297,7 +299,7 @@ async fn validate_only_checks_without_delivering() {
         }
     );
     assert!(emu.inbox(&tokens[0]).await.is_empty());
-    // A stale token still fails validation (PROTOCOLS.md §2.4).
+    // A stale token still fails validation (docs/protocols.md, "FCM v1: response").
     emu.uninstall(&tokens[1]).await;
     assert_eq!(
         sender
@@ -358,7 +360,8 @@ async fn unknown_fields_are_refused_by_the_service_and_mapped_to_message_rejecte
         .unwrap();
     let body = json!({"message": {"toen": token}});
 
-    // A raw request: 400 INVALID_ARGUMENT naming the field (PROTOCOLS.md §2.2).
+    // A raw request: 400 INVALID_ARGUMENT naming the field (docs/protocols.md,
+    // "FCM v1: request body").
     let response = emu
         .http()
         .post(emu.url(&format!("/v1/projects/{PROJECT}/messages:send")))

@@ -30,7 +30,7 @@ pub struct EmulatorConfig {
     /// let tests watch a client refresh. Changeable at run time with `PUT /emulator/oauth`.
     pub access_token_lifetime: Duration,
     /// FCM v1 messages each project may send per minute before `429 QUOTA_EXCEEDED`
-    /// (PROTOCOLS.md §2.6: 600,000); changeable per project with
+    /// (docs/protocols.md, "FCM v1: quotas and limits": 600,000); changeable per project with
     /// `PUT /emulator/projects/{id}/quota`.
     pub v1_quota_per_minute: u32,
 }

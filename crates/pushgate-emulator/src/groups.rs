@@ -1,4 +1,5 @@
-//! Device groups (notification keys, PROTOCOLS.md §5.4): `POST /gcm/notification` and
+//! Device groups (notification keys, docs/protocols.md, "Device groups"): `POST /gcm/notification`
+//! and
 //! `/fcm/notification` (create, add, remove) and `GET ...?notification_key_name=N`.
 //!
 //! A group belongs to one sender; its name is unique per sender; it holds at most

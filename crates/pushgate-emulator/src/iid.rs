@@ -1,4 +1,4 @@
-//! The Instance ID server API (`iid.googleapis.com`, PROTOCOLS.md §5.5): batch topic
+//! The Instance ID server API (`iid.googleapis.com`, docs/protocols.md, "Instance ID"): batch topic
 //! (un)subscription, single subscription, and instance info.
 //!
 //! Auth is the legacy `Authorization: key=<api key>`, or `Authorization: Bearer <emulator

@@ -4,16 +4,18 @@
 //! JSON and plain text) and FCM HTTP v1 (`POST /v1/projects/{p}/messages:send`, with the
 //! OAuth token endpoint `POST /token` and service-account projects) in front of a registry of
 //! virtual devices, with fault injection and a JSON control API under `/emulator/`
-//! (PROTOCOLS.md §1, §2 and §7). Topics and conditions fan out to subscribed devices
+//! (docs/protocols.md, "Legacy HTTP", "FCM HTTP v1", "Emulator checklist"; docs/emulator.md).
+//! Topics and conditions fan out to subscribed devices
 //! (`/iid/v1:batchAdd`, `/iid/v1:batchRemove`, `/iid/info/{token}`, the v1 registrations
 //! endpoints), device groups live at `/gcm/notification` and `/fcm/notification`, and C2DM
-//! at `/accounts/ClientLogin` and `/c2dm/send` (PROTOCOLS.md §4, §5). Virtual devices
+//! at `/accounts/ClientLogin` and `/c2dm/send` (docs/protocols.md, "C2DM",
+//! "Topics, conditions, device groups and Instance ID"). Virtual devices
 //! created with `confirm_via` run the device side of the C2DM-era registration flow
 //! (`/c2dm/registration`, `/c2dm/confirmation`) against a gateway. Start it with
 //! [`Emulator::start`], or mount [`router`] inside another axum application.
 //!
 //! The emulator never depends on `pushgate-client`: a bug shared by both ends would hide
-//! itself (DESIGN.md).
+//! itself (docs/architecture.md, "The crates").
 
 mod activity;
 mod c2dm;

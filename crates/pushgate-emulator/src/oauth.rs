@@ -1,4 +1,5 @@
-//! The OAuth2 token endpoint `POST /token` (JWT-bearer grant, PROTOCOLS.md §2.8) and the
+//! The OAuth2 token endpoint `POST /token` (JWT-bearer grant, docs/protocols.md,
+//! "FCM v1: OAuth service-account flow") and the
 //! access tokens it issues, which `messages:send` then requires as `Bearer`.
 //!
 //! Assertions are verified like Google does: RS256 signature against the public key of the

@@ -1,5 +1,6 @@
 //! FCM v1 projects: service accounts whose key files point their `token_uri` at the
-//! emulator, and the per-project message quota (PROTOCOLS.md §2.6, §2.8).
+//! emulator, and the per-project message quota (docs/protocols.md, "FCM v1: quotas and limits",
+//! "FCM v1: OAuth service-account flow").
 //!
 //! A project is also a sender: its number is registered as a sender id, so virtual devices
 //! created for the project (or for its number) answer `SENDER_ID_MISMATCH` to other

@@ -4,7 +4,8 @@
 //! alphabet, like an FCM token. The checksum is a fixed function of everything before it (no
 //! per-instance secret), so a token issued by another emulator instance is well-formed (and
 //! answered `NotRegistered`), while a truncated, extended or edited token is detectably
-//! malformed (`InvalidRegistration`), which is what PROTOCOLS.md §1.9 asks of the server.
+//! malformed (`InvalidRegistration`), as docs/protocols.md,
+//! "Legacy HTTP: per-recipient error codes" asks.
 
 use rand::Rng;
 

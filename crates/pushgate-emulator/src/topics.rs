@@ -1,5 +1,6 @@
-//! Topic subscriptions and topic/condition fan-out (PROTOCOLS.md §5.1–§5.3, §7
-//! "IID/topics/device groups").
+//! Topic subscriptions and topic/condition fan-out (docs/protocols.md, the "Topics: ..." sections
+//! and
+//! "Emulator checklist: topics, groups and Instance ID").
 //!
 //! Subscriptions are kept per device (not per token), so every token of a rotated device
 //! shares them, and an uninstalled device silently stops receiving. Fan-out walks the

@@ -1,4 +1,5 @@
-//! C2DM over real sockets: ClientLogin and `/c2dm/send` (PROTOCOLS.md §4, §7 "C2DM").
+//! C2DM over real sockets: ClientLogin and `/c2dm/send` (docs/protocols.md, "C2DM",
+//! "Emulator checklist: C2DM").
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! Device groups (notification keys) over real sockets (PROTOCOLS.md §1.6c, §5.4).
+//! Device groups (notification keys) over real sockets (docs/protocols.md,
+//! "Legacy HTTP: device-group responses", "Device groups").
 
 mod common;
 

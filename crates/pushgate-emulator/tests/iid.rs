@@ -1,5 +1,6 @@
 //! The Instance ID API and the v1 registrations endpoints over real sockets
-//! (PROTOCOLS.md §5.3, §5.5, §7 "IID/topics/device groups").
+//! (docs/protocols.md, "Topics: limits", "Instance ID",
+//! "Emulator checklist: topics, groups and Instance ID").
 
 mod common;
 
@@ -221,7 +222,8 @@ async fn v1_registrations_subscribe_and_unsubscribe() {
         .await;
     assert!(v["subscribers"].as_array().unwrap().is_empty());
 
-    // Unknown token: 404 google.rpc.Status with FcmError UNREGISTERED (§2.5).
+    // Unknown token: 404 google.rpc.Status with FcmError UNREGISTERED (docs/protocols.md,
+    // "FCM v1: errors").
     let resp = emu
         .http
         .post(emu.url(&format!(

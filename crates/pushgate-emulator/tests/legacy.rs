@@ -1,5 +1,6 @@
 //! The legacy HTTP endpoints over real sockets, with expected values taken from
-//! PROTOCOLS.md §1 and §7 (never from the emulator's code).
+//! docs/protocols.md, "Legacy HTTP" and "Emulator checklist: legacy HTTP" (never from the
+//! emulator's code).
 
 mod common;
 

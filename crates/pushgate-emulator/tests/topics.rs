@@ -1,4 +1,6 @@
-//! Topic and condition fan-out over real sockets (PROTOCOLS.md §1.6b, §5.1–§5.3, §7).
+//! Topic and condition fan-out over real sockets (docs/protocols.md,
+//! "Legacy HTTP: topic and condition responses", the "Topics: ..." sections and
+//! "Emulator checklist").
 
 mod common;
 
@@ -20,7 +22,8 @@ async fn legacy_topic_send_reaches_exactly_the_subscribers() {
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let v = a.json();
-    // §1.6b: a numeric message id, nothing else.
+    // docs/protocols.md, "Legacy HTTP: topic and condition responses": a numeric message id,
+    // nothing else.
     assert!(v["message_id"].is_i64() || v["message_id"].is_u64(), "{v}");
     assert!(v.get("results").is_none());
     for (i, t) in tokens.iter().enumerate() {
@@ -87,7 +90,7 @@ async fn condition_reaches_exactly_the_matching_devices() {
     emu.subscribe("TopicA", &t[0..3]).await;
     emu.subscribe("TopicB", &[t[0].clone(), t[3].clone()]).await;
     emu.subscribe("TopicC", &[t[1].clone(), t[3].clone()]).await;
-    // §5.2's example.
+    // The example of docs/protocols.md, "Topics: conditions".
     let cond = "'TopicA' in topics && ('TopicB' in topics || 'TopicC' in topics)";
     let a = emu
         .send(json!({"condition": cond, "data": {"n": "1"}}))
@@ -96,7 +99,8 @@ async fn condition_reaches_exactly_the_matching_devices() {
     assert!(a.json()["message_id"].is_number());
     let got: Vec<usize> = futures_len(&emu, &t).await;
     assert_eq!(got, vec![1, 1, 0, 0, 0]);
-    // §5.2: a negation also matches instances subscribed to nothing.
+    // docs/protocols.md, "Topics: conditions": a negation also matches instances subscribed to
+    // nothing.
     let a = emu
         .send(json!({"condition": "!('TopicA' in topics)", "data": {"n": "2"}}))
         .await;

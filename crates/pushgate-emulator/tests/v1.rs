@@ -1,5 +1,6 @@
 //! FCM HTTP v1 and its OAuth token endpoint over real sockets, with expected values taken
-//! from PROTOCOLS.md §2 and §7 (never from the emulator's code).
+//! from docs/protocols.md, "FCM HTTP v1" and "Emulator checklist: FCM v1" (never from the
+//! emulator's code).
 
 mod common;
 
@@ -487,7 +488,8 @@ async fn every_fcm_error_code_can_be_injected_per_token() {
     let emu = start().await;
     let token = default_token(&emu).await;
     let device = emu.device(1).await.remove(0);
-    // PROTOCOLS.md §2.5 table (UNSPECIFIED_ERROR has no documented status).
+    // The table of docs/protocols.md, "FCM v1: errors" (UNSPECIFIED_ERROR has no documented
+    // status).
     let table: [(&str, Option<(u16, &str)>); 9] = [
         ("UNREGISTERED", Some((404, "NOT_FOUND"))),
         ("SENDER_ID_MISMATCH", Some((403, "PERMISSION_DENIED"))),

@@ -1,7 +1,8 @@
 //! The gateway service (`pushgate serve`): device registry and send API over HTTP, durable
 //! delivery workers per channel, and registry housekeeping from provider answers.
 //!
-//! Data flow (DESIGN.md): handlers validate and write to the [`Store`](pushgate_store::Store);
+//! Data flow (docs/architecture.md, "How a message flows"): handlers validate and write to the
+//! [`Store`](pushgate_store::Store);
 //! workers claim due deliveries per app and channel, send them with `pushgate-client`, and
 //! record the outcomes with their registry effects in one transaction.
 

@@ -1,4 +1,4 @@
-//! C2DM (2010–2012): ClientLogin and `/c2dm/send` (PROTOCOLS.md §4).
+//! C2DM (2010–2012): ClientLogin and `/c2dm/send` (docs/protocols.md, "C2DM").
 //!
 //! Send answers are the same `id=` / `Error=` lines as the legacy plain-text form, so they are
 //! parsed with [`PlainTextResponse`](crate::legacy::PlainTextResponse) and classified with the

@@ -1,4 +1,5 @@
-//! The JSON carried inside CCS `<gcm>` elements (PROTOCOLS.md §3.4–3.9): downstream messages,
+//! The JSON carried inside CCS `<gcm>` elements (docs/protocols.md, "CCS (XMPP)", from
+//! "CCS: downstream messages" on): downstream messages,
 //! the acks and nacks CCS answers with, upstream messages, delivery receipts and control
 //! messages, plus the NACK code → [`Outcome`] table.
 //!
@@ -26,7 +27,8 @@ pub const MESSAGE_SENT_TO_DEVICE: &str = "MESSAGE_SENT_TO_DEVICE";
 pub const CONNECTION_DRAINING: &str = "CONNECTION_DRAINING";
 
 /// A downstream message (app server → CCS): the legacy JSON fields minus `registration_ids`,
-/// plus the required `message_id` and `delivery_receipt_requested` (§3.4).
+/// plus the required `message_id` and `delivery_receipt_requested` (docs/protocols.md,
+/// "CCS: downstream messages").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DownstreamMessage {
     /// One token, a notification key or `/topics/<name>`.
@@ -55,7 +57,7 @@ pub struct DownstreamMessage {
     /// Seconds the message may wait, 0..=2419200.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_live: Option<u32>,
-    /// Ask CCS for a delivery receipt (§3.8).
+    /// Ask CCS for a delivery receipt (docs/protocols.md, "CCS: delivery receipts").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_receipt_requested: Option<bool>,
     /// Validate without delivering.
@@ -71,7 +73,7 @@ pub struct DownstreamMessage {
 
 impl DownstreamMessage {
     /// Checks what CCS checks: a `message_id`, exactly one target, TTL range, reserved data
-    /// keys and the data size (the legacy rules, §3.4).
+    /// keys and the data size (the legacy rules, docs/protocols.md, "CCS: downstream messages").
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.message_id.is_empty() {
             return Err(ValidationError::new("message_id", "required, non-empty"));
@@ -103,7 +105,8 @@ impl DownstreamMessage {
     }
 }
 
-/// A NACK `error` code (§3.5). Unknown codes are kept in [`NackCode::Other`] and, as the CCS
+/// A NACK `error` code (docs/protocols.md, "CCS: acks and nacks"). Unknown codes are kept in
+/// [`NackCode::Other`] and, as the CCS
 /// docs say, treated like `INTERNAL_SERVER_ERROR`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum NackCode {
@@ -172,7 +175,7 @@ impl NackCode {
             .unwrap_or_else(|| NackCode::Other(code.to_string()))
     }
 
-    /// The shared outcome (DESIGN.md table, PROTOCOLS.md §3.5).
+    /// The shared outcome (docs/protocols.md, "CCS: acks and nacks", "CCS: outcomes").
     pub fn outcome(&self) -> Outcome {
         let reason = self.as_str().to_string();
         match self {
@@ -249,7 +252,8 @@ impl Nack {
     }
 }
 
-/// A message a device sent to the app server (§3.7); the app server must ack it.
+/// A message a device sent to the app server (docs/protocols.md, "CCS: upstream messages"); the app
+/// server must ack it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamMessage {
     /// The app's package.
@@ -281,7 +285,8 @@ pub struct ReceiptData {
     pub message_sent_timestamp: Option<String>,
 }
 
-/// A delivery receipt (§3.8); the app server must ack it with its `dr2:` id.
+/// A delivery receipt (docs/protocols.md, "CCS: delivery receipts"); the app server must ack it
+/// with its `dr2:` id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     /// The app's package.
@@ -311,7 +316,8 @@ pub enum ServerMessage {
     },
     /// No `message_type`: an upstream message.
     Upstream(UpstreamMessage),
-    /// A `message_type` this crate does not know (clients may ignore it, §3.3).
+    /// A `message_type` this crate does not know (clients may ignore it, docs/protocols.md,
+    /// "CCS: message framing").
     Unknown {
         /// The unknown type.
         message_type: String,
@@ -401,7 +407,8 @@ impl ServerMessage {
         })
     }
 
-    /// The JSON text CCS writes for this message (acks as in the §3.5 samples).
+    /// The JSON text CCS writes for this message (acks as in the samples of docs/protocols.md,
+    /// "CCS: acks and nacks").
     pub fn to_json(&self) -> String {
         let text = match self {
             ServerMessage::Ack(a) => serde_json::to_string(&AckWire {
@@ -454,7 +461,8 @@ impl ServerMessage {
     }
 }
 
-/// The ack an app server sends for an upstream message or a receipt (§3.7):
+/// The ack an app server sends for an upstream message or a receipt (docs/protocols.md,
+/// "CCS: upstream messages"):
 /// `{"to":FROM,"message_id":ID,"message_type":"ack"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppAck {
@@ -495,7 +503,8 @@ pub enum AppMessage {
         /// `message_id`.
         message_id: Option<String>,
     },
-    /// `message_type: nack` (app servers must never nack upstream, §3.7).
+    /// `message_type: nack` (app servers must never nack upstream, docs/protocols.md,
+    /// "CCS: upstream messages").
     Nack {
         /// `message_id`.
         message_id: Option<String>,

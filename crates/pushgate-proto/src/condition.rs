@@ -1,4 +1,5 @@
-//! Topic conditions (`'a' in topics && ('b' in topics || !('c' in topics))`), PROTOCOLS.md §5.2.
+//! Topic conditions (`'a' in topics && ('b' in topics || !('c' in topics))`), docs/protocols.md,
+//! "Topics: conditions".
 //!
 //! FCM evaluates parenthesised sub-expressions first and then the expression from left to
 //! right, with `&&` and `||` on equal footing: `A || B && C` means `(A || B) && C`. The parser

@@ -1,4 +1,4 @@
-//! Device groups: `notification_key` management (PROTOCOLS.md §5.4).
+//! Device groups: `notification_key` management (docs/protocols.md, "Device groups").
 
 use serde::{Deserialize, Serialize};
 

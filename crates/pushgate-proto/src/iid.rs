@@ -1,4 +1,5 @@
-//! Instance ID server API and topic subscriptions (PROTOCOLS.md §5.1, §5.3, §5.5).
+//! Instance ID server API and topic subscriptions (docs/protocols.md, "Topics: names",
+//! "Topics: limits", "Instance ID").
 
 use std::collections::BTreeMap;
 

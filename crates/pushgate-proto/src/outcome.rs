@@ -5,8 +5,8 @@ use std::time::Duration;
 /// What happened to one message for one token, whatever protocol carried the answer.
 ///
 /// The gateway, its metrics and its retry logic only ever look at this type; each protocol
-/// module in this crate maps its provider's answers to it (see DESIGN.md, "One outcome
-/// vocabulary for every protocol").
+/// module in this crate maps its provider's answers to it (see docs/protocols.md,
+/// "The Outcome vocabulary", and docs/architecture.md, "One outcome vocabulary").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Accepted by the provider, with the provider's message id.

@@ -12,7 +12,7 @@
 //! * [`tls`]: rustls (aws-lc-rs) connector/acceptor and a self-signed certificate for the
 //!   emulator. CCS is TLS from the first byte; there is no STARTTLS.
 //!
-//! The wire reference is PROTOCOLS.md §3.
+//! The wire reference is docs/protocols.md, "CCS (XMPP)".
 
 #![warn(missing_docs)]
 

@@ -462,7 +462,7 @@ pub struct GcmMessage {
     /// `id` (CCS samples send `id=""`).
     pub id: Option<String>,
     /// `type`: none on acks/nacks/control, `normal` on upstream and receipts, `error` on stanza
-    /// errors. Clients should not depend on it (PROTOCOLS.md §3.3).
+    /// errors. Clients should not depend on it (docs/protocols.md, "CCS: message framing").
     pub kind: Option<String>,
     /// `to`, if set.
     pub to: Option<String>,
@@ -516,7 +516,8 @@ impl GcmMessage {
         self
     }
 
-    /// Builder: makes this a `type="error"` stanza error echoing the payload (PROTOCOLS.md §3.6).
+    /// Builder: makes this a `type="error"` stanza error echoing the payload (docs/protocols.md,
+    /// "CCS: stanza errors").
     pub fn with_error(mut self, error: StanzaError) -> Self {
         self.kind = Some("error".into());
         self.error = Some(error);

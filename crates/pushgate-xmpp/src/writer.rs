@@ -63,7 +63,8 @@ fn attr(out: &mut String, name: &str, value: Option<&str>) {
     }
 }
 
-/// The client's stream header (PROTOCOLS.md §3.2). Deliberately not self-closed: CCS drops
+/// The client's stream header (docs/protocols.md, "CCS: stream setup and authentication").
+/// Deliberately not self-closed: CCS drops
 /// connections whose header ends in `/>`.
 pub fn client_header(to: &str) -> String {
     format!(

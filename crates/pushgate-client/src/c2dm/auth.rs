@@ -4,7 +4,7 @@ use std::fmt;
 
 use pushgate_proto::c2dm::AccountType;
 
-/// Google's ClientLogin URL (PROTOCOLS.md §4.1).
+/// Google's ClientLogin URL (docs/protocols.md, "C2DM: ClientLogin").
 pub const DEFAULT_LOGIN_URL: &str = "https://www.google.com/accounts/ClientLogin";
 
 /// The credentials a [`C2dmSender`](super::C2dmSender) starts from.

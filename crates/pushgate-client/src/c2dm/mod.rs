@@ -1,5 +1,5 @@
 //! C2DM (Android Cloud to Device Messaging, 2010–2012): ClientLogin and `/c2dm/send`
-//! (PROTOCOLS.md §4).
+//! (docs/protocols.md, "C2DM").
 //!
 //! Exists so that old Android apps still registered with C2DM (and the emulator's C2DM
 //! service) can be driven with the same [`Outcome`](pushgate_proto::Outcome) vocabulary and

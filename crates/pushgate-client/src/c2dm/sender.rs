@@ -20,7 +20,7 @@ use super::message::C2dmMessage;
 use crate::RetryPolicy;
 use crate::http::{BuildError, HttpConfig};
 
-/// The documented C2DM send endpoint (PROTOCOLS.md §4.2).
+/// The documented C2DM send endpoint (docs/protocols.md, "C2DM: send").
 pub const DEFAULT_ENDPOINT: &str = "https://android.apis.google.com/c2dm/send";
 
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded;charset=UTF-8";

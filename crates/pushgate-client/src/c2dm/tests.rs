@@ -1,5 +1,6 @@
 //! The C2DM sender against a small in-test server (127.0.0.1): login body and answers, the
-//! answer table of PROTOCOLS.md §4.3, and `Update-Client-Auth` under concurrency.
+//! answer table of docs/protocols.md, "C2DM: responses", and `Update-Client-Auth` under
+//! concurrency.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,8 @@ use pushgate_proto::ccs::DownstreamMessage;
 use pushgate_proto::legacy::{Notification, Priority};
 use serde_json::{Map, Value};
 
-/// A downstream message to one token, topic or condition (PROTOCOLS.md §3.4). The client
+/// A downstream message to one token, topic or condition (docs/protocols.md,
+/// "CCS: downstream messages"). The client
 /// generates its `message_id` when sending.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CcsMessage {

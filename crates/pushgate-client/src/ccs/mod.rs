@@ -1,5 +1,5 @@
 //! The Cloud Connection Server (CCS): GCM/FCM over XMPP with upstream messages
-//! (PROTOCOLS.md §3).
+//! (docs/protocols.md, "CCS (XMPP)").
 //!
 //! [`CcsClient::connect`] opens a pool of TLS connections (one by default) and returns the
 //! client and an [`UpstreamStream`]. [`CcsClient::send`] resolves on the message's ack or nack

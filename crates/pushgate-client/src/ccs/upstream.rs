@@ -17,9 +17,10 @@ use super::client::Shared;
 /// What came from CCS for the application.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamEvent {
-    /// A device sent a message (§3.7).
+    /// A device sent a message (docs/protocols.md, "CCS: upstream messages").
     Message(UpstreamMessage),
-    /// A downstream message sent with `delivery_receipt_requested` reached its device (§3.8).
+    /// A downstream message sent with `delivery_receipt_requested` reached its device
+    /// (docs/protocols.md, "CCS: delivery receipts").
     Receipt(Receipt),
 }
 

@@ -1,6 +1,7 @@
 //! GCM / FCM legacy HTTP (`/gcm/send`, `/fcm/send`), JSON and plain text.
 //!
-//! The API follows the seed libraries (PROTOCOLS.md §6.1–6.4): build a [`JsonMessage`] or a
+//! The API follows the seed libraries (docs/protocols.md, "Reference client libraries"): build a
+//! [`JsonMessage`] or a
 //! [`PlainTextMessage`], send it with a [`LegacySender`], read the [`LegacyResult`]
 //! (`success`, `canonical`, `not_registered`, `failed`, `retry`, `delay`), or let
 //! [`LegacySender::send_with_retries`] loop for you.

@@ -89,7 +89,8 @@ impl<M: LegacyMessage> LegacyResult<M> {
             .collect()
     }
 
-    /// Old token → canonical token: store the new one (PROTOCOLS.md §1.11).
+    /// Old token → canonical token: store the new one (docs/protocols.md,
+    /// "Legacy HTTP: canonical ids").
     pub fn canonical(&self) -> HashMap<&str, &str> {
         self.outcomes()
             .iter()
@@ -314,7 +315,8 @@ mod tests {
         )
     }
 
-    /// The documented multicast example of PROTOCOLS.md §1.6, tokens named t0..t5.
+    /// The multicast example of docs/protocols.md, "Legacy HTTP: token responses", tokens named
+    /// t0..t5.
     fn doc_example() -> LegacyResult {
         json_result(vec![
             ("t0", delivered("1:0408")),

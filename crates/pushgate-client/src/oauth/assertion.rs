@@ -1,4 +1,5 @@
-//! The RS256 JWT assertion exchanged for an access token (PROTOCOLS.md §2.8).
+//! The RS256 JWT assertion exchanged for an access token (docs/protocols.md,
+//! "FCM v1: OAuth service-account flow").
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

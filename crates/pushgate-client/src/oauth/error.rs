@@ -86,7 +86,8 @@ impl OAuthError {
     }
 }
 
-/// Statuses google-auth retries the token call on (PROTOCOLS.md §2.8): 5xx, 408 and 429.
+/// Statuses google-auth retries the token call on (docs/protocols.md,
+/// "FCM v1: OAuth service-account flow"): 5xx, 408 and 429.
 pub(crate) fn is_retriable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500..=599)
 }

@@ -1,4 +1,5 @@
-//! Loading and checking a service-account key file (PROTOCOLS.md §2.8).
+//! Loading and checking a service-account key file (docs/protocols.md,
+//! "FCM v1: OAuth service-account flow").
 
 use std::path::Path;
 

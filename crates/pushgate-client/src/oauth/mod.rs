@@ -1,4 +1,5 @@
-//! OAuth2 access tokens for FCM v1 from a Google service account (PROTOCOLS.md §2.8).
+//! OAuth2 access tokens for FCM v1 from a Google service account (docs/protocols.md,
+//! "FCM v1: OAuth service-account flow").
 //!
 //! [`ServiceAccountTokenSource`] loads a key file, signs an RS256 JWT assertion
 //! (`kid` = `private_key_id`, `iss` = `client_email`, `aud` = `token_uri`, one-hour `exp`),

@@ -1,5 +1,5 @@
 //! The service-account token source: JWT-bearer exchange, caching, refresh-ahead and single
-//! flight (PROTOCOLS.md §2.8).
+//! flight (docs/protocols.md, "FCM v1: OAuth service-account flow").
 
 use std::fmt;
 use std::path::Path;

@@ -55,7 +55,8 @@ impl Default for V1Config {
     }
 }
 
-/// The retry policy of Google's Admin SDKs (PROTOCOLS.md §2.7): 4 retries (5 attempts),
+/// The retry policy of Google's Admin SDKs (docs/protocols.md,
+/// "FCM v1: retry policy of the Admin SDKs"): 4 retries (5 attempts),
 /// delays from 0.5 s doubling to at most 2 min, with jitter; `Retry-After` is a floor.
 pub fn google_sdk_retry_policy() -> RetryPolicy {
     RetryPolicy::default()

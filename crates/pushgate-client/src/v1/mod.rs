@@ -1,4 +1,5 @@
-//! FCM HTTP v1 (`POST /v1/projects/{p}/messages:send`, PROTOCOLS.md §2) with OAuth2 bearer
+//! FCM HTTP v1 (`POST /v1/projects/{p}/messages:send`, docs/protocols.md, "FCM HTTP v1") with
+//! OAuth2 bearer
 //! tokens from a [`TokenSource`](crate::oauth::TokenSource).
 //!
 //! Messages are the pure [`Message`] of `pushgate-proto`; every answer is an

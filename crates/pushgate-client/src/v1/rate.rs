@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 /// Requests per minute and burst of a [`RateLimiter`].
 ///
 /// Exists because FCM v1 counts messages per project per minute (600,000 by default,
-/// PROTOCOLS.md §2.6) and answers 429 once over it: pacing below the quota is cheaper than
+/// docs/protocols.md, "FCM v1: quotas and limits") and answers 429 once over it: pacing below the
+/// quota is cheaper than
 /// being throttled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {

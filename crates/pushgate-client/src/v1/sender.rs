@@ -23,7 +23,8 @@ use super::rate::RateLimiter;
 use crate::RetryPolicy;
 use crate::oauth::{AccessToken, OAuthConfig, ServiceAccountTokenSource, TokenSource};
 
-/// Asks for verbose error details, as the Admin SDKs do (PROTOCOLS.md §2.1).
+/// Asks for verbose error details, as the Admin SDKs do (docs/protocols.md,
+/// "FCM v1: endpoint and headers").
 const API_FORMAT_HEADER: HeaderName = HeaderName::from_static("x-goog-api-format-version");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 

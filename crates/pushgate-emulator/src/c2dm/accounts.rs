@@ -1,5 +1,6 @@
 //! C2DM role accounts (ClientLogin e-mail + password + sender) and the `Auth` tokens issued
-//! to them, with server-side token rotation (`Update-Client-Auth`, PROTOCOLS.md §4.3).
+//! to them, with server-side token rotation (`Update-Client-Auth`, docs/protocols.md,
+//! "C2DM: responses").
 //!
 //! Rotation: [`Accounts::rotate`] issues a new token and marks it to be handed out in the
 //! account's next `/c2dm/send` answer. Every earlier token keeps working until the client

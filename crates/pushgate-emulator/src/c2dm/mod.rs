@@ -1,4 +1,4 @@
-//! C2DM (Android Cloud to Device Messaging, PROTOCOLS.md §4, checklist §7 "C2DM"):
+//! C2DM (Android Cloud to Device Messaging, docs/protocols.md, "C2DM", "Emulator checklist: C2DM"):
 //! `POST /accounts/ClientLogin` and `POST /c2dm/send` (the path both historical hostnames
 //! used), with role accounts, `GoogleLogin auth=` tokens and their rotation, quotas, and
 //! C2DM registration ids of their own shape.

@@ -1,4 +1,5 @@
-//! The two C2DM handlers: ClientLogin and `/c2dm/send` (PROTOCOLS.md §4.1–§4.3).
+//! The two C2DM handlers: ClientLogin and `/c2dm/send` (docs/protocols.md, "C2DM: ClientLogin",
+//! "C2DM: send", "C2DM: responses").
 //!
 //! Send order: `GoogleLogin auth=` (401), injected request faults on `/c2dm/send` (503 +
 //! `Retry-After`), form, `MissingRegistration`, `MissingCollapseKey`, `MessageTooBig`, the

@@ -1,5 +1,5 @@
 //! One downstream message, checked like a legacy JSON send and answered with exactly one ack
-//! or nack (PROTOCOLS.md §3.4–3.5).
+//! or nack (docs/protocols.md, "CCS: downstream messages", "CCS: acks and nacks").
 //!
 //! The type checks are the legacy JSON parser's, the per-recipient checks (token states,
 //! sender mismatch, rate limit, faults) are the legacy [`Sender`]'s, and delivery goes into
@@ -87,7 +87,8 @@ fn ack(message_id: &str, from: &str, registration_id: Option<&str>) -> Answer {
 }
 
 /// The stanza-error text for JSON that does not parse, in CCS's form
-/// (`InvalidJson: JSON_PARSING_ERROR : …\n`, §3.6), computed by the legacy parser.
+/// (`InvalidJson: JSON_PARSING_ERROR : …\n`, docs/protocols.md, "CCS: stanza errors"), computed by
+/// the legacy parser.
 pub(crate) fn parsing_error_text(body: &str) -> String {
     let legacy = match json::parse(body.as_bytes()) {
         Err(BadRequest::Text(t)) => t,
@@ -100,7 +101,8 @@ pub(crate) fn parsing_error_text(body: &str) -> String {
     format!("InvalidJson: JSON_PARSING_ERROR : {detail}\n")
 }
 
-/// The nack code and description for a legacy per-recipient code (§1.9 twins).
+/// The nack code and description for a legacy per-recipient code (the CCS twins in
+/// docs/protocols.md, "Legacy HTTP: per-recipient error codes").
 fn nack_for(code: &ErrorCode, to: &str, data_bytes: usize, limit: usize) -> (NackCode, String) {
     match code {
         ErrorCode::InvalidRegistration | ErrorCode::InvalidPackageName => (

@@ -3,7 +3,8 @@
 //!
 //! An upstream message is sent to one connection at a time; when that connection ends
 //! without the ack, the message goes to another open connection of the sender, or waits for
-//! the next one to log in (PROTOCOLS.md §3.7: "unacked upstream messages are redelivered").
+//! the next one to log in (docs/protocols.md, "CCS: upstream messages": unacked upstream messages
+//! are redelivered).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,7 +85,8 @@ impl SenderHub {
 pub(crate) enum AckMatch {
     /// An upstream message (false) or receipt (true) sent on this connection: done.
     Acked { receipt: bool },
-    /// A message that is pending, but was sent on another connection: ignored (§3.7).
+    /// A message that is pending, but was sent on another connection: ignored (docs/protocols.md,
+    /// "CCS: upstream messages").
     OtherConnection,
     /// No such pending message.
     Unknown,

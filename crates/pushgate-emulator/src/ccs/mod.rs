@@ -1,5 +1,5 @@
-//! The Cloud Connection Server (CCS): XMPP over direct TLS (PROTOCOLS.md §3, checklist §7
-//! "CCS").
+//! The Cloud Connection Server (CCS): XMPP over direct TLS (docs/protocols.md, "CCS (XMPP)" and
+//! "Emulator checklist: CCS").
 //!
 //! * [`listener`]: TLS accept loop (instance certificate, no ALPN) and the login;
 //! * [`session`]: one authenticated connection: downstream acks/nacks (optionally delayed so
@@ -32,7 +32,8 @@ pub(crate) use self::hub::Hub;
 /// `POST /emulator/xmpp/settings` (and goes back to these values on reset).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CcsSettings {
-    /// Unanswered downstream messages allowed per connection (PROTOCOLS.md §3.10: 100).
+    /// Unanswered downstream messages allowed per connection (docs/protocols.md,
+    /// "CCS: flow control": 100).
     pub max_pending: usize,
     /// How long the emulator waits before writing each ack or nack; 0 answers at once. A
     /// delay makes the client's window observable.

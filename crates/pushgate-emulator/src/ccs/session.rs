@@ -453,7 +453,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(())
     }
 
-    /// Answers with a stanza error echoing the payload (§3.6).
+    /// Answers with a stanza error echoing the payload (docs/protocols.md, "CCS: stanza errors").
     async fn stanza_error(&mut self, m: &GcmMessage, text: String) -> Result<(), ConnError> {
         CcsStats::add(&self.state.get().ccs.stats.stanza_errors);
         let reply = GcmMessage::new(m.json.clone())

@@ -1,5 +1,5 @@
 //! `Authorization: key=<api key>` checking and the front end's HTML 401 and 405 pages
-//! (PROTOCOLS.md §1.2, §1.8).
+//! (docs/protocols.md, "Legacy HTTP: authentication", "Legacy HTTP: status codes").
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Reading a legacy JSON body the way the service did: its own parse-error and type-error
-//! texts (PROTOCOLS.md §1.8), target rules (§1.4), and nothing copied that can be moved.
+//! texts (docs/protocols.md, "Legacy HTTP: status codes"), target rules
+//! ("Legacy HTTP: request fields"), and nothing copied that can be moved.
 
 use http::StatusCode;
 use pushgate_proto::legacy::limits::{

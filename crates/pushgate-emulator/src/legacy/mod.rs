@@ -1,5 +1,5 @@
 //! The GCM/FCM legacy HTTP endpoints: `POST /gcm/send` and `POST /fcm/send`
-//! (PROTOCOLS.md §1, checklist §7 "Legacy HTTP").
+//! (docs/protocols.md, "Legacy HTTP" and "Emulator checklist: legacy HTTP").
 //!
 //! Order of work for every request: method (405), API key (401), body form by
 //! `Content-Type` (JSON, or plain text when it is anything else), whole-request checks (400),
@@ -350,7 +350,7 @@ fn multicast_body(state: &Inner, results: Vec<RecipientResult>) -> Vec<u8> {
 
 /// Shape (c): a send to a device group (notification key) delivers to every member and
 /// answers counts and the members it missed; when no member got it, HTTP 503 without JSON
-/// (PROTOCOLS.md §1.6c).
+/// (docs/protocols.md, "Legacy HTTP: device-group responses").
 fn group_send(state: &Inner, sender: &mut Sender<'_>, members: &[String]) -> Handled {
     const KIND: &str = "legacy-group";
     let mut response = GroupResponse {

@@ -1,5 +1,6 @@
 //! The plain-text (form) form of a legacy send: one `registration_id`, `id=` / `Error=`
-//! lines back, and HTTP 5xx where JSON would say `Unavailable` (PROTOCOLS.md §1.7).
+//! lines back, and HTTP 5xx where JSON would say `Unavailable` (docs/protocols.md,
+//! "Legacy HTTP: plain text").
 
 use std::sync::Arc;
 

@@ -27,7 +27,8 @@ pub(crate) enum RecipientOutcome {
 }
 
 /// The message-level error every recipient gets, if any: a reserved `data` key, `data`
-/// over `limit` bytes, or a bad TTL (PROTOCOLS.md §7 legacy point 6).
+/// over `limit` bytes, or a bad TTL (docs/protocols.md, "Emulator checklist: legacy HTTP", point
+/// 6).
 pub(crate) fn message_error<'k>(
     mut keys: impl Iterator<Item = &'k str>,
     data_bytes: usize,

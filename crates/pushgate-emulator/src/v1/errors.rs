@@ -1,4 +1,5 @@
-//! The `google.rpc.Status` bodies `messages:send` answers with (PROTOCOLS.md §2.5), built on
+//! The `google.rpc.Status` bodies `messages:send` answers with (docs/protocols.md,
+//! "FCM v1: errors"), built on
 //! the proto's [`ErrorBody`].
 
 use std::time::Duration;
@@ -118,7 +119,8 @@ pub(crate) fn permission_denied(project: &str) -> Response {
     ))
 }
 
-/// 404: no such project (shape UNCONFIRMED, PROTOCOLS.md §7: a plain Status, no FcmError,
+/// 404: no such project (shape unconfirmed, docs/protocols.md, "Emulator checklist: FCM v1": a
+/// plain Status, no FcmError,
 /// so it cannot be mistaken for `UNREGISTERED`).
 pub(crate) fn project_not_found(project: &str) -> Response {
     respond(&status(

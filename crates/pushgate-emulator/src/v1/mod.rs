@@ -1,5 +1,5 @@
-//! FCM HTTP v1: `POST /v1/projects/{project}/messages:send` (PROTOCOLS.md §2, checklist §7
-//! "FCM v1").
+//! FCM HTTP v1: `POST /v1/projects/{project}/messages:send` (docs/protocols.md, "FCM HTTP v1" and
+//! "Emulator checklist: FCM v1").
 //!
 //! Order of work: bearer token (401), project (404), token's project (403), body (400),
 //! request-level faults, project quota (429), message rules (400), then the target: one

@@ -1,5 +1,6 @@
 //! Reading a `messages:send` body into the proto's [`SendRequest`], with Google's proto3-JSON
-//! front-end wording for what it refuses (PROTOCOLS.md §2.2, §2.3):
+//! front-end wording for what it refuses (docs/protocols.md, "FCM v1: request body",
+//! "FCM v1: the Message resource"):
 //! `Invalid JSON payload received. Unknown name "toen" at 'message': Cannot find field.` and
 //! `Invalid value at 'message.data[0].value' (TYPE_STRING), 12`.
 

@@ -7,7 +7,7 @@ use pushgate_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// The default sender's key, as the brief and PROTOCOLS-based docs name it.
+/// The default sender's key, as docs/emulator.md names it.
 pub const KEY: &str = "emulator-key";
 
 /// A running emulator and a client for it.

@@ -1,6 +1,7 @@
 //! GCM / FCM legacy HTTP (`/gcm/send`, `/fcm/send`): JSON and plain-text forms.
 //!
-//! PROTOCOLS.md §1 is the wire reference. The request and response types here are the wire
+//! docs/protocols.md, "Legacy HTTP" is the wire reference. The request and response types here are
+//! the wire
 //! shapes; [`ErrorCode::outcome`] maps every per-recipient error to the shared
 //! [`Outcome`](crate::Outcome).
 

@@ -7,7 +7,8 @@ use super::response::{ResponseError, preview};
 use super::{ErrorCode, MessageOptions};
 use crate::{Outcome, ValidationError};
 
-/// A plain-text request: exactly one `registration_id`, string data (PROTOCOLS.md §1.7).
+/// A plain-text request: exactly one `registration_id`, string data (docs/protocols.md,
+/// "Legacy HTTP: plain text").
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlainTextRequest {
     /// The one recipient.
@@ -119,7 +120,7 @@ impl PlainTextRequest {
     }
 }
 
-/// `1` and `true` mean true; anything else false (PROTOCOLS.md §1.7).
+/// `1` and `true` mean true; anything else false (docs/protocols.md, "Legacy HTTP: plain text").
 fn is_true(value: &str) -> bool {
     value == "1" || value.eq_ignore_ascii_case("true")
 }

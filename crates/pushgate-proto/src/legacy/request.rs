@@ -21,7 +21,8 @@ pub enum Priority {
     High,
 }
 
-/// Options shared by the JSON and plain-text forms (PROTOCOLS.md §1.4).
+/// Options shared by the JSON and plain-text forms (docs/protocols.md,
+/// "Legacy HTTP: request fields").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageOptions {
     /// Only the newest pending message with this key is delivered.
@@ -65,7 +66,8 @@ impl MessageOptions {
     }
 }
 
-/// The display notification of a legacy message (PROTOCOLS.md §1.5).
+/// The display notification of a legacy message (docs/protocols.md,
+/// "Legacy HTTP: notification object").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Title.
@@ -134,7 +136,7 @@ pub enum Target<'a> {
     NotificationKey(&'a str),
 }
 
-/// The JSON body of a legacy send (PROTOCOLS.md §1.4).
+/// The JSON body of a legacy send (docs/protocols.md, "Legacy HTTP: request fields").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JsonRequest {
     /// One token, a notification key, or `/topics/<name>`.

@@ -1,4 +1,5 @@
-//! The three JSON success shapes of a legacy send (PROTOCOLS.md §1.6).
+//! The three JSON success shapes of a legacy send (docs/protocols.md,
+//! "Legacy HTTP: token responses" and the two after it).
 
 use std::time::Duration;
 

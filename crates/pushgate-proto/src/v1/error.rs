@@ -40,7 +40,7 @@ pub struct Status {
     pub details: Vec<Value>,
 }
 
-/// `FcmError.errorCode` values (PROTOCOLS.md §2.5).
+/// `FcmError.errorCode` values (docs/protocols.md, "FCM v1: errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FcmErrorCode {
     /// No more information.

@@ -1,4 +1,5 @@
-//! The v1 `Message` resource and the send request/response around it (PROTOCOLS.md §2.2–2.4).
+//! The v1 `Message` resource and the send request/response around it (docs/protocols.md,
+//! "FCM v1: request body" to "FCM v1: response").
 //!
 //! Every struct refuses unknown fields and accepts lowerCamelCase aliases for snake_case names.
 
@@ -215,7 +216,7 @@ pub struct LightSettings {
     pub light_off_duration: Option<ProtoDuration>,
 }
 
-/// Android notification fields (PROTOCOLS.md §2.3).
+/// Android notification fields (docs/protocols.md, "FCM v1: the Message resource").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AndroidNotification {

@@ -1,6 +1,7 @@
 //! FCM HTTP v1 (`projects.messages.send`): the `Message` resource, its limits and errors.
 //!
-//! PROTOCOLS.md §2 is the wire reference. Field names are sent in snake_case and accepted in
+//! docs/protocols.md, "FCM HTTP v1" is the wire reference. Field names are sent in snake_case and
+//! accepted in
 //! both snake_case and lowerCamelCase, as Google's front end accepts both; unknown fields are
 //! refused, as the service refuses them.
 

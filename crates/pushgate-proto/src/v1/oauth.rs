@@ -1,4 +1,5 @@
-//! The OAuth2 service-account wire shapes v1 authenticates with (PROTOCOLS.md §2.8).
+//! The OAuth2 service-account wire shapes v1 authenticates with (docs/protocols.md,
+//! "FCM v1: OAuth service-account flow").
 
 use std::fmt;
 
