@@ -8,13 +8,13 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::model::{
-    App, C2dmRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
+    App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
     NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
     WebhookState,
 };
 
-/// What [`Store::c2dm_confirm`] found.
+/// What [`Store::c2dm_flow_confirm`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmation {
     /// The token matched: the pending registration id is now the device's token.
@@ -103,17 +103,17 @@ pub trait Store: Send + Sync {
     /// (or keeps an existing one's current token), records the registration id as pending
     /// with its confirmation token (replacing an earlier pending one), and stores the
     /// confirmation message with one delivery to the registration id.
-    async fn c2dm_register(
+    async fn c2dm_flow_register(
         &self,
         app: &str,
-        registration: C2dmRegistration,
+        registration: C2dmFlowRegistration,
         now: OffsetDateTime,
     ) -> Result<InsertOutcome>;
 
     /// The C2DM-era `confirmation` call: when `confirmation_token` matches the device's
     /// pending registration, that registration id becomes its token (taking it over from any
     /// other device) and the device is confirmed.
-    async fn c2dm_confirm(
+    async fn c2dm_flow_confirm(
         &self,
         app: &str,
         device_id: &str,

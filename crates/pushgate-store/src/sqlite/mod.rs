@@ -6,10 +6,10 @@
 //! and portable functions where it can, so that a PostgreSQL implementation can reuse most of
 //! it; lists travel as one JSON array (`json_each`).
 
-mod c2dm;
+mod c2dm_flow;
 mod devices;
 mod events;
-mod insert_group;
+mod group_commit;
 mod migrate;
 mod outcomes;
 mod queue;
@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::model::{
-    App, C2dmRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
+    App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
     NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
     WebhookState,
@@ -74,7 +74,7 @@ impl Default for SqliteSettings {
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
-    inserts: std::sync::Arc<insert_group::InsertGroup>,
+    group_commit: std::sync::Arc<group_commit::GroupCommit>,
 }
 
 impl SqliteStore {
@@ -110,7 +110,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Default::default(),
-            inserts: Default::default(),
+            group_commit: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -132,7 +132,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Default::default(),
-            inserts: Default::default(),
+            group_commit: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -258,17 +258,22 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn c2dm_register(
+    async fn c2dm_flow_register(
         &self,
         app: &str,
-        registration: C2dmRegistration,
+        registration: C2dmFlowRegistration,
         now: OffsetDateTime,
     ) -> Result<InsertOutcome> {
-        write_tx!(self, |tx| c2dm::register(&mut tx, app, &registration, now)
-            .await?)
+        write_tx!(self, |tx| c2dm_flow::register(
+            &mut tx,
+            app,
+            &registration,
+            now
+        )
+        .await?)
     }
 
-    async fn c2dm_confirm(
+    async fn c2dm_flow_confirm(
         &self,
         app: &str,
         device_id: &str,
@@ -276,7 +281,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Confirmation> {
         write_tx!(self, |tx| {
-            c2dm::confirm(&mut tx, app, device_id, confirmation_token, now).await?
+            c2dm_flow::confirm(&mut tx, app, device_id, confirmation_token, now).await?
         })
     }
 
@@ -294,16 +299,16 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        let answer = self.inserts.enqueue(msg, targets.clone());
+        let answer = self.group_commit.enqueue(msg, targets.clone());
         let _turn = self.writer.lock().await;
         // A writer before us may have stored this message with its own group.
-        let answer = match insert_group::ready(answer) {
+        let answer = match group_commit::ready(answer) {
             Ok(done) => return done,
             Err(waiting) => waiting,
         };
-        let jobs = self.inserts.take();
-        insert_group::run(&self.pool, jobs).await;
-        insert_group::ready(answer)
+        let jobs = self.group_commit.take();
+        group_commit::run(&self.pool, jobs).await;
+        group_commit::ready(answer)
             .unwrap_or_else(|_| Err(crate::StoreError::Corrupt("insert not run".into())))
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use pushgate_proto::condition::Condition;
 use pushgate_proto::outcome::Outcome;
 use pushgate_store::{
-    C2dmRegistration, ChannelRecord, Completion, Confirmation, Delivery, DeliveryState,
+    C2dmFlowRegistration, ChannelRecord, Completion, Confirmation, Delivery, DeliveryState,
     DeviceFilter, DeviceState, EventKind, NewDevice, NewMessage, Release, Store, StoreError,
     Targets, UpstreamRecord,
 };
@@ -1124,7 +1124,7 @@ pub async fn disabling_or_deleting_settles_waiting_work(s: Arc<dyn Store>) {
 }
 
 pub async fn c2dm_flow_confirms_before_sending(s: Arc<dyn Store>) {
-    let reg = |device: &str, registration: &str, secret: &str| C2dmRegistration {
+    let reg = |device: &str, registration: &str, secret: &str| C2dmFlowRegistration {
         device_id: device.into(),
         registration_id: registration.into(),
         confirmation_token: secret.into(),
@@ -1132,7 +1132,10 @@ pub async fn c2dm_flow_confirms_before_sending(s: Arc<dyn Store>) {
         message: msg(600),
     };
     let first = reg("phone-0001", "reg-1", "secret-1");
-    let out = s.c2dm_register("app", first.clone(), t0()).await.unwrap();
+    let out = s
+        .c2dm_flow_register("app", first.clone(), t0())
+        .await
+        .unwrap();
     assert_eq!(
         (out.message_id, out.deliveries, out.queued),
         (first.message.id, 1, 1)
@@ -1167,25 +1170,25 @@ pub async fn c2dm_flow_confirms_before_sending(s: Arc<dyn Store>) {
     );
     // Wrong and missing confirmations.
     assert_eq!(
-        s.c2dm_confirm("app", "phone-0001", "secret-2", secs(1))
+        s.c2dm_flow_confirm("app", "phone-0001", "secret-2", secs(1))
             .await
             .unwrap(),
         Confirmation::WrongToken
     );
     assert_eq!(
-        s.c2dm_confirm("app", "phone-9999", "secret-1", secs(1))
+        s.c2dm_flow_confirm("app", "phone-9999", "secret-1", secs(1))
             .await
             .unwrap(),
         Confirmation::NothingPending
     );
     assert_eq!(
-        s.c2dm_confirm("other", "phone-0001", "secret-1", secs(1))
+        s.c2dm_flow_confirm("other", "phone-0001", "secret-1", secs(1))
             .await
             .unwrap(),
         Confirmation::NothingPending
     );
     assert_eq!(
-        s.c2dm_confirm("app", "phone-0001", "secret-1", secs(1))
+        s.c2dm_flow_confirm("app", "phone-0001", "secret-1", secs(1))
             .await
             .unwrap(),
         Confirmation::Confirmed
@@ -1196,13 +1199,13 @@ pub async fn c2dm_flow_confirms_before_sending(s: Arc<dyn Store>) {
         (Some("reg-1"), None)
     );
     assert_eq!(
-        s.c2dm_confirm("app", "phone-0001", "secret-1", secs(2))
+        s.c2dm_flow_confirm("app", "phone-0001", "secret-1", secs(2))
             .await
             .unwrap(),
         Confirmation::NothingPending
     );
     // A new registration id only replaces the confirmed one once it is confirmed too.
-    s.c2dm_register("app", reg("phone-0001", "reg-2", "secret-3"), secs(3))
+    s.c2dm_flow_register("app", reg("phone-0001", "reg-2", "secret-3"), secs(3))
         .await
         .unwrap();
     let device = s.get_device("app", "phone-0001").await.unwrap().unwrap();
@@ -1227,7 +1230,7 @@ pub async fn c2dm_flow_confirms_before_sending(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        s.c2dm_confirm("app", "phone-0001", "secret-3", secs(4))
+        s.c2dm_flow_confirm("app", "phone-0001", "secret-3", secs(4))
             .await
             .unwrap(),
         Confirmation::Confirmed

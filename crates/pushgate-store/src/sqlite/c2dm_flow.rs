@@ -8,14 +8,14 @@ use super::queue;
 use super::registry;
 use super::rows::ms;
 use crate::Result;
-use crate::model::{C2dmRegistration, InsertOutcome};
+use crate::model::{C2dmFlowRegistration, InsertOutcome};
 use crate::store::Confirmation;
 
 /// Records a registration and stores its confirmation message.
 pub(super) async fn register(
     conn: &mut SqliteConnection,
     app: &str,
-    reg: &C2dmRegistration,
+    reg: &C2dmFlowRegistration,
     now: OffsetDateTime,
 ) -> Result<InsertOutcome> {
     registry::require_app(&mut *conn, app).await?;

@@ -21,9 +21,10 @@ pub(super) struct Job {
     answer: oneshot::Sender<Result<InsertOutcome>>,
 }
 
-/// The queue of inserts waiting for the write turn.
+/// The group commit of new messages: the inserts waiting for the write turn, stored together
+/// by whichever writer gets it next.
 #[derive(Debug, Default)]
-pub(super) struct InsertGroup {
+pub(super) struct GroupCommit {
     jobs: Mutex<Vec<Job>>,
 }
 
@@ -35,7 +36,7 @@ impl std::fmt::Debug for Job {
     }
 }
 
-impl InsertGroup {
+impl GroupCommit {
     /// Queues an insert; its answer arrives on the returned receiver.
     pub(super) fn enqueue(
         &self,
