@@ -41,10 +41,11 @@ async fn shutdown_releases_unanswered_work_and_a_restart_delivers_it() {
         "the grace period bounds shutdown"
     );
     // Handed back, with the attempt it never finished undone.
-    let store = pushgate_store::SqliteStore::open(&env.spec.database)
+    let store = pushgate_store::open(&env.spec.database, &Default::default())
         .await
         .unwrap();
-    let page = pushgate_store::Store::list_deliveries(&store, id.parse().unwrap(), None, 10)
+    let page = store
+        .list_deliveries(id.parse().unwrap(), None, 10)
         .await
         .unwrap();
     assert_eq!(page.items[0].state, pushgate_store::DeliveryState::Queued);

@@ -35,6 +35,10 @@ pub trait Store: Send + Sync {
     /// Brings the schema up to date; idempotent (implementations also run it when opened).
     async fn migrate(&self) -> Result<()>;
 
+    /// Closes the store for good, waiting for its connections to be returned (a graceful
+    /// stop: SQLite checkpoints its WAL). Calls made afterwards fail.
+    async fn close(&self);
+
     /// Creates the app or updates its default flag; making one app default clears the others.
     async fn upsert_app(&self, name: &str, is_default: bool) -> Result<App>;
 

@@ -36,33 +36,10 @@ use crate::model::{
     WebhookState,
 };
 use crate::store::Confirmation;
-use crate::{Result, Store};
+use crate::{Result, Store, StoreSettings};
 
 /// The statement every write transaction starts with (takes the write lock at once).
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-
-/// How a SQLite store is opened.
-#[derive(Debug, Clone)]
-pub struct SqliteSettings {
-    /// How long a writer waits for another one before failing with "database is locked".
-    pub busy_timeout: Duration,
-    /// Connections in the pool: readers run in parallel under WAL, writers queue on the lock.
-    pub max_connections: u32,
-    /// `true`: every commit is flushed to disk (`synchronous=FULL`), so an accepted message
-    /// survives a power cut; `false` (`NORMAL`) survives a crash of the process but may lose
-    /// the last commits on power loss.
-    pub durable_commits: bool,
-}
-
-impl Default for SqliteSettings {
-    fn default() -> Self {
-        Self {
-            busy_timeout: Duration::from_secs(10),
-            max_connections: 4,
-            durable_commits: true,
-        }
-    }
-}
 
 /// A [`Store`] in one SQLite file (or in memory, for tests): the zero-configuration default.
 ///
@@ -81,12 +58,12 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at a path or `sqlite:` URL with default
     /// settings, and brings its schema up to date.
     pub async fn open(path_or_url: &str) -> Result<Self> {
-        Self::open_with(path_or_url, &SqliteSettings::default()).await
+        Self::open_with(path_or_url, &StoreSettings::default()).await
     }
 
     /// Opens the database in WAL mode with foreign keys on and the given settings, and brings
     /// its schema up to date.
-    pub async fn open_with(path_or_url: &str, settings: &SqliteSettings) -> Result<Self> {
+    pub async fn open_with(path_or_url: &str, settings: &StoreSettings) -> Result<Self> {
         let options = if path_or_url.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(path_or_url)?
         } else {
@@ -137,11 +114,6 @@ impl SqliteStore {
         store.migrate().await?;
         Ok(store)
     }
-
-    /// Closes the pool, waiting for connections to be returned (checkpoints the WAL).
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 /// Runs `$body` with `$tx` bound to a new write transaction (this process's writers in
@@ -168,6 +140,11 @@ macro_rules! read {
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         migrate::run(&self.pool).await
+    }
+
+    /// Closes the pool, waiting for connections to be returned (checkpoints the WAL).
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn upsert_app(&self, name: &str, is_default: bool) -> Result<App> {
