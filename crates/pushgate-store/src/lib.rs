@@ -7,6 +7,7 @@
 mod error;
 pub mod model;
 mod open;
+pub mod rules;
 pub mod sqlite;
 mod store;
 

@@ -13,9 +13,10 @@ use super::rows::{self, count, delivery_columns, message_columns, ms, ms_after};
 use super::targets::{has_audience, json_list, push_audience};
 use crate::Result;
 use crate::model::{
-    Delivery, DeliveryState, InsertOutcome, MessageSummary, NewMessage, Page, QueueStats, Release,
-    StoredMessage, Targets,
+    Delivery, InsertOutcome, MessageSummary, NewMessage, Page, QueueStats, Release, StoredMessage,
+    Targets,
 };
+use crate::rules;
 
 /// Column list of every `INSERT INTO deliveries` here.
 const DELIVERY_INSERT: &str = "INSERT INTO deliveries (message_id, app, device_id, token, channel,
@@ -337,7 +338,8 @@ pub(super) async fn get_messages(
     Ok(out)
 }
 
-/// Leases up to `limit` due deliveries of one channel; those past their deadline expire.
+/// Leases up to `limit` due deliveries of one channel; those past their deadline expire
+/// instead ([`rules::expiry`] decides which).
 pub(super) async fn claim_due(
     conn: &mut SqliteConnection,
     app: &str,
@@ -346,60 +348,86 @@ pub(super) async fn claim_due(
     limit: u32,
     lease: Duration,
 ) -> Result<Vec<Delivery>> {
-    let rows = sqlx::query(concat!(
-        "UPDATE deliveries SET
-             state = CASE WHEN deadline <= $1 THEN 'expired' ELSE 'in_flight' END,
-             lease_until = CASE WHEN deadline <= $1 THEN NULL ELSE $2 END,
-             due_at = CASE WHEN deadline <= $1 THEN due_at ELSE $2 END,
-             attempts = CASE WHEN deadline <= $1 THEN attempts ELSE attempts + 1 END,
-             error_code = CASE WHEN deadline <= $1 THEN COALESCE(error_code, 'ttl_expired')
-                               ELSE error_code END,
-             updated_at = $1
-         WHERE id IN (SELECT id FROM deliveries
-                      WHERE app = $3 AND channel = $4
-                        AND state IN ('queued', 'retry_wait', 'in_flight') AND due_at <= $1
-                      ORDER BY due_at, id LIMIT $5)
-         RETURNING ",
-        delivery_columns!()
-    ))
-    .bind(ms(now))
-    .bind(ms_after(now, lease))
+    let due: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, deadline FROM deliveries
+         WHERE app = $1 AND channel = $2
+           AND state IN ('queued', 'retry_wait', 'in_flight') AND due_at <= $3
+         ORDER BY due_at, id LIMIT $4",
+    )
     .bind(app)
     .bind(channel)
+    .bind(ms(now))
     .bind(i64::from(limit))
     .fetch_all(&mut *conn)
     .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    let mut expired = Vec::new();
-    for row in &rows {
-        let d = rows::delivery(row)?;
-        if d.state == DeliveryState::InFlight {
-            claimed.push(d);
+    let mut to_claim = Vec::with_capacity(due.len());
+    let mut to_expire = Vec::new();
+    for (id, deadline) in due {
+        if rules::expiry::is_expired(rows::from_ms(deadline)?, now) {
+            to_expire.push(id);
         } else {
-            expired.push(d);
+            to_claim.push(id);
         }
     }
-    for d in &expired {
-        let ended = events::Ended {
-            delivery_id: d.id,
-            message_id: d.message_id,
-            device_id: d.device_id.clone(),
-            token: d.token.clone(),
-        };
-        let reason = d.error_code.as_deref().unwrap_or("ttl_expired");
-        events::delivery_failed(
-            &mut *conn,
-            app,
-            &[ended],
-            DeliveryState::Expired,
-            "expired",
-            reason,
-            now,
-        )
-        .await?;
+    if !to_expire.is_empty() {
+        expire(&mut *conn, app, &to_expire, now).await?;
     }
+    if to_claim.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(concat!(
+        "UPDATE deliveries SET state = 'in_flight', lease_until = $1, due_at = $1,
+             attempts = attempts + 1, updated_at = $2
+         WHERE id IN (SELECT value FROM json_each($3))
+         RETURNING ",
+        delivery_columns!()
+    ))
+    .bind(ms_after(now, lease))
+    .bind(ms(now))
+    .bind(json_ids(&to_claim))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut claimed = rows
+        .iter()
+        .map(rows::delivery)
+        .collect::<Result<Vec<_>>>()?;
     claimed.sort_by_key(|d| d.id);
     Ok(claimed)
+}
+
+/// Settles due deliveries past their deadline as expired, each with its event.
+async fn expire(
+    conn: &mut SqliteConnection,
+    app: &str,
+    ids: &[i64],
+    now: OffsetDateTime,
+) -> Result<()> {
+    let rows = sqlx::query(concat!(
+        "UPDATE deliveries SET state = 'expired', lease_until = NULL,
+             error_code = COALESCE(error_code, $1), updated_at = $2
+         WHERE id IN (SELECT value FROM json_each($3))
+         RETURNING ",
+        delivery_columns!()
+    ))
+    .bind(rules::expiry::TTL_EXPIRED)
+    .bind(ms(now))
+    .bind(json_ids(ids))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut expired = rows
+        .iter()
+        .map(rows::delivery)
+        .collect::<Result<Vec<_>>>()?;
+    expired.sort_by_key(|d| d.id);
+    for d in &expired {
+        events::append(&mut *conn, app, &rules::expiry::expired_event(d), now).await?;
+    }
+    Ok(())
+}
+
+/// Delivery ids as one JSON array, for `json_each`.
+fn json_ids(ids: &[i64]) -> String {
+    serde_json::Value::from(ids.to_vec()).to_string()
 }
 
 /// When the next pending delivery of one channel is due.
