@@ -58,7 +58,7 @@ pub trait Store: Send + Sync {
 
     /// Registers or updates a device through the API (confirmed at once). Tokens are unique
     /// among an app's non-invalid devices: a token already held by another device is taken
-    /// over, and that device is retired (`Invalid`, reason "token taken over by <id>") with
+    /// over, and that device is retired (`Invalid`, reason `token taken over by <id>`) with
     /// its waiting deliveries. Re-registering an invalid device makes it active again. Work
     /// still waiting for the device follows a changed token.
     async fn put_device(
