@@ -65,3 +65,22 @@ async fn shutdown_releases_unanswered_work_and_a_restart_delivers_it() {
         "{got:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_is_refused_until_that_backend_exists() {
+    let env = start_with(|_| {}).await;
+    let mut spec = env.spec.clone();
+    spec.database = "postgres://localhost/pushgate".into();
+    spec.listen = "127.0.0.1:0".parse().unwrap();
+    let err = Gateway::start(&spec)
+        .await
+        .err()
+        .expect("no PostgreSQL backend yet");
+    assert!(
+        matches!(err, pushgate_gateway::StartError::Store { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("postgres://localhost/pushgate"), "{text}");
+    assert!(text.contains("not supported yet"), "{text}");
+}
