@@ -4,7 +4,7 @@
 use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::queue;
+use super::messages;
 use super::registry;
 use super::rows::ms;
 use crate::Result;
@@ -48,7 +48,7 @@ pub(super) async fn register(
     .bind(ms(now))
     .execute(&mut *conn)
     .await?;
-    queue::insert_single(
+    messages::insert_single(
         conn,
         &reg.message,
         &reg.device_id,

@@ -7,12 +7,14 @@
 //! it; lists travel as one JSON array (`json_each`).
 
 mod c2dm_flow;
+mod claims;
+mod deliveries;
 mod devices;
 mod events;
 mod group_commit;
+mod messages;
 mod migrate;
 mod outcomes;
-mod queue;
 mod registry;
 mod rows;
 mod stats;
@@ -270,7 +272,7 @@ impl Store for SqliteStore {
         default_channel: &str,
     ) -> Result<Vec<String>> {
         read!(self, |conn| {
-            queue::reached_channels(&mut conn, app, targets, channel_override, default_channel)
+            targets::reached_channels(&mut conn, app, targets, channel_override, default_channel)
                 .await
         })
     }
@@ -290,11 +292,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>> {
-        read!(self, |conn| queue::get_message(&mut conn, message_id).await)
+        read!(self, |conn| messages::get_message(&mut conn, message_id)
+            .await)
     }
 
     async fn get_messages(&self, message_ids: &[Uuid]) -> Result<Vec<StoredMessage>> {
-        read!(self, |conn| queue::get_messages(&mut conn, message_ids)
+        read!(self, |conn| messages::get_messages(&mut conn, message_ids)
             .await)
     }
 
@@ -307,12 +310,12 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> Result<Vec<Delivery>> {
         write_tx!(self, |tx| {
-            queue::claim_due(&mut tx, app, channel, now, limit, lease).await?
+            claims::claim_due(&mut tx, app, channel, now, limit, lease).await?
         })
     }
 
     async fn next_due(&self, app: &str, channel: &str) -> Result<Option<OffsetDateTime>> {
-        read!(self, |conn| queue::next_due(&mut conn, app, channel).await)
+        read!(self, |conn| claims::next_due(&mut conn, app, channel).await)
     }
 
     async fn complete(&self, results: Vec<Completion>, now: OffsetDateTime) -> Result<u64> {
@@ -321,16 +324,18 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, releases: &[Release], now: OffsetDateTime) -> Result<u64> {
-        write_tx!(self, |tx| queue::release(&mut tx, releases, now).await?)
+        write_tx!(self, |tx| claims::release(&mut tx, releases, now).await?)
     }
 
     async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats> {
-        read!(self, |conn| queue::queue_stats(&mut conn, now).await)
+        read!(self, |conn| claims::queue_stats(&mut conn, now).await)
     }
 
     async fn message_summary(&self, message_id: Uuid) -> Result<MessageSummary> {
-        read!(self, |conn| queue::message_summary(&mut conn, message_id)
-            .await)
+        read!(self, |conn| deliveries::message_summary(
+            &mut conn, message_id
+        )
+        .await)
     }
 
     async fn list_deliveries(
@@ -340,7 +345,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Page<Delivery, i64>> {
         read!(self, |conn| {
-            queue::list_deliveries(&mut conn, message_id, cursor, limit).await
+            deliveries::list_deliveries(&mut conn, message_id, cursor, limit).await
         })
     }
 
