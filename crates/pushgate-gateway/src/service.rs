@@ -1,24 +1,22 @@
 //! Starting and stopping the whole gateway: the store (migrated), the apps and channels of
 //! the configuration recorded in it, one worker per channel, and the HTTP API.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use pushgate_store::{ChannelRecord, SqliteSettings, SqliteStore, Store, StoreError};
-use time::OffsetDateTime;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use std::collections::HashMap;
 use std::time::Duration;
 
+use pushgate_client::ccs::Upstream;
+use pushgate_store::{ChannelRecord, Store, StoreError, StoreSettings};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Apps};
 use crate::channel::{self, ChannelError, ChannelHooks};
-use crate::config::{ChannelSettings, GatewaySpec};
+use crate::config::{AppSpec, ChannelSettings, GatewaySpec};
 use crate::event_wakeup::EventWakeup;
 use crate::http_server::{
     self,
@@ -27,7 +25,7 @@ use crate::http_server::{
 use crate::metrics::Metrics;
 use crate::upstream::UpstreamHandler;
 use crate::webhook::WebhookSender;
-use crate::worker::{ChannelSet, Workers};
+use crate::worker::{ChannelEntry, ChannelSet, Workers};
 
 /// Upstream items waiting for their handler, per CCS channel.
 const UPSTREAM_QUEUE: usize = 256;
@@ -76,7 +74,6 @@ pub struct Gateway;
 /// A started gateway.
 pub struct RunningGateway {
     addr: SocketAddr,
-    sqlite: SqliteStore,
     store: Arc<dyn Store>,
     channels: ChannelSet,
     workers: Workers,
@@ -88,63 +85,33 @@ pub struct RunningGateway {
     metrics: Arc<Metrics>,
 }
 
+/// A CCS channel's upstream feed, waiting for its handler: (app, channel, echo, receiver).
+type UpstreamFeed = (String, String, bool, mpsc::Receiver<Upstream>);
+
+/// The tasks that run beside the workers until shutdown (upstream handlers, channel
+/// reopeners, webhook senders), stopped by one token.
+struct Background {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// The API server, running.
+struct Served {
+    addr: SocketAddr,
+    /// `http`, or `https` with TLS.
+    scheme: &'static str,
+    stop: CancellationToken,
+    server: JoinHandle<()>,
+}
+
 impl Gateway {
     /// Opens the store, records the configuration's apps and channels, starts the workers
     /// and serves the API on `spec.listen`.
     pub async fn start(spec: &GatewaySpec) -> Result<RunningGateway, StartError> {
-        let settings = SqliteSettings {
-            busy_timeout: spec.storage.busy_timeout,
-            durable_commits: spec.storage.durable_commits,
-            ..SqliteSettings::default()
-        };
-        let store_error = |source| StartError::Store {
-            database: spec.database.clone(),
-            source,
-        };
-        let sqlite = SqliteStore::open_with(&spec.database, &settings)
-            .await
-            .map_err(store_error)?;
-        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-        let now = OffsetDateTime::now_utc();
+        let store = open_store(spec).await?;
+        let (channels, upstreams) = record_apps_and_build_channels(spec, &*store).await?;
         let events_wakeup = EventWakeup::default();
         let metrics = Arc::new(Metrics::new());
-        let mut channels = ChannelSet::default();
-        let mut upstreams = Vec::new();
-        for app in &spec.apps {
-            store
-                .upsert_app(&app.name, app.is_default)
-                .await
-                .map_err(store_error)?;
-            let records: Vec<ChannelRecord> = app
-                .channels
-                .iter()
-                .map(|c| ChannelRecord {
-                    name: c.name.clone(),
-                    kind: c.kind().as_str().to_string(),
-                    is_default: c.name == app.default_channel,
-                    endpoint: c.endpoint.clone(),
-                    credential_ref: c.credential.reference().to_string(),
-                    credential_fingerprint: c.credential.fingerprint(),
-                })
-                .collect();
-            store
-                .sync_channels(&app.name, &records, now)
-                .await
-                .map_err(store_error)?;
-            for c in &app.channels {
-                let mut hooks = ChannelHooks::default();
-                if let ChannelSettings::Ccs { echo, .. } = &c.settings {
-                    let (tx, rx) = mpsc::channel(UPSTREAM_QUEUE);
-                    hooks.upstream = Some(tx);
-                    upstreams.push((app.name.clone(), c.name.clone(), *echo, rx));
-                }
-                let built = channel::build(c, hooks).map_err(|source| StartError::Channel {
-                    app: app.name.clone(),
-                    source,
-                })?;
-                channels.insert(&app.name, &c.name, built);
-            }
-        }
         let workers = Workers::start(
             &channels,
             store.clone(),
@@ -152,116 +119,250 @@ impl Gateway {
             metrics.clone(),
             events_wakeup.clone(),
         );
-        let stop_background = CancellationToken::new();
-        let mut background = JoinSet::new();
-        let echo_ttl = u32::try_from(spec.delivery.default_ttl.as_secs()).unwrap_or(u32::MAX);
-        for (app, channel, echo, rx) in upstreams {
-            let handler = UpstreamHandler {
-                app,
-                channel,
-                echo,
-                echo_ttl,
-                store: store.clone(),
-                events_wakeup: events_wakeup.clone(),
-                channels: channels.clone(),
-                metrics: metrics.clone(),
-                stop: stop_background.clone(),
-            };
-            background.spawn(handler.run(rx));
-        }
-        for (app, name, entry) in channels.iter() {
-            if !entry.channel.is_persistent() {
-                continue;
-            }
-            let (app, name, entry) = (app.to_string(), name.to_string(), entry.clone());
-            let stop = stop_background.clone();
-            background.spawn(async move {
-                loop {
-                    if let Err(e) = entry.channel.open().await {
-                        tracing::warn!(%app, channel = %name, error = %e, "cannot open the channel");
-                        entry.status.error(OffsetDateTime::now_utc(), e);
-                    }
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(REOPEN) => {}
-                    }
-                }
-            });
-        }
-        let owner = format!("gw-{}", uuid::Uuid::now_v7());
-        let mut webhook_urls = HashMap::new();
-        for app in &spec.apps {
-            if let Some(hook) = &app.webhook {
-                webhook_urls.insert(app.name.clone(), hook.url.clone());
-                let sender = WebhookSender {
-                    app: app.name.clone(),
-                    spec: hook.clone(),
-                    store: store.clone(),
-                    events_wakeup: events_wakeup.clone(),
-                    owner: owner.clone(),
-                    retry: (spec.delivery.retry_initial, spec.delivery.retry_max),
-                    stop: stop_background.clone(),
-                };
-                background.spawn(sender.run());
-            }
-        }
-        let state = AppState {
-            store: store.clone(),
-            apps: Arc::new(Apps::from_specs(&spec.apps)),
-            channels: channels.clone(),
-            limits: spec.limits.clone(),
-            delivery: spec.delivery.clone(),
-            events_wakeup,
-            metrics: metrics.clone(),
-            webhook_apps: webhook_urls.keys().cloned().collect(),
-            webhook_urls: Arc::new(webhook_urls),
-            openapi: Arc::default(),
+        let mut background = Background {
+            stop: CancellationToken::new(),
+            tasks: JoinSet::new(),
         };
-        let listener = TcpListener::bind(spec.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: spec.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: spec.listen,
-            source,
-        })?;
-        let stop_http = CancellationToken::new();
-        let stop = stop_http.clone();
-        let app = api::router(state);
-        let tls = match &spec.tls {
-            None => None,
-            Some(files) => {
-                let cert = ReloadingCert::new(files.clone()).map_err(StartError::Tls)?;
-                let acceptor = cert.acceptor().map_err(StartError::Tls)?;
-                background.spawn(cert.clone().watch(stop_background.clone()));
-                Some(acceptor)
-            }
+        let shared = Shared {
+            store: &store,
+            channels: &channels,
+            events_wakeup: &events_wakeup,
+            metrics: &metrics,
         };
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let server = tokio::spawn(http_server::serve(
-            listener,
-            app,
-            spec.server.clone(),
-            tls,
-            stop,
-        ));
-        tracing::info!(%addr, database = %spec.database, apps = spec.apps.len(), "gateway listening");
+        start_upstream_handlers(spec, &shared, upstreams, &mut background);
+        start_channel_reopeners(&channels, &mut background);
+        let webhook_urls = start_webhook_senders(spec, &shared, &mut background);
+        let state = api_state(spec, &shared, webhook_urls);
+        let served = serve_api(spec, state, &mut background).await?;
+        tracing::info!(addr = %served.addr, database = %spec.database, apps = spec.apps.len(), "gateway listening");
         Ok(RunningGateway {
-            addr,
-            sqlite,
+            addr: served.addr,
             store,
             channels,
             workers,
-            stop_http,
-            server,
-            stop_background,
-            background,
-            scheme,
+            stop_http: served.stop,
+            server: served.server,
+            stop_background: background.stop,
+            background: background.tasks,
+            scheme: served.scheme,
             metrics,
         })
     }
+}
+
+/// What the background tasks share with the workers and the API.
+struct Shared<'a> {
+    store: &'a Arc<dyn Store>,
+    channels: &'a ChannelSet,
+    events_wakeup: &'a EventWakeup,
+    metrics: &'a Arc<Metrics>,
+}
+
+/// Opens (and migrates) the store the configured database names.
+async fn open_store(spec: &GatewaySpec) -> Result<Arc<dyn Store>, StartError> {
+    let settings = StoreSettings {
+        busy_timeout: spec.storage.busy_timeout,
+        durable_commits: spec.storage.durable_commits,
+        ..StoreSettings::default()
+    };
+    pushgate_store::open(&spec.database, &settings)
+        .await
+        .map_err(|source| StartError::Store {
+            database: spec.database.clone(),
+            source,
+        })
+}
+
+/// Records every configured app and its channels in the store and builds the channels; CCS
+/// channels get an upstream feed, returned for their handlers.
+async fn record_apps_and_build_channels(
+    spec: &GatewaySpec,
+    store: &dyn Store,
+) -> Result<(ChannelSet, Vec<UpstreamFeed>), StartError> {
+    let store_error = |source| StartError::Store {
+        database: spec.database.clone(),
+        source,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut channels = ChannelSet::default();
+    let mut upstreams = Vec::new();
+    for app in &spec.apps {
+        store
+            .upsert_app(&app.name, app.is_default)
+            .await
+            .map_err(store_error)?;
+        store
+            .sync_channels(&app.name, &channel_records(app), now)
+            .await
+            .map_err(store_error)?;
+        for c in &app.channels {
+            let mut hooks = ChannelHooks::default();
+            if let ChannelSettings::Ccs { echo, .. } = &c.settings {
+                let (tx, rx) = mpsc::channel(UPSTREAM_QUEUE);
+                hooks.upstream = Some(tx);
+                upstreams.push((app.name.clone(), c.name.clone(), *echo, rx));
+            }
+            let built = channel::build(c, hooks).map_err(|source| StartError::Channel {
+                app: app.name.clone(),
+                source,
+            })?;
+            channels.insert(&app.name, &c.name, built);
+        }
+    }
+    Ok((channels, upstreams))
+}
+
+/// The app's configured channels as the store records them.
+fn channel_records(app: &AppSpec) -> Vec<ChannelRecord> {
+    app.channels
+        .iter()
+        .map(|c| ChannelRecord {
+            name: c.name.clone(),
+            kind: c.kind().as_str().to_string(),
+            is_default: c.name == app.default_channel,
+            endpoint: c.endpoint.clone(),
+            credential_ref: c.credential.reference().to_string(),
+            credential_fingerprint: c.credential.fingerprint(),
+        })
+        .collect()
+}
+
+/// One handler per CCS channel for the upstream messages and receipts it receives.
+fn start_upstream_handlers(
+    spec: &GatewaySpec,
+    shared: &Shared<'_>,
+    upstreams: Vec<UpstreamFeed>,
+    background: &mut Background,
+) {
+    let echo_ttl = u32::try_from(spec.delivery.default_ttl.as_secs()).unwrap_or(u32::MAX);
+    for (app, channel, echo, rx) in upstreams {
+        let handler = UpstreamHandler {
+            app,
+            channel,
+            echo,
+            echo_ttl,
+            store: shared.store.clone(),
+            events_wakeup: shared.events_wakeup.clone(),
+            channels: shared.channels.clone(),
+            metrics: shared.metrics.clone(),
+            stop: background.stop.clone(),
+        };
+        background.tasks.spawn(handler.run(rx));
+    }
+}
+
+/// Keeps every persistent channel (CCS) open: reopens it every [`REOPEN`] until shutdown.
+fn start_channel_reopeners(channels: &ChannelSet, background: &mut Background) {
+    for (app, name, entry) in channels.iter() {
+        if !entry.channel.is_persistent() {
+            continue;
+        }
+        let (app, name, entry) = (app.to_string(), name.to_string(), entry.clone());
+        let stop = background.stop.clone();
+        background.tasks.spawn(keep_open(app, name, entry, stop));
+    }
+}
+
+/// Opens one persistent channel, and again after each loss, until `stop`.
+async fn keep_open(app: String, name: String, entry: ChannelEntry, stop: CancellationToken) {
+    loop {
+        if let Err(e) = entry.channel.open().await {
+            tracing::warn!(%app, channel = %name, error = %e, "cannot open the channel");
+            entry.status.error(OffsetDateTime::now_utc(), e);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(REOPEN) => {}
+        }
+    }
+}
+
+/// One webhook sender per app that has a webhook; returns the apps' webhook URLs.
+fn start_webhook_senders(
+    spec: &GatewaySpec,
+    shared: &Shared<'_>,
+    background: &mut Background,
+) -> HashMap<String, String> {
+    let owner = format!("gw-{}", uuid::Uuid::now_v7());
+    let mut webhook_urls = HashMap::new();
+    for app in &spec.apps {
+        if let Some(hook) = &app.webhook {
+            webhook_urls.insert(app.name.clone(), hook.url.clone());
+            let sender = WebhookSender {
+                app: app.name.clone(),
+                spec: hook.clone(),
+                store: shared.store.clone(),
+                events_wakeup: shared.events_wakeup.clone(),
+                owner: owner.clone(),
+                retry: (spec.delivery.retry_initial, spec.delivery.retry_max),
+                stop: background.stop.clone(),
+            };
+            background.tasks.spawn(sender.run());
+        }
+    }
+    webhook_urls
+}
+
+/// What the API handlers share.
+fn api_state(
+    spec: &GatewaySpec,
+    shared: &Shared<'_>,
+    webhook_urls: HashMap<String, String>,
+) -> AppState {
+    AppState {
+        store: shared.store.clone(),
+        apps: Arc::new(Apps::from_specs(&spec.apps)),
+        channels: shared.channels.clone(),
+        limits: spec.limits.clone(),
+        delivery: spec.delivery.clone(),
+        events_wakeup: shared.events_wakeup.clone(),
+        metrics: shared.metrics.clone(),
+        webhook_apps: webhook_urls.keys().cloned().collect(),
+        webhook_urls: Arc::new(webhook_urls),
+        openapi: Arc::default(),
+    }
+}
+
+/// Binds the API address and serves the API (over TLS when configured, its certificate
+/// watched for renewal) until its stop token is cancelled.
+async fn serve_api(
+    spec: &GatewaySpec,
+    state: AppState,
+    background: &mut Background,
+) -> Result<Served, StartError> {
+    let listen = spec.listen;
+    let bind_error = |source| StartError::Bind {
+        addr: listen,
+        source,
+    };
+    let tls = match &spec.tls {
+        None => None,
+        Some(files) => {
+            let cert = ReloadingCert::new(files.clone()).map_err(StartError::Tls)?;
+            let acceptor = cert.acceptor().map_err(StartError::Tls)?;
+            background
+                .tasks
+                .spawn(cert.clone().watch(background.stop.clone()));
+            Some(acceptor)
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(http_server::serve(
+        listener,
+        api::router(state),
+        spec.server.clone(),
+        tls,
+        stop.clone(),
+    ));
+    Ok(Served {
+        addr,
+        scheme,
+        stop,
+        server,
+    })
 }
 
 impl RunningGateway {
@@ -306,7 +407,7 @@ impl RunningGateway {
             self.background.abort_all();
             while self.background.join_next().await.is_some() {}
         }
-        self.sqlite.close().await;
+        self.store.close().await;
         tracing::info!("gateway stopped");
     }
 }

@@ -41,10 +41,11 @@ async fn shutdown_releases_unanswered_work_and_a_restart_delivers_it() {
         "the grace period bounds shutdown"
     );
     // Handed back, with the attempt it never finished undone.
-    let store = pushgate_store::SqliteStore::open(&env.spec.database)
+    let store = pushgate_store::open(&env.spec.database, &Default::default())
         .await
         .unwrap();
-    let page = pushgate_store::Store::list_deliveries(&store, id.parse().unwrap(), None, 10)
+    let page = store
+        .list_deliveries(id.parse().unwrap(), None, 10)
         .await
         .unwrap();
     assert_eq!(page.items[0].state, pushgate_store::DeliveryState::Queued);
@@ -63,4 +64,23 @@ async fn shutdown_releases_unanswered_work_and_a_restart_delivers_it() {
         !got.is_empty() && got.iter().all(|c| c == "held"),
         "{got:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_is_refused_until_that_backend_exists() {
+    let env = start_with(|_| {}).await;
+    let mut spec = env.spec.clone();
+    spec.database = "postgres://localhost/pushgate".into();
+    spec.listen = "127.0.0.1:0".parse().unwrap();
+    let err = Gateway::start(&spec)
+        .await
+        .err()
+        .expect("no PostgreSQL backend yet");
+    assert!(
+        matches!(err, pushgate_gateway::StartError::Store { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("postgres://localhost/pushgate"), "{text}");
+    assert!(text.contains("not supported yet"), "{text}");
 }

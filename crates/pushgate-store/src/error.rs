@@ -13,6 +13,10 @@ pub enum StoreError {
     /// `invalid` by hand); the text says what.
     #[error("{0}")]
     InvalidInput(String),
+    /// The configuration asks for something this build cannot do (e.g. a backend that does
+    /// not exist yet); the text says what.
+    #[error("{0}")]
+    Unsupported(String),
     /// The database refused or failed the operation.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),

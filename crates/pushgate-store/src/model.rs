@@ -288,7 +288,7 @@ pub struct StoredMessage {
 
 /// The confirmation message of a C2DM-era registration, stored with the registration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct C2dmRegistration {
+pub struct C2dmFlowRegistration {
     /// The device id the device gave.
     pub device_id: String,
     /// The registration id it asks to be reached at.

@@ -8,13 +8,13 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::model::{
-    App, C2dmRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
+    App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
     NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
     WebhookState,
 };
 
-/// What [`Store::c2dm_confirm`] found.
+/// What [`Store::c2dm_flow_confirm`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmation {
     /// The token matched: the pending registration id is now the device's token.
@@ -35,6 +35,10 @@ pub trait Store: Send + Sync {
     /// Brings the schema up to date; idempotent (implementations also run it when opened).
     async fn migrate(&self) -> Result<()>;
 
+    /// Closes the store for good, waiting for its connections to be returned (a graceful
+    /// stop: SQLite checkpoints its WAL). Calls made afterwards fail.
+    async fn close(&self);
+
     /// Creates the app or updates its default flag; making one app default clears the others.
     async fn upsert_app(&self, name: &str, is_default: bool) -> Result<App>;
 
@@ -54,7 +58,7 @@ pub trait Store: Send + Sync {
 
     /// Registers or updates a device through the API (confirmed at once). Tokens are unique
     /// among an app's non-invalid devices: a token already held by another device is taken
-    /// over, and that device is retired (`Invalid`, reason "token taken over by <id>") with
+    /// over, and that device is retired (`Invalid`, reason `token taken over by <id>`) with
     /// its waiting deliveries. Re-registering an invalid device makes it active again. Work
     /// still waiting for the device follows a changed token.
     async fn put_device(
@@ -103,17 +107,17 @@ pub trait Store: Send + Sync {
     /// (or keeps an existing one's current token), records the registration id as pending
     /// with its confirmation token (replacing an earlier pending one), and stores the
     /// confirmation message with one delivery to the registration id.
-    async fn c2dm_register(
+    async fn c2dm_flow_register(
         &self,
         app: &str,
-        registration: C2dmRegistration,
+        registration: C2dmFlowRegistration,
         now: OffsetDateTime,
     ) -> Result<InsertOutcome>;
 
     /// The C2DM-era `confirmation` call: when `confirmation_token` matches the device's
     /// pending registration, that registration id becomes its token (taking it over from any
     /// other device) and the device is confirmed.
-    async fn c2dm_confirm(
+    async fn c2dm_flow_confirm(
         &self,
         app: &str,
         device_id: &str,

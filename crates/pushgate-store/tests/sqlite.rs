@@ -29,11 +29,10 @@ async fn with_apps(s: SqliteStore) -> Arc<dyn Store> {
     Arc::new(s)
 }
 
-async fn sqlite_store() -> Arc<dyn Store> {
+/// The contract's store factory: a fresh SQLite file with the apps `app` and `other`.
+async fn contract_store() -> Arc<dyn Store> {
     with_apps(SqliteStore::open(&db_path()).await.unwrap()).await
 }
-
-store_contract_tests!(sqlite_store());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handles_on_one_file_claim_disjoint_deliveries() {

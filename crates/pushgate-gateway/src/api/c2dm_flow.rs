@@ -14,7 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
 use pushgate_proto::token::short_token;
-use pushgate_store::{C2dmRegistration, Confirmation, NewMessage};
+use pushgate_store::{C2dmFlowRegistration, Confirmation, NewMessage};
 use rand::distr::{Alphanumeric, SampleString};
 use time::OffsetDateTime;
 use tracing::{debug, warn};
@@ -120,7 +120,7 @@ async fn registration(
         ..Default::default()
     };
     let now = OffsetDateTime::now_utc();
-    let reg = C2dmRegistration {
+    let reg = C2dmFlowRegistration {
         device_id: device_id.clone(),
         registration_id: registration_id.clone(),
         confirmation_token,
@@ -137,7 +137,7 @@ async fn registration(
             created_at: now,
         },
     };
-    match state.store.c2dm_register(&app.name, reg, now).await {
+    match state.store.c2dm_flow_register(&app.name, reg, now).await {
         Ok(out) => {
             state.channels.wake(&app.name, &flow.channel);
             debug!(
@@ -187,7 +187,7 @@ async fn confirmation(
     };
     match state
         .store
-        .c2dm_confirm(&app.name, &device_id, &token, OffsetDateTime::now_utc())
+        .c2dm_flow_confirm(&app.name, &device_id, &token, OffsetDateTime::now_utc())
         .await
     {
         Ok(Confirmation::Confirmed) => {

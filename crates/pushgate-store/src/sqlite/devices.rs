@@ -6,9 +6,9 @@ use time::OffsetDateTime;
 use super::registry::{self, Labels};
 use super::rows::{self, device_select, ms, normalized_list};
 use crate::model::{
-    App, ChannelRecord, DeliveryState, Device, DeviceFilter, DeviceState, NewDevice, Page,
-    PutDevice,
+    App, ChannelRecord, Device, DeviceFilter, DeviceState, NewDevice, Page, PutDevice,
 };
+use crate::rules;
 use crate::{Result, StoreError};
 
 /// Creates or updates an app; a new default app clears the flag on the others.
@@ -199,16 +199,11 @@ pub(super) async fn put(
     if existed {
         registry::follow_token(&mut *conn, app, &device.device_id, &device.token, now).await?;
     }
-    if state == DeviceState::Disabled && existed {
-        registry::settle_waiting(
-            conn,
-            app,
-            &device.device_id,
-            DeliveryState::Failed,
-            "device_disabled",
-            now,
-        )
-        .await?;
+    if state == DeviceState::Disabled
+        && existed
+        && let Some((delivery_state, error)) = rules::registry::waiting_work_on(state)
+    {
+        registry::settle_waiting(conn, app, &device.device_id, delivery_state, error, now).await?;
     }
     Ok(PutDevice {
         created: before.is_none(),
@@ -280,15 +275,8 @@ pub(super) async fn delete(
     device_id: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
-    registry::settle_waiting(
-        &mut *conn,
-        app,
-        device_id,
-        DeliveryState::Failed,
-        "device_deleted",
-        now,
-    )
-    .await?;
+    let (delivery_state, error) = rules::registry::DELETED_WORK;
+    registry::settle_waiting(&mut *conn, app, device_id, delivery_state, error, now).await?;
     let done = sqlx::query("DELETE FROM devices WHERE app = $1 AND device_id = $2")
         .bind(app)
         .bind(device_id)
@@ -328,12 +316,7 @@ pub(super) async fn set_state(
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
-    let settled = match state {
-        DeviceState::Active => None,
-        DeviceState::Disabled => Some((DeliveryState::Failed, "device_disabled")),
-        DeviceState::Invalid => Some((DeliveryState::TokenDead, "device_invalid")),
-    };
-    if let Some((delivery_state, error)) = settled {
+    if let Some((delivery_state, error)) = rules::registry::waiting_work_on(state) {
         registry::settle_waiting(conn, app, device_id, delivery_state, error, now).await?;
     }
     Ok(())

@@ -6,23 +6,22 @@ use time::OffsetDateTime;
 use super::rows::{self, ms};
 use crate::Result;
 use crate::model::{Event, EventKind};
+use crate::rules::events::{DeliveryRef, NewEvent};
 
 /// Appends one event (inside the caller's transaction).
 pub(super) async fn append(
     conn: &mut SqliteConnection,
     app: &str,
-    kind: EventKind,
-    device_id: Option<&str>,
-    data: &serde_json::Value,
+    event: &NewEvent,
     now: OffsetDateTime,
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO events (app, kind, device_id, data, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(app)
-    .bind(kind.as_str())
-    .bind(device_id)
-    .bind(data.to_string())
+    .bind(event.kind.as_str())
+    .bind(&event.device_id)
+    .bind(event.data.to_string())
     .bind(ms(now))
     .execute(conn)
     .await?;
@@ -51,61 +50,13 @@ pub(super) async fn after(
     rows.iter().map(rows::event).collect()
 }
 
-/// A delivery that ended without reaching its device, as events report it.
-#[derive(Debug, Clone)]
-pub(super) struct Ended {
-    /// The delivery.
-    pub delivery_id: i64,
-    /// Its message.
-    pub message_id: uuid::Uuid,
-    /// Its device, if registered.
-    pub device_id: Option<String>,
-    /// The token it was for.
-    pub token: String,
-}
-
-impl Ended {
-    /// Reads `id, message_id, device_id, token` from a row.
-    pub(super) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Self> {
-        use sqlx::Row;
-        Ok(Self {
-            delivery_id: row.try_get("id")?,
-            message_id: row.try_get("message_id")?,
-            device_id: row.try_get("device_id")?,
-            token: row.try_get("token")?,
-        })
-    }
-}
-
-/// Appends one `DeliveryFailed` event per ended delivery: every final failure of work that
-/// was queued is reported, whatever ended it (an answer, the TTL, a registry change).
-pub(super) async fn delivery_failed(
-    conn: &mut SqliteConnection,
-    app: &str,
-    ended: &[Ended],
-    state: crate::model::DeliveryState,
-    outcome: &str,
-    reason: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
-    for e in ended {
-        let data = serde_json::json!({
-            "message_id": e.message_id,
-            "delivery_id": e.delivery_id,
-            "token": e.token,
-            "state": state.as_str(),
-            "outcome": outcome,
-            "reason": reason,
-        });
-        append(
-            &mut *conn,
-            app,
-            EventKind::DeliveryFailed,
-            e.device_id.as_deref(),
-            &data,
-            now,
-        )
-        .await?;
-    }
-    Ok(())
+/// Reads `id, message_id, device_id, token` from a row: the delivery as events name it.
+pub(super) fn delivery_ref(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRef> {
+    use sqlx::Row;
+    Ok(DeliveryRef {
+        delivery_id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        device_id: row.try_get("device_id")?,
+        token: row.try_get("token")?,
+    })
 }

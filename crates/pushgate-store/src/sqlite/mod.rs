@@ -6,13 +6,15 @@
 //! and portable functions where it can, so that a PostgreSQL implementation can reuse most of
 //! it; lists travel as one JSON array (`json_each`).
 
-mod c2dm;
+mod c2dm_flow;
+mod claims;
+mod deliveries;
 mod devices;
 mod events;
-mod insert_group;
+mod group_commit;
+mod messages;
 mod migrate;
 mod outcomes;
-mod queue;
 mod registry;
 mod rows;
 mod stats;
@@ -30,39 +32,16 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::model::{
-    App, C2dmRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
+    App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
     NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
     WebhookState,
 };
 use crate::store::Confirmation;
-use crate::{Result, Store};
+use crate::{Result, Store, StoreSettings};
 
 /// The statement every write transaction starts with (takes the write lock at once).
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-
-/// How a SQLite store is opened.
-#[derive(Debug, Clone)]
-pub struct SqliteSettings {
-    /// How long a writer waits for another one before failing with "database is locked".
-    pub busy_timeout: Duration,
-    /// Connections in the pool: readers run in parallel under WAL, writers queue on the lock.
-    pub max_connections: u32,
-    /// `true`: every commit is flushed to disk (`synchronous=FULL`), so an accepted message
-    /// survives a power cut; `false` (`NORMAL`) survives a crash of the process but may lose
-    /// the last commits on power loss.
-    pub durable_commits: bool,
-}
-
-impl Default for SqliteSettings {
-    fn default() -> Self {
-        Self {
-            busy_timeout: Duration::from_secs(10),
-            max_connections: 4,
-            durable_commits: true,
-        }
-    }
-}
 
 /// A [`Store`] in one SQLite file (or in memory, for tests): the zero-configuration default.
 ///
@@ -74,19 +53,19 @@ impl Default for SqliteSettings {
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
-    inserts: std::sync::Arc<insert_group::InsertGroup>,
+    group_commit: std::sync::Arc<group_commit::GroupCommit>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at a path or `sqlite:` URL with default
     /// settings, and brings its schema up to date.
     pub async fn open(path_or_url: &str) -> Result<Self> {
-        Self::open_with(path_or_url, &SqliteSettings::default()).await
+        Self::open_with(path_or_url, &StoreSettings::default()).await
     }
 
     /// Opens the database in WAL mode with foreign keys on and the given settings, and brings
     /// its schema up to date.
-    pub async fn open_with(path_or_url: &str, settings: &SqliteSettings) -> Result<Self> {
+    pub async fn open_with(path_or_url: &str, settings: &StoreSettings) -> Result<Self> {
         let options = if path_or_url.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(path_or_url)?
         } else {
@@ -110,7 +89,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Default::default(),
-            inserts: Default::default(),
+            group_commit: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -132,15 +111,10 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Default::default(),
-            inserts: Default::default(),
+            group_commit: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
-    }
-
-    /// Closes the pool, waiting for connections to be returned (checkpoints the WAL).
-    pub async fn close(&self) {
-        self.pool.close().await;
     }
 }
 
@@ -168,6 +142,11 @@ macro_rules! read {
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         migrate::run(&self.pool).await
+    }
+
+    /// Closes the pool, waiting for connections to be returned (checkpoints the WAL).
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn upsert_app(&self, name: &str, is_default: bool) -> Result<App> {
@@ -258,17 +237,22 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn c2dm_register(
+    async fn c2dm_flow_register(
         &self,
         app: &str,
-        registration: C2dmRegistration,
+        registration: C2dmFlowRegistration,
         now: OffsetDateTime,
     ) -> Result<InsertOutcome> {
-        write_tx!(self, |tx| c2dm::register(&mut tx, app, &registration, now)
-            .await?)
+        write_tx!(self, |tx| c2dm_flow::register(
+            &mut tx,
+            app,
+            &registration,
+            now
+        )
+        .await?)
     }
 
-    async fn c2dm_confirm(
+    async fn c2dm_flow_confirm(
         &self,
         app: &str,
         device_id: &str,
@@ -276,7 +260,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Confirmation> {
         write_tx!(self, |tx| {
-            c2dm::confirm(&mut tx, app, device_id, confirmation_token, now).await?
+            c2dm_flow::confirm(&mut tx, app, device_id, confirmation_token, now).await?
         })
     }
 
@@ -288,31 +272,32 @@ impl Store for SqliteStore {
         default_channel: &str,
     ) -> Result<Vec<String>> {
         read!(self, |conn| {
-            queue::reached_channels(&mut conn, app, targets, channel_override, default_channel)
+            targets::reached_channels(&mut conn, app, targets, channel_override, default_channel)
                 .await
         })
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        let answer = self.inserts.enqueue(msg, targets.clone());
+        let answer = self.group_commit.enqueue(msg, targets.clone());
         let _turn = self.writer.lock().await;
         // A writer before us may have stored this message with its own group.
-        let answer = match insert_group::ready(answer) {
+        let answer = match group_commit::ready(answer) {
             Ok(done) => return done,
             Err(waiting) => waiting,
         };
-        let jobs = self.inserts.take();
-        insert_group::run(&self.pool, jobs).await;
-        insert_group::ready(answer)
+        let jobs = self.group_commit.take();
+        group_commit::run(&self.pool, jobs).await;
+        group_commit::ready(answer)
             .unwrap_or_else(|_| Err(crate::StoreError::Corrupt("insert not run".into())))
     }
 
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>> {
-        read!(self, |conn| queue::get_message(&mut conn, message_id).await)
+        read!(self, |conn| messages::get_message(&mut conn, message_id)
+            .await)
     }
 
     async fn get_messages(&self, message_ids: &[Uuid]) -> Result<Vec<StoredMessage>> {
-        read!(self, |conn| queue::get_messages(&mut conn, message_ids)
+        read!(self, |conn| messages::get_messages(&mut conn, message_ids)
             .await)
     }
 
@@ -325,12 +310,12 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> Result<Vec<Delivery>> {
         write_tx!(self, |tx| {
-            queue::claim_due(&mut tx, app, channel, now, limit, lease).await?
+            claims::claim_due(&mut tx, app, channel, now, limit, lease).await?
         })
     }
 
     async fn next_due(&self, app: &str, channel: &str) -> Result<Option<OffsetDateTime>> {
-        read!(self, |conn| queue::next_due(&mut conn, app, channel).await)
+        read!(self, |conn| claims::next_due(&mut conn, app, channel).await)
     }
 
     async fn complete(&self, results: Vec<Completion>, now: OffsetDateTime) -> Result<u64> {
@@ -339,16 +324,18 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, releases: &[Release], now: OffsetDateTime) -> Result<u64> {
-        write_tx!(self, |tx| queue::release(&mut tx, releases, now).await?)
+        write_tx!(self, |tx| claims::release(&mut tx, releases, now).await?)
     }
 
     async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats> {
-        read!(self, |conn| queue::queue_stats(&mut conn, now).await)
+        read!(self, |conn| claims::queue_stats(&mut conn, now).await)
     }
 
     async fn message_summary(&self, message_id: Uuid) -> Result<MessageSummary> {
-        read!(self, |conn| queue::message_summary(&mut conn, message_id)
-            .await)
+        read!(self, |conn| deliveries::message_summary(
+            &mut conn, message_id
+        )
+        .await)
     }
 
     async fn list_deliveries(
@@ -358,7 +345,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Page<Delivery, i64>> {
         read!(self, |conn| {
-            queue::list_deliveries(&mut conn, message_id, cursor, limit).await
+            deliveries::list_deliveries(&mut conn, message_id, cursor, limit).await
         })
     }
 

@@ -1,45 +1,38 @@
 //! Recording provider answers: the delivery's new state and, in the same transaction, what
 //! the answer means for the registry (canonical ids, dead tokens) and for the application
-//! (events).
+//! (events). The decisions are [`crate::rules::outcome`]'s; this module reads the facts they
+//! need and executes them.
 
 use pushgate_proto::outcome::Outcome;
-use serde_json::json;
 use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::events;
 use super::registry;
-use super::rows::ms;
+use super::rows::{self, ms};
 use crate::Result;
-use crate::model::{Completion, DeliveryState, EventKind};
-
-/// What the delivery row says about the answered delivery, read back by the update itself.
-struct Answered {
-    message_id: Uuid,
-    app: String,
-    device_id: Option<String>,
-    token: String,
-}
+use crate::model::Completion;
+use crate::rules;
+use crate::rules::events::DeliveryRef;
+use crate::rules::outcome::{Effect, HolderLookup, Settlement, TokenHolders};
 
 /// Sets the delivery's state if it is still in flight under the claim `c` names; `None` when
 /// the answer is stale (the lease ran out and another claim took the delivery).
 async fn settle(
     conn: &mut SqliteConnection,
     c: &Completion,
-    state: DeliveryState,
-    due_at: Option<i64>,
+    settlement: Settlement,
     now: OffsetDateTime,
-) -> Result<Option<Answered>> {
+) -> Result<Option<(String, DeliveryRef)>> {
     let row = sqlx::query(
         "UPDATE deliveries
          SET state = $1, due_at = COALESCE($2, due_at), lease_until = NULL,
              provider_message_id = $3, error_code = $4, updated_at = $5
          WHERE id = $6 AND state = 'in_flight' AND attempts = $7
-         RETURNING message_id, app, device_id, token",
+         RETURNING id, message_id, app, device_id, token",
     )
-    .bind(state.as_str())
-    .bind(due_at)
+    .bind(settlement.state.as_str())
+    .bind(settlement.due_at.map(ms))
     .bind(c.outcome.message_id())
     .bind(c.outcome.reason())
     .bind(ms(now))
@@ -47,183 +40,84 @@ async fn settle(
     .bind(c.attempt)
     .fetch_optional(conn)
     .await?;
-    row.map(|row| {
-        Ok(Answered {
-            message_id: row.try_get("message_id")?,
-            app: row.try_get("app")?,
-            device_id: row.try_get("device_id")?,
-            token: row.try_get("token")?,
-        })
-    })
-    .transpose()
+    row.map(|row| Ok((row.try_get("app")?, events::delivery_ref(&row)?)))
+        .transpose()
 }
 
-/// Applies a canonical id: rewrites the holder's token (and its waiting work), or retires it
-/// when another live device already holds the new token; records a `TokenRotated` event.
-async fn rotate(
+/// The deadline of a delivery, if it still exists.
+async fn deadline(conn: &mut SqliteConnection, delivery_id: i64) -> Result<Option<OffsetDateTime>> {
+    let deadline: Option<i64> = sqlx::query_scalar("SELECT deadline FROM deliveries WHERE id = $1")
+        .bind(delivery_id)
+        .fetch_optional(conn)
+        .await?;
+    deadline.map(rows::from_ms).transpose()
+}
+
+/// Looks up the live holders the answer's effects depend on.
+async fn holders(
     conn: &mut SqliteConnection,
-    a: &Answered,
-    new_token: &str,
+    app: &str,
+    token: &str,
+    lookup: HolderLookup<'_>,
+) -> Result<TokenHolders> {
+    let mut found = TokenHolders::default();
+    if lookup.answered_token {
+        found.of_answered_token = registry::live_holder(&mut *conn, app, token).await?;
+    }
+    if let Some(new_token) = lookup.new_token {
+        found.of_new_token = registry::live_holder(conn, app, new_token).await?;
+    }
+    Ok(found)
+}
+
+/// Executes one effect of an answer.
+async fn execute(
+    conn: &mut SqliteConnection,
+    app: &str,
+    effect: &Effect,
     now: OffsetDateTime,
 ) -> Result<()> {
-    if new_token == a.token {
-        return Ok(());
-    }
-    let device = registry::live_holder(&mut *conn, &a.app, &a.token).await?;
-    let holder = registry::live_holder(&mut *conn, &a.app, new_token).await?;
-    if device.is_none() && holder.is_some() {
-        // An earlier answer (another message in flight to the old token) already applied
-        // this canonical id: nothing changes, nothing to report again.
-        return Ok(());
-    }
-    let retire_for = match (&device, &holder) {
-        (Some(device), Some(holder)) if holder != device => Some(holder.clone()),
-        _ => None,
-    };
-    let data = match &retire_for {
-        Some(holder) => {
-            json!({"old_token": a.token, "new_token": new_token, "retired": true, "held_by": holder})
-        }
-        None => json!({"old_token": a.token, "new_token": new_token, "retired": false}),
-    };
-    // The cause first, then its consequences (events of the work it settles).
-    events::append(
-        &mut *conn,
-        &a.app,
-        EventKind::TokenRotated,
-        device.as_deref(),
-        &data,
-        now,
-    )
-    .await?;
-    match (&device, retire_for) {
-        (Some(device), Some(holder)) => {
-            registry::retire(
-                conn,
-                &a.app,
-                device,
-                &format!("canonical id held by {holder}"),
-                now,
-            )
-            .await
-        }
-        (Some(device), None) => {
+    match effect {
+        Effect::Event(event) => events::append(conn, app, event, now).await,
+        Effect::Retire(retirement) => registry::retire(conn, app, retirement, now).await,
+        Effect::ChangeToken {
+            device_id,
+            new_token,
+        } => {
             sqlx::query(
                 "UPDATE devices SET token = $1, updated_at = $2
                  WHERE app = $3 AND device_id = $4",
             )
             .bind(new_token)
             .bind(ms(now))
-            .bind(&a.app)
-            .bind(device)
+            .bind(app)
+            .bind(device_id)
             .execute(&mut *conn)
             .await?;
-            registry::follow_token(conn, &a.app, device, new_token, now).await
+            registry::follow_token(conn, app, device_id, new_token, now).await
         }
-        (None, _) => Ok(()),
     }
 }
 
-/// A dead token: the device's invalidation (if it was live), this delivery's failure, then
-/// the waiting work its retirement settles, in that order.
-async fn invalidate_then_fail(
-    conn: &mut SqliteConnection,
-    a: &Answered,
-    c: &Completion,
-    reason: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
-    let device = registry::live_holder(&mut *conn, &a.app, &a.token).await?;
-    if let Some(device) = &device {
-        let data = json!({"token": a.token, "reason": reason});
-        events::append(
-            &mut *conn,
-            &a.app,
-            EventKind::DeviceInvalidated,
-            Some(device),
-            &data,
-            now,
-        )
-        .await?;
-    }
-    failed_event(&mut *conn, a, c, DeliveryState::TokenDead, reason, now).await?;
-    if let Some(device) = &device {
-        registry::retire(conn, &a.app, device, reason, now).await?;
-    }
-    Ok(())
-}
-
-/// Records one answer with all its effects; false when it was stale.
+/// Records one answer with all its effects, as [`rules::outcome`] decides them; false when it
+/// was stale.
 async fn apply(conn: &mut SqliteConnection, c: &Completion, now: OffsetDateTime) -> Result<bool> {
-    let (state, due_at) = match &c.outcome {
-        Outcome::Delivered { .. } | Outcome::Rotated { .. } => (DeliveryState::Sent, None),
-        Outcome::TokenDead { .. } => (DeliveryState::TokenDead, None),
-        Outcome::MessageRejected { .. } | Outcome::AuthFailed { .. } => {
-            (DeliveryState::Failed, None)
-        }
+    let deadline = match &c.outcome {
         Outcome::RetryLater { .. } | Outcome::Throttled { .. } => {
-            let due = c.retry_at.map(ms).unwrap_or_else(|| ms(now));
-            let deadline: i64 = sqlx::query_scalar("SELECT deadline FROM deliveries WHERE id = $1")
-                .bind(c.delivery_id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .unwrap_or(i64::MIN);
-            if due >= deadline {
-                (DeliveryState::Expired, None)
-            } else {
-                (DeliveryState::RetryWait, Some(due))
-            }
+            deadline(&mut *conn, c.delivery_id).await?
         }
+        _ => None,
     };
-    let Some(answered) = settle(&mut *conn, c, state, due_at, now).await? else {
+    let settlement = rules::outcome::settle(&c.outcome, c.retry_at, deadline, now);
+    let Some((app, delivery)) = settle(&mut *conn, c, settlement, now).await? else {
         return Ok(false);
     };
-    match &c.outcome {
-        Outcome::Rotated { new_token, .. } => rotate(conn, &answered, new_token, now).await?,
-        Outcome::TokenDead { reason } => {
-            // The invalidation first, then this delivery's failure, then the waiting work
-            // the retirement settled (already appended by `retire`, so it comes first:
-            // append this one before retiring).
-            invalidate_then_fail(conn, &answered, c, reason, now).await?
-        }
-        Outcome::MessageRejected { reason } | Outcome::AuthFailed { reason } => {
-            failed_event(conn, &answered, c, DeliveryState::Failed, reason, now).await?
-        }
-        Outcome::RetryLater { reason, .. } | Outcome::Throttled { reason, .. }
-            if state == DeliveryState::Expired =>
-        {
-            failed_event(conn, &answered, c, DeliveryState::Expired, reason, now).await?
-        }
-        _ => {}
+    let lookup = rules::outcome::holders_needed(&c.outcome, &delivery.token);
+    let holders = holders(&mut *conn, &app, &delivery.token, lookup).await?;
+    for effect in rules::outcome::effects(&c.outcome, settlement.state, &delivery, &holders) {
+        execute(&mut *conn, &app, &effect, now).await?;
     }
     Ok(true)
-}
-
-/// A `DeliveryFailed` event for a delivery that ended without reaching the device.
-async fn failed_event(
-    conn: &mut SqliteConnection,
-    a: &Answered,
-    c: &Completion,
-    state: DeliveryState,
-    reason: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
-    let ended = events::Ended {
-        delivery_id: c.delivery_id,
-        message_id: a.message_id,
-        device_id: a.device_id.clone(),
-        token: a.token.clone(),
-    };
-    events::delivery_failed(
-        conn,
-        &a.app,
-        &[ended],
-        state,
-        c.outcome.kind().as_str(),
-        reason,
-        now,
-    )
-    .await
 }
 
 /// Records a batch of answers; stale ones are skipped.

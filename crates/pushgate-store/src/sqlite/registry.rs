@@ -7,6 +7,9 @@ use time::OffsetDateTime;
 use super::events;
 use super::rows::ms;
 use crate::model::DeliveryState;
+use crate::rules;
+use crate::rules::events::REGISTRY_OUTCOME;
+use crate::rules::registry::Retirement;
 use crate::{Result, StoreError};
 
 /// `NotFound` unless the app exists.
@@ -55,45 +58,39 @@ pub(super) async fn settle_waiting(
     .bind(device_id)
     .fetch_all(&mut *conn)
     .await?;
-    let ended = rows
-        .iter()
-        .map(events::Ended::from_row)
-        .collect::<Result<Vec<_>>>()?;
-    events::delivery_failed(conn, app, &ended, state, "registry", error, now).await?;
-    Ok(ended.len() as u64)
+    for row in &rows {
+        let ended = events::delivery_ref(row)?;
+        let event = rules::events::delivery_failed(&ended, state, REGISTRY_OUTCOME, error);
+        events::append(&mut *conn, app, &event, now).await?;
+    }
+    Ok(rows.len() as u64)
 }
 
-/// Marks a device invalid with a reason; the work waiting for it will never be sent.
+/// Marks a device invalid with a reason; the work waiting for it will never be sent
+/// ([`rules::registry::RETIRED_WORK`]).
 pub(super) async fn retire(
     conn: &mut SqliteConnection,
     app: &str,
-    device_id: &str,
-    reason: &str,
+    retirement: &Retirement,
     now: OffsetDateTime,
 ) -> Result<()> {
     sqlx::query(
         "UPDATE devices SET state = 'invalid', invalid_reason = $1, updated_at = $2
          WHERE app = $3 AND device_id = $4",
     )
-    .bind(reason)
+    .bind(&retirement.reason)
     .bind(ms(now))
     .bind(app)
-    .bind(device_id)
+    .bind(&retirement.device_id)
     .execute(&mut *conn)
     .await?;
-    settle_waiting(
-        conn,
-        app,
-        device_id,
-        DeliveryState::TokenDead,
-        "device_invalid",
-        now,
-    )
-    .await?;
+    let (state, error) = rules::registry::RETIRED_WORK;
+    settle_waiting(conn, app, &retirement.device_id, state, error, now).await?;
     Ok(())
 }
 
-/// Retires whichever other live device holds `token`, so that `device_id` can take it.
+/// Retires whichever other live device holds `token`, so that `device_id` can take it;
+/// returns the retired device.
 pub(super) async fn take_over(
     conn: &mut SqliteConnection,
     app: &str,
@@ -102,19 +99,12 @@ pub(super) async fn take_over(
     now: OffsetDateTime,
 ) -> Result<Option<String>> {
     let holder = live_holder(&mut *conn, app, token).await?;
-    match holder {
-        Some(holder) if holder != device_id => {
-            retire(
-                conn,
-                app,
-                &holder,
-                &format!("token taken over by {device_id}"),
-                now,
-            )
-            .await?;
-            Ok(Some(holder))
+    match rules::registry::take_over(device_id, holder.as_deref()) {
+        Some(retirement) => {
+            retire(conn, app, &retirement, now).await?;
+            Ok(Some(retirement.device_id))
         }
-        _ => Ok(None),
+        None => Ok(None),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Turning [`Targets`] into SQL over `devices d`: the audience of a message is selected and
-//! copied into `deliveries` by the database itself, in the transaction that stores it.
+//! copied into `deliveries` by the database itself, in the transaction that stores it; and
+//! the channels a message's targets would reach.
 
 use pushgate_proto::condition::Condition;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use crate::Result;
 use crate::model::Targets;
 
 /// A list as one bound JSON array, for `IN (SELECT value FROM json_each(?))`.
@@ -106,4 +108,41 @@ fn push_condition(qb: &mut QueryBuilder<Sqlite>, c: &Condition) {
             qb.push(")");
         }
     }
+}
+
+/// The distinct channels the deliveries of these targets would use.
+pub(super) async fn reached_channels(
+    conn: &mut SqliteConnection,
+    app: &str,
+    t: &Targets,
+    channel_override: Option<&str>,
+    default_channel: &str,
+) -> Result<Vec<String>> {
+    if let Some(channel) = channel_override {
+        return Ok(vec![channel.to_string()]);
+    }
+    let mut channels = Vec::new();
+    if has_audience(t) {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT DISTINCT COALESCE(d.channel, ");
+        qb.push_bind(default_channel.to_string())
+            .push(") AS channel FROM devices d WHERE ");
+        push_audience(&mut qb, app, t);
+        let found: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        channels.extend(found);
+    }
+    if !t.tokens.is_empty() {
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT COALESCE(h.channel, $1) FROM json_each($2) j
+             LEFT JOIN devices h ON h.app = $3 AND h.token = j.value AND h.state <> 'invalid'",
+        )
+        .bind(default_channel)
+        .bind(json_list(&t.tokens))
+        .bind(app)
+        .fetch_all(conn)
+        .await?;
+        channels.extend(found);
+    }
+    channels.sort();
+    channels.dedup();
+    Ok(channels)
 }

@@ -4,18 +4,18 @@
 use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::queue;
+use super::messages;
 use super::registry;
 use super::rows::ms;
 use crate::Result;
-use crate::model::{C2dmRegistration, InsertOutcome};
+use crate::model::{C2dmFlowRegistration, InsertOutcome};
 use crate::store::Confirmation;
 
 /// Records a registration and stores its confirmation message.
 pub(super) async fn register(
     conn: &mut SqliteConnection,
     app: &str,
-    reg: &C2dmRegistration,
+    reg: &C2dmFlowRegistration,
     now: OffsetDateTime,
 ) -> Result<InsertOutcome> {
     registry::require_app(&mut *conn, app).await?;
@@ -48,7 +48,7 @@ pub(super) async fn register(
     .bind(ms(now))
     .execute(&mut *conn)
     .await?;
-    queue::insert_single(
+    messages::insert_single(
         conn,
         &reg.message,
         &reg.device_id,

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 
-use super::{BEGIN_WRITE, queue};
+use super::{BEGIN_WRITE, messages};
 use crate::model::{InsertOutcome, NewMessage, Targets};
 use crate::{Result, StoreError};
 
@@ -21,9 +21,10 @@ pub(super) struct Job {
     answer: oneshot::Sender<Result<InsertOutcome>>,
 }
 
-/// The queue of inserts waiting for the write turn.
+/// The group commit of new messages: the inserts waiting for the write turn, stored together
+/// by whichever writer gets it next.
 #[derive(Debug, Default)]
-pub(super) struct InsertGroup {
+pub(super) struct GroupCommit {
     jobs: Mutex<Vec<Job>>,
 }
 
@@ -35,7 +36,7 @@ impl std::fmt::Debug for Job {
     }
 }
 
-impl InsertGroup {
+impl GroupCommit {
     /// Queues an insert; its answer arrives on the returned receiver.
     pub(super) fn enqueue(
         &self,
@@ -96,7 +97,7 @@ async fn together(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<InsertOutcome>>
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
-        out.push(queue::insert_message(&mut tx, &job.msg, &job.targets).await?);
+        out.push(messages::insert_message(&mut tx, &job.msg, &job.targets).await?);
     }
     tx.commit().await?;
     Ok(out)
@@ -104,7 +105,7 @@ async fn together(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<InsertOutcome>>
 
 async fn alone(pool: &SqlitePool, job: &Job) -> Result<InsertOutcome> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
-    let out = queue::insert_message(&mut tx, &job.msg, &job.targets).await?;
+    let out = messages::insert_message(&mut tx, &job.msg, &job.targets).await?;
     tx.commit().await?;
     Ok(out)
 }

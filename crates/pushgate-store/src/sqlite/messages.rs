@@ -1,21 +1,14 @@
-//! Messages and deliveries: insertion with target expansion, claiming with a lease, and
-//! release; answers are recorded by [`super::outcomes`].
-
-use std::time::Duration;
+//! Storing messages: the message row (once per idempotency key) and its deliveries, one per
+//! target; and reading messages back.
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::events;
 use super::registry;
-use super::rows::{self, count, delivery_columns, message_columns, ms, ms_after};
+use super::rows::{self, count, message_columns, ms};
 use super::targets::{has_audience, json_list, push_audience};
 use crate::Result;
-use crate::model::{
-    Delivery, DeliveryState, InsertOutcome, MessageSummary, NewMessage, Page, QueueStats, Release,
-    StoredMessage, Targets,
-};
+use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
 
 /// Column list of every `INSERT INTO deliveries` here.
 const DELIVERY_INSERT: &str = "INSERT INTO deliveries (message_id, app, device_id, token, channel,
@@ -259,43 +252,6 @@ pub(super) async fn insert_single(
     finish_message(conn, msg.id).await
 }
 
-/// The distinct channels the deliveries of these targets would use.
-pub(super) async fn reached_channels(
-    conn: &mut SqliteConnection,
-    app: &str,
-    t: &Targets,
-    channel_override: Option<&str>,
-    default_channel: &str,
-) -> Result<Vec<String>> {
-    if let Some(channel) = channel_override {
-        return Ok(vec![channel.to_string()]);
-    }
-    let mut channels = Vec::new();
-    if has_audience(t) {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT DISTINCT COALESCE(d.channel, ");
-        qb.push_bind(default_channel.to_string())
-            .push(") AS channel FROM devices d WHERE ");
-        push_audience(&mut qb, app, t);
-        let found: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
-        channels.extend(found);
-    }
-    if !t.tokens.is_empty() {
-        let found: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT COALESCE(h.channel, $1) FROM json_each($2) j
-             LEFT JOIN devices h ON h.app = $3 AND h.token = j.value AND h.state <> 'invalid'",
-        )
-        .bind(default_channel)
-        .bind(json_list(&t.tokens))
-        .bind(app)
-        .fetch_all(conn)
-        .await?;
-        channels.extend(found);
-    }
-    channels.sort();
-    channels.dedup();
-    Ok(channels)
-}
-
 /// One message, if stored.
 pub(super) async fn get_message(
     conn: &mut SqliteConnection,
@@ -335,188 +291,4 @@ pub(super) async fn get_messages(
         }
     }
     Ok(out)
-}
-
-/// Leases up to `limit` due deliveries of one channel; those past their deadline expire.
-pub(super) async fn claim_due(
-    conn: &mut SqliteConnection,
-    app: &str,
-    channel: &str,
-    now: OffsetDateTime,
-    limit: u32,
-    lease: Duration,
-) -> Result<Vec<Delivery>> {
-    let rows = sqlx::query(concat!(
-        "UPDATE deliveries SET
-             state = CASE WHEN deadline <= $1 THEN 'expired' ELSE 'in_flight' END,
-             lease_until = CASE WHEN deadline <= $1 THEN NULL ELSE $2 END,
-             due_at = CASE WHEN deadline <= $1 THEN due_at ELSE $2 END,
-             attempts = CASE WHEN deadline <= $1 THEN attempts ELSE attempts + 1 END,
-             error_code = CASE WHEN deadline <= $1 THEN COALESCE(error_code, 'ttl_expired')
-                               ELSE error_code END,
-             updated_at = $1
-         WHERE id IN (SELECT id FROM deliveries
-                      WHERE app = $3 AND channel = $4
-                        AND state IN ('queued', 'retry_wait', 'in_flight') AND due_at <= $1
-                      ORDER BY due_at, id LIMIT $5)
-         RETURNING ",
-        delivery_columns!()
-    ))
-    .bind(ms(now))
-    .bind(ms_after(now, lease))
-    .bind(app)
-    .bind(channel)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    let mut expired = Vec::new();
-    for row in &rows {
-        let d = rows::delivery(row)?;
-        if d.state == DeliveryState::InFlight {
-            claimed.push(d);
-        } else {
-            expired.push(d);
-        }
-    }
-    for d in &expired {
-        let ended = events::Ended {
-            delivery_id: d.id,
-            message_id: d.message_id,
-            device_id: d.device_id.clone(),
-            token: d.token.clone(),
-        };
-        let reason = d.error_code.as_deref().unwrap_or("ttl_expired");
-        events::delivery_failed(
-            &mut *conn,
-            app,
-            &[ended],
-            DeliveryState::Expired,
-            "expired",
-            reason,
-            now,
-        )
-        .await?;
-    }
-    claimed.sort_by_key(|d| d.id);
-    Ok(claimed)
-}
-
-/// When the next pending delivery of one channel is due.
-pub(super) async fn next_due(
-    conn: &mut SqliteConnection,
-    app: &str,
-    channel: &str,
-) -> Result<Option<OffsetDateTime>> {
-    let due: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(due_at) FROM deliveries
-         WHERE app = $1 AND channel = $2 AND state IN ('queued', 'retry_wait', 'in_flight')",
-    )
-    .bind(app)
-    .bind(channel)
-    .fetch_one(conn)
-    .await?;
-    due.map(rows::from_ms).transpose()
-}
-
-/// Puts in-flight deliveries back in the queue under the claim that took them.
-pub(super) async fn release(
-    conn: &mut SqliteConnection,
-    releases: &[Release],
-    now: OffsetDateTime,
-) -> Result<u64> {
-    let mut released = 0;
-    for r in releases {
-        let done = sqlx::query(
-            "UPDATE deliveries
-             SET state = 'queued', lease_until = NULL, due_at = $1, updated_at = $1,
-                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
-             WHERE id = $2 AND state = 'in_flight' AND attempts = $3",
-        )
-        .bind(ms(now))
-        .bind(r.delivery_id)
-        .bind(r.attempt)
-        .execute(&mut *conn)
-        .await?;
-        released += done.rows_affected();
-    }
-    Ok(released)
-}
-
-/// Pending and due deliveries over every app.
-pub(super) async fn queue_stats(
-    conn: &mut SqliteConnection,
-    now: OffsetDateTime,
-) -> Result<QueueStats> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS pending,
-                COALESCE(SUM(CASE WHEN due_at <= $1 THEN 1 ELSE 0 END), 0) AS due,
-                MIN(CASE WHEN due_at <= $1 THEN due_at END) AS oldest
-         FROM deliveries WHERE state IN ('queued', 'retry_wait', 'in_flight')",
-    )
-    .bind(ms(now))
-    .fetch_one(conn)
-    .await?;
-    let oldest: Option<i64> = row.try_get("oldest")?;
-    Ok(QueueStats {
-        pending: count(row.try_get("pending")?),
-        due: count(row.try_get("due")?),
-        oldest_due: oldest.map(rows::from_ms).transpose()?,
-    })
-}
-
-/// Counts of a message's deliveries by state.
-pub(super) async fn message_summary(
-    conn: &mut SqliteConnection,
-    message_id: Uuid,
-) -> Result<MessageSummary> {
-    let known: Option<Uuid> = sqlx::query_scalar("SELECT id FROM messages WHERE id = $1")
-        .bind(message_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if known.is_none() {
-        return Err(crate::StoreError::NotFound);
-    }
-    let rows = sqlx::query(
-        "SELECT state, COUNT(*) AS n FROM deliveries WHERE message_id = $1 GROUP BY state",
-    )
-    .bind(message_id)
-    .fetch_all(conn)
-    .await?;
-    let mut summary = MessageSummary::new();
-    for row in &rows {
-        let state: String = row.try_get("state")?;
-        summary.insert(state.parse()?, count(row.try_get("n")?));
-    }
-    Ok(summary)
-}
-
-/// A page of a message's deliveries in id order.
-pub(super) async fn list_deliveries(
-    conn: &mut SqliteConnection,
-    message_id: Uuid,
-    cursor: Option<i64>,
-    limit: u32,
-) -> Result<Page<Delivery, i64>> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        delivery_columns!(),
-        " FROM deliveries WHERE message_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
-    ))
-    .bind(message_id)
-    .bind(cursor)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(conn)
-    .await?;
-    let mut items = rows
-        .iter()
-        .map(rows::delivery)
-        .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|d| d.id)
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
 }

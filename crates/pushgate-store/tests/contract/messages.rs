@@ -1,0 +1,208 @@
+//! Storing messages: idempotency keys, the channel each delivery uses, and concurrent inserts
+//! (the group commit) each getting their own answer.
+
+use super::*;
+
+contract_cases! {
+    async fn repeated_idempotency_key_stores_nothing_new(s: Arc<dyn Store>) {
+        devices(&*s, 3).await;
+        let mut first = msg(60);
+        first.idempotency_key = Some("k1".into());
+        first.request_hash = Some("h1".into());
+        let two = Targets {
+            device_ids: ids(&["d1", "d2"]),
+            ..Default::default()
+        };
+        let out = s.insert_message(first.clone(), &two).await.unwrap();
+        assert_eq!(
+            (out.message_id, out.deliveries, out.queued, out.duplicate),
+            (first.id, 2, 2, false)
+        );
+
+        let mut second = msg(60);
+        second.idempotency_key = Some("k1".into());
+        second.request_hash = Some("h1".into());
+        let three = Targets {
+            all: true,
+            ..Default::default()
+        };
+        let again = s.insert_message(second.clone(), &three).await.unwrap();
+        assert_eq!(
+            (
+                again.message_id,
+                again.deliveries,
+                again.queued,
+                again.duplicate,
+                again.same_request
+            ),
+            (first.id, 2, 2, true, true)
+        );
+        assert!(matches!(
+            s.message_summary(second.id).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(s.get_message(second.id).await.unwrap().is_none());
+
+        let mut reused = msg(60);
+        reused.idempotency_key = Some("k1".into());
+        reused.request_hash = Some("h2".into());
+        let other = s.insert_message(reused, &three).await.unwrap();
+        assert!(other.duplicate && !other.same_request);
+        assert_eq!(claim(&*s, secs(1)).await.len(), 2);
+
+        // The same key in another app is another message.
+        let mut elsewhere = msg(60);
+        elsewhere.app = "other".into();
+        elsewhere.idempotency_key = Some("k1".into());
+        let out = s
+            .insert_message(elsewhere.clone(), &Targets::default())
+            .await
+            .unwrap();
+        assert!(!out.duplicate);
+        assert_eq!(out.message_id, elsewhere.id);
+        // No key: always new.
+        let a = s
+            .insert_message(msg(60), &Targets::default())
+            .await
+            .unwrap();
+        let b = s
+            .insert_message(msg(60), &Targets::default())
+            .await
+            .unwrap();
+        assert_ne!(a.message_id, b.message_id);
+        assert_eq!((a.deliveries, a.queued), (0, 0));
+    }
+
+    async fn channels_follow_override_device_and_default(s: Arc<dyn Store>) {
+        let mut legacy = dev("d1", "t1");
+        legacy.channel = Some("legacy".into());
+        s.put_device("app", legacy, t0()).await.unwrap();
+        s.put_device("app", dev("d2", "t2"), t0()).await.unwrap();
+        let everyone = Targets {
+            all: true,
+            tokens: ids(&["raw"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.reached_channels("app", &everyone, None, CH)
+                .await
+                .unwrap(),
+            ids(&["legacy", CH])
+        );
+        assert_eq!(
+            s.reached_channels("app", &everyone, Some("v1"), CH)
+                .await
+                .unwrap(),
+            ids(&["v1"])
+        );
+        let m = send(&*s, everyone.clone()).await;
+        let mut chans: Vec<_> = deliveries_of(&*s, m)
+            .await
+            .into_iter()
+            .map(|d| (d.token, d.channel))
+            .collect();
+        chans.sort();
+        assert_eq!(
+            chans,
+            [
+                ("raw".into(), CH.into()),
+                ("t1".into(), "legacy".into()),
+                ("t2".into(), CH.into())
+            ]
+        );
+        let mut forced = msg(600);
+        forced.channel_override = Some("v1".into());
+        s.insert_message(forced.clone(), &everyone).await.unwrap();
+        assert!(
+            deliveries_of(&*s, forced.id)
+                .await
+                .iter()
+                .all(|d| d.channel == "v1")
+        );
+        assert_eq!(
+            s.claim_due("app", "v1", secs(1), 100, LEASE)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            s.claim_due("app", "legacy", secs(1), 100, LEASE)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            s.claim_due("app", CH, secs(1), 100, LEASE)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            s.claim_due("other", CH, secs(1), 100, LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    async fn concurrent_inserts_each_get_their_own_answer(s: Arc<dyn Store>) {
+        devices(&*s, 3).await;
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut m = msg(600);
+                // Every third pair of requests shares a key: one stored, one answered as a repeat.
+                m.idempotency_key = Some(format!("k{}", i / 2));
+                m.request_hash = Some(format!("h{}", i / 2));
+                let target = format!("d{}", 1 + i % 3);
+                let t = Targets {
+                    device_ids: vec![target],
+                    ..Default::default()
+                };
+                (m.id, s.insert_message(m, &t).await.unwrap())
+            }));
+        }
+        let mut stored = std::collections::HashMap::new();
+        let mut repeats = 0;
+        for t in tasks {
+            let (id, out) = t.await.unwrap();
+            assert_eq!((out.deliveries, out.queued), (1, 1));
+            if out.duplicate {
+                assert!(out.same_request);
+                repeats += 1;
+            } else {
+                assert_eq!(out.message_id, id, "a stored message answers its own id");
+                stored.insert(id, ());
+            }
+        }
+        assert_eq!((stored.len(), repeats), (30, 30));
+        // A message that cannot be stored (unknown app) fails alone, whoever it is grouped with.
+        let mut mixed = Vec::new();
+        for i in 0..20 {
+            let s = s.clone();
+            mixed.push(tokio::spawn(async move {
+                let mut m = msg(600);
+                if i % 5 == 0 {
+                    m.app = "nope".into();
+                }
+                let t = Targets {
+                    device_ids: ids(&["d1"]),
+                    ..Default::default()
+                };
+                (i % 5 == 0, s.insert_message(m, &t).await)
+            }));
+        }
+        for t in mixed {
+            match t.await.unwrap() {
+                (true, r) => assert!(matches!(r, Err(StoreError::NotFound))),
+                (false, r) => assert_eq!(r.unwrap().queued, 1),
+            }
+        }
+        let claimed = claim(&*s, secs(1)).await;
+        assert_eq!(claimed.len(), 30 + 16, "one delivery per stored message");
+    }
+}

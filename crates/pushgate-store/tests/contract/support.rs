@@ -1,0 +1,127 @@
+//! Helpers the contract's cases share: fixed times, sample devices and messages, and short
+//! ways to send, claim and look at deliveries.
+
+use std::time::Duration;
+
+use pushgate_proto::outcome::Outcome;
+use pushgate_store::{Completion, Delivery, DeliveryState, NewDevice, NewMessage, Store, Targets};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const LEASE: Duration = Duration::from_secs(30);
+pub const CH: &str = "main";
+
+pub fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+}
+
+pub fn secs(n: i64) -> OffsetDateTime {
+    t0() + time::Duration::seconds(n)
+}
+
+pub fn dev(id: &str, token: &str) -> NewDevice {
+    NewDevice {
+        device_id: id.into(),
+        token: token.into(),
+        app_version: Some("1.0".into()),
+        ..Default::default()
+    }
+}
+
+pub fn msg(ttl_secs: i64) -> NewMessage {
+    NewMessage {
+        id: Uuid::now_v7(),
+        app: "app".into(),
+        payload: serde_json::json!({"data": {"k": "v"}}),
+        channel_override: None,
+        default_channel: CH.into(),
+        ttl_secs,
+        idempotency_key: None,
+        request_hash: None,
+        created_at: t0(),
+    }
+}
+
+pub fn ids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn done(d: &Delivery, outcome: Outcome) -> Completion {
+    Completion {
+        delivery_id: d.id,
+        attempt: d.attempts,
+        outcome,
+        retry_at: None,
+    }
+}
+
+pub fn delivered(d: &Delivery) -> Completion {
+    done(
+        d,
+        Outcome::Delivered {
+            message_id: format!("p-{}", d.id),
+        },
+    )
+}
+
+/// Registers `d1..=dn` with tokens `t1..=tn`.
+pub async fn devices(s: &dyn Store, n: usize) {
+    for i in 1..=n {
+        s.put_device("app", dev(&format!("d{i}"), &format!("t{i}")), t0())
+            .await
+            .unwrap();
+    }
+}
+
+/// Sends a message to `targets` and returns (message id, device id or token -> delivery).
+pub async fn send(s: &dyn Store, targets: Targets) -> Uuid {
+    let m = msg(600);
+    let out = s.insert_message(m.clone(), &targets).await.unwrap();
+    assert!(!out.duplicate);
+    m.id
+}
+
+/// Every delivery of a message, in id order.
+pub async fn deliveries_of(s: &dyn Store, id: Uuid) -> Vec<Delivery> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s.list_deliveries(id, cursor, 100).await.unwrap();
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return all,
+        }
+    }
+}
+
+/// (device id or "-", token, state, error) of each delivery, sorted, for easy comparison.
+pub async fn shape(s: &dyn Store, id: Uuid) -> Vec<(String, String, DeliveryState, String)> {
+    let mut v: Vec<_> = deliveries_of(s, id)
+        .await
+        .into_iter()
+        .map(|d| {
+            (
+                d.device_id.unwrap_or_else(|| "-".into()),
+                d.token,
+                d.state,
+                d.error_code.unwrap_or_default(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn row(
+    dev: &str,
+    tok: &str,
+    state: DeliveryState,
+    err: &str,
+) -> (String, String, DeliveryState, String) {
+    (dev.into(), tok.into(), state, err.into())
+}
+
+pub async fn claim(s: &dyn Store, at: OffsetDateTime) -> Vec<Delivery> {
+    s.claim_due("app", CH, at, 1000, LEASE).await.unwrap()
+}
