@@ -30,6 +30,7 @@ mod iid;
 mod legacy;
 mod oauth;
 mod projects;
+mod recipient;
 mod respond;
 mod senders;
 mod server;
