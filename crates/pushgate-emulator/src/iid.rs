@@ -25,10 +25,10 @@ use serde_json::json;
 use crate::activity::ActivityEntry;
 use crate::devices::{Device, DeviceKind};
 use crate::oauth::BearerCheck;
+use crate::recipient::{self, Expected, Refusal};
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::now_ms;
-use crate::recipient::{self, Expected, Refusal};
 use crate::topics::SubscribeError;
 
 /// Activity kind of every IID request.

@@ -148,7 +148,12 @@ mod tests {
             check(&devices, expect.restricted_to(Some("com.other")), &gcm).unwrap_err(),
             Refusal::WrongPackage
         );
-        let found = check(&devices, expect.restricted_to(Some("com.example.app")), &gcm).unwrap();
+        let found = check(
+            &devices,
+            expect.restricted_to(Some("com.example.app")),
+            &gcm,
+        )
+        .unwrap();
         assert_eq!(&*found.token, gcm.as_str());
 
         devices.uninstall(&gcm);

@@ -9,9 +9,9 @@ use pushgate_proto::legacy::limits::is_reserved_data_key;
 
 use crate::devices::{DeliverResult, DeviceKind, Payload, StoredMessage, Via};
 use crate::ids::FAKE_MESSAGE_ID;
+use crate::recipient::{self, Expected, Recipient, Refusal};
 use crate::state::Inner;
 use crate::time::{now_micros, now_ms};
-use crate::recipient::{self, Expected, Recipient, Refusal};
 use crate::topics::{self, TopicTarget};
 
 /// What one recipient gets.
@@ -142,8 +142,8 @@ impl<'a> Sender<'a> {
         if let Some(code) = &self.message_error {
             return Err(code.clone());
         }
-        let expected = Expected::new(DeviceKind::Gcm, self.sender_id)
-            .restricted_to(self.restricted_package);
+        let expected =
+            Expected::new(DeviceKind::Gcm, self.sender_id).restricted_to(self.restricted_package);
         let Recipient {
             token: shared_token,
             device,

@@ -7,7 +7,6 @@
 //! delivered to; a topic or condition is answered with a name and fanned out to the
 //! subscribed devices (`crate::topics`).
 
-pub(crate) mod control;
 mod errors;
 mod parse;
 mod registrations;
@@ -28,10 +27,10 @@ use crate::activity::ActivityEntry;
 use crate::devices::{DeliverResult, DeviceKind, Payload, StoredMessage, Via};
 use crate::oauth::{BearerCheck, TOKEN_PATH};
 use crate::projects::Project;
+use crate::recipient::{self, Expected, Recipient, Refusal};
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::{now_micros, now_ms};
-use crate::recipient::{self, Expected, Recipient, Refusal};
 use crate::topics::{self, TopicTarget};
 
 /// The send path as the activity log shows it.
@@ -300,8 +299,8 @@ fn send_to_token(
         handled.delay = fault.delay;
         return handled;
     }
-    let expected = Expected::new(DeviceKind::Gcm, &project.number)
-        .restricted_to(restricted_package(&payload));
+    let expected =
+        Expected::new(DeviceKind::Gcm, &project.number).restricted_to(restricted_package(&payload));
     let Recipient {
         token: shared_token,
         device,

@@ -9,27 +9,16 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{post, put};
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::DEFAULT_C2DM_EMAIL;
-use crate::DEFAULT_SENDER_ID;
 use crate::respond;
 use crate::state::EmulatorState;
-
-/// The C2DM control routes, to be nested under `/emulator`.
-pub(crate) fn routes() -> Router<EmulatorState> {
-    Router::new()
-        .route("/c2dm/accounts", post(add_account))
-        .route("/c2dm/quotas", put(set_quotas))
-        .route("/c2dm/rotate-auth", post(rotate))
-}
+use crate::{DEFAULT_C2DM_EMAIL, DEFAULT_SENDER_ID};
 
 fn bad(text: impl Into<String>) -> Response {
     respond::json(StatusCode::BAD_REQUEST, &json!({ "error": text.into() }))
@@ -44,7 +33,8 @@ struct AccountSpec {
     sender_id: Option<String>,
 }
 
-async fn add_account(State(state): State<EmulatorState>, body: Bytes) -> Response {
+/// Adds (or replaces) a C2DM role account.
+pub(super) async fn add_account(State(state): State<EmulatorState>, body: Bytes) -> Response {
     let spec: AccountSpec = match serde_json::from_slice(&body) {
         Ok(s) => s,
         Err(e) => return bad(format!("invalid account: {e}")),
@@ -81,7 +71,8 @@ struct QuotaSpec {
     per_device: Option<u32>,
 }
 
-async fn set_quotas(State(state): State<EmulatorState>, body: Bytes) -> Response {
+/// Sets the per-sender and per-device quotas.
+pub(super) async fn set_quotas(State(state): State<EmulatorState>, body: Bytes) -> Response {
     let spec: QuotaSpec = match serde_json::from_slice(&body) {
         Ok(s) => s,
         Err(e) => return bad(format!("invalid quotas: {e}")),
@@ -104,7 +95,8 @@ struct RotateSpec {
     email: Option<String>,
 }
 
-async fn rotate(State(state): State<EmulatorState>, body: Bytes) -> Response {
+/// Rotates an account's auth token, announced on its next send.
+pub(super) async fn rotate_auth(State(state): State<EmulatorState>, body: Bytes) -> Response {
     let spec: RotateSpec = if body.is_empty() {
         RotateSpec::default()
     } else {
