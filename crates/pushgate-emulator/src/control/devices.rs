@@ -88,6 +88,9 @@ impl ConfirmPlan {
     }
 }
 
+/// A device just created, with its token.
+type NewDevice = (Arc<str>, Arc<Device>);
+
 /// The fields `POST /emulator/devices` accepts.
 const CREATE_FIELDS: [&str; 8] = [
     "sender_id",
@@ -189,7 +192,7 @@ fn create_linked(
     spec: &DeviceSpec,
     plan: Option<&ConfirmPlan>,
     count: u64,
-) -> Result<Vec<(Arc<str>, Arc<Device>)>, ControlError> {
+) -> Result<Vec<NewDevice>, ControlError> {
     let client = match plan {
         Some(_) => Some(inner.confirm.client().map_err(ControlError::Internal)?),
         None => None,
@@ -205,7 +208,7 @@ fn create_linked(
 }
 
 /// Runs the registration call of every `confirm_via` device among `created`, in order.
-async fn register(created: &[(Arc<str>, Arc<Device>)]) -> Vec<Call> {
+async fn register(created: &[NewDevice]) -> Vec<Call> {
     let links: Vec<_> = created
         .iter()
         .filter_map(|(token, device)| Some((device.confirm.clone()?, token.clone())))
@@ -219,10 +222,7 @@ async fn register(created: &[(Arc<str>, Arc<Device>)]) -> Vec<Call> {
 
 /// The answer's device list; `calls` are the registration calls of the linked devices, in
 /// order.
-fn created_views<'a>(
-    created: &'a [(Arc<str>, Arc<Device>)],
-    calls: &'a [Call],
-) -> Vec<CreatedDevice<'a>> {
+fn created_views<'a>(created: &'a [NewDevice], calls: &'a [Call]) -> Vec<CreatedDevice<'a>> {
     let mut calls = calls.iter();
     created
         .iter()
