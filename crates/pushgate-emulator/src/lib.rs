@@ -14,6 +14,21 @@
 //!
 //! The emulator never depends on `pushgate-client`: a bug shared by both ends would hide
 //! itself (DESIGN.md).
+//!
+//! Where things live:
+//!
+//! * one module per Google protocol: `legacy`, `v1` (with `oauth` and `projects`), `ccs`,
+//!   `c2dm`, `iid`, `topics`, `groups`;
+//! * `recipient`: the one token check they all run, each mapping its verdict to its own
+//!   wire error;
+//! * `control`: the whole `/emulator/...` API, one router listing every route, one module
+//!   per resource;
+//! * `devices`, `senders`, `faults`, `activity`, `stats`: the state those parts share,
+//!   gathered in `state`;
+//! * `server`, `https`, [`tls`]: serving, over plain HTTP, HTTPS and XMPP, with the
+//!   instance's self-signed certificate.
+
+#![warn(missing_docs)]
 
 mod activity;
 mod c2dm;
