@@ -23,9 +23,8 @@ use pushgate_proto::legacy::limits::{TOPIC_PREFIX, is_valid_topic_name};
 use serde_json::json;
 
 use crate::activity::ActivityEntry;
-use crate::devices::{Device, DeviceKind};
 use crate::oauth::BearerCheck;
-use crate::recipient::{self, Expected, Refusal};
+use crate::recipient::{self, Refusal};
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::now_ms;
@@ -101,20 +100,6 @@ pub(crate) fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Arc<str
             .ok_or_else(unauthorized),
         BearerCheck::Expired | BearerCheck::Unknown => Err(unauthorized()),
     }
-}
-
-/// The active GCM/FCM device behind `token` when it belongs to `sender_id`.
-pub(crate) fn device_of(
-    inner: &Inner,
-    sender_id: &str,
-    token: &str,
-) -> Result<Arc<Device>, Refusal> {
-    recipient::check(
-        &inner.devices,
-        Expected::new(DeviceKind::Gcm, sender_id),
-        token,
-    )
-    .map(|found| found.device)
 }
 
 #[derive(Clone, Copy)]
@@ -217,10 +202,15 @@ fn batch_one(
     topic: &str,
     op: BatchOp,
 ) -> Result<(), &'static str> {
-    let device = device_of(inner, sender_id, token).map_err(|refusal| match refusal {
-        Refusal::Malformed | Refusal::WrongKind | Refusal::WrongSender => "INVALID_ARGUMENT",
-        Refusal::Unknown | Refusal::Uninstalled | Refusal::WrongPackage => "NOT_FOUND",
-    })?;
+    let device =
+        recipient::gcm_device(&inner.devices, sender_id, token).map_err(
+            |refusal| match refusal {
+                Refusal::Malformed | Refusal::WrongKind | Refusal::WrongSender => {
+                    "INVALID_ARGUMENT"
+                }
+                Refusal::Unknown | Refusal::Uninstalled | Refusal::WrongPackage => "NOT_FOUND",
+            },
+        )?;
     match op {
         BatchOp::Add => inner
             .topics
@@ -268,7 +258,7 @@ fn info_response(
         Ok(s) => s,
         Err(response) => return response,
     };
-    let device = match device_of(inner, &sender_id, token) {
+    let device = match recipient::gcm_device(&inner.devices, &sender_id, token) {
         Ok(d) => d,
         // Another sender's (or a C2DM) token is not found for this one (no information leak).
         Err(Refusal::WrongKind | Refusal::WrongSender) => {
@@ -333,7 +323,7 @@ fn single(inner: &Inner, headers: &HeaderMap, token: &str, topic: &str, op: Batc
             Some("topic name must match [a-zA-Z0-9-_.~%]+"),
         );
     }
-    let device = match device_of(inner, &sender_id, token) {
+    let device = match recipient::gcm_device(&inner.devices, &sender_id, token) {
         Ok(d) => d,
         Err(refusal) => return token_error(refusal),
     };

@@ -98,6 +98,16 @@ pub(crate) fn check(
     })
 }
 
+/// The installed GCM/FCM device behind `token` when `sender_id` owns it: who may be
+/// subscribed to a topic or put in a device group.
+pub(crate) fn gcm_device(
+    devices: &Devices,
+    sender_id: &str,
+    token: &str,
+) -> Result<Arc<Device>, Refusal> {
+    check(devices, Expected::new(DeviceKind::Gcm, sender_id), token).map(|found| found.device)
+}
+
 fn is_well_formed(kind: DeviceKind, token: &str) -> bool {
     match kind {
         DeviceKind::Gcm => token::is_well_formed(token),

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::ControlError;
+use super::fields::json_body;
 use crate::DEFAULT_SENDER_ID;
 use crate::ccs::CcsStats;
 use crate::ccs::hub::{Dispatch, Outbound};
@@ -33,11 +34,12 @@ use crate::state::EmulatorState;
 /// Longest delay or grace the settings accept (ten minutes).
 const MAX_MS: u64 = 600_000;
 
+/// A body of a fixed shape; empty (or only whitespace) means every field left out.
 fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ControlError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ControlError::BadRequest(format!("body: {e}")))
+    json_body(body, "body")
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,10 +1,20 @@
-//! The field-by-field reader of hand-checked control bodies: unknown fields are refused,
-//! and every error names its field.
+//! Reading control request bodies: [`Fields`] field by field for hand-checked routes
+//! (unknown fields refused, every error naming its field), [`json_body`] for fixed shapes.
 
 use pushgate_proto::RetryAfter;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::ControlError;
+
+/// A body read whole as `T` (for routes whose body is a fixed serde shape); a bad body is a
+/// 400 reading `{context}: {what serde saw}`.
+pub(super) fn json_body<T: DeserializeOwned>(
+    body: &[u8],
+    context: &str,
+) -> Result<T, ControlError> {
+    serde_json::from_slice(body).map_err(|e| ControlError::BadRequest(format!("{context}: {e}")))
+}
 
 /// The fields of a control request body, read one by one with errors that name them.
 pub(super) struct Fields(Map<String, Value>);

@@ -7,10 +7,10 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Uri};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::ControlError;
+use super::fields::json_body;
 use crate::oauth::{Https, base_url};
 use crate::projects::{KeyMaterial, Project, ProjectError};
 use crate::respond;
@@ -18,10 +18,6 @@ use crate::state::EmulatorState;
 
 /// Longest access-token lifetime `PUT /emulator/oauth` accepts (one day).
 const MAX_LIFETIME_SECS: u64 = 86_400;
-
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(bytes).map_err(|e| ControlError::BadRequest(format!("body: {e}")))
-}
 
 fn project_error(e: ProjectError) -> ControlError {
     match e {
@@ -56,7 +52,7 @@ pub(super) async fn create_project(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ControlError> {
-    let spec: NewProject = body(&bytes)?;
+    let spec: NewProject = json_body(&bytes, "body")?;
     let number = spec.project_number.map(|n| match n {
         NumberOrString::Number(n) => n.to_string(),
         NumberOrString::Text(s) => s,
@@ -113,7 +109,7 @@ pub(super) async fn set_quota(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, ControlError> {
-    let quota: Quota = body(&bytes)?;
+    let quota: Quota = json_body(&bytes, "body")?;
     let project = find(&state, &name)?;
     project.set_quota(quota.per_minute);
     tracing::info!(project_id = %project.id, per_minute = quota.per_minute, "project quota set");
@@ -134,7 +130,7 @@ pub(super) async fn set_oauth(
     State(state): State<EmulatorState>,
     bytes: Bytes,
 ) -> Result<Response, ControlError> {
-    let settings: OAuthSettings = body(&bytes)?;
+    let settings: OAuthSettings = json_body(&bytes, "body")?;
     if !(1..=MAX_LIFETIME_SECS).contains(&settings.lifetime_secs) {
         return Err(ControlError::BadRequest(format!(
             "lifetime_secs: must be between 1 and {MAX_LIFETIME_SECS}, got {}",

@@ -20,9 +20,8 @@ use serde_json::json;
 
 use super::{bearer, errors};
 use crate::activity::ActivityEntry;
-use crate::iid::device_of;
 use crate::oauth::BearerCheck;
-use crate::recipient::Refusal;
+use crate::recipient::{self, Refusal};
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::now_ms;
@@ -108,7 +107,7 @@ fn change(
             Some("topic_name"),
         );
     }
-    let device = match device_of(inner, &project.number, token) {
+    let device = match recipient::gcm_device(&inner.devices, &project.number, token) {
         Ok(d) => d,
         Err(Refusal::Unknown | Refusal::Uninstalled | Refusal::WrongPackage) => {
             return errors::fcm(FcmErrorCode::Unregistered);
