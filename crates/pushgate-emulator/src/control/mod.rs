@@ -81,7 +81,7 @@ pub(crate) enum ControlError {
     /// Bad input; the text names the field.
     #[error("{0}")]
     BadRequest(String),
-    /// No such token.
+    /// No such token, project or C2DM account.
     #[error("{0}")]
     NotFound(String),
     /// Clashes with existing state.
@@ -104,7 +104,7 @@ impl IntoResponse for ControlError {
     }
 }
 
-/// What a hand-checked control handler answers.
+/// What a control handler answers: its response, or why it refused.
 type ControlResult = Result<Response, ControlError>;
 
 /// `POST /emulator/reset`: back to a fresh emulator (default sender only, no device).
