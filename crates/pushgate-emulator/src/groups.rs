@@ -25,7 +25,8 @@ use pushgate_proto::group::{
 use rand::Rng;
 
 use crate::activity::ActivityEntry;
-use crate::iid::{authenticate, device_of};
+use crate::iid::authenticate;
+use crate::recipient;
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::now_ms;
@@ -287,7 +288,7 @@ fn manage_response(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> (Response
         && let Some(i) = request
             .registration_ids
             .iter()
-            .position(|t| device_of(inner, &sender_id, t).is_err())
+            .position(|t| recipient::gcm_device(&inner.devices, &sender_id, t).is_err())
     {
         return (
             failure(

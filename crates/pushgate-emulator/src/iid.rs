@@ -23,12 +23,11 @@ use pushgate_proto::legacy::limits::{TOPIC_PREFIX, is_valid_topic_name};
 use serde_json::json;
 
 use crate::activity::ActivityEntry;
-use crate::devices::{Device, DeviceKind};
 use crate::oauth::BearerCheck;
+use crate::recipient::{self, Refusal};
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::now_ms;
-use crate::token;
 use crate::topics::SubscribeError;
 
 /// Activity kind of every IID request.
@@ -101,37 +100,6 @@ pub(crate) fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Arc<str
             .ok_or_else(unauthorized),
         BearerCheck::Expired | BearerCheck::Unknown => Err(unauthorized()),
     }
-}
-
-/// Why a token cannot be used by a sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TokenProblem {
-    /// Not a token at all, or a token of another sender.
-    Invalid,
-    /// Well formed but unknown, or its app was uninstalled.
-    NotFound,
-}
-
-/// The active device behind `token` when it belongs to `sender_id`.
-pub(crate) fn device_of(
-    inner: &Inner,
-    sender_id: &str,
-    token: &str,
-) -> Result<Arc<Device>, TokenProblem> {
-    let Some((_, device)) = inner.devices.lookup(token) else {
-        return Err(if token::is_well_formed(token) {
-            TokenProblem::NotFound
-        } else {
-            TokenProblem::Invalid
-        });
-    };
-    if *device.sender_id != *sender_id || device.kind != DeviceKind::Gcm {
-        return Err(TokenProblem::Invalid);
-    }
-    if device.is_uninstalled() {
-        return Err(TokenProblem::NotFound);
-    }
-    Ok(device)
 }
 
 #[derive(Clone, Copy)]
@@ -234,10 +202,15 @@ fn batch_one(
     topic: &str,
     op: BatchOp,
 ) -> Result<(), &'static str> {
-    let device = device_of(inner, sender_id, token).map_err(|p| match p {
-        TokenProblem::Invalid => "INVALID_ARGUMENT",
-        TokenProblem::NotFound => "NOT_FOUND",
-    })?;
+    let device =
+        recipient::gcm_device(&inner.devices, sender_id, token).map_err(
+            |refusal| match refusal {
+                Refusal::Malformed | Refusal::WrongKind | Refusal::WrongSender => {
+                    "INVALID_ARGUMENT"
+                }
+                Refusal::Unknown | Refusal::Uninstalled | Refusal::WrongPackage => "NOT_FOUND",
+            },
+        )?;
     match op {
         BatchOp::Add => inner
             .topics
@@ -262,10 +235,16 @@ async fn info(
     response
 }
 
-fn token_error(problem: TokenProblem) -> Response {
-    match problem {
-        TokenProblem::Invalid => error(StatusCode::BAD_REQUEST, "InvalidToken", None),
-        TokenProblem::NotFound => error(StatusCode::NOT_FOUND, "NotFound", None),
+/// The answer for a token the sender cannot use: `InvalidToken` for a token that is not
+/// one, `NotFound` for the rest.
+fn token_error(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Malformed | Refusal::WrongKind | Refusal::WrongSender => {
+            error(StatusCode::BAD_REQUEST, "InvalidToken", None)
+        }
+        Refusal::Unknown | Refusal::Uninstalled | Refusal::WrongPackage => {
+            error(StatusCode::NOT_FOUND, "NotFound", None)
+        }
     }
 }
 
@@ -279,13 +258,13 @@ fn info_response(
         Ok(s) => s,
         Err(response) => return response,
     };
-    let device = match device_of(inner, &sender_id, token) {
+    let device = match recipient::gcm_device(&inner.devices, &sender_id, token) {
         Ok(d) => d,
-        // Another sender's token is not found for this one (no information leak).
-        Err(TokenProblem::Invalid) if inner.devices.lookup(token).is_some() => {
-            return token_error(TokenProblem::NotFound);
+        // Another sender's (or a C2DM) token is not found for this one (no information leak).
+        Err(Refusal::WrongKind | Refusal::WrongSender) => {
+            return token_error(Refusal::Unknown);
         }
-        Err(p) => return token_error(p),
+        Err(refusal) => return token_error(refusal),
     };
     let details = query
         .get("details")
@@ -344,9 +323,9 @@ fn single(inner: &Inner, headers: &HeaderMap, token: &str, topic: &str, op: Batc
             Some("topic name must match [a-zA-Z0-9-_.~%]+"),
         );
     }
-    let device = match device_of(inner, &sender_id, token) {
+    let device = match recipient::gcm_device(&inner.devices, &sender_id, token) {
         Ok(d) => d,
-        Err(p) => return token_error(p),
+        Err(refusal) => return token_error(refusal),
     };
     match op {
         BatchOp::Add => {

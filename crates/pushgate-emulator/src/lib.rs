@@ -16,6 +16,21 @@
 //!
 //! The emulator never depends on `pushgate-client`: a bug shared by both ends would hide
 //! itself (docs/architecture.md, "The crates").
+//!
+//! Where things live:
+//!
+//! * one module per Google protocol: `legacy`, `v1` (with `oauth` and `projects`), `ccs`,
+//!   `c2dm`, `iid`, `topics`, `groups`;
+//! * `recipient`: the one token check they all run, each mapping its verdict to its own
+//!   wire error;
+//! * `control`: the whole `/emulator/...` API, one router listing every route, one module
+//!   per resource;
+//! * `devices`, `senders`, `faults`, `activity`, `stats`: the state those parts share,
+//!   gathered in `state`;
+//! * `server`, `https`, [`tls`]: serving, over plain HTTP, HTTPS and XMPP, with the
+//!   instance's self-signed certificate.
+
+#![warn(missing_docs)]
 
 mod activity;
 mod c2dm;
@@ -32,6 +47,7 @@ mod iid;
 mod legacy;
 mod oauth;
 mod projects;
+mod recipient;
 mod respond;
 mod senders;
 mod server;

@@ -15,8 +15,7 @@ use crate::config::EmulatorConfig;
 use crate::state::EmulatorState;
 use crate::tls::EmulatorCert;
 use crate::{
-    DEFAULT_C2DM_EMAIL, DEFAULT_SENDER_ID, c2dm, ccs, control, groups, https, iid, legacy, topics,
-    v1,
+    DEFAULT_C2DM_EMAIL, DEFAULT_SENDER_ID, c2dm, ccs, control, groups, https, iid, legacy, v1,
 };
 
 /// How long a graceful shutdown waits for open requests before dropping them.
@@ -34,13 +33,7 @@ pub fn router(state: EmulatorState) -> Router {
         .merge(iid::routes())
         .merge(groups::routes())
         .merge(c2dm::routes())
-        .nest(
-            "/emulator",
-            control::routes()
-                .merge(v1::control::routes())
-                .merge(topics::control_routes())
-                .merge(c2dm::control::routes()),
-        )
+        .merge(control::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

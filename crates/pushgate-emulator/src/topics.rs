@@ -10,19 +10,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::response::Response;
-use axum::routing::get;
 use dashmap::DashMap;
-use http::StatusCode;
 use pushgate_proto::condition::Condition;
 use pushgate_proto::iid::MAX_TOPICS_PER_INSTANCE;
-use serde_json::{Value, json};
 
 use crate::devices::{DeliverResult, Device, Devices, Payload, StoredMessage, Via};
-use crate::respond;
-use crate::state::{EmulatorState, Inner};
+use crate::state::Inner;
 use crate::time::{now_micros, now_ms};
 
 /// Why a subscription was refused.
@@ -188,35 +181,6 @@ pub(crate) fn fan_out(
         }
     }
     delivered
-}
-
-/// The topics control route, to be nested under `/emulator`: who is subscribed to a topic.
-pub(crate) fn control_routes() -> Router<EmulatorState> {
-    Router::new().route("/topics/{name}", get(subscribers_of))
-}
-
-/// `GET /emulator/topics/{name}` → `{"topic", "subscribers": [{"token", "sender_id",
-/// "state", "add_date"}]}` (canonical tokens).
-async fn subscribers_of(State(state): State<EmulatorState>, Path(name): Path<String>) -> Response {
-    let inner = state.get();
-    let subscribers: Vec<Value> = inner
-        .topics
-        .subscribers(&name)
-        .into_iter()
-        .map(|d| {
-            let add_date = inner.topics.topics_of(&d).remove(&name);
-            json!({
-                "token": &*d.canonical(),
-                "sender_id": &*d.sender_id,
-                "state": if d.is_uninstalled() { "uninstalled" } else { "active" },
-                "add_date": add_date,
-            })
-        })
-        .collect();
-    respond::json(
-        StatusCode::OK,
-        &json!({ "topic": name, "count": subscribers.len(), "subscribers": subscribers }),
-    )
 }
 
 /// Today's UTC date as `YYYY-MM-DD` (the IID `addDate` form).

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{Emu, KEY};
 use pushgate_emulator::{CcsSettings, EmulatorConfig};
+use pushgate_testkit::eventually_ok;
 use pushgate_xmpp::handshake::ClientLogin;
 use pushgate_xmpp::{
     GcmMessage, HandshakeError, Stanza, StreamEvent, XmppStream, client_handshake,
@@ -357,13 +358,16 @@ async fn delivery_receipts_are_sent_and_must_be_acked() {
 
 /// Polls the stats until `key` reaches `value`.
 async fn wait_for(emu: &Emu, key: &str, value: u64) {
-    for _ in 0..200 {
-        if stats(emu).await[key].as_u64() == Some(value) {
-            return;
+    let what = format!("{key} to reach {value}");
+    eventually_ok(&what, WAIT, || async {
+        let s = stats(emu).await;
+        if s[key].as_u64() == Some(value) {
+            Ok(())
+        } else {
+            Err(s)
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{key} never reached {value}: {}", stats(emu).await);
+    })
+    .await
 }
 
 #[tokio::test]

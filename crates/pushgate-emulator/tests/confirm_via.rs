@@ -6,13 +6,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use common::{Emu, KEY, start};
 use pushgate_emulator::{DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD};
+use pushgate_testkit::{eventually, eventually_ok};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -214,26 +215,21 @@ async fn device(emu: &Emu, token: &str) -> Value {
     v
 }
 
-/// Polls the device until its registration state is `want` (10 s deadline); its view.
+/// How long a `confirm_via` flow may take to reach a state.
+const FLOW_LIMIT: Duration = Duration::from_secs(10);
+
+/// Polls the device until its registration state is `want`; its view.
 async fn wait_state(emu: &Emu, token: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("registration state {want}");
+    eventually_ok(&what, FLOW_LIMIT, || async {
         let v = device(emu, token).await;
         if v["registration"]["state"] == want {
-            return v;
+            Ok(v)
+        } else {
+            Err(v)
         }
-        assert!(Instant::now() < deadline, "state never became {want}: {v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Polls until `cond` holds (10 s deadline).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 async fn confirm_stats(emu: &Emu) -> Value {
@@ -525,9 +521,10 @@ async fn rotation_registers_the_new_token() {
     // The gateway issued a new token and pushed it to the new registration id.
     let second_issued = fake.issued("rot-1");
     assert_ne!(second_issued, first_issued);
-    wait_until("the second confirmation", || {
-        fake.confirmations()
-            .contains(&("rot-1".to_string(), second_issued.clone()))
+    let second_confirmation = ("rot-1".to_string(), second_issued.clone());
+    eventually("the second confirmation", FLOW_LIMIT, || {
+        let seen = fake.confirmations().contains(&second_confirmation);
+        async move { seen.then_some(()) }
     })
     .await;
     let v = wait_state(&emu, &new, "confirmed").await;

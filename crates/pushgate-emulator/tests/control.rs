@@ -381,3 +381,52 @@ async fn shutdown_handle_ends_wait() {
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// Every control route answers JSON from its handler: none is left out of the router, and
+/// none answers the router's bare 404/405. A bogus body makes the mutating ones refuse
+/// before they change anything.
+#[tokio::test]
+async fn every_control_route_is_mounted() {
+    let emu = start().await;
+    let routes = [
+        (Method::POST, "/emulator/senders"),
+        (Method::POST, "/emulator/devices"),
+        (Method::GET, "/emulator/devices/nope"),
+        (Method::GET, "/emulator/devices/nope/messages"),
+        (Method::POST, "/emulator/devices/nope/uninstall"),
+        (Method::POST, "/emulator/devices/nope/rotate"),
+        (Method::POST, "/emulator/devices/nope/upstream"),
+        (Method::POST, "/emulator/faults"),
+        (Method::GET, "/emulator/faults"),
+        (Method::DELETE, "/emulator/faults"),
+        (Method::GET, "/emulator/activity"),
+        (Method::GET, "/emulator/stats"),
+        (Method::GET, "/emulator/topics/news"),
+        (Method::POST, "/emulator/projects"),
+        (Method::GET, "/emulator/projects/nope/key"),
+        (Method::PUT, "/emulator/projects/nope/quota"),
+        (Method::PUT, "/emulator/oauth"),
+        (Method::POST, "/emulator/c2dm/accounts"),
+        (Method::PUT, "/emulator/c2dm/quotas"),
+        (Method::POST, "/emulator/c2dm/rotate-auth"),
+        (Method::POST, "/emulator/xmpp/drain"),
+        (Method::POST, "/emulator/xmpp/kill"),
+        (Method::GET, "/emulator/xmpp/connections"),
+        (Method::GET, "/emulator/xmpp/senders/1"),
+        (Method::GET, "/emulator/xmpp/settings"),
+        (Method::POST, "/emulator/xmpp/settings"),
+        (Method::POST, "/emulator/reset"),
+    ];
+    for (method, path) in routes {
+        let body = (method != Method::GET).then(|| json!({"bogus": true}));
+        let (status, v) = emu.control(method.clone(), path, body).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert!(v.is_object(), "{method} {path}: {status} {v}");
+    }
+    // The check above does tell an unmounted path apart.
+    let (status, v) = emu.control(Method::GET, "/emulator/nope", None).await;
+    assert_eq!(
+        (status, v),
+        (StatusCode::NOT_FOUND, serde_json::Value::Null)
+    );
+}

@@ -144,7 +144,4 @@ pub enum TlsError {
     /// rustls refused the configuration (bad key, unsupported algorithm, bad root).
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
-    /// Certificate generation failed.
-    #[error("certificate generation failed: {0}")]
-    Rcgen(#[from] rcgen::Error),
 }

@@ -9,8 +9,8 @@
 //! * [`writer`]: exact serialisers for everything either end sends;
 //! * [`conn`]: the async read/write loop over any byte stream;
 //! * [`handshake`]: the login, client side and server side;
-//! * [`tls`]: rustls (aws-lc-rs) connector/acceptor and a self-signed certificate for the
-//!   emulator. CCS is TLS from the first byte; there is no STARTTLS.
+//! * [`tls`]: rustls (aws-lc-rs) connector and acceptor from PEM. CCS is TLS from the first
+//!   byte; there is no STARTTLS.
 //!
 //! The wire reference is docs/protocols.md, "CCS (XMPP)".
 

@@ -1,7 +1,8 @@
 //! TLS glue for CCS, which is TLS from the first byte (no STARTTLS).
 //!
 //! One crypto provider only (aws-lc-rs), passed explicitly so no process-wide default is
-//! needed. Client roots come from the caller: the emulator's CA in tests, public roots (e.g.
+//! needed. Certificates come in as PEM; the emulator generates its own (pushgate-emulator's
+//! `tls` module), so this crate needs no certificate generator. Client roots come from the caller: the emulator's CA in tests, public roots (e.g.
 //! webpki-roots, added by the caller) against real Google.
 
 use std::sync::Arc;
@@ -13,17 +14,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::TlsError;
-
-/// Host names (and the loopback address) the emulator's certificate must cover, so clients can
-/// point at it by IP, by `localhost`, or by the real CCS names via a hosts override.
-pub const EMULATOR_SANS: [&str; 6] = [
-    "127.0.0.1",
-    "localhost",
-    "fcm-xmpp.googleapis.com",
-    "gcm.googleapis.com",
-    "gcm-xmpp.googleapis.com",
-    "gcm-preprod.googleapis.com",
-];
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -84,55 +74,25 @@ pub fn acceptor_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor,
     )?)))
 }
 
-/// A freshly generated self-signed certificate and its private key, both PEM.
-#[derive(Clone)]
-pub struct SelfSigned {
-    /// The certificate; give it to clients as their trust root.
-    pub cert_pem: String,
-    /// The PKCS#8 private key. Secret: never log it.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for SelfSigned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SelfSigned")
-            .field("cert_pem", &self.cert_pem)
-            .field("key_pem", &"<redacted>")
-            .finish()
-    }
-}
-
-/// Generates a self-signed certificate whose SANs are [`EMULATOR_SANS`] plus `extra_names`
-/// (IP addresses are recognised as such).
-pub fn self_signed(extra_names: &[&str]) -> Result<SelfSigned, TlsError> {
-    let names: Vec<String> = EMULATOR_SANS
-        .iter()
-        .chain(extra_names)
-        .map(|s| (*s).to_owned())
-        .collect();
-    let key = rcgen::KeyPair::generate()?;
-    let mut params = rcgen::CertificateParams::new(names)?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "pushgate CCS emulator");
-    let cert = params.self_signed(&key)?;
-    Ok(SelfSigned {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A throwaway self-signed certificate and key, PEM (the emulator makes the real one).
+    fn test_cert() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["ccs.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     #[test]
-    fn self_signed_builds_both_ends() {
-        let ss = self_signed(&["ccs.test"]).unwrap();
-        assert!(ss.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(!format!("{ss:?}").contains("PRIVATE KEY"));
-        connector_from_pem(ss.cert_pem.as_bytes()).unwrap();
-        acceptor_from_pem(ss.cert_pem.as_bytes(), ss.key_pem.as_bytes()).unwrap();
+    fn pem_builds_both_ends() {
+        let (cert_pem, key_pem) = test_cert();
+        connector_from_pem(cert_pem.as_bytes()).unwrap();
+        acceptor_from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
     }
 
     #[test]
@@ -141,7 +101,7 @@ mod tests {
             connector_from_pem(b"nothing"),
             Err(TlsError::Pem(_))
         ));
-        let ss = self_signed(&[]).unwrap();
-        assert!(acceptor_from_pem(ss.cert_pem.as_bytes(), b"junk").is_err());
+        let (cert_pem, _) = test_cert();
+        assert!(acceptor_from_pem(cert_pem.as_bytes(), b"junk").is_err());
     }
 }

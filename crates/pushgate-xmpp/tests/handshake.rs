@@ -340,12 +340,22 @@ async fn truncated_stanza_is_reported() {
     );
 }
 
+/// A self-signed certificate and key (PEM) for the loopback address and the CCS name.
+fn loopback_and_ccs_cert() -> (String, String) {
+    let names = vec!["127.0.0.1".to_owned(), "fcm-xmpp.googleapis.com".to_owned()];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 #[tokio::test]
 async fn handshake_over_tls_on_loopback() {
-    let cert = tls::self_signed(&[]).unwrap();
-    let acceptor =
-        tls::acceptor_from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
-    let connector = tls::connector_from_pem(cert.cert_pem.as_bytes()).unwrap();
+    let (cert_pem, key_pem) = loopback_and_ccs_cert();
+    let acceptor = tls::acceptor_from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    let connector = tls::connector_from_pem(cert_pem.as_bytes()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {

@@ -4,7 +4,6 @@
 //! C2DM registration ids of their own shape.
 
 mod accounts;
-pub(crate) mod control;
 mod quotas;
 mod send;
 

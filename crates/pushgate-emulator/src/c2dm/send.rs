@@ -20,9 +20,11 @@ use pushgate_proto::c2dm::{
 use pushgate_proto::legacy::{ErrorCode, PlainTextResponse};
 
 use super::quotas::QuotaHit;
-use super::{LOGIN_PATH, SEND_PATH, is_well_formed, random_text};
+use super::{LOGIN_PATH, SEND_PATH, random_text};
 use crate::activity::ActivityEntry;
 use crate::devices::{DeliverResult, DeviceKind, Payload, StoredMessage, Via};
+use crate::legacy;
+use crate::recipient::{self, Expected, Recipient};
 use crate::respond::{set_retry_after, text};
 use crate::state::{EmulatorState, Inner};
 use crate::time::{now_micros, now_ms};
@@ -184,22 +186,15 @@ fn deliver(inner: &Inner, sender_id: &Arc<str>, request: C2dmRequest) -> Result<
     if request.payload_bytes() > MAX_PAYLOAD_BYTES {
         return Err(ErrorCode::MessageTooBig);
     }
-    let Some((shared, device)) = inner.devices.lookup(id) else {
-        return Err(if is_well_formed(id) {
-            ErrorCode::NotRegistered
-        } else {
-            ErrorCode::InvalidRegistration
-        });
-    };
-    if device.kind != DeviceKind::C2dm {
-        return Err(ErrorCode::InvalidRegistration);
-    }
-    if *device.sender_id != **sender_id {
-        return Err(ErrorCode::MismatchSenderId);
-    }
-    if device.is_uninstalled() {
-        return Err(ErrorCode::NotRegistered);
-    }
+    let Recipient {
+        token: shared,
+        device,
+    } = recipient::check(
+        &inner.devices,
+        Expected::new(DeviceKind::C2dm, sender_id),
+        id,
+    )
+    .map_err(legacy::send::error_code)?;
     if let Some(fault) = inner.faults.take_recipient(SEND_PATH, id) {
         return Err(fault.error);
     }

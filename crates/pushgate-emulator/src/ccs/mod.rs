@@ -8,14 +8,14 @@
 //!   parser, same per-recipient checks, same inboxes) and answered with an ack or a nack;
 //! * [`hub`]: every sender's connections and its unacked upstream messages and receipts
 //!   (redelivered on a new connection);
-//! * [`control`]: `/emulator/xmpp/*` and `POST /emulator/devices/{token}/upstream`.
+//! * its control routes (`/emulator/xmpp/*`, `POST /emulator/devices/{token}/upstream`) live
+//!   in `crate::control::ccs`.
 //!
 //! Pending limit: a downstream message that arrives while `max_pending` acks/nacks of its
 //! connection are still unwritten is answered at once with a `SERVICE_UNAVAILABLE` nack (and
 //! not delivered); the connection stays open. `ccs_max_pending` records the largest pending
 //! count seen, that message included, so a client overrunning its window shows up there.
 
-pub(crate) mod control;
 mod downstream;
 pub(crate) mod hub;
 pub(crate) mod listener;

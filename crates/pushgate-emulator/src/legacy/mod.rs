@@ -191,44 +191,60 @@ fn fault_response(fault: &RequestFault, status: StatusCode, kind: &'static str) 
     handled
 }
 
-/// A JSON send from parse to answer.
+/// Activity kind of a JSON send to tokens (topics, conditions and groups have their own).
+const JSON_KIND: &str = "legacy-json";
+
+/// A JSON send from parse to answer: parse, request-level faults, then delivery.
 fn json_send(state: &Inner, endpoint: Endpoint, sender_id: &Arc<str>, body: &[u8]) -> Handled {
-    const KIND: &str = "legacy-json";
-    let mut send = match json::parse(body) {
+    let send = match json::parse(body) {
         Ok(send) => send,
-        Err(bad) => return bad_request(bad, KIND),
+        Err(bad) => return bad_request(bad, JSON_KIND),
     };
     let recipients = send.target.recipients();
-    let mut delay = None;
-    if let Some(fault) = state
+    let mut handled = match request_fault(state, endpoint, &send) {
+        FaultEffect::Answer(fault_answer) => fault_answer,
+        FaultEffect::Delay(fault_delay) => {
+            let mut handled = deliver_json(state, endpoint, sender_id, send, recipients);
+            handled.delay = fault_delay.max(handled.delay);
+            handled
+        }
+    };
+    handled.recipients = recipients;
+    handled
+}
+
+/// What a request-level fault does to a JSON send.
+enum FaultEffect {
+    /// A fault with a status: this is the whole answer.
+    Answer(Handled),
+    /// No fault, or one that only delays the normal answer.
+    Delay(Option<Duration>),
+}
+
+/// Takes the request-level fault aimed at this send, if any.
+fn request_fault(state: &Inner, endpoint: Endpoint, send: &JsonSend) -> FaultEffect {
+    let Some(fault) = state
         .faults
         .take_request(endpoint.path(), |t| send.target.names(t))
-    {
-        if let Some(status) = fault.status {
-            let mut handled = fault_response(&fault, status, KIND);
-            handled.recipients = recipients;
-            return handled;
-        }
-        delay = fault.delay;
+    else {
+        return FaultEffect::Delay(None);
+    };
+    match fault.status {
+        Some(status) => FaultEffect::Answer(fault_response(&fault, status, JSON_KIND)),
+        None => FaultEffect::Delay(fault.delay),
     }
-    let limit = match send.target {
-        JsonTarget::Topic(_) | JsonTarget::Condition(_) => MAX_TOPIC_DATA_BYTES,
-        _ => MAX_DATA_BYTES,
-    };
-    let error = match &send.data {
-        Some(data) => message_error(
-            data.keys().map(String::as_str),
-            data_payload_bytes(data),
-            limit,
-            send.time_to_live != Ttl::Invalid,
-        ),
-        None => message_error(
-            std::iter::empty(),
-            0,
-            limit,
-            send.time_to_live != Ttl::Invalid,
-        ),
-    };
+}
+
+/// Sends a parsed message to its target (a device group, tokens, a topic or a condition)
+/// and answers with the results; `recipients` is for the log.
+fn deliver_json(
+    state: &Inner,
+    endpoint: Endpoint,
+    sender_id: &Arc<str>,
+    mut send: JsonSend,
+    recipients: usize,
+) -> Handled {
+    let error = json_message_error(&send);
     let payload = Arc::new(json_payload(sender_id, &mut send));
     let target = std::mem::replace(&mut send.target, JsonTarget::Missing);
     let mut sender = Sender::new(
@@ -245,41 +261,10 @@ fn json_send(state: &Inner, endpoint: Endpoint, sender_id: &Arc<str>, body: &[u8
         && let Some(members) = state.groups.members(sender_id, key)
     {
         let mut handled = group_send(state, &mut sender, &members);
-        handled.recipients = recipients;
-        handled.delay = delay.max(sender.delay);
+        handled.delay = sender.delay;
         return handled;
     }
-    let (kind, body) = match target {
-        JsonTarget::Missing => (
-            KIND,
-            multicast_body(
-                state,
-                vec![RecipientResult::failed(&ErrorCode::MissingRegistration)],
-            ),
-        ),
-        JsonTarget::Tokens(ids) => {
-            let results = ids.iter().map(|t| recipient_result(sender.send(t)));
-            (KIND, multicast_body(state, results.collect()))
-        }
-        JsonTarget::To(token) => (
-            KIND,
-            multicast_body(state, vec![recipient_result(sender.send(&token))]),
-        ),
-        JsonTarget::Topic(name) => {
-            let to = format!("{TOPIC_PREFIX}{name}");
-            (
-                "legacy-topic",
-                topic_body(state, &mut sender, &to, &TopicTarget::Topic(&name)),
-            )
-        }
-        JsonTarget::Condition(condition) => {
-            let target = TopicTarget::Condition(&condition);
-            (
-                "legacy-condition",
-                topic_body(state, &mut sender, &condition, &target),
-            )
-        }
-    };
+    let (kind, body) = target_body(state, &mut sender, target);
     state.stats.delivered(sender.delivered);
     tracing::debug!(
         sender = %sender_id,
@@ -291,9 +276,65 @@ fn json_send(state: &Inner, endpoint: Endpoint, sender_id: &Arc<str>, body: &[u8
     let mut response = json_bytes(StatusCode::OK, body);
     set_retry_after(&mut response, sender.retry_after.as_deref());
     let mut handled = Handled::new(response, kind);
-    handled.recipients = recipients;
-    handled.delay = delay.max(sender.delay);
+    handled.delay = sender.delay;
     handled
+}
+
+/// The message-level error of a JSON send, if any; topics and conditions allow more data.
+fn json_message_error(send: &JsonSend) -> Option<ErrorCode> {
+    let limit = match send.target {
+        JsonTarget::Topic(_) | JsonTarget::Condition(_) => MAX_TOPIC_DATA_BYTES,
+        _ => MAX_DATA_BYTES,
+    };
+    let ttl_ok = send.time_to_live != Ttl::Invalid;
+    match &send.data {
+        Some(data) => message_error(
+            data.keys().map(String::as_str),
+            data_payload_bytes(data),
+            limit,
+            ttl_ok,
+        ),
+        None => message_error(std::iter::empty(), 0, limit, ttl_ok),
+    }
+}
+
+/// The activity kind and the answer body for a token, token list, topic or condition.
+fn target_body(
+    state: &Inner,
+    sender: &mut Sender<'_>,
+    target: JsonTarget,
+) -> (&'static str, Vec<u8>) {
+    match target {
+        JsonTarget::Missing => (
+            JSON_KIND,
+            multicast_body(
+                state,
+                vec![RecipientResult::failed(&ErrorCode::MissingRegistration)],
+            ),
+        ),
+        JsonTarget::Tokens(ids) => {
+            let results = ids.iter().map(|t| recipient_result(sender.send(t)));
+            (JSON_KIND, multicast_body(state, results.collect()))
+        }
+        JsonTarget::To(token) => (
+            JSON_KIND,
+            multicast_body(state, vec![recipient_result(sender.send(&token))]),
+        ),
+        JsonTarget::Topic(name) => {
+            let to = format!("{TOPIC_PREFIX}{name}");
+            (
+                "legacy-topic",
+                topic_body(state, sender, &to, &TopicTarget::Topic(&name)),
+            )
+        }
+        JsonTarget::Condition(condition) => {
+            let target = TopicTarget::Condition(&condition);
+            (
+                "legacy-condition",
+                topic_body(state, sender, &condition, &target),
+            )
+        }
+    }
 }
 
 /// The device-side content of a JSON send; `data` is moved out, values as delivered.

@@ -9,9 +9,9 @@ use pushgate_proto::legacy::limits::is_reserved_data_key;
 
 use crate::devices::{DeliverResult, DeviceKind, Payload, StoredMessage, Via};
 use crate::ids::FAKE_MESSAGE_ID;
+use crate::recipient::{self, Expected, Recipient, Refusal};
 use crate::state::Inner;
 use crate::time::{now_micros, now_ms};
-use crate::token;
 use crate::topics::{self, TopicTarget};
 
 /// What one recipient gets.
@@ -143,27 +143,12 @@ impl<'a> Sender<'a> {
         if let Some(code) = &self.message_error {
             return Err(code.clone());
         }
-        let Some((shared_token, device)) = self.state.devices.lookup(token) else {
-            return Err(if token::is_well_formed(token) {
-                ErrorCode::NotRegistered
-            } else {
-                ErrorCode::InvalidRegistration
-            });
-        };
-        if device.kind != DeviceKind::Gcm {
-            return Err(ErrorCode::InvalidRegistration);
-        }
-        if *device.sender_id != *self.sender_id {
-            return Err(ErrorCode::MismatchSenderId);
-        }
-        if device.is_uninstalled() {
-            return Err(ErrorCode::NotRegistered);
-        }
-        if let Some(package) = self.restricted_package
-            && *device.package != *package
-        {
-            return Err(ErrorCode::InvalidPackageName);
-        }
+        let expected =
+            Expected::new(DeviceKind::Gcm, self.sender_id).restricted_to(self.restricted_package);
+        let Recipient {
+            token: shared_token,
+            device,
+        } = recipient::check(&self.state.devices, expected, token).map_err(error_code)?;
         let canonical = device.canonical_if_rotated(token);
         if self.dry_run {
             if !device.within_rate(self.now_ms) {
@@ -191,6 +176,16 @@ impl<'a> Sender<'a> {
                 Ok((message_id.to_string(), canonical))
             }
         }
+    }
+}
+
+/// The per-recipient code for a refused recipient; C2DM answers with the same codes.
+pub(crate) fn error_code(refusal: Refusal) -> ErrorCode {
+    match refusal {
+        Refusal::Malformed | Refusal::WrongKind => ErrorCode::InvalidRegistration,
+        Refusal::Unknown | Refusal::Uninstalled => ErrorCode::NotRegistered,
+        Refusal::WrongSender => ErrorCode::MismatchSenderId,
+        Refusal::WrongPackage => ErrorCode::InvalidPackageName,
     }
 }
 

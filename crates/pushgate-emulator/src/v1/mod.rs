@@ -7,7 +7,6 @@
 //! delivered to; a topic or condition is answered with a name and fanned out to the
 //! subscribed devices (`crate::topics`).
 
-pub(crate) mod control;
 mod errors;
 mod parse;
 mod registrations;
@@ -28,10 +27,10 @@ use crate::activity::ActivityEntry;
 use crate::devices::{DeliverResult, DeviceKind, Payload, StoredMessage, Via};
 use crate::oauth::{BearerCheck, TOKEN_PATH};
 use crate::projects::Project;
+use crate::recipient::{self, Expected, Recipient, Refusal};
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::{now_micros, now_ms};
-use crate::token;
 use crate::topics::{self, TopicTarget};
 
 /// The send path as the activity log shows it.
@@ -300,38 +299,15 @@ fn send_to_token(
         handled.delay = fault.delay;
         return handled;
     }
-    let Some((shared_token, device)) = state.devices.lookup(token) else {
-        let code = if token::is_well_formed(token) {
-            FcmErrorCode::Unregistered
-        } else {
-            FcmErrorCode::InvalidArgument
-        };
-        return Handled::new(errors::fcm(code)).note(code.as_str());
+    let expected =
+        Expected::new(DeviceKind::Gcm, &project.number).restricted_to(restricted_package(&payload));
+    let Recipient {
+        token: shared_token,
+        device,
+    } = match recipient::check(&state.devices, expected, token) {
+        Ok(found) => found,
+        Err(refusal) => return refused(refusal, expected),
     };
-    if device.kind != DeviceKind::Gcm {
-        return Handled::new(errors::fcm(FcmErrorCode::InvalidArgument))
-            .note("C2DM registration id");
-    }
-    if *device.sender_id != *project.number {
-        return Handled::new(errors::fcm(FcmErrorCode::SenderIdMismatch))
-            .note(FcmErrorCode::SenderIdMismatch.as_str());
-    }
-    if device.is_uninstalled() {
-        return Handled::new(errors::fcm(FcmErrorCode::Unregistered))
-            .note(FcmErrorCode::Unregistered.as_str());
-    }
-    if let Some(package) = restricted_package(&payload)
-        && *device.package != *package
-    {
-        let text = format!(
-            "Invalid value at 'message.android.restricted_package_name': {package:?} is not the package of this registration token"
-        );
-        return Handled::new(errors::invalid_message(
-            &text,
-            "message.android.restricted_package_name",
-        ))
-        .note(text);
-    }
     let now_micros = now_micros();
     let now_ms = now_micros / 1000;
     if validate_only {
@@ -364,6 +340,29 @@ fn send_to_token(
             ))
         }
     }
+}
+
+/// The v1 answer for a refused token.
+fn refused(refusal: Refusal, expected: Expected<'_>) -> Handled {
+    use FcmErrorCode::{InvalidArgument, SenderIdMismatch, Unregistered};
+    let (code, note) = match refusal {
+        Refusal::Malformed => (InvalidArgument, InvalidArgument.as_str()),
+        Refusal::WrongKind => (InvalidArgument, "C2DM registration id"),
+        Refusal::Unknown | Refusal::Uninstalled => (Unregistered, Unregistered.as_str()),
+        Refusal::WrongSender => (SenderIdMismatch, SenderIdMismatch.as_str()),
+        Refusal::WrongPackage => {
+            let package = expected.package.unwrap_or_default();
+            let text = format!(
+                "Invalid value at 'message.android.restricted_package_name': {package:?} is not the package of this registration token"
+            );
+            return Handled::new(errors::invalid_message(
+                &text,
+                "message.android.restricted_package_name",
+            ))
+            .note(text);
+        }
+    };
+    Handled::new(errors::fcm(code)).note(note)
 }
 
 /// `android.restricted_package_name` as stored in the payload's v1 blocks.

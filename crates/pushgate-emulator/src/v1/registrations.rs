@@ -20,8 +20,8 @@ use serde_json::json;
 
 use super::{bearer, errors};
 use crate::activity::ActivityEntry;
-use crate::iid::{TokenProblem, device_of};
 use crate::oauth::BearerCheck;
+use crate::recipient::{self, Refusal};
 use crate::respond;
 use crate::state::{EmulatorState, Inner};
 use crate::time::now_ms;
@@ -107,13 +107,15 @@ fn change(
             Some("topic_name"),
         );
     }
-    let device = match device_of(inner, &project.number, token) {
+    let device = match recipient::gcm_device(&inner.devices, &project.number, token) {
         Ok(d) => d,
-        Err(TokenProblem::NotFound) => return errors::fcm(FcmErrorCode::Unregistered),
-        Err(TokenProblem::Invalid) if inner.devices.lookup(token).is_some() => {
+        Err(Refusal::Unknown | Refusal::Uninstalled | Refusal::WrongPackage) => {
+            return errors::fcm(FcmErrorCode::Unregistered);
+        }
+        Err(Refusal::WrongKind | Refusal::WrongSender) => {
             return errors::fcm(FcmErrorCode::SenderIdMismatch);
         }
-        Err(TokenProblem::Invalid) => return errors::fcm(FcmErrorCode::InvalidArgument),
+        Err(Refusal::Malformed) => return errors::fcm(FcmErrorCode::InvalidArgument),
     };
     if add {
         if inner.topics.subscribe(&device, topic).is_err() {

@@ -1,4 +1,4 @@
-//! Control routes of the CCS part, nested under `/emulator` with the rest of the control API:
+//! Control routes of the CCS part, under `/emulator`:
 //!
 //! * `POST /devices/{token}/upstream` `{"data":{…},"category"?,"message_id"?,"time_to_live"?}`:
 //!   the device sends an upstream message to its sender's app server;
@@ -12,10 +12,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{get, post};
 use bytes::Bytes;
 use http::StatusCode;
 use pushgate_proto::ccs::{ServerMessage, UpstreamMessage};
@@ -25,32 +23,23 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::CcsStats;
-use super::hub::{Dispatch, Outbound};
+use super::ControlError;
+use super::fields::json_body;
 use crate::DEFAULT_SENDER_ID;
-use crate::control::ControlError;
+use crate::ccs::CcsStats;
+use crate::ccs::hub::{Dispatch, Outbound};
 use crate::respond;
 use crate::state::EmulatorState;
 
 /// Longest delay or grace the settings accept (ten minutes).
 const MAX_MS: u64 = 600_000;
 
-/// The CCS control routes, merged into the `/emulator` router.
-pub(crate) fn routes() -> Router<EmulatorState> {
-    Router::new()
-        .route("/devices/{token}/upstream", post(upstream))
-        .route("/xmpp/drain", post(drain))
-        .route("/xmpp/kill", post(kill))
-        .route("/xmpp/connections", get(connections))
-        .route("/xmpp/senders/{sender_id}", get(sender))
-        .route("/xmpp/settings", get(settings).post(set_settings))
-}
-
+/// A body of a fixed shape; empty (or only whitespace) means every field left out.
 fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ControlError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ControlError::BadRequest(format!("body: {e}")))
+    json_body(body, "body")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,7 +51,8 @@ struct UpstreamBody {
     time_to_live: Option<u64>,
 }
 
-async fn upstream(
+/// The device sends an upstream message to its sender's app server.
+pub(super) async fn upstream(
     State(state): State<EmulatorState>,
     Path(token): Path<String>,
     body: Bytes,
@@ -119,7 +109,11 @@ struct SenderBody {
     sender_id: Option<String>,
 }
 
-async fn drain(State(state): State<EmulatorState>, body: Bytes) -> Result<Response, ControlError> {
+/// `CONNECTION_DRAINING` on every connection of the sender.
+pub(super) async fn drain(
+    State(state): State<EmulatorState>,
+    body: Bytes,
+) -> Result<Response, ControlError> {
     let body: SenderBody = parse(&body)?;
     let sender = body.sender_id.unwrap_or_else(|| DEFAULT_SENDER_ID.into());
     let ccs = &state.get().ccs;
@@ -137,7 +131,11 @@ async fn drain(State(state): State<EmulatorState>, body: Bytes) -> Result<Respon
     ))
 }
 
-async fn kill(State(state): State<EmulatorState>, body: Bytes) -> Result<Response, ControlError> {
+/// Drops every connection of the sender abruptly.
+pub(super) async fn kill(
+    State(state): State<EmulatorState>,
+    body: Bytes,
+) -> Result<Response, ControlError> {
     let body: SenderBody = parse(&body)?;
     let sender = body.sender_id.unwrap_or_else(|| DEFAULT_SENDER_ID.into());
     let ccs = &state.get().ccs;
@@ -153,14 +151,19 @@ async fn kill(State(state): State<EmulatorState>, body: Bytes) -> Result<Respons
     ))
 }
 
-async fn connections(State(state): State<EmulatorState>) -> Response {
+/// Open connections with their pending counts.
+pub(super) async fn connections(State(state): State<EmulatorState>) -> Response {
     respond::json(
         StatusCode::OK,
         &json!({"connections": state.get().ccs.hub.views()}),
     )
 }
 
-async fn sender(State(state): State<EmulatorState>, Path(sender_id): Path<String>) -> Response {
+/// Open connections and unacked upstream of one sender.
+pub(super) async fn sender(
+    State(state): State<EmulatorState>,
+    Path(sender_id): Path<String>,
+) -> Response {
     let hub = &state.get().ccs.hub;
     respond::json(
         StatusCode::OK,
@@ -172,7 +175,8 @@ async fn sender(State(state): State<EmulatorState>, Path(sender_id): Path<String
     )
 }
 
-async fn settings(State(state): State<EmulatorState>) -> Response {
+/// The CCS settings in force.
+pub(super) async fn settings(State(state): State<EmulatorState>) -> Response {
     respond::json(StatusCode::OK, &state.get().ccs.settings.view())
 }
 
@@ -184,7 +188,8 @@ struct SettingsBody {
     drain_grace_ms: Option<u64>,
 }
 
-async fn set_settings(
+/// Changes some CCS settings; answers them all.
+pub(super) async fn set_settings(
     State(state): State<EmulatorState>,
     body: Bytes,
 ) -> Result<Response, ControlError> {

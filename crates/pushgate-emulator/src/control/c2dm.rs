@@ -9,31 +9,17 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
-use axum::response::Response;
-use axum::routing::{post, put};
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::DEFAULT_C2DM_EMAIL;
-use crate::DEFAULT_SENDER_ID;
+use super::fields::json_body;
+use super::{ControlError, ControlResult};
 use crate::respond;
 use crate::state::EmulatorState;
-
-/// The C2DM control routes, to be nested under `/emulator`.
-pub(crate) fn routes() -> Router<EmulatorState> {
-    Router::new()
-        .route("/c2dm/accounts", post(add_account))
-        .route("/c2dm/quotas", put(set_quotas))
-        .route("/c2dm/rotate-auth", post(rotate))
-}
-
-fn bad(text: impl Into<String>) -> Response {
-    respond::json(StatusCode::BAD_REQUEST, &json!({ "error": text.into() }))
-}
+use crate::{DEFAULT_C2DM_EMAIL, DEFAULT_SENDER_ID};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,32 +30,32 @@ struct AccountSpec {
     sender_id: Option<String>,
 }
 
-async fn add_account(State(state): State<EmulatorState>, body: Bytes) -> Response {
-    let spec: AccountSpec = match serde_json::from_slice(&body) {
-        Ok(s) => s,
-        Err(e) => return bad(format!("invalid account: {e}")),
-    };
+/// Adds (or replaces) a C2DM role account.
+pub(super) async fn add_account(State(state): State<EmulatorState>, body: Bytes) -> ControlResult {
+    let spec: AccountSpec = json_body(&body, "invalid account")?;
     if spec.email.trim().is_empty() || spec.password.is_empty() {
-        return bad("email and password must not be empty");
+        return Err(ControlError::BadRequest(
+            "email and password must not be empty".into(),
+        ));
     }
     let inner = state.get();
     let sender_name = spec
         .sender_id
         .unwrap_or_else(|| DEFAULT_SENDER_ID.to_string());
     let Some(sender_id): Option<Arc<str>> = inner.senders.get(&sender_name) else {
-        return bad(format!(
+        return Err(ControlError::BadRequest(format!(
             "sender_id: unknown sender {sender_name:?} (register it with POST /emulator/senders)"
-        ));
+        )));
     };
     inner
         .c2dm
         .accounts
         .add(&spec.email, &spec.password, sender_id.clone());
     tracing::info!(email = %spec.email, sender_id = %sender_id, "C2DM account registered");
-    respond::json(
+    Ok(respond::json(
         StatusCode::CREATED,
         &json!({ "email": spec.email.to_ascii_lowercase(), "sender_id": &*sender_id }),
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -81,20 +67,18 @@ struct QuotaSpec {
     per_device: Option<u32>,
 }
 
-async fn set_quotas(State(state): State<EmulatorState>, body: Bytes) -> Response {
-    let spec: QuotaSpec = match serde_json::from_slice(&body) {
-        Ok(s) => s,
-        Err(e) => return bad(format!("invalid quotas: {e}")),
-    };
+/// Sets the per-sender and per-device quotas.
+pub(super) async fn set_quotas(State(state): State<EmulatorState>, body: Bytes) -> ControlResult {
+    let spec: QuotaSpec = json_body(&body, "invalid quotas")?;
     state
         .get()
         .c2dm
         .quotas
         .set(spec.per_sender, spec.per_device);
-    respond::json(
+    Ok(respond::json(
         StatusCode::OK,
         &json!({ "per_sender": spec.per_sender, "per_device": spec.per_device, "window_seconds": 60 }),
-    )
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -104,24 +88,24 @@ struct RotateSpec {
     email: Option<String>,
 }
 
-async fn rotate(State(state): State<EmulatorState>, body: Bytes) -> Response {
+/// Rotates an account's auth token, announced on its next send.
+pub(super) async fn rotate_auth(State(state): State<EmulatorState>, body: Bytes) -> ControlResult {
     let spec: RotateSpec = if body.is_empty() {
         RotateSpec::default()
     } else {
-        match serde_json::from_slice(&body) {
-            Ok(s) => s,
-            Err(e) => return bad(format!("invalid rotation: {e}")),
-        }
+        json_body(&body, "invalid rotation")?
     };
     let email = spec
         .email
         .unwrap_or_else(|| DEFAULT_C2DM_EMAIL.to_string())
         .to_ascii_lowercase();
     if !state.get().c2dm.accounts.rotate(&email) {
-        return respond::json(
-            StatusCode::NOT_FOUND,
-            &json!({ "error": format!("email: no C2DM account {email:?}") }),
-        );
+        return Err(ControlError::NotFound(format!(
+            "email: no C2DM account {email:?}"
+        )));
     }
-    respond::json(StatusCode::OK, &json!({ "email": email, "rotated": true }))
+    Ok(respond::json(
+        StatusCode::OK,
+        &json!({ "email": email, "rotated": true }),
+    ))
 }

@@ -1,17 +1,16 @@
 //! Control routes for FCM v1, nested under `/emulator`: projects (service-account key
 //! files), per-project quota, and the access-token lifetime.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::{Extension, Router};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Uri};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::control::ControlError;
+use super::ControlError;
+use super::fields::json_body;
 use crate::oauth::{Https, base_url};
 use crate::projects::{KeyMaterial, Project, ProjectError};
 use crate::respond;
@@ -19,19 +18,6 @@ use crate::state::EmulatorState;
 
 /// Longest access-token lifetime `PUT /emulator/oauth` accepts (one day).
 const MAX_LIFETIME_SECS: u64 = 86_400;
-
-/// The v1 control routes, to be nested under `/emulator`.
-pub(crate) fn routes() -> Router<EmulatorState> {
-    Router::new()
-        .route("/projects", post(create_project))
-        .route("/projects/{project}/key", get(key_file))
-        .route("/projects/{project}/quota", put(set_quota))
-        .route("/oauth", put(set_oauth))
-}
-
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ControlError> {
-    serde_json::from_slice(bytes).map_err(|e| ControlError::BadRequest(format!("body: {e}")))
-}
 
 fn project_error(e: ProjectError) -> ControlError {
     match e {
@@ -57,14 +43,16 @@ enum NumberOrString {
     Text(String),
 }
 
-async fn create_project(
+/// `POST /emulator/projects {"project_id","project_number"?}` → 201 and the project's
+/// service-account key file.
+pub(super) async fn create_project(
     State(state): State<EmulatorState>,
     https: Option<Extension<Https>>,
     uri: Uri,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ControlError> {
-    let spec: NewProject = body(&bytes)?;
+    let spec: NewProject = json_body(&bytes, "body")?;
     let number = spec.project_number.map(|n| match n {
         NumberOrString::Number(n) => n.to_string(),
         NumberOrString::Text(s) => s,
@@ -92,7 +80,8 @@ fn find(state: &EmulatorState, name: &str) -> Result<std::sync::Arc<Project>, Co
         .ok_or_else(|| ControlError::NotFound(format!("project: no project {name:?}")))
 }
 
-async fn key_file(
+/// `GET /emulator/projects/{project}/key`: the key file again, for this request's host.
+pub(super) async fn key_file(
     State(state): State<EmulatorState>,
     Path(name): Path<String>,
     https: Option<Extension<Https>>,
@@ -114,12 +103,13 @@ struct Quota {
     per_minute: u32,
 }
 
-async fn set_quota(
+/// `PUT /emulator/projects/{project}/quota {"per_minute"}`: sends per minute.
+pub(super) async fn set_quota(
     State(state): State<EmulatorState>,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, ControlError> {
-    let quota: Quota = body(&bytes)?;
+    let quota: Quota = json_body(&bytes, "body")?;
     let project = find(&state, &name)?;
     project.set_quota(quota.per_minute);
     tracing::info!(project_id = %project.id, per_minute = quota.per_minute, "project quota set");
@@ -135,11 +125,12 @@ struct OAuthSettings {
     lifetime_secs: u64,
 }
 
-async fn set_oauth(
+/// `PUT /emulator/oauth {"lifetime_secs"}`: lifetime of access tokens issued from now on.
+pub(super) async fn set_oauth(
     State(state): State<EmulatorState>,
     bytes: Bytes,
 ) -> Result<Response, ControlError> {
-    let settings: OAuthSettings = body(&bytes)?;
+    let settings: OAuthSettings = json_body(&bytes, "body")?;
     if !(1..=MAX_LIFETIME_SECS).contains(&settings.lifetime_secs) {
         return Err(ControlError::BadRequest(format!(
             "lifetime_secs: must be between 1 and {MAX_LIFETIME_SECS}, got {}",
