@@ -320,6 +320,7 @@ fn api_state(
         webhook_apps: webhook_urls.keys().cloned().collect(),
         webhook_urls: Arc::new(webhook_urls),
         openapi: Arc::default(),
+        metrics_access: spec.metrics.clone(),
     }
 }
 
@@ -347,6 +348,15 @@ async fn serve_api(
         }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(metrics_listen) = spec.metrics.listen {
+        serve_metrics(metrics_listen, spec, &state, background).await?;
+    } else if spec.metrics.token.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(
+            %listen,
+            "/metrics (every app's names and counts) is open to anyone who reaches this \
+             address; set metrics_token or metrics_listen"
+        );
+    }
     let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let stop = CancellationToken::new();
@@ -363,6 +373,28 @@ async fn serve_api(
         stop,
         server,
     })
+}
+
+/// Serves `/metrics` (and `/healthz`) on their own listener, stopped with the background
+/// tasks.
+async fn serve_metrics(
+    addr: SocketAddr,
+    spec: &GatewaySpec,
+    state: &AppState,
+    background: &mut Background,
+) -> Result<(), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(%addr, "metrics listening");
+    background.tasks.spawn(http_server::serve(
+        listener,
+        api::metrics_router(state.clone()),
+        spec.server.clone(),
+        None,
+        background.stop.clone(),
+    ));
+    Ok(())
 }
 
 impl RunningGateway {

@@ -117,3 +117,61 @@ async fn a_refused_oversized_body_says_the_connection_closes_and_the_next_call_w
         assert_eq!(next.status(), StatusCode::OK, "round {round}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_a_token() {
+    let token = "metrics-token-0123456789";
+    let env = common::start_with(|spec| {
+        spec.metrics.token = Some(pushgate_gateway::config::Secret::new(token, "test"));
+    })
+    .await;
+    let url = format!("{}/metrics", env.base);
+    let anonymous = env.http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let text = anonymous.text().await.unwrap();
+    assert!(!text.contains("pushgate_"), "no metric leaks: {text}");
+    let wrong = env.http.get(&url).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(
+        wrong.status(),
+        StatusCode::UNAUTHORIZED,
+        "an app key is not the token"
+    );
+    let right = env.http.get(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.text().await.unwrap().contains("pushgate_"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_live_on_a_listener_of_their_own() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let env = common::start_with(|spec| spec.metrics.listen = Some(addr)).await;
+    let on_api = env
+        .http
+        .get(format!("{}/metrics", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
+    let own = env
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(own.text().await.unwrap().contains("pushgate_"));
+    // Only metrics there: the API is not reachable through the metrics listener.
+    let api = env
+        .http
+        .get(format!("http://{addr}/v1/apps/{APP}/devices"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+}

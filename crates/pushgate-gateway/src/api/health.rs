@@ -5,6 +5,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::views::{DatabaseView, HealthView, ReadyChannel, ReadyView};
+use crate::config::MetricsAccess;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -77,7 +78,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics`.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
+    if let Err(refused) = may_read_metrics(&state.metrics_access, &headers) {
+        return refused.into_response();
+    }
     match state
         .metrics
         .render(state.store.as_ref(), &state.webhook_apps)
@@ -93,4 +97,38 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .into_response(),
         Err(e) => ApiError::internal("cannot read the metrics", e).into_response(),
     }
+}
+
+/// Whether this request may read the metrics here: not at all when they have a listener of
+/// their own (404), only with the token when one is set (401).
+fn may_read_metrics(access: &MetricsAccess, headers: &http::HeaderMap) -> Result<(), ApiError> {
+    if access.listen.is_some() {
+        return Err(ApiError::not_found(
+            "metrics are served on the metrics listener (metrics_listen)",
+        ));
+    }
+    let Some(token) = &access.token else {
+        return Ok(());
+    };
+    let sent = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if same_secret(sent, token.expose()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send the metrics token as Authorization: Bearer <token>",
+        ))
+    }
+}
+
+/// Compares two secrets without revealing by timing how much of them matched.
+fn same_secret(a: &str, b: &str) -> bool {
+    let digest = |s: &str| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
+    aws_lc_rs::constant_time::verify_slices_are_equal(digest(a).as_ref(), digest(b).as_ref())
+        .is_ok()
 }

@@ -34,7 +34,7 @@ pub use auth::{AppInfo, Apps};
 pub use error::{ApiError, ApiResult};
 pub use events::event_view;
 
-use crate::config::{ApiLimits, DeliverySettings};
+use crate::config::{ApiLimits, DeliverySettings, MetricsAccess};
 use crate::event_wakeup::EventWakeup;
 use crate::metrics::Metrics;
 use crate::worker::ChannelSet;
@@ -78,6 +78,8 @@ pub struct AppState {
     pub webhook_urls: Arc<HashMap<String, String>>,
     /// The OpenAPI document, filled when the router is built.
     pub openapi: Arc<OnceLock<String>>,
+    /// Who may read `/metrics` on this listener.
+    pub metrics_access: MetricsAccess,
 }
 
 /// Adds the bearer-key security scheme the operations name.
@@ -131,6 +133,16 @@ struct ApiDoc;
 async fn openapi_json(State(state): State<AppState>) -> Response {
     let text = state.openapi.get().cloned().unwrap_or_default();
     ([(http::header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+/// The routes of the metrics listener (`metrics_listen`): `/metrics` and `/healthz`, no key.
+pub fn metrics_router(mut state: AppState) -> Router {
+    state.metrics_access = MetricsAccess::default();
+    Router::new()
+        .route("/metrics", axum::routing::get(health::metrics))
+        .route("/healthz", axum::routing::get(health::healthz))
+        .fallback(|| async { ApiError::not_found("this listener serves /metrics only") })
+        .with_state(state)
 }
 
 /// Every route of the API over `state`; every one of them is in `/openapi.json`.

@@ -15,7 +15,15 @@ use super::secret::SecretRef;
 
 /// Top-level keys the environment may override (other `PUSHGATE_*` variables are not config).
 const ENV_KEYS: &[&str] = &[
-    "listen", "database", "tls", "storage", "delivery", "limits", "apps",
+    "listen",
+    "database",
+    "tls",
+    "metrics_listen",
+    "metrics_token",
+    "storage",
+    "delivery",
+    "limits",
+    "apps",
 ];
 
 /// The whole file.
@@ -28,6 +36,10 @@ pub struct ConfigFile {
     pub database: Option<String>,
     /// Serve the API over TLS with this certificate and key (default: plain HTTP).
     pub tls: Option<TlsFile>,
+    /// Serve `/metrics` on this address only (plain HTTP, no key), not on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` for `/metrics` on `listen`.
+    pub metrics_token: Option<SecretRef>,
     /// How the database is used.
     #[serde(default)]
     pub storage: StorageFile,

@@ -12,7 +12,7 @@ pub use resolve::{DEFAULT_DATABASE, DEFAULT_LISTEN, is_valid_name};
 pub use secret::{Secret, SecretRef};
 pub use spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,
-    KeyRate, ServiceSettings, StorageSettings, WebhookSpec,
+    KeyRate, MetricsAccess, ServiceSettings, StorageSettings, WebhookSpec,
 };
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::resolve_channel::resolve_channel;
 use super::secret::Secret;
 use super::spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSpec, DeliverySettings, GatewaySpec, KeyRate,
-    ServiceSettings, StorageSettings, WebhookSpec,
+    MetricsAccess, ServiceSettings, StorageSettings, WebhookSpec,
 };
 
 /// Default address of the HTTP API.
@@ -69,6 +69,7 @@ impl ConfigFile {
             limits: limits(self)?,
             server: server(self)?,
             tls: self.tls.as_ref().map(tls).transpose()?,
+            metrics: metrics_access(self)?,
         })
     }
 
@@ -227,6 +228,30 @@ fn server(f: &ConfigFile) -> Result<ServerSettings, ConfigError> {
         return Err(err("limits.max_connections", "must be at least 1"));
     }
     Ok(out)
+}
+
+/// Who may read `/metrics`: a token of at least 16 characters, a listener of its own.
+fn metrics_access(f: &ConfigFile) -> Result<MetricsAccess, ConfigError> {
+    let token = match &f.metrics_token {
+        None => None,
+        Some(r) => {
+            let token = r.load(false).map_err(|e| err("metrics_token", e))?;
+            if token.expose().len() < 16 {
+                return Err(err(
+                    "metrics_token",
+                    format!("{} is shorter than 16 characters", token.reference()),
+                ));
+            }
+            Some(token)
+        }
+    };
+    if f.metrics_listen.is_some() && f.metrics_listen == f.listen {
+        return Err(err("metrics_listen", "must differ from listen"));
+    }
+    Ok(MetricsAccess {
+        listen: f.metrics_listen,
+        token,
+    })
 }
 
 /// The TLS files, loaded once now so that a bad pair stops the start with its reason.

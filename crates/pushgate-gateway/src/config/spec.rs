@@ -31,6 +31,8 @@ pub struct ServiceSettings {
     pub server: ServerSettings,
     /// TLS on the listener, when configured.
     pub tls: Option<TlsFiles>,
+    /// Who may read `/metrics`, and where.
+    pub metrics: MetricsAccess,
 }
 
 /// Everything `pushgate serve` runs with.
@@ -50,6 +52,8 @@ pub struct GatewaySpec {
     pub server: ServerSettings,
     /// TLS on the listener, when configured.
     pub tls: Option<TlsFiles>,
+    /// Who may read `/metrics`, and where.
+    pub metrics: MetricsAccess,
     /// The applications (exactly one is the default).
     pub apps: Vec<AppSpec>,
 }
@@ -65,6 +69,7 @@ impl GatewaySpec {
             limits: service.limits,
             server: service.server,
             tls: service.tls,
+            metrics: service.metrics,
             apps,
         }
     }
@@ -81,6 +86,7 @@ impl Default for ServiceSettings {
             limits: ApiLimits::default(),
             server: ServerSettings::default(),
             tls: None,
+            metrics: MetricsAccess::default(),
         }
     }
 }
@@ -164,6 +170,17 @@ impl Default for ApiLimits {
             key_rate: None,
         }
     }
+}
+
+/// Who may read `/metrics` (every app's names and counts): by default anyone who reaches the
+/// API's listener; with a token, only who sends it; with a listener of its own, only who
+/// reaches that address (the API's listener then answers 404).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAccess {
+    /// A separate plain-HTTP listener for `/metrics` (and `/healthz`).
+    pub listen: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires on the API's listener.
+    pub token: Option<Secret>,
 }
 
 /// How many requests one API key may make: `per_second` on average, `burst` at once.
