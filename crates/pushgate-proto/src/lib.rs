@@ -17,6 +17,6 @@ pub mod token;
 pub mod v1;
 pub mod validation;
 
-pub use outcome::{Outcome, OutcomeKind};
+pub use outcome::{FailureScope, Outcome, OutcomeKind};
 pub use retry_after::RetryAfter;
 pub use validation::ValidationError;

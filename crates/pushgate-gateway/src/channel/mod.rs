@@ -6,6 +6,7 @@
 mod c2dm;
 mod ccs;
 mod convert;
+mod error;
 mod legacy;
 mod v1;
 
@@ -16,6 +17,8 @@ use pushgate_proto::{Outcome, ValidationError};
 
 use crate::config::{ChannelKind, ChannelSettings, ChannelSpec};
 use crate::message::Payload;
+
+pub use error::{BuildProblem, ChannelError};
 
 /// A provider channel as the workers and the send API see it.
 #[async_trait]
@@ -63,20 +66,10 @@ pub struct ChannelHooks {
     pub upstream: Option<tokio::sync::mpsc::Sender<pushgate_client::ccs::Upstream>>,
 }
 
-/// Why a channel could not be built from its configuration.
-#[derive(Debug, thiserror::Error)]
-#[error("channel {channel}: {problem}")]
-pub struct ChannelError {
-    /// The channel's name.
-    pub channel: String,
-    /// What is wrong (never a secret).
-    pub problem: String,
-}
-
 /// Builds the sender of a channel. CCS connects lazily, so a provider that is down at start
 /// does not stop the gateway.
 pub fn build(spec: &ChannelSpec, hooks: ChannelHooks) -> Result<Arc<dyn Channel>, ChannelError> {
-    let fail = |problem: String| ChannelError {
+    let fail = |problem: BuildProblem| ChannelError {
         channel: spec.name.clone(),
         problem,
     };

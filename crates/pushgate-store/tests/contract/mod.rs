@@ -1004,6 +1004,7 @@ pub async fn retry_waits_until_due_and_expires_past_deadline(s: Arc<dyn Store>) 
         Outcome::RetryLater {
             reason: "Unavailable".into(),
             after: None,
+            scope: pushgate_proto::FailureScope::Token,
         },
     );
     wait.retry_at = Some(secs(50));
@@ -1012,6 +1013,7 @@ pub async fn retry_waits_until_due_and_expires_past_deadline(s: Arc<dyn Store>) 
         Outcome::Throttled {
             reason: "DeviceMessageRateExceeded".into(),
             after: Some(Duration::from_secs(500)),
+            scope: pushgate_proto::FailureScope::Token,
         },
     );
     too_late.retry_at = Some(secs(501));
