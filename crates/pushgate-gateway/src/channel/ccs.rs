@@ -195,3 +195,38 @@ impl Channel for CcsChannel {
         sent.into_iter().map(Sent::into_outcome).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[tokio::test]
+    async fn an_unreachable_ccs_concerns_the_whole_channel() {
+        // Nothing listens on port 9 of loopback.
+        let spec = ChannelSpec {
+            name: "ccs".into(),
+            endpoint: "127.0.0.1:9".into(),
+            credential: Secret::new("api-key", "inline"),
+            max_in_flight: 1,
+            settings: ChannelSettings::Ccs {
+                host: "127.0.0.1".into(),
+                port: 9,
+                sender_id: "1".into(),
+                ca_pem: None,
+                connections: 1,
+                window: 2,
+                echo: false,
+                receipts: false,
+            },
+        };
+        let channel = CcsChannel::new(&spec, None);
+        let tokens = ["a".to_string(), "b".to_string()];
+        let outcomes = channel.send(&Payload::default(), &tokens).await;
+        assert_eq!(outcomes.len(), 2);
+        for o in &outcomes {
+            assert!(o.is_retriable(), "{o:?}");
+            assert_eq!(o.scope(), Some(FailureScope::Channel), "{o:?}");
+        }
+    }
+}
