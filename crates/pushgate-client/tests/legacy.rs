@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Emu, fast_policy, truncated};
-use pushgate_client::legacy::{ErrorCode, JsonMessage, LegacyError, LegacySender, PlainTextMessage};
+use pushgate_client::legacy::{
+    ErrorCode, JsonMessage, LegacyError, LegacySender, PlainTextMessage,
+};
 use pushgate_client::{HttpConfig, RetryPolicy};
 use pushgate_proto::{FailureScope, Outcome, OutcomeKind, RetryAfter};
 use serde_json::{Value, json};

@@ -55,7 +55,10 @@ fn the_checker_catches_what_it_is_meant_to() {
         text_tests("if reason.starts_with(\"transport\") {}").len(),
         1
     );
-    assert_eq!(text_tests("o.reason().is_some_and(|r| r == \"x\") || reason.contains(\"CCS\")").len(), 1);
+    assert_eq!(
+        text_tests("o.reason().is_some_and(|r| r == \"x\") || reason.contains(\"CCS\")").len(),
+        1
+    );
     assert_eq!(text_tests("if !names_the_token(&r) {}").len(), 1);
     assert!(text_tests("// reason.starts_with(\"x\") in a comment").is_empty());
     assert!(text_tests("let what = outcome.reason().unwrap_or(\"failed\");").is_empty());

@@ -594,7 +594,11 @@ mod tests {
         ];
         assert_eq!(expected.len(), NackCode::ALL.len());
         for (code, scope) in expected {
-            assert_eq!(NackCode::parse(code).outcome().scope(), Some(scope), "{code}");
+            assert_eq!(
+                NackCode::parse(code).outcome().scope(),
+                Some(scope),
+                "{code}"
+            );
         }
         assert_eq!(NackCode::parse("WHATEVER").outcome().scope(), Some(Token));
     }

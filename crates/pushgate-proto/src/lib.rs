@@ -4,6 +4,8 @@
 //! gateway) speaks the [`Outcome`] vocabulary defined here, whatever protocol carried the
 //! answer.
 
+#![warn(missing_docs)]
+
 pub mod c2dm;
 pub mod ccs;
 pub mod condition;

@@ -222,7 +222,11 @@ mod tests {
         assert_eq!(dead.scope(), Some(FailureScope::Token));
         assert_eq!(bad.scope(), Some(FailureScope::Message));
         assert_eq!(refused.scope(), Some(FailureScope::Channel));
-        for scope in [FailureScope::Token, FailureScope::Message, FailureScope::Channel] {
+        for scope in [
+            FailureScope::Token,
+            FailureScope::Message,
+            FailureScope::Channel,
+        ] {
             let retry = Outcome::RetryLater {
                 reason: "x".into(),
                 after: None,

@@ -132,7 +132,10 @@ mod tests {
             rate_per_minute: None,
         };
         let e = error(&spec(&key, v1));
-        assert!(matches!(e.problem, BuildProblem::ServiceAccount(_)), "{e:?}");
+        assert!(
+            matches!(e.problem, BuildProblem::ServiceAccount(_)),
+            "{e:?}"
+        );
         assert_eq!(e.channel, "main");
         let text = format!("{e} {e:?}");
         assert!(text.contains("client_email"), "{text}");

@@ -237,7 +237,10 @@ mod tests {
         let scope = |body: &str| PlainTextResponse::parse(body).unwrap().outcome().scope();
         assert_eq!(scope("id=1:23\n"), None, "a success concerns nothing");
         assert_eq!(scope("Error=NotRegistered\n"), Some(FailureScope::Token));
-        assert_eq!(scope("Error=DeviceQuotaExceeded\n"), Some(FailureScope::Token));
+        assert_eq!(
+            scope("Error=DeviceQuotaExceeded\n"),
+            Some(FailureScope::Token)
+        );
         assert_eq!(scope("Error=MessageTooBig\n"), Some(FailureScope::Message));
         // C2DM's sender-wide quota: every message of this sender is refused for a while.
         assert_eq!(scope("Error=QuotaExceeded\n"), Some(FailureScope::Channel));
