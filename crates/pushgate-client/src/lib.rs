@@ -10,6 +10,8 @@
 //! Management APIs: [`iid`] (topic subscriptions, instance info) and [`groups`] (device
 //! groups).
 
+#![warn(missing_docs)]
+
 pub mod c2dm;
 pub mod ccs;
 pub mod groups;

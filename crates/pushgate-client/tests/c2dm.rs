@@ -9,6 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use common::Emu;
 use futures_util::stream::{self, StreamExt};
@@ -16,6 +17,7 @@ use pushgate_client::HttpConfig;
 use pushgate_client::c2dm::{C2dmAuth, C2dmError, C2dmMessage, C2dmSender};
 use pushgate_emulator::{DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD};
 use pushgate_proto::{Outcome, OutcomeKind};
+use pushgate_testkit::eventually;
 use reqwest::Method;
 use serde_json::json;
 
@@ -179,9 +181,12 @@ async fn update_client_auth_mid_run_loses_no_message() {
     let rotator = {
         let (emu, done) = (emu.clone(), done.clone());
         tokio::spawn(async move {
-            while done.load(Ordering::SeqCst) < 3_000 {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
+            // The probe owns its counter, so the task stays Send.
+            eventually("3000 sends answered", Duration::from_secs(120), move || {
+                let done = done.clone();
+                async move { (done.load(Ordering::SeqCst) >= 3_000).then_some(()) }
+            })
+            .await;
             emu.call(Method::POST, "/emulator/c2dm/rotate-auth", Some(json!({})))
                 .await;
         })

@@ -12,6 +12,7 @@ use pushgate_emulator::{
     CcsSettings, DEFAULT_API_KEY, DEFAULT_SENDER_ID, Emulator, EmulatorConfig, RunningEmulator,
 };
 use pushgate_proto::{Outcome, OutcomeKind};
+use pushgate_testkit::eventually_ok;
 use serde_json::{Value, json};
 
 struct Emu {
@@ -85,13 +86,19 @@ impl Emu {
     }
 
     async fn wait_for(&self, key: &str, value: u64) {
-        for _ in 0..300 {
-            if self.stats().await[key].as_u64() == Some(value) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{key} never reached {value}: {}", self.stats().await);
+        eventually_ok(
+            &format!("emulator stat {key} = {value}"),
+            Duration::from_secs(3),
+            || async {
+                let stats = self.stats().await;
+                if stats[key].as_u64() == Some(value) {
+                    Ok(())
+                } else {
+                    Err(stats)
+                }
+            },
+        )
+        .await;
     }
 }
 
@@ -330,13 +337,17 @@ async fn upstream_is_at_least_once_without_duplicates() {
     // the new connection, the client suppresses the duplicate, and the ack goes there.
     emu.post("/emulator/xmpp/kill", json!({})).await;
     emu.wait_for("ccs_upstream_redelivered", 1).await;
-    for _ in 0..100 {
-        if client.stats().upstream_duplicates == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(client.stats().upstream_duplicates, 1);
+    eventually_ok(
+        "the redelivered duplicate suppressed",
+        Duration::from_secs(1),
+        || async {
+            match client.stats().upstream_duplicates {
+                1 => Ok(()),
+                n => Err(n),
+            }
+        },
+    )
+    .await;
     u1.ack();
     emu.wait_for("ccs_upstream_acked", 1).await;
 

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Emu, fast_policy, truncated};
-use pushgate_client::legacy::{ErrorCode, JsonMessage, LegacyError, PlainTextMessage};
+use pushgate_client::legacy::{
+    ErrorCode, JsonMessage, LegacyError, LegacySender, PlainTextMessage,
+};
 use pushgate_client::{HttpConfig, RetryPolicy};
-use pushgate_proto::{Outcome, OutcomeKind, RetryAfter};
+use pushgate_proto::{FailureScope, Outcome, OutcomeKind, RetryAfter};
 use serde_json::{Value, json};
 
 fn kinds(outcomes: &[(String, Outcome)]) -> Vec<OutcomeKind> {
@@ -262,6 +264,9 @@ async fn injected_unavailable_and_internal_error_give_a_retry_subset() {
     );
     assert_eq!(reason(&result.outcomes()[1].1), "Unavailable");
     assert_eq!(reason(&result.outcomes()[3].1), "InternalServerError");
+    // Per-recipient errors concern their recipient: the others were delivered.
+    assert_eq!(result.outcomes()[1].1.scope(), Some(FailureScope::Token));
+    assert_eq!(result.outcomes()[3].1.scope(), Some(FailureScope::Token));
     assert!(result.failed().is_empty());
     let retry = result.retry().unwrap();
     assert_eq!(
@@ -357,6 +362,8 @@ async fn whole_request_5xx_is_retried_and_attempts_are_bounded() {
         "{err:?}"
     );
     assert!(err.is_retriable());
+    // The server answered, for the request as a whole: the message, not the channel.
+    assert_eq!(err.outcome().scope(), Some(FailureScope::Message));
     assert!(emu.inbox(&token).await.is_empty());
     // All three faults were used up: exactly three attempts were made.
     let again = sender.send(&message).await.unwrap();
@@ -857,4 +864,22 @@ async fn topic_and_condition_sends_expose_the_numeric_message_id() {
         .unwrap();
     assert!(retried.topic_message_id().is_some(), "{retried:?}");
     emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_concerns_the_whole_channel() {
+    // Nothing listens on port 9 of loopback.
+    let sender = LegacySender::new(
+        "key",
+        HttpConfig::new().with_endpoint("http://127.0.0.1:9/gcm/send"),
+    )
+    .unwrap();
+    let message = JsonMessage::new(["t1".to_string()]).data("k", "v");
+    let err = sender.send(&message).await.unwrap_err();
+    assert!(matches!(err, LegacyError::Transport(_)), "{err:?}");
+    assert_eq!(err.outcome().kind(), OutcomeKind::RetryLater);
+    assert_eq!(err.outcome().scope(), Some(FailureScope::Channel));
+    let plain = PlainTextMessage::new("t1").data("k", "v");
+    let err = sender.send_plain(&plain).await.unwrap_err();
+    assert_eq!(err.outcome().scope(), Some(FailureScope::Channel));
 }

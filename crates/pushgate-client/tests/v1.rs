@@ -14,7 +14,7 @@ use common::{Emu, fast_policy};
 use pushgate_client::oauth::{OAuthConfig, ServiceAccountTokenSource, key_from_json};
 use pushgate_client::v1::{FcmV1Sender, Message, Notification, V1Config};
 use pushgate_client::{HttpConfig, RetryPolicy};
-use pushgate_proto::{Outcome, OutcomeKind};
+use pushgate_proto::{FailureScope, Outcome, OutcomeKind};
 use serde_json::{Value, json};
 
 const PROJECT: &str = "demo-project";
@@ -255,7 +255,8 @@ async fn retries_run_out_as_retry_later() {
         outcome,
         Outcome::RetryLater {
             reason: "UNAVAILABLE".into(),
-            after: None
+            after: None,
+            scope: FailureScope::Token,
         }
     );
     assert!(emu.inbox(&token).await.is_empty());

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::legacy::{JsonRequest, MessageOptions, Notification, Priority};
-use crate::{Outcome, ValidationError};
+use crate::{FailureScope, Outcome, ValidationError};
 
 /// Pending downstream messages (sent, not yet acked or nacked) CCS allows per connection
 /// (2014+ docs; the 2013 doc said 1000).
@@ -176,26 +176,36 @@ impl NackCode {
     }
 
     /// The shared outcome (docs/protocols.md, "CCS: acks and nacks", "CCS: outcomes").
+    ///
+    /// A nack answers one message to one token, so a temporary failure concerns that token;
+    /// `CONNECTION_DRAINING` concerns the connection (the channel's), and the limits are the
+    /// device's, the topic's (the message's target) or the sender's (`QUOTA_EXCEEDED`).
     pub fn outcome(&self) -> Outcome {
         let reason = self.as_str().to_string();
+        let throttled = |scope| Outcome::Throttled {
+            reason: reason.clone(),
+            after: None,
+            scope,
+        };
+        let retry = |scope| Outcome::RetryLater {
+            reason: reason.clone(),
+            after: None,
+            scope,
+        };
         match self {
-            NackCode::DeviceUnregistered | NackCode::BadRegistration => {
-                Outcome::TokenDead { reason }
+            NackCode::DeviceUnregistered | NackCode::BadRegistration => Outcome::TokenDead {
+                reason: reason.clone(),
+            },
+            NackCode::DeviceMessageRateExceeded => throttled(FailureScope::Token),
+            NackCode::TopicsMessageRateExceeded => throttled(FailureScope::Message),
+            NackCode::QuotaExceeded => throttled(FailureScope::Channel),
+            NackCode::InvalidJson | NackCode::BadAck => Outcome::MessageRejected {
+                reason: reason.clone(),
+            },
+            NackCode::ConnectionDraining => retry(FailureScope::Channel),
+            NackCode::ServiceUnavailable | NackCode::InternalServerError | NackCode::Other(_) => {
+                retry(FailureScope::Token)
             }
-            NackCode::DeviceMessageRateExceeded
-            | NackCode::TopicsMessageRateExceeded
-            | NackCode::QuotaExceeded => Outcome::Throttled {
-                reason,
-                after: None,
-            },
-            NackCode::InvalidJson | NackCode::BadAck => Outcome::MessageRejected { reason },
-            NackCode::ServiceUnavailable
-            | NackCode::InternalServerError
-            | NackCode::ConnectionDraining
-            | NackCode::Other(_) => Outcome::RetryLater {
-                reason,
-                after: None,
-            },
         }
     }
 }
@@ -571,6 +581,35 @@ mod tests {
         }
         // Unknown codes: like INTERNAL_SERVER_ERROR.
         assert_eq!(NackCode::parse("WHATEVER").outcome().kind(), RetryLater);
+    }
+
+    #[test]
+    fn each_nack_concerns_the_token_the_message_the_connection_or_the_sender() {
+        use FailureScope::*;
+        let expected = [
+            ("DEVICE_UNREGISTERED", Token),
+            ("BAD_REGISTRATION", Token),
+            ("DEVICE_MESSAGE_RATE_EXCEEDED", Token),
+            // CCS could not take this one message now; others on the connection go on.
+            ("SERVICE_UNAVAILABLE", Token),
+            ("INTERNAL_SERVER_ERROR", Token),
+            ("TOPICS_MESSAGE_RATE_EXCEEDED", Message),
+            ("INVALID_JSON", Message),
+            ("BAD_ACK", Message),
+            // The connection is closing: nothing more goes over it.
+            ("CONNECTION_DRAINING", Channel),
+            // The sender id's quota.
+            ("QUOTA_EXCEEDED", Channel),
+        ];
+        assert_eq!(expected.len(), NackCode::ALL.len());
+        for (code, scope) in expected {
+            assert_eq!(
+                NackCode::parse(code).outcome().scope(),
+                Some(scope),
+                "{code}"
+            );
+        }
+        assert_eq!(NackCode::parse("WHATEVER").outcome().scope(), Some(Token));
     }
 
     #[test]

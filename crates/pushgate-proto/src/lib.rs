@@ -4,6 +4,8 @@
 //! gateway) speaks the [`Outcome`] vocabulary defined here, whatever protocol carried the
 //! answer.
 
+#![warn(missing_docs)]
+
 pub mod c2dm;
 pub mod ccs;
 pub mod condition;
@@ -17,6 +19,6 @@ pub mod token;
 pub mod v1;
 pub mod validation;
 
-pub use outcome::{Outcome, OutcomeKind};
+pub use outcome::{FailureScope, Outcome, OutcomeKind};
 pub use retry_after::RetryAfter;
 pub use validation::ValidationError;

@@ -32,6 +32,9 @@ pub enum Outcome {
         reason: String,
         /// The smallest wait the provider asked for, if it said.
         after: Option<Duration>,
+        /// What the failure concerns: this token, the whole request, or the channel (no
+        /// answer at all, a closed connection, a sender-wide quota).
+        scope: FailureScope,
     },
     /// Too many messages (to this device, topic or project): retry later, more slowly.
     Throttled {
@@ -39,17 +42,36 @@ pub enum Outcome {
         reason: String,
         /// The smallest wait the provider asked for, if it said.
         after: Option<Duration>,
+        /// Whose limit was hit: the device's ([`FailureScope::Token`]), the topic's
+        /// ([`FailureScope::Message`]) or the project's ([`FailureScope::Channel`]).
+        scope: FailureScope,
     },
     /// The message itself is wrong (too big, reserved key, bad TTL): never retry it as is.
     MessageRejected {
         /// Provider error code, e.g. `MessageTooBig`.
         reason: String,
     },
-    /// The sender's credentials were refused.
+    /// The sender's credentials (or its project or endpoint) were refused: nothing sent on
+    /// this channel can succeed until they are fixed.
     AuthFailed {
         /// Provider error code or HTTP status.
         reason: String,
     },
+}
+
+/// What a failure concerns, decided where the provider's answer is parsed, so that no layer
+/// above has to guess it from the text of a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureScope {
+    /// This token only: it is dead, its device is over its limit, or the provider failed
+    /// the one request that carried it.
+    Token,
+    /// This message, whatever token it goes to: it is malformed, or the request that
+    /// carried it (to several tokens, or to a topic) failed as a whole.
+    Message,
+    /// Everything sent on the channel: the provider could not be reached, the credentials
+    /// or project were refused, or a sender-wide quota is spent.
+    Channel,
 }
 
 /// The variant of an [`Outcome`] without its data: a label for metrics and storage.
@@ -120,6 +142,19 @@ impl Outcome {
         }
     }
 
+    /// What a failure concerns; `None` for successes. Dead tokens concern the token,
+    /// rejected messages the message and refused credentials the channel; retriable answers
+    /// say it themselves.
+    pub fn scope(&self) -> Option<FailureScope> {
+        match self {
+            Outcome::Delivered { .. } | Outcome::Rotated { .. } => None,
+            Outcome::TokenDead { .. } => Some(FailureScope::Token),
+            Outcome::MessageRejected { .. } => Some(FailureScope::Message),
+            Outcome::AuthFailed { .. } => Some(FailureScope::Channel),
+            Outcome::RetryLater { scope, .. } | Outcome::Throttled { scope, .. } => Some(*scope),
+        }
+    }
+
     /// The provider's reason (error code), for failures.
     pub fn reason(&self) -> Option<&str> {
         match self {
@@ -159,10 +194,12 @@ mod tests {
             Outcome::RetryLater {
                 reason: "x".into(),
                 after: None,
+                scope: FailureScope::Token,
             },
             Outcome::Throttled {
                 reason: "x".into(),
                 after: Some(Duration::from_secs(1)),
+                scope: FailureScope::Channel,
             },
             Outcome::MessageRejected { reason: "x".into() },
             Outcome::AuthFailed { reason: "x".into() },
@@ -171,8 +208,31 @@ mod tests {
             assert!(!(o.is_success() && o.is_retriable()), "{o:?}");
             assert_eq!(o.is_success(), o.message_id().is_some());
             assert_eq!(o.is_success(), o.reason().is_none());
+            assert_eq!(o.is_success(), o.scope().is_none());
         }
         assert_eq!(all.iter().filter(|o| o.is_retriable()).count(), 2);
         assert_eq!(all[4].retry_after(), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn fixed_kinds_have_their_fixed_scope_and_retries_say_their_own() {
+        let dead = Outcome::TokenDead { reason: "x".into() };
+        let bad = Outcome::MessageRejected { reason: "x".into() };
+        let refused = Outcome::AuthFailed { reason: "x".into() };
+        assert_eq!(dead.scope(), Some(FailureScope::Token));
+        assert_eq!(bad.scope(), Some(FailureScope::Message));
+        assert_eq!(refused.scope(), Some(FailureScope::Channel));
+        for scope in [
+            FailureScope::Token,
+            FailureScope::Message,
+            FailureScope::Channel,
+        ] {
+            let retry = Outcome::RetryLater {
+                reason: "x".into(),
+                after: None,
+                scope,
+            };
+            assert_eq!(retry.scope(), Some(scope));
+        }
     }
 }

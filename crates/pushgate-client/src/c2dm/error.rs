@@ -1,6 +1,6 @@
 //! Failures of a C2DM login or send that produced no per-message answer.
 
-use pushgate_proto::{Outcome, ValidationError};
+use pushgate_proto::{FailureScope, Outcome, ValidationError};
 
 use crate::http::BuildError;
 
@@ -67,9 +67,11 @@ impl C2dmError {
             C2dmError::Config(_) => Outcome::AuthFailed {
                 reason: "configuration".into(),
             },
+            // No answer at all: the server cannot be reached, for any message.
             C2dmError::Transport(_) => Outcome::RetryLater {
                 reason: "transport error".into(),
                 after: None,
+                scope: FailureScope::Channel,
             },
         }
     }

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use pushgate_proto::c2dm::{ClientLoginRequest, ClientLoginResponse, SERVICE, UPDATE_CLIENT_AUTH};
 use pushgate_proto::legacy::PlainTextResponse;
 use pushgate_proto::token::short_token;
-use pushgate_proto::{Outcome, RetryAfter};
+use pushgate_proto::{FailureScope, Outcome, RetryAfter};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Url};
 use tokio::sync::watch;
@@ -234,9 +234,11 @@ impl C2dmSender {
                         });
                     }
                     500..=599 => {
+                        // The server answered, for this one registration id.
                         return Ok(Outcome::RetryLater {
                             reason: format!("HTTP {}", reply.status),
                             after: delay_now(reply.retry_after),
+                            scope: FailureScope::Token,
                         });
                     }
                     status => {

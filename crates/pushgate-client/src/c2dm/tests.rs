@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use parking_lot::Mutex;
 use pushgate_proto::c2dm::{AccountType, ClientLoginRequest};
-use pushgate_proto::{Outcome, OutcomeKind};
+use pushgate_proto::{FailureScope, Outcome, OutcomeKind};
 
 use super::*;
 use crate::{HttpConfig, RetryPolicy};
@@ -160,6 +160,19 @@ async fn login_refusals_carry_the_code() {
     let err = sender.send(&message(1)).await.unwrap_err();
     assert!(matches!(&err, C2dmError::Login { code, .. } if code == "BadAuthentication"));
     assert!(!err.to_string().contains(PASSWORD));
+    // A refused account refuses every message of the channel.
+    assert_eq!(err.outcome().kind(), OutcomeKind::AuthFailed);
+    assert_eq!(err.outcome().scope(), Some(FailureScope::Channel));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_concerns_the_whole_channel() {
+    // Nothing listens on port 9 of loopback.
+    let sender = sender("http://127.0.0.1:9", C2dmAuth::Token("tok-1".into()));
+    let err = sender.send(&message(1)).await.unwrap_err();
+    assert!(matches!(err, C2dmError::Transport(_)), "{err:?}");
+    assert_eq!(err.outcome().kind(), OutcomeKind::RetryLater);
+    assert_eq!(err.outcome().scope(), Some(FailureScope::Channel));
 }
 
 #[tokio::test]
@@ -181,13 +194,16 @@ async fn answers_follow_the_shared_table() {
     let fake = fake_with_token("tok-1");
     let base = start(fake.clone()).await;
     let sender = sender(&base, C2dmAuth::Token("tok-1".into()));
-    let cases: [(u16, &str, Header, OutcomeKind, &str); 5] = [
+    // The scope is what the answer concerns: the sender's quota is the whole channel's, a
+    // device's quota, a dead id and a 503 to its one-id request concern that id only.
+    let cases: [(u16, &str, Header, OutcomeKind, &str, FailureScope); 5] = [
         (
             200,
             "Error=QuotaExceeded\n",
             None,
             OutcomeKind::RetryLater,
             "QuotaExceeded",
+            FailureScope::Channel,
         ),
         (
             200,
@@ -195,6 +211,7 @@ async fn answers_follow_the_shared_table() {
             None,
             OutcomeKind::Throttled,
             "DeviceQuotaExceeded",
+            FailureScope::Token,
         ),
         (
             200,
@@ -202,6 +219,7 @@ async fn answers_follow_the_shared_table() {
             None,
             OutcomeKind::TokenDead,
             "NotRegistered",
+            FailureScope::Token,
         ),
         (
             200,
@@ -209,6 +227,7 @@ async fn answers_follow_the_shared_table() {
             None,
             OutcomeKind::MessageRejected,
             "MissingCollapseKey",
+            FailureScope::Message,
         ),
         (
             503,
@@ -216,13 +235,15 @@ async fn answers_follow_the_shared_table() {
             Some(("Retry-After", "7".into())),
             OutcomeKind::RetryLater,
             "HTTP 503",
+            FailureScope::Token,
         ),
     ];
-    for (status, body, header, kind, reason) in cases {
+    for (status, body, header, kind, reason, scope) in cases {
         *fake.canned.lock() = Some((status, body.into(), header));
         let outcome = sender.send(&message(1)).await.unwrap();
         assert_eq!(outcome.kind(), kind, "{body}");
         assert_eq!(outcome.reason(), Some(reason));
+        assert_eq!(outcome.scope(), Some(scope), "{body}");
     }
     assert_eq!(
         sender.send(&message(1)).await.unwrap().retry_after(),

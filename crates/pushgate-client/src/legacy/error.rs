@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use pushgate_proto::legacy::ResponseError;
-use pushgate_proto::{Outcome, RetryAfter, ValidationError};
+use pushgate_proto::{FailureScope, Outcome, RetryAfter, ValidationError};
 
 /// Why a legacy send produced no per-recipient answer at all.
 ///
@@ -75,10 +75,14 @@ impl LegacyError {
             } => Outcome::RetryLater {
                 reason: format!("HTTP {status}"),
                 after: retry_after.map(|r| r.delay_from(SystemTime::now())),
+                // The server answered, but for the request as a whole.
+                scope: FailureScope::Message,
             },
+            // No answer at all: the server cannot be reached, for any message.
             LegacyError::Transport(_) => Outcome::RetryLater {
                 reason: "transport error".into(),
                 after: None,
+                scope: FailureScope::Channel,
             },
             LegacyError::Authentication => Outcome::AuthFailed {
                 reason: "HTTP 401".into(),

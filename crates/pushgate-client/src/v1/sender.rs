@@ -12,7 +12,7 @@ use futures_util::stream::{self, StreamExt};
 use pushgate_proto::token::short_token;
 use pushgate_proto::v1::oauth::ServiceAccountKey;
 use pushgate_proto::v1::{ErrorBody, Message, SendRequest, SendResponse};
-use pushgate_proto::{Outcome, RetryAfter};
+use pushgate_proto::{FailureScope, Outcome, RetryAfter};
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url, Version};
 use tokio::sync::Semaphore;
@@ -299,9 +299,11 @@ impl FcmV1Sender {
                         }
                         map_answer(status, retry_after, &answer)
                     }
+                    // No answer at all: the endpoint cannot be reached, for any token.
                     Exchange::Transport(reason) => Outcome::RetryLater {
                         reason: format!("transport: {reason}"),
                         after: None,
+                        scope: FailureScope::Channel,
                     },
                 };
                 if !outcome.is_retriable() || !policy.allows_attempt(attempt + 1) {

@@ -7,7 +7,7 @@ use futures_util::stream::{self, StreamExt};
 use pushgate_client::c2dm::{C2dmAuth, C2dmMessage, C2dmSender};
 use pushgate_proto::{Outcome, ValidationError};
 
-use super::{Channel, PLACEHOLDER_TOKEN};
+use super::{BuildProblem, Channel, PLACEHOLDER_TOKEN};
 use crate::config::{ChannelKind, ChannelSettings, ChannelSpec};
 use crate::message::Payload;
 
@@ -21,9 +21,9 @@ pub(super) struct C2dmChannel {
 }
 
 impl C2dmChannel {
-    pub(super) fn new(spec: &ChannelSpec) -> Result<Self, String> {
+    pub(super) fn new(spec: &ChannelSpec) -> Result<Self, BuildProblem> {
         let ChannelSettings::C2dm { http, login } = &spec.settings else {
-            return Err("not a c2dm channel".into());
+            return Err(BuildProblem::WrongProtocol { expected: "c2dm" });
         };
         let auth = match login {
             Some((email, login_url)) => {
@@ -35,7 +35,7 @@ impl C2dmChannel {
             }
             None => C2dmAuth::Token(spec.credential.expose().to_string()),
         };
-        let sender = C2dmSender::new(auth, http.clone()).map_err(|e| e.to_string())?;
+        let sender = C2dmSender::new(auth, http.clone()).map_err(BuildProblem::Http)?;
         Ok(Self {
             sender: Arc::new(sender),
             max_in_flight: spec.max_in_flight.max(1),

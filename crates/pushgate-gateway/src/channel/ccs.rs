@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use pushgate_client::RetryPolicy;
 use pushgate_client::ccs::{CcsClient, CcsConfig, CcsMessage, Upstream};
-use pushgate_proto::{Outcome, ValidationError};
+use pushgate_proto::{FailureScope, Outcome, ValidationError};
 use tokio::sync::{Mutex, mpsc};
 
 use super::convert::{legacy_notification, legacy_priority};
@@ -97,7 +97,23 @@ impl CcsChannel {
             Err(e) => Err(Outcome::RetryLater {
                 reason: format!("CCS unreachable: {e}"),
                 after: None,
+                scope: FailureScope::Channel,
             }),
+        }
+    }
+}
+
+/// How one send ended: with an outcome, or with the client closed under it (the pool must be
+/// reopened).
+enum Sent {
+    Answered(Outcome),
+    ClientGone(Outcome),
+}
+
+impl Sent {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Sent::Answered(o) | Sent::ClientGone(o) => o,
         }
     }
 }
@@ -156,26 +172,61 @@ impl Channel for CcsChannel {
             let message = ccs_message(p, token, self.receipts);
             async move {
                 match tokio::time::timeout(ACK_TIMEOUT, client.send(message)).await {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(e)) => Outcome::RetryLater {
+                    Ok(Ok(outcome)) => Sent::Answered(outcome),
+                    Ok(Err(e)) => Sent::ClientGone(Outcome::RetryLater {
                         reason: format!("CCS: {e}"),
                         after: None,
-                    },
-                    Err(_) => Outcome::RetryLater {
+                        scope: FailureScope::Channel,
+                    }),
+                    // One message's ack is missing; the others on the connection may be fine.
+                    Err(_) => Sent::Answered(Outcome::RetryLater {
                         reason: "CCS ack timeout".into(),
                         after: None,
-                    },
+                        scope: FailureScope::Token,
+                    }),
                 }
             }
         });
-        let outcomes = join_all(sends).await;
-        if outcomes
-            .iter()
-            .any(|o| matches!(o, Outcome::RetryLater { reason, .. } if reason.starts_with("CCS: ")))
-        {
+        let sent = join_all(sends).await;
+        if sent.iter().any(|s| matches!(s, Sent::ClientGone(_))) {
             // The client was closed under us: open a new pool next time.
             self.client.lock().await.take();
         }
-        outcomes
+        sent.into_iter().map(Sent::into_outcome).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[tokio::test]
+    async fn an_unreachable_ccs_concerns_the_whole_channel() {
+        // Nothing listens on port 9 of loopback.
+        let spec = ChannelSpec {
+            name: "ccs".into(),
+            endpoint: "127.0.0.1:9".into(),
+            credential: Secret::new("api-key", "inline"),
+            max_in_flight: 1,
+            settings: ChannelSettings::Ccs {
+                host: "127.0.0.1".into(),
+                port: 9,
+                sender_id: "1".into(),
+                ca_pem: None,
+                connections: 1,
+                window: 2,
+                echo: false,
+                receipts: false,
+            },
+        };
+        let channel = CcsChannel::new(&spec, None);
+        let tokens = ["a".to_string(), "b".to_string()];
+        let outcomes = channel.send(&Payload::default(), &tokens).await;
+        assert_eq!(outcomes.len(), 2);
+        for o in &outcomes {
+            assert!(o.is_retriable(), "{o:?}");
+            assert_eq!(o.scope(), Some(FailureScope::Channel), "{o:?}");
+        }
     }
 }

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use pushgate_client::legacy::{JsonMessage, LegacySender, PlainTextMessage};
 use pushgate_proto::legacy::limits::MAX_REGISTRATION_IDS;
-use pushgate_proto::{Outcome, ValidationError};
+use pushgate_proto::{FailureScope, Outcome, ValidationError};
 
 use super::convert::{legacy_notification, legacy_priority};
-use super::{Channel, PLACEHOLDER_TOKEN, all};
+use super::{BuildProblem, Channel, PLACEHOLDER_TOKEN, all};
 use crate::config::{ChannelKind, ChannelSettings, ChannelSpec, LegacyFormat};
 use crate::message::Payload;
 
@@ -21,12 +21,12 @@ pub(super) struct LegacyChannel {
 }
 
 impl LegacyChannel {
-    pub(super) fn new(spec: &ChannelSpec) -> Result<Self, String> {
+    pub(super) fn new(spec: &ChannelSpec) -> Result<Self, BuildProblem> {
         let ChannelSettings::Legacy { http, format } = &spec.settings else {
-            return Err("not a legacy channel".into());
+            return Err(BuildProblem::WrongProtocol { expected: "legacy" });
         };
         let sender = LegacySender::new(spec.credential.expose(), http.clone())
-            .map_err(|e| e.to_string())?
+            .map_err(BuildProblem::Http)?
             .with_max_concurrent_chunks(1);
         Ok(Self {
             sender,
@@ -124,6 +124,7 @@ impl Channel for LegacyChannel {
                             Outcome::RetryLater {
                                 reason: "answer does not match the request".into(),
                                 after: None,
+                                scope: FailureScope::Message,
                             },
                             tokens.len(),
                         )
@@ -147,6 +148,7 @@ impl Channel for LegacyChannel {
                                     .unwrap_or(Outcome::RetryLater {
                                         reason: "empty answer".into(),
                                         after: None,
+                                        scope: FailureScope::Token,
                                     }),
                                 Err(e) => e.outcome(),
                             }

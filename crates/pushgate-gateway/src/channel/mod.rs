@@ -6,6 +6,7 @@
 mod c2dm;
 mod ccs;
 mod convert;
+mod error;
 mod legacy;
 mod v1;
 
@@ -16,6 +17,8 @@ use pushgate_proto::{Outcome, ValidationError};
 
 use crate::config::{ChannelKind, ChannelSettings, ChannelSpec};
 use crate::message::Payload;
+
+pub use error::{BuildProblem, ChannelError};
 
 /// A provider channel as the workers and the send API see it.
 #[async_trait]
@@ -63,20 +66,10 @@ pub struct ChannelHooks {
     pub upstream: Option<tokio::sync::mpsc::Sender<pushgate_client::ccs::Upstream>>,
 }
 
-/// Why a channel could not be built from its configuration.
-#[derive(Debug, thiserror::Error)]
-#[error("channel {channel}: {problem}")]
-pub struct ChannelError {
-    /// The channel's name.
-    pub channel: String,
-    /// What is wrong (never a secret).
-    pub problem: String,
-}
-
 /// Builds the sender of a channel. CCS connects lazily, so a provider that is down at start
 /// does not stop the gateway.
 pub fn build(spec: &ChannelSpec, hooks: ChannelHooks) -> Result<Arc<dyn Channel>, ChannelError> {
-    let fail = |problem: String| ChannelError {
+    let fail = |problem: BuildProblem| ChannelError {
         channel: spec.name.clone(),
         problem,
     };
@@ -95,3 +88,72 @@ fn all(outcome: Outcome, n: usize) -> Vec<Outcome> {
 
 /// A token the protocol checks stand in for (checks do not look at the token's value).
 const PLACEHOLDER_TOKEN: &str = "pushgate-check-token";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use pushgate_client::HttpConfig;
+
+    const PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIsecret\n-----END PRIVATE KEY-----\n";
+
+    fn spec(credential: &str, settings: ChannelSettings) -> ChannelSpec {
+        ChannelSpec {
+            name: "main".into(),
+            endpoint: "-".into(),
+            credential: Secret::new(credential, "inline"),
+            max_in_flight: 1,
+            settings,
+        }
+    }
+
+    fn error(spec: &ChannelSpec) -> ChannelError {
+        match build(spec, ChannelHooks::default()) {
+            Ok(_) => panic!("built"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_bad_service_account_file_is_named_without_its_key() {
+        // A key file without `client_email`: refused, and the message must not quote it.
+        let key = serde_json::json!({
+            "type": "service_account",
+            "project_id": "p",
+            "private_key_id": "k1",
+            "private_key": PRIVATE_KEY,
+            "token_uri": "https://oauth2.googleapis.com/token",
+        })
+        .to_string();
+        let v1 = ChannelSettings::FcmV1 {
+            project_id: None,
+            http: HttpConfig::new(),
+            connections: 1,
+            rate_per_minute: None,
+        };
+        let e = error(&spec(&key, v1));
+        assert!(
+            matches!(e.problem, BuildProblem::ServiceAccount(_)),
+            "{e:?}"
+        );
+        assert_eq!(e.channel, "main");
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("client_email"), "{text}");
+        assert!(!text.contains("MIIsecret"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_url_or_key_is_an_http_settings_problem_without_the_key() {
+        let legacy = |url: &str| ChannelSettings::Legacy {
+            http: HttpConfig::new().with_endpoint(url),
+            format: crate::config::LegacyFormat::Json,
+        };
+        let e = error(&spec("AIza-key", legacy("ftp://example.com/send")));
+        assert!(matches!(e.problem, BuildProblem::Http(_)), "{e:?}");
+        assert!(e.to_string().contains("ftp://example.com/send"), "{e}");
+        // A key with a line break cannot go in a header; the key itself is never shown.
+        let e = error(&spec("AIza\nsecret", legacy("https://example.com/send")));
+        assert!(matches!(e.problem, BuildProblem::Http(_)), "{e:?}");
+        assert!(!format!("{e} {e:?}").contains("secret"), "{e:?}");
+    }
+}

@@ -8,7 +8,7 @@ use pushgate_client::v1::{FcmV1Sender, RateLimit, V1Config};
 use pushgate_proto::{Outcome, ValidationError};
 
 use super::convert::v1_message;
-use super::{Channel, PLACEHOLDER_TOKEN};
+use super::{BuildProblem, Channel, PLACEHOLDER_TOKEN};
 use crate::config::{ChannelKind, ChannelSettings, ChannelSpec};
 use crate::message::Payload;
 
@@ -22,7 +22,7 @@ pub(super) struct V1Channel {
 }
 
 impl V1Channel {
-    pub(super) fn new(spec: &ChannelSpec) -> Result<Self, String> {
+    pub(super) fn new(spec: &ChannelSpec) -> Result<Self, BuildProblem> {
         let ChannelSettings::FcmV1 {
             project_id,
             http,
@@ -30,9 +30,9 @@ impl V1Channel {
             rate_per_minute,
         } = &spec.settings
         else {
-            return Err("not an fcm_v1 channel".into());
+            return Err(BuildProblem::WrongProtocol { expected: "fcm_v1" });
         };
-        let key = key_from_json(spec.credential.expose()).map_err(|e| e.to_string())?;
+        let key = key_from_json(spec.credential.expose()).map_err(BuildProblem::ServiceAccount)?;
         let mut config = V1Config::new()
             .with_http(http.clone())
             .with_connections(*connections)
@@ -43,24 +43,11 @@ impl V1Channel {
         if let Some(project) = project_id {
             config = config.with_project_id(project.clone());
         }
-        let sender = FcmV1Sender::from_service_account(key, config).map_err(|e| e.to_string())?;
+        let sender = FcmV1Sender::from_service_account(key, config).map_err(BuildProblem::V1)?;
         Ok(Self {
             sender,
             max_in_flight: spec.max_in_flight.max(1),
         })
-    }
-}
-
-/// A dead-token answer that does not name the token (a bare 404: wrong project or URL) is a
-/// whole-channel problem, never a reason to invalidate a device.
-fn project_level(outcome: Outcome) -> Outcome {
-    match outcome {
-        Outcome::TokenDead { reason } if !pushgate_proto::v1::names_the_token(&reason) => {
-            Outcome::AuthFailed {
-                reason: format!("{reason} (project or endpoint not found)"),
-            }
-        }
-        other => other,
     }
 }
 
@@ -84,34 +71,8 @@ impl Channel for V1Channel {
 
     async fn send(&self, p: &Payload, tokens: &[String]) -> Vec<Outcome> {
         let messages: Vec<_> = tokens.iter().map(|t| v1_message(p, t)).collect();
-        self.sender
-            .send_each_with(&messages, p.dry_run)
-            .await
-            .into_iter()
-            .map(project_level)
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_token_errors_kill_tokens() {
-        let dead = |r: &str| Outcome::TokenDead { reason: r.into() };
-        assert_eq!(project_level(dead("UNREGISTERED")), dead("UNREGISTERED"));
-        assert_eq!(
-            project_level(dead("INVALID_ARGUMENT")),
-            dead("INVALID_ARGUMENT")
-        );
-        assert!(matches!(
-            project_level(dead("NOT_FOUND")),
-            Outcome::AuthFailed { .. }
-        ));
-        assert!(matches!(
-            project_level(dead("404")),
-            Outcome::AuthFailed { .. }
-        ));
+        // A bare 404 (wrong project or URL) already comes back as refused credentials, never
+        // as a dead token: see `pushgate_proto::v1::ErrorBody::outcome`.
+        self.sender.send_each_with(&messages, p.dry_run).await
     }
 }

@@ -4,6 +4,7 @@
 //! back (releases) whatever is still unanswered.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 use uuid::Uuid;
 
-use super::decide::decide;
+use super::decide::{Decision, decide};
 use super::status::ChannelStatus;
 use crate::channel::Channel;
 use crate::config::DeliverySettings;
@@ -113,6 +114,7 @@ impl ChannelLoop {
     }
 }
 
+/// The loop: sit out pauses, wait for room, claim due work, send it in batches; then drain.
 async fn run_loop(shared: Arc<Shared>) {
     let l = &shared.l;
     let capacity = l.channel.capacity().max(1);
@@ -124,88 +126,161 @@ async fn run_loop(shared: Arc<Shared>) {
         if l.stop.is_cancelled() {
             break;
         }
-        let paused = *shared.pause_until.lock();
-        if let Some(t) = paused {
-            if t > now() {
-                tokio::select! {
-                    _ = l.stop.cancelled() => break,
-                    _ = tokio::time::sleep(until(t)) => {}
-                }
+        let paused = shared.pause_until.lock().is_some();
+        if paused {
+            if sit_out_pause(&shared).await.is_break() {
+                break;
             }
-            *shared.pause_until.lock() = None;
-            l.status.paused(None);
             continue;
         }
-        // Wait for room before claiming, so nothing is claimed that cannot be sent soon.
-        let room = tokio::select! {
-            _ = l.stop.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => {
-                    let free = permits.available_permits() + 1;
-                    drop(p);
-                    free
-                }
-                Err(_) => break,
-            },
+        let Some(room) = wait_for_room(l, &permits).await else {
+            break;
         };
-        let batch = l.channel.batch_size().max(1);
-        // Room in tokens: free permits, each worth batch/cost(batch) tokens.
-        let per_permit = (batch / l.channel.cost(batch).max(1)).max(1);
-        let limit = (room * per_permit)
-            .min(l.settings.claim_batch as usize)
-            .max(1) as u32;
-        let claimed = match l
-            .store
-            .claim_due(&l.app, &l.name, now(), limit, l.settings.lease)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, "cannot claim deliveries");
-                l.status.error(now(), format!("claim failed: {e}"));
-                tokio::select! {
-                    _ = l.stop.cancelled() => break,
-                    _ = tokio::time::sleep(l.settings.idle_poll) => {}
-                }
-                continue;
-            }
+        let claimed = match claim(l, room).await {
+            Claimed::Work(claimed) => claimed,
+            Claimed::Failed => continue,
+            Claimed::Stopped => break,
         };
         if claimed.is_empty() {
             idle(l).await;
             continue;
         }
         prefetch_payloads(&shared, &claimed).await;
-        for chunk in batches(claimed, batch) {
-            let cost = l.channel.cost(chunk.len()).min(capacity) as u32;
-            let permit = tokio::select! {
-                _ = l.stop.cancelled() => {
+        let sending = Sending {
+            permits: &permits,
+            capacity,
+            commits: &commits,
+        };
+        dispatch(&shared, claimed, &sending, &mut tasks).await;
+    }
+    finish(&shared, tasks, commits, committer).await;
+}
+
+/// Waits until the channel's pause is over (or the loop is stopped) and lifts it.
+async fn sit_out_pause(shared: &Shared) -> ControlFlow<()> {
+    let l = &shared.l;
+    let paused = *shared.pause_until.lock();
+    if let Some(t) = paused
+        && t > now()
+    {
+        tokio::select! {
+            _ = l.stop.cancelled() => return ControlFlow::Break(()),
+            _ = tokio::time::sleep(until(t)) => {}
+        }
+    }
+    *shared.pause_until.lock() = None;
+    l.status.paused(None);
+    ControlFlow::Continue(())
+}
+
+/// Waits for at least one free permit, so nothing is claimed that cannot be sent soon, and
+/// returns how many are free; `None` when the loop is stopped.
+async fn wait_for_room(l: &ChannelLoop, permits: &Arc<Semaphore>) -> Option<usize> {
+    tokio::select! {
+        _ = l.stop.cancelled() => None,
+        permit = permits.clone().acquire_owned() => match permit {
+            Ok(p) => {
+                let free = permits.available_permits() + 1;
+                drop(p);
+                Some(free)
+            }
+            Err(_) => None,
+        },
+    }
+}
+
+/// What one claim got.
+enum Claimed {
+    /// Due deliveries (maybe none).
+    Work(Vec<Delivery>),
+    /// The store failed; an idle poll has passed since.
+    Failed,
+    /// The loop was stopped while waiting after a failure.
+    Stopped,
+}
+
+/// Claims as many due deliveries as `room` free permits can send; after a store error, waits
+/// an idle poll before saying so.
+async fn claim(l: &ChannelLoop, room: usize) -> Claimed {
+    let batch = l.channel.batch_size().max(1);
+    // Room in tokens: free permits, each worth batch/cost(batch) tokens.
+    let per_permit = (batch / l.channel.cost(batch).max(1)).max(1);
+    let limit = (room * per_permit)
+        .min(l.settings.claim_batch as usize)
+        .max(1) as u32;
+    match l
+        .store
+        .claim_due(&l.app, &l.name, now(), limit, l.settings.lease)
+        .await
+    {
+        Ok(c) => Claimed::Work(c),
+        Err(e) => {
+            warn!(error = %e, "cannot claim deliveries");
+            l.status.error(now(), format!("claim failed: {e}"));
+            tokio::select! {
+                _ = l.stop.cancelled() => Claimed::Stopped,
+                _ = tokio::time::sleep(l.settings.idle_poll) => Claimed::Failed,
+            }
+        }
+    }
+}
+
+/// What sending batches needs from the loop: its permits and the committer's queue.
+struct Sending<'a> {
+    permits: &'a Arc<Semaphore>,
+    capacity: usize,
+    commits: &'a mpsc::Sender<CommitJob>,
+}
+
+/// Cuts the claimed work into batches and starts one task per batch once its permits are
+/// free; batches that cannot start (the loop is stopping) are released at once.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    claimed: Vec<Delivery>,
+    sending: &Sending<'_>,
+    tasks: &mut JoinSet<()>,
+) {
+    let l = &shared.l;
+    for chunk in batches(claimed, l.channel.batch_size().max(1)) {
+        let cost = l.channel.cost(chunk.len()).min(sending.capacity) as u32;
+        let permit = tokio::select! {
+            _ = l.stop.cancelled() => {
+                release(l, &chunk).await;
+                continue;
+            }
+            permit = sending.permits.clone().acquire_many_owned(cost) => match permit {
+                Ok(p) => p,
+                Err(_) => {
                     release(l, &chunk).await;
                     continue;
                 }
-                permit = permits.clone().acquire_many_owned(cost) => match permit {
-                    Ok(p) => p,
-                    Err(_) => {
-                        release(l, &chunk).await;
-                        continue;
-                    }
-                },
-            };
-            let id = shared.unanswered.lock().add(&chunk);
-            let shared = shared.clone();
-            let commits = commits.clone();
-            tasks.spawn(
-                async move {
-                    send_batch(&shared, chunk, &commits).await;
-                    shared.unanswered.lock().done(id);
-                    // The permit is held until the answers are committed: at most
-                    // `capacity` worth of work is ever sent but not recorded.
-                    drop(permit);
-                }
-                .in_current_span(),
-            );
-        }
+            },
+        };
+        let id = shared.unanswered.lock().add(&chunk);
+        let shared = shared.clone();
+        let commits = sending.commits.clone();
+        tasks.spawn(
+            async move {
+                send_batch(&shared, chunk, &commits).await;
+                shared.unanswered.lock().done(id);
+                // The permit is held until the answers are committed: at most
+                // `capacity` worth of work is ever sent but not recorded.
+                drop(permit);
+            }
+            .in_current_span(),
+        );
     }
-    // Shutdown: let what is in flight finish, then hand back what is still unanswered.
+}
+
+/// Shutdown: lets what is in flight finish within the grace period, then hands back what is
+/// still unanswered.
+async fn finish(
+    shared: &Shared,
+    mut tasks: JoinSet<()>,
+    commits: mpsc::Sender<CommitJob>,
+    committer: tokio::task::JoinHandle<()>,
+) {
+    let l = &shared.l;
     let grace = tokio::time::sleep(l.settings.shutdown_grace);
     tokio::pin!(grace);
     loop {
@@ -301,35 +376,8 @@ async fn payload(shared: &Shared, id: Uuid) -> Result<Arc<Payload>, String> {
 async fn send_batch(shared: &Shared, chunk: Vec<Delivery>, commits: &mpsc::Sender<CommitJob>) {
     let l = &shared.l;
     let Some(first) = chunk.first() else { return };
-    let message_id = first.message_id;
-    let outcomes = match payload(shared, message_id).await {
-        Ok(p) => {
-            // The provider gets what is left of the TTL, not the whole of it again.
-            let left = u32::try_from((first.deadline - now()).whole_seconds().max(0)).unwrap_or(0);
-            let p = if left < p.ttl_secs {
-                Arc::new(Payload {
-                    ttl_secs: left,
-                    ..(*p).clone()
-                })
-            } else {
-                p
-            };
-            let tokens: Vec<String> = chunk.iter().map(|d| d.token.clone()).collect();
-            l.status
-                .attempted
-                .fetch_add(tokens.len() as u64, Ordering::Relaxed);
-            let span = info_span!(
-                "batch",
-                message = %message_id,
-                tokens = tokens.len(),
-                first = %short_token(&tokens[0]),
-            );
-            let started = std::time::Instant::now();
-            let outcomes = l.channel.send(&p, &tokens).instrument(span).await;
-            l.metrics
-                .provider(&l.app, &l.name, started.elapsed(), &outcomes);
-            outcomes
-        }
+    let outcomes = match payload(shared, first.message_id).await {
+        Ok(p) => send_to_provider(l, &chunk, p).await,
         Err(problem) => {
             warn!(%problem, "cannot send");
             vec![
@@ -342,6 +390,47 @@ async fn send_batch(shared: &Shared, chunk: Vec<Delivery>, commits: &mpsc::Sende
     };
     let failures = *shared.failures.lock();
     let decision = decide(&chunk, outcomes, now(), &l.settings, failures);
+    record_channel_state(shared, &decision);
+    let (done, committed) = oneshot::channel();
+    if commits.send((decision.completions, done)).await.is_ok() {
+        let _ = committed.await;
+    }
+}
+
+/// Sends `p` to the batch's tokens with what is left of its TTL, counting and timing it.
+async fn send_to_provider(l: &ChannelLoop, chunk: &[Delivery], p: Arc<Payload>) -> Vec<Outcome> {
+    let first = &chunk[0];
+    // The provider gets what is left of the TTL, not the whole of it again.
+    let left = u32::try_from((first.deadline - now()).whole_seconds().max(0)).unwrap_or(0);
+    let p = if left < p.ttl_secs {
+        Arc::new(Payload {
+            ttl_secs: left,
+            ..(*p).clone()
+        })
+    } else {
+        p
+    };
+    let tokens: Vec<String> = chunk.iter().map(|d| d.token.clone()).collect();
+    l.status
+        .attempted
+        .fetch_add(tokens.len() as u64, Ordering::Relaxed);
+    let span = info_span!(
+        "batch",
+        message = %first.message_id,
+        tokens = tokens.len(),
+        first = %short_token(&tokens[0]),
+    );
+    let started = std::time::Instant::now();
+    let outcomes = l.channel.send(&p, &tokens).instrument(span).await;
+    l.metrics
+        .provider(&l.app, &l.name, started.elapsed(), &outcomes);
+    outcomes
+}
+
+/// What a batch's decision means for the channel: its run of whole-channel failures, its
+/// last error and its pause.
+fn record_channel_state(shared: &Shared, decision: &Decision) {
+    let l = &shared.l;
     {
         let mut f = shared.failures.lock();
         *f = if decision.channel_failed { *f + 1 } else { 0 };
@@ -358,10 +447,6 @@ async fn send_batch(shared: &Shared, chunk: Vec<Delivery>, commits: &mpsc::Sende
         let until = p.map_or(t, |old| old.max(t));
         *p = Some(until);
         l.status.paused(Some(until));
-    }
-    let (done, committed) = oneshot::channel();
-    if commits.send((decision.completions, done)).await.is_ok() {
-        let _ = committed.await;
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pushgate_client::RetryPolicy;
-use pushgate_proto::Outcome;
+use pushgate_proto::{FailureScope, Outcome};
 use pushgate_store::{Completion, Delivery};
 use time::OffsetDateTime;
 
@@ -31,6 +31,14 @@ pub struct Decision {
     pub pause_until: Option<OffsetDateTime>,
     /// Every answer was a whole-channel failure (provider unreachable, credentials refused).
     pub channel_failed: bool,
+}
+
+/// True when an answer says nothing can be sent on the channel right now: the provider
+/// could not be reached or the credentials were refused, by the answer's own scope. A
+/// channel-wide quota (`Throttled`) is pacing, not a failure: its `Retry-After` already
+/// pauses the channel.
+fn fails_the_channel(outcome: &Outcome) -> bool {
+    outcome.scope() == Some(FailureScope::Channel) && !matches!(outcome, Outcome::Throttled { .. })
 }
 
 /// `now + d`, saturating.
@@ -65,11 +73,11 @@ pub fn decide(
     for (d, outcome) in deliveries.iter().zip(outcomes) {
         let outcome = match outcome {
             Outcome::AuthFailed { reason } if settings.retry_auth_failures => {
-                whole_channel += 1;
                 pause(after(now, AUTH_PAUSE));
                 Outcome::RetryLater {
                     reason: format!("AuthFailed: {reason}"),
                     after: Some(AUTH_PAUSE),
+                    scope: FailureScope::Channel,
                 }
             }
             other => other,
@@ -79,9 +87,7 @@ pub fn decide(
             if let Some(wait) = server {
                 pause(after(now, wait));
             }
-            if matches!(&outcome, Outcome::RetryLater { reason, .. }
-                if reason.starts_with("transport") || reason.starts_with("CCS unreachable"))
-            {
+            if fails_the_channel(&outcome) {
                 whole_channel += 1;
             }
             let attempt = u32::try_from(d.attempts.max(1) - 1).unwrap_or(u32::MAX);
@@ -152,6 +158,7 @@ mod tests {
             Outcome::RetryLater {
                 reason: "Unavailable".into(),
                 after: Some(Duration::from_secs(30)),
+                scope: FailureScope::Token,
             },
             Outcome::Delivered {
                 message_id: "m".into(),
@@ -173,6 +180,7 @@ mod tests {
             let o = vec![Outcome::Throttled {
                 reason: "DeviceMessageRateExceeded".into(),
                 after: None,
+                scope: FailureScope::Token,
             }];
             let c = decide(&d, o, now(), &settings(), 0);
             assert_eq!(c.pause_until, None, "a per-device throttle pauses nothing");
@@ -212,22 +220,59 @@ mod tests {
     #[test]
     fn a_provider_that_answers_nothing_pauses_the_channel_longer_each_time() {
         let d = [delivery(1, 1), delivery(2, 1)];
-        let down = || {
-            vec![
-                Outcome::RetryLater {
-                    reason: "transport error".into(),
-                    after: None,
-                },
-                Outcome::RetryLater {
-                    reason: "transport error".into(),
-                    after: None,
-                },
-            ]
-        };
+        let down = || vec![retry("no answer", FailureScope::Channel); 2];
         let first = decide(&d, down(), now(), &settings(), 0);
         let third = decide(&d, down(), now(), &settings(), 3);
         assert!(first.channel_failed && third.channel_failed);
         assert_eq!(first.pause_until, Some(now() + time::Duration::seconds(1)));
         assert_eq!(third.pause_until, Some(now() + time::Duration::seconds(8)));
+    }
+
+    fn retry(reason: &str, scope: FailureScope) -> Outcome {
+        Outcome::RetryLater {
+            reason: reason.into(),
+            after: None,
+            scope,
+        }
+    }
+
+    #[test]
+    fn the_scope_decides_a_whole_channel_failure_not_the_reason_text() {
+        let d = [delivery(1, 1), delivery(2, 1)];
+        let batch = |o: Outcome| decide(&d, vec![o; 2], now(), &settings(), 0);
+        // Reason texts that once meant "the channel is down" now mean nothing by themselves.
+        let per_token = batch(retry("transport error", FailureScope::Token));
+        assert!(!per_token.channel_failed);
+        assert_eq!(per_token.pause_until, None);
+        let whole_request = batch(retry("CCS unreachable", FailureScope::Message));
+        assert!(!whole_request.channel_failed);
+        let unreachable = batch(retry("whatever", FailureScope::Channel));
+        assert!(unreachable.channel_failed);
+        assert!(unreachable.pause_until.is_some());
+    }
+
+    #[test]
+    fn a_project_quota_paces_the_channel_without_failing_it() {
+        let d = [delivery(1, 1)];
+        let quota = vec![Outcome::Throttled {
+            reason: "QUOTA_EXCEEDED".into(),
+            after: Some(Duration::from_secs(20)),
+            scope: FailureScope::Channel,
+        }];
+        let out = decide(&d, quota, now(), &settings(), 0);
+        assert!(!out.channel_failed);
+        assert_eq!(out.pause_until, Some(now() + time::Duration::seconds(20)));
+    }
+
+    #[test]
+    fn one_channel_wide_answer_among_others_does_not_fail_the_channel() {
+        let d = [delivery(1, 1), delivery(2, 1)];
+        let mixed = vec![
+            retry("no answer", FailureScope::Channel),
+            Outcome::Delivered {
+                message_id: "m".into(),
+            },
+        ];
+        assert!(!decide(&d, mixed, now(), &settings(), 0).channel_failed);
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::Outcome;
+use crate::{FailureScope, Outcome};
 
 /// Every per-recipient `error` value the legacy service (and C2DM before it) returned.
 ///
@@ -106,24 +106,40 @@ impl ErrorCode {
 
     /// Maps the code to the shared outcome. `retry_after` is the wait the server asked for
     /// (the response's `Retry-After`), kept on retriable outcomes.
+    ///
+    /// A code is the answer for one token (a JSON result, or a plain-text request that
+    /// carries one token), so a temporary failure concerns that token; the limits say whose
+    /// they are: the device's, the topic's (the message's target) or, for `QuotaExceeded`,
+    /// the whole sender's.
     pub fn outcome(&self, retry_after: Option<Duration>) -> Outcome {
         let reason = self.as_str().to_string();
+        let after = retry_after;
         match self {
             ErrorCode::InvalidRegistration
             | ErrorCode::NotRegistered
             | ErrorCode::MismatchSenderId
             | ErrorCode::InvalidPackageName => Outcome::TokenDead { reason },
-            ErrorCode::Unavailable | ErrorCode::InternalServerError | ErrorCode::QuotaExceeded => {
-                Outcome::RetryLater {
+            ErrorCode::Unavailable | ErrorCode::InternalServerError => Outcome::RetryLater {
+                reason,
+                after,
+                scope: FailureScope::Token,
+            },
+            ErrorCode::QuotaExceeded => Outcome::RetryLater {
+                reason,
+                after,
+                scope: FailureScope::Channel,
+            },
+            ErrorCode::DeviceMessageRateExceeded | ErrorCode::DeviceQuotaExceeded => {
+                Outcome::Throttled {
                     reason,
-                    after: retry_after,
+                    after,
+                    scope: FailureScope::Token,
                 }
             }
-            ErrorCode::DeviceMessageRateExceeded
-            | ErrorCode::TopicsMessageRateExceeded
-            | ErrorCode::DeviceQuotaExceeded => Outcome::Throttled {
+            ErrorCode::TopicsMessageRateExceeded => Outcome::Throttled {
                 reason,
-                after: retry_after,
+                after,
+                scope: FailureScope::Message,
             },
             ErrorCode::InvalidApnsCredential => Outcome::AuthFailed { reason },
             ErrorCode::MissingRegistration
@@ -182,6 +198,44 @@ mod tests {
             assert!(!matches!(parsed, ErrorCode::Other(_)), "{code} is named");
             assert_eq!(parsed.outcome(None).kind(), kind, "{code}");
             assert_eq!(parsed.as_str(), code);
+        }
+    }
+
+    #[test]
+    fn each_code_concerns_the_token_the_message_or_the_sender() {
+        use FailureScope::*;
+        let expected = [
+            // About the registration id itself.
+            ("InvalidRegistration", Token),
+            ("NotRegistered", Token),
+            ("InvalidPackageName", Token),
+            ("MismatchSenderId", Token),
+            // The server failed this one recipient; the others may have been delivered.
+            ("Unavailable", Token),
+            ("InternalServerError", Token),
+            // Per-device limits.
+            ("DeviceMessageRateExceeded", Token),
+            ("DeviceQuotaExceeded", Token),
+            // The topic is the message's target, whoever else it goes to.
+            ("TopicsMessageRateExceeded", Message),
+            // Wrong whatever the recipient.
+            ("MissingRegistration", Message),
+            ("MessageTooBig", Message),
+            ("InvalidDataKey", Message),
+            ("InvalidTtl", Message),
+            ("InvalidParameters", Message),
+            ("MissingCollapseKey", Message),
+            // The sender's own quota and credentials.
+            ("QuotaExceeded", Channel),
+            ("InvalidApnsCredential", Channel),
+        ];
+        assert_eq!(expected.len(), ErrorCode::ALL.len());
+        for (code, scope) in expected {
+            assert_eq!(
+                ErrorCode::parse(code).outcome(None).scope(),
+                Some(scope),
+                "{code}"
+            );
         }
     }
 

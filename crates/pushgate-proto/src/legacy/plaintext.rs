@@ -216,6 +216,7 @@ impl PlainTextResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FailureScope;
     use proptest::prelude::*;
 
     #[test]
@@ -230,6 +231,20 @@ mod tests {
         assert!(r.delay_while_idle);
         assert_eq!(r.data["time"], "15:16.2342");
         assert_eq!(r.data["score"], "4x8");
+    }
+
+    #[test]
+    fn plain_text_answers_say_what_they_concern() {
+        let scope = |body: &str| PlainTextResponse::parse(body).unwrap().outcome().scope();
+        assert_eq!(scope("id=1:23\n"), None, "a success concerns nothing");
+        assert_eq!(scope("Error=NotRegistered\n"), Some(FailureScope::Token));
+        assert_eq!(
+            scope("Error=DeviceQuotaExceeded\n"),
+            Some(FailureScope::Token)
+        );
+        assert_eq!(scope("Error=MessageTooBig\n"), Some(FailureScope::Message));
+        // C2DM's sender-wide quota: every message of this sender is refused for a while.
+        assert_eq!(scope("Error=QuotaExceeded\n"), Some(FailureScope::Channel));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::Outcome;
+use crate::{FailureScope, Outcome};
 
 /// `@type` of the FCM detail (the pre-2018 name ended in `FcmErrorCode`).
 pub const FCM_ERROR_TYPE: &str = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
@@ -184,17 +184,8 @@ impl ErrorBody {
     }
 }
 
-/// True when a `TokenDead` reason of this module names the token itself (`UNREGISTERED`,
-/// `SENDER_ID_MISMATCH`, an invalid-token `INVALID_ARGUMENT`). A bare 404 without an FcmError
-/// detail (the Admin SDKs' fallback also maps it to a dead token) means a wrong project or
-/// URL: a gateway must not invalidate a device for it.
-pub fn names_the_token(token_dead_reason: &str) -> bool {
-    matches!(
-        token_dead_reason,
-        "UNREGISTERED" | "SENDER_ID_MISMATCH" | "INVALID_ARGUMENT"
-    )
-}
-
+/// Every v1 request carries one token, so a temporary failure of one request concerns that
+/// token only; a quota (`QUOTA_EXCEEDED`, a bare 429) is the project's, so the channel's.
 fn classify_fcm_code(code: &str, invalid_token: bool, after: Option<Duration>) -> Outcome {
     let reason = code.to_string();
     match FcmErrorCode::parse(code) {
@@ -202,10 +193,16 @@ fn classify_fcm_code(code: &str, invalid_token: bool, after: Option<Duration>) -
             Outcome::TokenDead { reason }
         }
         Some(FcmErrorCode::InvalidArgument) if invalid_token => Outcome::TokenDead { reason },
-        Some(FcmErrorCode::QuotaExceeded) => Outcome::Throttled { reason, after },
-        Some(FcmErrorCode::Unavailable | FcmErrorCode::Internal) => {
-            Outcome::RetryLater { reason, after }
-        }
+        Some(FcmErrorCode::QuotaExceeded) => Outcome::Throttled {
+            reason,
+            after,
+            scope: FailureScope::Channel,
+        },
+        Some(FcmErrorCode::Unavailable | FcmErrorCode::Internal) => Outcome::RetryLater {
+            reason,
+            after,
+            scope: FailureScope::Token,
+        },
         Some(FcmErrorCode::ThirdPartyAuthError | FcmErrorCode::ApnsAuthError) => {
             Outcome::AuthFailed { reason }
         }
@@ -215,7 +212,9 @@ fn classify_fcm_code(code: &str, invalid_token: bool, after: Option<Duration>) -
     }
 }
 
-/// Maps an answer without an FcmError detail by its HTTP status (the Admin SDKs' fallback).
+/// Maps an answer without an FcmError detail by its HTTP status (the Admin SDKs' fallback),
+/// except that a bare 404 is not taken for a dead token: without an `UNREGISTERED` detail it
+/// means a wrong project or URL, and a gateway must not invalidate a device for it.
 pub(crate) fn classify_status(
     http_status: u16,
     reason: String,
@@ -225,9 +224,19 @@ pub(crate) fn classify_status(
     match http_status {
         400 if invalid_token => Outcome::TokenDead { reason },
         401 | 403 => Outcome::AuthFailed { reason },
-        404 => Outcome::TokenDead { reason },
-        429 => Outcome::Throttled { reason, after },
-        500..=599 => Outcome::RetryLater { reason, after },
+        404 => Outcome::AuthFailed {
+            reason: format!("{reason} (project or endpoint not found)"),
+        },
+        429 => Outcome::Throttled {
+            reason,
+            after,
+            scope: FailureScope::Channel,
+        },
+        500..=599 => Outcome::RetryLater {
+            reason,
+            after,
+            scope: FailureScope::Token,
+        },
         _ => Outcome::MessageRejected { reason },
     }
 }
@@ -249,17 +258,57 @@ mod tests {
     use crate::OutcomeKind;
 
     #[test]
-    fn only_token_errors_name_the_token() {
-        let reason =
-            |status: u16, body: &[u8]| match ErrorBody::outcome_of_response(status, body, None) {
-                crate::Outcome::TokenDead { reason } => reason,
-                other => panic!("{other:?}"),
-            };
+    fn only_errors_that_name_the_token_concern_the_token() {
+        let scope = |status: u16, body: &[u8]| {
+            ErrorBody::outcome_of_response(status, body, None)
+                .scope()
+                .unwrap()
+        };
         let unregistered = br#"{"error":{"code":404,"message":"x","status":"NOT_FOUND","details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmErrorCode","errorCode":"UNREGISTERED"}]}}"#;
-        assert!(names_the_token(&reason(404, unregistered)));
+        assert_eq!(scope(404, unregistered), FailureScope::Token);
+        let mismatch = br#"{"error":{"code":403,"message":"x","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"SENDER_ID_MISMATCH"}]}}"#;
+        assert_eq!(scope(403, mismatch), FailureScope::Token);
+        let bad_token = br#"{"error":{"code":400,"message":"The registration token is not a valid FCM registration token","status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(scope(400, bad_token), FailureScope::Token);
+        // A 404 that names no token: a wrong project or URL, which every token would get.
         let bare = br#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND"}}"#;
-        assert!(!names_the_token(&reason(404, bare)));
-        assert!(!names_the_token(&reason(404, b"<html>not found</html>")));
+        assert_eq!(scope(404, bare), FailureScope::Channel);
+        assert_eq!(scope(404, b"<html>not found</html>"), FailureScope::Channel);
+        let bare = ErrorBody::outcome_of_response(404, bare, None);
+        assert_eq!(bare.kind(), OutcomeKind::AuthFailed, "never a dead token");
+        assert!(bare.reason().unwrap().starts_with("NOT_FOUND"), "{bare:?}");
+    }
+
+    #[test]
+    fn quotas_are_the_projects_and_server_errors_the_requests() {
+        let scope = |code: FcmErrorCode| {
+            let (status, _) = code.http_status();
+            ErrorBody::fcm(code, "x").outcome(status, None).scope()
+        };
+        // One request per token: a failed request concerns its token only.
+        assert_eq!(scope(FcmErrorCode::Unavailable), Some(FailureScope::Token));
+        assert_eq!(scope(FcmErrorCode::Internal), Some(FailureScope::Token));
+        assert_eq!(
+            scope(FcmErrorCode::QuotaExceeded),
+            Some(FailureScope::Channel)
+        );
+        assert_eq!(
+            scope(FcmErrorCode::ThirdPartyAuthError),
+            Some(FailureScope::Channel)
+        );
+        assert_eq!(
+            scope(FcmErrorCode::InvalidArgument),
+            Some(FailureScope::Message)
+        );
+        let status_only = |status| {
+            ErrorBody::outcome_of_response(status, b"", None)
+                .scope()
+                .unwrap()
+        };
+        assert_eq!(status_only(429), FailureScope::Channel);
+        assert_eq!(status_only(503), FailureScope::Token);
+        assert_eq!(status_only(401), FailureScope::Channel);
+        assert_eq!(status_only(400), FailureScope::Message);
     }
 
     #[test]
@@ -329,7 +378,8 @@ mod tests {
             ErrorBody::outcome_of_response(503, b"<html>busy</html>", after),
             Outcome::RetryLater {
                 reason: "503".into(),
-                after
+                after,
+                scope: FailureScope::Token,
             }
         );
         assert_eq!(

@@ -12,7 +12,7 @@ pub mod oauth;
 mod validate;
 
 pub use duration::ProtoDuration;
-pub use error::{ErrorBody, FcmErrorCode, Status, names_the_token};
+pub use error::{ErrorBody, FcmErrorCode, Status};
 pub use message::{
     AndroidConfig, AndroidFcmOptions, AndroidNotification, AndroidPriority, ApnsConfig,
     ApnsFcmOptions, Color, FcmOptions, LightSettings, Message, Notification, SendRequest,

@@ -154,6 +154,7 @@ contract_cases! {
             Outcome::RetryLater {
                 reason: "Unavailable".into(),
                 after: None,
+                scope: pushgate_proto::FailureScope::Token,
             },
         );
         wait.retry_at = Some(secs(50));
@@ -162,6 +163,7 @@ contract_cases! {
             Outcome::Throttled {
                 reason: "DeviceMessageRateExceeded".into(),
                 after: Some(Duration::from_secs(500)),
+                scope: pushgate_proto::FailureScope::Token,
             },
         );
         too_late.retry_at = Some(secs(501));

@@ -25,11 +25,12 @@ pub fn detail(outcome: &Outcome) -> String {
             message_id,
             new_token,
         } => format!("{message_id} (new token {new_token})"),
-        Outcome::RetryLater { reason, after } | Outcome::Throttled { reason, after } => match after
-        {
-            Some(wait) => format!("{reason} (retry after {}s)", wait.as_secs()),
-            None => reason.clone(),
-        },
+        Outcome::RetryLater { reason, after, .. } | Outcome::Throttled { reason, after, .. } => {
+            match after {
+                Some(wait) => format!("{reason} (retry after {}s)", wait.as_secs()),
+                None => reason.clone(),
+            }
+        }
         Outcome::TokenDead { reason }
         | Outcome::MessageRejected { reason }
         | Outcome::AuthFailed { reason } => reason.clone(),

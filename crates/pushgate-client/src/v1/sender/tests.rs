@@ -267,7 +267,8 @@ async fn retries_stop_after_the_policy_and_keep_the_last_outcome() {
         outcome,
         Outcome::RetryLater {
             reason: "INTERNAL".into(),
-            after: None
+            after: None,
+            scope: FailureScope::Token,
         }
     );
     assert_eq!(fake.requests.load(Ordering::SeqCst), 3);
@@ -284,7 +285,9 @@ async fn a_long_retry_after_is_returned_not_slept() {
         outcome,
         Outcome::Throttled {
             reason: "QUOTA_EXCEEDED".into(),
-            after: Some(Duration::from_secs(600))
+            after: Some(Duration::from_secs(600)),
+            // The project's quota: every token of the channel is refused until it refills.
+            scope: FailureScope::Channel,
         }
     );
     assert_eq!(fake.requests.load(Ordering::SeqCst), 1);
@@ -310,6 +313,20 @@ async fn transport_errors_are_retried_then_retry_later() {
         outcome.reason().unwrap().starts_with("transport: "),
         "{outcome:?}"
     );
+    // No answer at all: the endpoint is down for every token, not just this one.
+    assert_eq!(outcome.scope(), Some(FailureScope::Channel));
+}
+
+#[tokio::test]
+async fn a_404_that_names_no_token_is_refused_credentials_not_a_dead_token() {
+    let (fake, base) = start_fake().await;
+    let s = sender(&base, Arc::new(Counting::default()));
+    let body = json!({"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}});
+    fake.script.lock().push_back((404, None, body));
+    let outcome = s.send(&to("a")).await;
+    // A wrong project or URL: no device may be invalidated for it.
+    assert_eq!(outcome.kind(), OutcomeKind::AuthFailed);
+    assert_eq!(outcome.scope(), Some(FailureScope::Channel));
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::EventKind;
+use pushgate_proto::FailureScope;
 use std::time::Duration;
 
 fn now() -> OffsetDateTime {
@@ -32,6 +33,7 @@ fn retry(reason: &str) -> Outcome {
     Outcome::RetryLater {
         reason: reason.into(),
         after: Some(Duration::from_secs(5)),
+        scope: FailureScope::Token,
     }
 }
 
@@ -97,6 +99,7 @@ fn retriable_answers_wait_until_retry_at_before_the_deadline() {
         Outcome::Throttled {
             reason: "DeviceMessageRateExceeded".into(),
             after: None,
+            scope: FailureScope::Token,
         },
     ] {
         let waits = settle(&outcome, Some(at(5)), Some(at(60)), now());
