@@ -95,10 +95,7 @@ contract_cases! {
         );
         let now_reachable = send(
             &*s,
-            Targets {
-                device_ids: ids(&["phone-0001"]),
-                ..Default::default()
-            },
+            to_devices(&["phone-0001"]),
         )
         .await;
         assert_eq!(

@@ -143,10 +143,7 @@ contract_cases! {
         s.put_device("app", dev("old", "tok"), t0()).await.unwrap();
         let waiting = send(
             &*s,
-            Targets {
-                device_ids: ids(&["old"]),
-                ..Default::default()
-            },
+            to_devices(&["old"]),
         )
         .await;
         let put = s
@@ -191,10 +188,7 @@ contract_cases! {
         devices(&*s, 1).await;
         let m = send(
             &*s,
-            Targets {
-                device_ids: ids(&["d1"]),
-                ..Default::default()
-            },
+            to_devices(&["d1"]),
         )
         .await;
         s.put_device("app", dev("d1", "t1-new"), secs(1))

@@ -9,10 +9,7 @@ contract_cases! {
         let mut first = msg(60);
         first.idempotency_key = Some("k1".into());
         first.request_hash = Some("h1".into());
-        let two = Targets {
-            device_ids: ids(&["d1", "d2"]),
-            ..Default::default()
-        };
+        let two = to_devices(&["d1", "d2"]);
         let out = s.insert_message(first.clone(), &two).await.unwrap();
         assert_eq!(
             (out.message_id, out.deliveries, out.queued, out.duplicate),
@@ -189,10 +186,7 @@ contract_cases! {
                 if i % 5 == 0 {
                     m.app = "nope".into();
                 }
-                let t = Targets {
-                    device_ids: ids(&["d1"]),
-                    ..Default::default()
-                };
+                let t = to_devices(&["d1"]);
                 (i % 5 == 0, s.insert_message(m, &t).await)
             }));
         }

@@ -6,34 +6,10 @@ use super::*;
 contract_cases! {
     async fn token_dead_invalidates_device_and_blocks_new_work(s: Arc<dyn Store>) {
         devices(&*s, 2).await;
-        send(
-            &*s,
-            Targets {
-                device_ids: ids(&["d1"]),
-                ..Default::default()
-            },
-        )
-        .await;
-        let d = claim(&*s, secs(1)).await.remove(0);
-        let waiting = send(
-            &*s,
-            Targets {
-                device_ids: ids(&["d1"]),
-                ..Default::default()
-            },
-        )
-        .await;
-        s.complete(
-            vec![done(
-                &d,
-                Outcome::TokenDead {
+        let (d, waiting) = claimed_with_one_waiting(&*s, "d1").await;
+        answer(&*s, &d, Outcome::TokenDead {
                     reason: "NotRegistered".into(),
-                },
-            )],
-            secs(2),
-        )
-        .await
-        .unwrap();
+                },).await;
         let d1 = s.get_device("app", "d1").await.unwrap().unwrap();
         assert_eq!(d1.state, DeviceState::Invalid);
         assert_eq!(d1.invalid_reason.as_deref(), Some("NotRegistered"));

@@ -6,35 +6,11 @@ use super::*;
 contract_cases! {
     async fn rotated_rewrites_token_and_waiting_work(s: Arc<dyn Store>) {
         s.put_device("app", dev("d1", "old"), t0()).await.unwrap();
-        send(
-            &*s,
-            Targets {
-                device_ids: ids(&["d1"]),
-                ..Default::default()
-            },
-        )
-        .await;
-        let d = claim(&*s, secs(1)).await.remove(0);
-        let waiting = send(
-            &*s,
-            Targets {
-                device_ids: ids(&["d1"]),
-                ..Default::default()
-            },
-        )
-        .await;
-        s.complete(
-            vec![done(
-                &d,
-                Outcome::Rotated {
+        let (d, waiting) = claimed_with_one_waiting(&*s, "d1").await;
+        answer(&*s, &d, Outcome::Rotated {
                     message_id: "p".into(),
                     new_token: "new".into(),
-                },
-            )],
-            secs(2),
-        )
-        .await
-        .unwrap();
+                },).await;
         let d1 = s.get_device("app", "d1").await.unwrap().unwrap();
         assert_eq!(d1.token.as_deref(), Some("new"));
         assert_eq!(d1.state, DeviceState::Active);
@@ -54,35 +30,11 @@ contract_cases! {
     async fn rotated_onto_a_held_token_retires_the_old_device(s: Arc<dyn Store>) {
         s.put_device("app", dev("d1", "old"), t0()).await.unwrap();
         s.put_device("app", dev("d2", "new"), t0()).await.unwrap();
-        send(
-            &*s,
-            Targets {
-                device_ids: ids(&["d1"]),
-                ..Default::default()
-            },
-        )
-        .await;
-        let d = claim(&*s, secs(1)).await.remove(0);
-        let waiting = send(
-            &*s,
-            Targets {
-                device_ids: ids(&["d1"]),
-                ..Default::default()
-            },
-        )
-        .await;
-        s.complete(
-            vec![done(
-                &d,
-                Outcome::Rotated {
+        let (d, waiting) = claimed_with_one_waiting(&*s, "d1").await;
+        answer(&*s, &d, Outcome::Rotated {
                     message_id: "p".into(),
                     new_token: "new".into(),
-                },
-            )],
-            secs(2),
-        )
-        .await
-        .unwrap();
+                },).await;
         let d1 = s.get_device("app", "d1").await.unwrap().unwrap();
         assert_eq!(d1.state, DeviceState::Invalid);
         assert_eq!(d1.token.as_deref(), Some("old"));

@@ -125,3 +125,25 @@ pub fn row(
 pub async fn claim(s: &dyn Store, at: OffsetDateTime) -> Vec<Delivery> {
     s.claim_due("app", CH, at, 1000, LEASE).await.unwrap()
 }
+
+/// Targets naming these devices by id.
+pub fn to_devices(list: &[&str]) -> Targets {
+    Targets {
+        device_ids: ids(list),
+        ..Default::default()
+    }
+}
+
+/// A delivery to `device` claimed (in flight) with a second message to it waiting behind:
+/// the claimed delivery, and the waiting message's id.
+pub async fn claimed_with_one_waiting(s: &dyn Store, device: &str) -> (Delivery, Uuid) {
+    send(s, to_devices(&[device])).await;
+    let d = claim(s, secs(1)).await.remove(0);
+    let waiting = send(s, to_devices(&[device])).await;
+    (d, waiting)
+}
+
+/// Records the provider's `outcome` for `d`, at 2 s.
+pub async fn answer(s: &dyn Store, d: &Delivery, outcome: Outcome) {
+    s.complete(vec![done(d, outcome)], secs(2)).await.unwrap();
+}

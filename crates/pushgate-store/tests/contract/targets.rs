@@ -106,10 +106,7 @@ contract_cases! {
         let out = s
             .insert_message(
                 m.clone(),
-                &Targets {
-                    device_ids: ids(&["d1", "d2", "d3", "ghost", "ghost"]),
-                    ..Default::default()
-                },
+                &to_devices(&["d1", "d2", "d3", "ghost", "ghost"]),
             )
             .await
             .unwrap();

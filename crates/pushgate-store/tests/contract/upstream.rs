@@ -7,10 +7,7 @@ contract_cases! {
         devices(&*s, 1).await;
         send(
             &*s,
-            Targets {
-                device_ids: ids(&["d1"]),
-                ..Default::default()
-            },
+            to_devices(&["d1"]),
         )
         .await;
         let c = claim(&*s, secs(1)).await;
