@@ -12,6 +12,15 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "pushgate", version, about)]
 struct Cli {
+    /// Log lines as text (coloured on a terminal only) or as JSON objects for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PUSHGATE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,7 +48,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Demo(_) | Command::Devices(_));
-    logging::init(if quiet { "warn" } else { "info" });
+    logging::init(if quiet { "warn" } else { "info" }, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -61,9 +61,11 @@ impl GatewayProcess {
     pub fn spawn_command(mut command: Command, dir: &Path, name: &'static str) -> Self {
         let out = dir.join(format!("{name}.stdout"));
         let err = dir.join(format!("{name}.stderr"));
+        if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
+            command.env("RUST_LOG", "warn");
+        }
         let child = command
             .current_dir(dir)
-            .env("RUST_LOG", "warn")
             .env_remove("PUSHGATE_API_KEY")
             .stdin(Stdio::null())
             .stdout(File::create(&out).unwrap())
@@ -93,6 +95,11 @@ impl GatewayProcess {
         {
             panic!("{} exited early with {status}\n{}", self.name, self.logs());
         }
+    }
+
+    /// Everything the process wrote to stderr so far (its log).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
     }
 
     pub fn logs(&self) -> String {

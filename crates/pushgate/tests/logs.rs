@@ -1,0 +1,91 @@
+//! Log lines for machines as well as people: `--log-format json` writes one JSON object per
+//! line with the request's id as a field, and text written to a file carries no colour codes.
+
+mod support;
+
+use serde_json::Value;
+use support::{GatewayProcess, TempDir, free_port, wait_healthy};
+
+/// Starts a sandbox with `extra` arguments and `RUST_LOG=debug` for the request lines.
+async fn sandbox(dir: &TempDir, name: &'static str, extra: &[&str]) -> (GatewayProcess, String) {
+    let (api_port, emu_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{api_port}");
+    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    args.extend([
+        "--listen".to_string(),
+        format!("127.0.0.1:{api_port}"),
+        "--emulator-http".to_string(),
+        format!("127.0.0.1:{emu_port}"),
+        "--database".to_string(),
+        dir.0
+            .join(format!("{name}.db"))
+            .to_string_lossy()
+            .into_owned(),
+    ]);
+    let env = [
+        ("RUST_LOG", "info,pushgate_gateway::api=debug"),
+        ("PUSHGATE_SANDBOX_API_KEY", "logs-test-key-0123456789"),
+    ];
+    let mut gw = GatewayProcess::spawn_limited(&dir.0, name, 4096, &args, &env);
+    wait_healthy(&support::client(), &base, &mut gw).await;
+    (gw, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let dir = TempDir::new("logs-json");
+    let (mut gw, base) = sandbox(&dir, "json", &["--log-format", "json"]).await;
+    let r = support::client()
+        .get(format!("{base}/v1/apps/sandbox/devices"))
+        .bearer_auth("logs-test-key-0123456789")
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let logs = pushgate_testkit::eventually_ok(
+        "the request's log line",
+        std::time::Duration::from_secs(10),
+        async || {
+            let logs = gw.stderr();
+            if logs.contains("trace-me-42") {
+                Ok(logs)
+            } else {
+                Err(logs)
+            }
+        },
+    )
+    .await;
+    gw.check_alive();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["fields"].is_object())
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "gateway listening"),
+        "{logs}"
+    );
+    let request = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == "trace-me-42")
+        .unwrap_or_else(|| panic!("no line carries the request id as a field:\n{logs}"));
+    assert_eq!(request["span"]["path"], "/v1/apps/sandbox/devices");
+    assert!(!logs.contains('\u{1b}'), "no colour codes in JSON");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = TempDir::new("logs-text");
+    let (mut gw, _base) = sandbox(&dir, "text", &[]).await;
+    let logs = gw.stderr();
+    gw.check_alive();
+    assert!(logs.contains("gateway listening"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "escape codes in a file: {logs:?}");
+}
