@@ -34,7 +34,10 @@ fn the_unit_runs_the_gateway_hardened_as_its_own_user() {
         assert_eq!(setting(&unit, key).as_deref(), Some(value), "{key}");
     }
     let exec = setting(&unit, "ExecStart").unwrap();
-    assert!(exec.ends_with(" serve --config /etc/pushgate/pushgate.toml"), "{exec}");
+    assert!(
+        exec.ends_with(" serve --config /etc/pushgate/pushgate.toml"),
+        "{exec}"
+    );
 }
 
 #[test]

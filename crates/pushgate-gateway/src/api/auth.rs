@@ -93,6 +93,17 @@ impl Apps {
         self.by_name.get(name).cloned()
     }
 
+    /// Every app's name with its channels' names, sorted by app.
+    pub fn with_channels(&self) -> Vec<(String, Vec<String>)> {
+        let mut all: Vec<(String, Vec<String>)> = self
+            .by_name
+            .values()
+            .map(|a| (a.name.clone(), a.channels.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+
     /// The default app.
     pub fn default_app(&self) -> Option<Arc<AppInfo>> {
         self.default.as_deref().and_then(|n| self.get(n))

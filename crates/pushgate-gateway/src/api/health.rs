@@ -84,7 +84,11 @@ pub async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) ->
     }
     match state
         .metrics
-        .render(state.store.as_ref(), &state.webhook_apps)
+        .render(
+            state.store.as_ref(),
+            &state.webhook_apps,
+            &state.apps.with_channels(),
+        )
         .await
     {
         Ok(text) => (

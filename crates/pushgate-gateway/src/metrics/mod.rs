@@ -293,11 +293,14 @@ impl Metrics {
             .inc();
     }
 
-    /// Refreshes the stored counts from the database and renders everything.
+    /// Refreshes the stored counts from the database and renders everything. Every
+    /// configured app and channel (`configured`: each app with its channels) has its queue and
+    /// registry series, at zero when empty, so dashboards never see them vanish.
     pub async fn render(
         &self,
         store: &dyn Store,
         webhook_apps: &[String],
+        configured: &[(String, Vec<String>)],
     ) -> Result<String, String> {
         let now = OffsetDateTime::now_utc();
         let counts = store.delivery_counts().await.map_err(|e| e.to_string())?;
@@ -349,6 +352,17 @@ impl Metrics {
                 .unwrap_or(0.0);
             self.queue_oldest_age.get_or_create(&labels).set(age);
         }
+        for (app, channels) in configured {
+            for channel in channels {
+                let labels = ChannelLabels {
+                    app: app.clone(),
+                    channel: channel.clone(),
+                };
+                let _ = self.queue_pending.get_or_create(&labels);
+                let _ = self.queue_due.get_or_create(&labels);
+                let _ = self.queue_oldest_age.get_or_create(&labels);
+            }
+        }
         self.events.clear();
         self.rotations.clear();
         self.invalidations.clear();
@@ -368,6 +382,11 @@ impl Metrics {
                     },
                 })
                 .set(n);
+        }
+        for (app, _) in configured {
+            let labels = AppLabels { app: app.clone() };
+            let _ = self.rotations.get_or_create(&labels);
+            let _ = self.invalidations.get_or_create(&labels);
         }
         self.webhook_backlog.clear();
         self.webhook_failures.clear();
