@@ -93,6 +93,11 @@ impl Apps {
         self.by_name.get(name).cloned()
     }
 
+    /// Every app, in no particular order (the OpenAPI document's per-app bounds).
+    pub fn all(&self) -> impl Iterator<Item = &Arc<AppInfo>> {
+        self.by_name.values()
+    }
+
     /// The default app.
     pub fn default_app(&self) -> Option<Arc<AppInfo>> {
         self.default.as_deref().and_then(|n| self.get(n))

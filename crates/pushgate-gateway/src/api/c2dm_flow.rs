@@ -214,7 +214,7 @@ async fn confirmation(
 }
 
 /// `ANY /c2dm/registration` (default app).
-#[utoipa::path(get, path = "/c2dm/registration", tag = "c2dm",
+#[utoipa::path(get, path = "/c2dm/registration", tag = "c2dm", operation_id = "c2dm_registration",
     params(("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_id" = String, Query, description = "8 to 140 bytes by default")),
     responses((status = 200, description = "Stored unconfirmed; a confirmation message carrying registration_token is queued"),
         (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
@@ -230,7 +230,7 @@ pub async fn registration_default(
 }
 
 /// `ANY /v1/apps/{app}/c2dm/registration`.
-#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/registration", tag = "c2dm",
+#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/registration", tag = "c2dm", operation_id = "c2dm_registration_in_app",
     params(("app" = String, Path), ("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_id" = String, Query, description = "8 to 140 bytes by default")),
     responses((status = 200, description = "Stored unconfirmed; a confirmation message carrying registration_token is queued"),
         (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
@@ -247,7 +247,7 @@ pub async fn registration_in_app(
 }
 
 /// `ANY /c2dm/confirmation` (default app).
-#[utoipa::path(get, path = "/c2dm/confirmation", tag = "c2dm",
+#[utoipa::path(get, path = "/c2dm/confirmation", tag = "c2dm", operation_id = "c2dm_confirmation",
     params(("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_token" = String, Query, description = "the 32 characters the confirmation message carried")),
     responses((status = 200, description = "Confirmed: the registration id is now the device token"),
         (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
@@ -263,7 +263,7 @@ pub async fn confirmation_default(
 }
 
 /// `ANY /v1/apps/{app}/c2dm/confirmation`.
-#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/confirmation", tag = "c2dm",
+#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/confirmation", tag = "c2dm", operation_id = "c2dm_confirmation_in_app",
     params(("app" = String, Path), ("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_token" = String, Query, description = "the 32 characters the confirmation message carried")),
     responses((status = 200, description = "Confirmed: the registration id is now the device token"),
         (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),

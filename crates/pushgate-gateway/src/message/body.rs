@@ -13,6 +13,11 @@ use utoipa::ToSchema;
 
 use super::payload::{Notification, Payload, Priority};
 
+/// Longest entry of a target list (`device_ids`, `tokens`, `users`, `tags`), in bytes.
+pub const MAX_TARGET_BYTES: usize = 4096;
+/// Longest `collapse_key`, in bytes.
+pub const MAX_COLLAPSE_KEY_BYTES: usize = 1024;
+
 /// `targets` of a send request: any of these, united (a device reached twice gets one copy).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -108,10 +113,13 @@ fn check_list(name: &str, list: &[String], max: usize) -> Result<(), ValidationE
             format!("has {} entries, more than the limit of {max}", list.len()),
         ));
     }
-    if let Some(i) = list.iter().position(|s| s.is_empty() || s.len() > 4096) {
+    if let Some(i) = list
+        .iter()
+        .position(|s| s.is_empty() || s.len() > MAX_TARGET_BYTES)
+    {
         return Err(ValidationError::new(
             format!("targets.{name}[{i}]"),
-            "must be a non-empty string of at most 4096 bytes",
+            format!("must be a non-empty string of at most {MAX_TARGET_BYTES} bytes"),
         ));
     }
     Ok(())
@@ -202,11 +210,11 @@ fn check_payload(body: &SendBody, default_ttl: u32) -> Result<Payload, Validatio
         }
     };
     if let Some(key) = &body.collapse_key
-        && (key.is_empty() || key.len() > 1024)
+        && (key.is_empty() || key.len() > MAX_COLLAPSE_KEY_BYTES)
     {
         return Err(ValidationError::new(
             "collapse_key",
-            "must be a non-empty string of at most 1024 bytes",
+            format!("must be a non-empty string of at most {MAX_COLLAPSE_KEY_BYTES} bytes"),
         ));
     }
     let notification = body.notification.clone().filter(|n| !n.is_empty());
