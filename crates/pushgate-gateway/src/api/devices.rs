@@ -19,7 +19,7 @@ use super::error::{ApiError, ApiResult};
 use super::query::StrictQuery;
 use super::views::{DeviceList, DevicePut, DeviceView, ErrorBody, ImportResult};
 use crate::device_rules::{
-    DEVICE_FIELDS, MAX_DEVICE_ID_BYTES, MAX_LABEL_BYTES, MAX_TOKEN_BYTES, check_channel,
+    DEVICE_FIELDS, MAX_DEVICE_ID_CHARS, MAX_LABEL_CHARS, MAX_TOKEN_CHARS, check_channel,
     check_labels, check_text,
 };
 
@@ -102,7 +102,7 @@ fn read_fields(
 
 /// Checks a device id from a path or a body.
 pub(super) fn check_device_id(field: &str, id: &str) -> ApiResult<()> {
-    Ok(check_text(field, id, MAX_DEVICE_ID_BYTES)?)
+    Ok(check_text(field, id, MAX_DEVICE_ID_CHARS)?)
 }
 
 /// Checks one device's fields (paths prefixed with `prefix`) into what the store takes.
@@ -112,15 +112,15 @@ fn new_device(
     device_id: String,
     f: DeviceFields,
 ) -> ApiResult<NewDevice> {
-    check_text(&format!("{prefix}token"), &f.token, MAX_TOKEN_BYTES)?;
+    check_text(&format!("{prefix}token"), &f.token, MAX_TOKEN_CHARS)?;
     if let Some(ch) = &f.channel {
         check_channel(&format!("{prefix}channel"), ch, &app.channels)?;
     }
     if let Some(user) = &f.user {
-        check_text(&format!("{prefix}user"), user, MAX_LABEL_BYTES)?;
+        check_text(&format!("{prefix}user"), user, MAX_LABEL_CHARS)?;
     }
     if let Some(v) = &f.app_version {
-        check_text(&format!("{prefix}app_version"), v, MAX_LABEL_BYTES)?;
+        check_text(&format!("{prefix}app_version"), v, MAX_LABEL_CHARS)?;
     }
     check_labels(&format!("{prefix}tags"), &f.tags, false)?;
     check_labels(&format!("{prefix}topics"), &f.topics, true)?;

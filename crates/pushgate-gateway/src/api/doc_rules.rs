@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::{AppState, PAGE_DEFAULT, PAGE_MAX};
 use crate::c2dm_flow::{REGISTRATION_TOKEN_KEY, REGISTRATION_TOKEN_LEN};
-use crate::device_rules::{MAX_DEVICE_ID_BYTES, MAX_LABEL_BYTES, MAX_LABELS, MAX_TOKEN_BYTES};
-use crate::message::{MAX_COLLAPSE_KEY_BYTES, MAX_TARGET_BYTES, Notification, Payload};
+use crate::device_rules::{MAX_DEVICE_ID_CHARS, MAX_LABEL_CHARS, MAX_LABELS, MAX_TOKEN_CHARS};
+use crate::message::{MAX_COLLAPSE_KEY_CHARS, MAX_TARGET_CHARS, Notification, Payload};
 
 /// Text without control characters (`char::is_control`: Unicode category Cc), the rule of
 /// `device_rules::check_text`.
@@ -214,23 +214,23 @@ fn device_operations(doc: &mut Value, b: &Bounds) {
             "/v1/apps/{app}/devices/{device_id}",
             method,
             "device_id",
-            text(MAX_DEVICE_ID_BYTES),
+            text(MAX_DEVICE_ID_CHARS),
         );
     }
     let channel = json!({"type": ["string", "null"], "enum": channels_or_null(&b.channels)});
     for name in ["DeviceBody", "ImportedDevice"] {
         let props = at(doc, &format!("/components/schemas/{name}/properties"));
         if name == "ImportedDevice" {
-            props["device_id"] = text(MAX_DEVICE_ID_BYTES);
+            props["device_id"] = text(MAX_DEVICE_ID_CHARS);
         }
-        props["token"] = text(MAX_TOKEN_BYTES);
+        props["token"] = text(MAX_TOKEN_CHARS);
         props["channel"] = channel.clone();
         for f in ["user", "app_version"] {
-            props[f] = nullable(text(MAX_LABEL_BYTES));
+            props[f] = nullable(text(MAX_LABEL_CHARS));
         }
         props["tags"] = json!({"type": "array", "maxItems": MAX_LABELS,
-            "items": text(MAX_LABEL_BYTES)});
-        let mut topic = text(MAX_LABEL_BYTES);
+            "items": text(MAX_LABEL_CHARS)});
+        let mut topic = text(MAX_LABEL_CHARS);
         topic["pattern"] = TOPIC_PATTERN.into();
         props["topics"] = json!({"type": "array", "maxItems": MAX_LABELS, "items": topic});
         at(doc, &format!("/components/schemas/{name}"))["additionalProperties"] = false.into();
@@ -254,7 +254,7 @@ fn nullable(mut schema: Value) -> Value {
 /// The send body (`message::body`) and the `Idempotency-Key` header.
 fn messages(doc: &mut Value, b: &Bounds) {
     let list = json!({"type": "array", "maxItems": b.max_target_list,
-        "items": {"type": "string", "minLength": 1, "maxLength": MAX_TARGET_BYTES}});
+        "items": {"type": "string", "minLength": 1, "maxLength": MAX_TARGET_CHARS}});
     let targets = at(doc, "/components/schemas/TargetsBody");
     let props = at(targets, "/properties");
     for f in ["device_ids", "tokens", "users", "tags"] {
@@ -277,7 +277,7 @@ fn messages(doc: &mut Value, b: &Bounds) {
     let send = at(doc, "/components/schemas/SendBody/properties");
     send["ttl"]["maximum"] = MAX_TTL_SECONDS.into();
     send["collapse_key"] = json!({"type": ["string", "null"], "minLength": 1,
-        "maxLength": MAX_COLLAPSE_KEY_BYTES});
+        "maxLength": MAX_COLLAPSE_KEY_CHARS});
     send["channel"] = json!({"type": ["string", "null"], "enum": channels_or_null(&b.channels)});
     send["data"]["propertyNames"] = json!({"minLength": 1,
         "not": {"pattern": RESERVED_DATA_KEY_PATTERN}});
@@ -335,14 +335,16 @@ fn c2dm(doc: &mut Value, b: &Bounds) {
         let reg = format!("{prefix}/c2dm/registration");
         let conf = format!("{prefix}/c2dm/confirmation");
         if let Some((dmin, dmax, rmin, rmax)) = lens {
-            let device = json!({"type": "string", "minLength": dmin, "maxLength": dmax});
+            let device = json!({"type": "string", "minLength": dmin, "maxLength": dmax,
+                "pattern": NO_CONTROL_PATTERN});
             set_param(doc, &reg, "get", "device_id", device.clone());
             set_param(
                 doc,
                 &reg,
                 "get",
                 "registration_id",
-                json!({"type": "string", "minLength": rmin, "maxLength": rmax}),
+                json!({"type": "string", "minLength": rmin, "maxLength": rmax,
+                    "pattern": NO_CONTROL_PATTERN}),
             );
             set_param(doc, &conf, "get", "device_id", device);
         }

@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 
 use super::payload::{Notification, Payload, Priority};
 
-/// Longest entry of a target list (`device_ids`, `tokens`, `users`, `tags`), in bytes.
-pub const MAX_TARGET_BYTES: usize = 4096;
-/// Longest `collapse_key`, in bytes.
-pub const MAX_COLLAPSE_KEY_BYTES: usize = 1024;
+/// Longest entry of a target list (`device_ids`, `tokens`, `users`, `tags`), in characters.
+pub const MAX_TARGET_CHARS: usize = 4096;
+/// Longest `collapse_key`, in characters.
+pub const MAX_COLLAPSE_KEY_CHARS: usize = 1024;
 
 /// `targets` of a send request: any of these, united (a device reached twice gets one copy).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -62,7 +62,7 @@ pub struct SendBody {
     #[serde(default)]
     pub collapse_key: Option<String>,
     /// Time to live in seconds (0 to 2419200; default from the configuration).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     pub ttl: Option<u64>,
     /// `high` or `normal`.
     #[serde(default)]
@@ -76,6 +76,26 @@ pub struct SendBody {
     /// Send over this channel of the app, whatever the devices' own channels.
     #[serde(default)]
     pub channel: Option<String>,
+}
+
+/// A non-negative integer written either way JSON allows: `60` or `60.0` (JSON Schema, and
+/// so the OpenAPI document, counts both as the integer 60).
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(v) = n.as_u64() {
+        return Ok(Some(v));
+    }
+    match n.as_f64() {
+        // Every integral f64 below 2^64 converts exactly.
+        Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => {
+            Ok(Some(f as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is not a non-negative integer"
+        ))),
+    }
 }
 
 /// A send request read and checked: what to store.
@@ -115,11 +135,11 @@ fn check_list(name: &str, list: &[String], max: usize) -> Result<(), ValidationE
     }
     if let Some(i) = list
         .iter()
-        .position(|s| s.is_empty() || s.len() > MAX_TARGET_BYTES)
+        .position(|s| s.is_empty() || s.chars().count() > MAX_TARGET_CHARS)
     {
         return Err(ValidationError::new(
             format!("targets.{name}[{i}]"),
-            format!("must be a non-empty string of at most {MAX_TARGET_BYTES} bytes"),
+            format!("must be a non-empty string of at most {MAX_TARGET_CHARS} characters"),
         ));
     }
     Ok(())
@@ -210,11 +230,11 @@ fn check_payload(body: &SendBody, default_ttl: u32) -> Result<Payload, Validatio
         }
     };
     if let Some(key) = &body.collapse_key
-        && (key.is_empty() || key.len() > MAX_COLLAPSE_KEY_BYTES)
+        && (key.is_empty() || key.chars().count() > MAX_COLLAPSE_KEY_CHARS)
     {
         return Err(ValidationError::new(
             "collapse_key",
-            format!("must be a non-empty string of at most {MAX_COLLAPSE_KEY_BYTES} bytes"),
+            format!("must be a non-empty string of at most {MAX_COLLAPSE_KEY_CHARS} characters"),
         ));
     }
     let notification = body.notification.clone().filter(|n| !n.is_empty());
@@ -247,6 +267,20 @@ mod tests {
 
     fn field_of(text: &str) -> String {
         parse(text).unwrap_err().field
+    }
+
+    #[test]
+    fn ttl_is_an_integer_written_with_or_without_a_fraction_of_zero() {
+        let ttl = |t: &str| {
+            parse(&format!(r#"{{"targets":{{"all":true}},"ttl":{t}}}"#)).map(|p| p.payload.ttl_secs)
+        };
+        assert_eq!(ttl("60").unwrap(), 60);
+        assert_eq!(ttl("60.0").unwrap(), 60);
+        assert_eq!(ttl("6e1").unwrap(), 60);
+        assert_eq!(ttl("null").unwrap(), 600);
+        for bad in ["60.5", "-1", "-1.0", "\"60\"", "1e30"] {
+            assert_eq!(ttl(bad).unwrap_err().field, "ttl", "{bad}");
+        }
     }
 
     #[test]

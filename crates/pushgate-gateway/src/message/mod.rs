@@ -6,7 +6,7 @@ mod body;
 mod payload;
 
 pub use body::{
-    MAX_COLLAPSE_KEY_BYTES, MAX_TARGET_BYTES, ParsedSend, SendBody, TargetsBody, parse_send_body,
+    MAX_COLLAPSE_KEY_CHARS, MAX_TARGET_CHARS, ParsedSend, SendBody, TargetsBody, parse_send_body,
     request_digest,
 };
 pub use payload::{Notification, Payload, Priority};
