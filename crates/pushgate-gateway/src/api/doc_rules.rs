@@ -27,8 +27,6 @@ pub const TARGET_TOPIC_PATTERN: &str = "^(/topics/)?[a-zA-Z0-9\\-_.~%]+$";
 /// `&&` or `||` (the server also takes `!` and parentheses; the description says so).
 pub const CONDITION_PATTERN: &str =
     "^'[a-zA-Z0-9\\-_.~%]+' in topics( (&&|\\|\\|) '[a-zA-Z0-9\\-_.~%]+' in topics){0,4}$";
-/// A notification colour, `#rrggbb` (FCM's rule).
-pub const HEX_COLOR_PATTERN: &str = "^#[0-9a-fA-F]{6}$";
 /// Data keys the providers reserve (`is_reserved_data_key`).
 pub const RESERVED_DATA_KEY_PATTERN: &str = "^(from|message_type|google.*|gcm.*)$";
 /// A header value a client can send as it is: visible ASCII, inner spaces.
@@ -238,6 +236,14 @@ fn device_operations(doc: &mut Value, b: &Bounds) {
     let import = at(doc, "/components/schemas/ImportBody/properties/devices");
     import["minItems"] = 1.into();
     import["maxItems"] = b.max_device_batch.into();
+    // Each device once: identical entries are refused with the rest (entries that share a
+    // `device_id` and differ elsewhere too, which JSON Schema cannot say; the description does).
+    import["uniqueItems"] = true.into();
+    import["description"] = format!(
+        "1 to {} devices, each with its own `device_id` (no two entries may share one)",
+        b.max_device_batch
+    )
+    .into();
 }
 
 fn channels_or_null(channels: &[String]) -> Value {
@@ -282,8 +288,6 @@ fn messages(doc: &mut Value, b: &Bounds) {
     send["data"]["propertyNames"] = json!({"minLength": 1,
         "not": {"pattern": RESERVED_DATA_KEY_PATTERN}});
     send["data"]["additionalProperties"] = json!({"type": ["string", "number", "boolean"]});
-    at(doc, "/components/schemas/Notification/properties/color")["pattern"] =
-        HEX_COLOR_PATTERN.into();
     if !b.data_only.is_empty() {
         // Sent over a data-only channel, a message carries no notification.
         at(doc, "/components/schemas/SendBody")["if"] =

@@ -50,13 +50,14 @@ pub struct TargetsBody {
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
     /// Who receives it.
+    #[serde(deserialize_with = "object")]
     pub targets: TargetsBody,
     /// Key-value data; values may be strings, numbers or booleans (sent as strings).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub data: BTreeMap<String, Value>,
     /// Display notification.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     pub notification: Option<Notification>,
     /// Collapse key.
     #[serde(default)]
@@ -76,6 +77,46 @@ pub struct SendBody {
     /// Send over this channel of the app, whatever the devices' own channels.
     #[serde(default)]
     pub channel: Option<String>,
+}
+
+/// Reads a nested struct from a JSON object only: serde's derived structs also take an array
+/// of their fields in order (`[null, null]`), which no client means and the OpenAPI document
+/// does not allow. Errors inside keep their path (`notification.titel`).
+fn object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    struct Obj<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Obj<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Obj(std::marker::PhantomData))
+}
+
+/// [`object`], or null.
+fn optional_object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    struct Opt<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Opt<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object or null")
+        }
+        fn visit_none<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+            object(d).map(Some)
+        }
+    }
+    d.deserialize_option(Opt(std::marker::PhantomData))
 }
 
 /// A non-negative integer written either way JSON allows: `60` or `60.0` (JSON Schema, and
@@ -267,6 +308,23 @@ mod tests {
 
     fn field_of(text: &str) -> String {
         parse(text).unwrap_err().field
+    }
+
+    #[test]
+    fn nested_objects_are_objects_not_arrays() {
+        assert_eq!(
+            field_of(r#"{"targets":{"all":true},"notification":[null,null]}"#),
+            "notification"
+        );
+        assert_eq!(field_of(r#"{"targets":[["a"]]}"#), "targets");
+        assert_eq!(
+            field_of(r#"{"targets":{"all":true},"notification":{"titel":"x"}}"#),
+            "notification.titel"
+        );
+        let p = parse(r#"{"targets":{"all":true},"notification":null}"#).unwrap();
+        assert!(p.payload.notification.is_none());
+        let p = parse(r#"{"targets":{"all":true},"notification":{"title":"T"}}"#).unwrap();
+        assert_eq!(p.payload.notification.unwrap().title.as_deref(), Some("T"));
     }
 
     #[test]
