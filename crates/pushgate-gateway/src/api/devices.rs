@@ -30,7 +30,7 @@ pub struct DeviceFields {
     /// Import only: the application's id for the device.
     #[serde(default)]
     device_id: Option<String>,
-    /// The provider token (1 to 4096 bytes).
+    /// The provider token (1 to 4096 characters).
     token: String,
     /// A channel of the app, when not its default.
     #[serde(default)]

@@ -280,6 +280,13 @@ fn messages(doc: &mut Value, b: &Bounds) {
     any.push(json!({"required": ["all"], "properties": {"all": {"const": true}}}));
     targets["anyOf"] = Value::Array(any);
 
+    at(doc, "/components/schemas/SendBody")["description"] = "The whole body of \
+        `POST /v1/apps/{app}/messages`. Beyond this schema, a message is checked against the \
+        rules of every channel its targets reach (which depends on the registry): C2DM \
+        carries data only, needs a collapse_key and at most 1024 bytes of data; FCM and GCM \
+        take at most 4096 bytes of data and `#rrggbb` colours. A message one of them refuses \
+        is answered 400 naming the channel."
+        .into();
     let send = at(doc, "/components/schemas/SendBody/properties");
     send["ttl"]["maximum"] = MAX_TTL_SECONDS.into();
     send["collapse_key"] = json!({"type": ["string", "null"], "minLength": 1,
