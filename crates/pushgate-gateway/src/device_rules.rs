@@ -6,12 +6,12 @@ use pushgate_proto::legacy::limits::is_valid_topic_name;
 
 /// Most tags or topics per device.
 pub const MAX_LABELS: usize = 100;
-/// Longest tag, topic, user or app version, in bytes.
-pub const MAX_LABEL_BYTES: usize = 256;
-/// Longest device id, in bytes.
-pub const MAX_DEVICE_ID_BYTES: usize = 256;
-/// Longest token, in bytes.
-pub const MAX_TOKEN_BYTES: usize = 4096;
+/// Longest tag, topic, user or app version, in characters (as JSON Schema counts them).
+pub const MAX_LABEL_CHARS: usize = 256;
+/// Longest device id, in characters.
+pub const MAX_DEVICE_ID_CHARS: usize = 256;
+/// Longest token, in characters.
+pub const MAX_TOKEN_CHARS: usize = 4096;
 /// Every field of a device body, in the order exports write them.
 pub const DEVICE_FIELDS: &[&str] = &[
     "device_id",
@@ -24,12 +24,13 @@ pub const DEVICE_FIELDS: &[&str] = &[
     "state",
 ];
 
-/// A text field: 1 to `max` bytes, no control characters.
+/// A text field: 1 to `max` characters (Unicode scalar values, the unit of the OpenAPI
+/// document's `maxLength`), no control characters.
 pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
-    if value.is_empty() || value.len() > max {
+    if value.is_empty() || value.chars().count() > max {
         return Err(ValidationError::new(
             field,
-            format!("must be 1 to {max} bytes"),
+            format!("must be 1 to {max} characters"),
         ));
     }
     if value.chars().any(char::is_control) {
@@ -51,7 +52,7 @@ pub fn check_labels(field: &str, labels: &[String], topics: bool) -> Result<(), 
     }
     for (i, label) in labels.iter().enumerate() {
         let f = format!("{field}[{i}]");
-        check_text(&f, label, MAX_LABEL_BYTES)?;
+        check_text(&f, label, MAX_LABEL_CHARS)?;
         if topics && !is_valid_topic_name(label) {
             return Err(ValidationError::new(
                 f,
@@ -87,7 +88,7 @@ mod tests {
 
     #[test]
     fn rules_name_the_field_and_the_limit() {
-        assert!(check_text("token", "t", MAX_TOKEN_BYTES).is_ok());
+        assert!(check_text("token", "t", MAX_TOKEN_CHARS).is_ok());
         assert_eq!(check_text("token", "", 5).unwrap_err().field, "token");
         assert!(
             check_text("user", "a\u{7}b", 10)

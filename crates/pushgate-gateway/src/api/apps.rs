@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 
 /// `GET /v1/apps/{app}`.
-#[utoipa::path(get, path = "/v1/apps/{app}", tag = "apps",
+#[utoipa::path(get, path = "/v1/apps/{app}", tag = "apps", operation_id = "get_app",
     params(("app" = String, Path)),
     responses((status = 200, body = AppView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),

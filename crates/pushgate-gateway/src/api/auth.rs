@@ -93,11 +93,15 @@ impl Apps {
         self.by_name.get(name).cloned()
     }
 
+    /// Every app, in no particular order (the OpenAPI document's per-app bounds).
+    pub fn all(&self) -> impl Iterator<Item = &Arc<AppInfo>> {
+        self.by_name.values()
+    }
+
     /// Every app's name with its channels' names, sorted by app.
     pub fn with_channels(&self) -> Vec<(String, Vec<String>)> {
         let mut all: Vec<(String, Vec<String>)> = self
-            .by_name
-            .values()
+            .all()
             .map(|a| (a.name.clone(), a.channels.clone()))
             .collect();
         all.sort();

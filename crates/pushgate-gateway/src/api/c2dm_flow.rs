@@ -38,7 +38,10 @@ fn status(code: StatusCode, why: &str) -> Refusal {
     Refusal(code, why.to_string())
 }
 
-/// The named parameter, checked for presence and length.
+/// The named parameter, checked for presence, length in characters (django-c2dm's
+/// `CharField(max_length=...)` counted characters, and so does the OpenAPI document's
+/// `maxLength`) and control characters (its value becomes a registry device id or token,
+/// which never hold any).
 fn param<'a>(
     query: &'a HashMap<String, String>,
     name: &str,
@@ -47,15 +50,21 @@ fn param<'a>(
     let value = query
         .get(name)
         .ok_or_else(|| status(StatusCode::BAD_REQUEST, &format!("{name}: missing")))?;
-    if !len.contains(&value.len()) {
+    let chars = value.chars().count();
+    if !len.contains(&chars) {
         return Err(status(
             StatusCode::BAD_REQUEST,
             &format!(
-                "{name}: must be {} to {} bytes, not {}",
+                "{name}: must be {} to {} characters, not {chars}",
                 len.start(),
                 len.end(),
-                value.len()
             ),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(status(
+            StatusCode::BAD_REQUEST,
+            &format!("{name}: must not contain control characters"),
         ));
     }
     Ok(value)
@@ -214,8 +223,8 @@ async fn confirmation(
 }
 
 /// `ANY /c2dm/registration` (default app).
-#[utoipa::path(get, path = "/c2dm/registration", tag = "c2dm",
-    params(("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_id" = String, Query, description = "8 to 140 bytes by default")),
+#[utoipa::path(get, path = "/c2dm/registration", tag = "c2dm", operation_id = "c2dm_registration",
+    params(("device_id" = String, Query, description = "8 to 64 characters"), ("registration_id" = String, Query, description = "8 to 140 characters by default, set per app")),
     responses((status = 200, description = "Stored unconfirmed; a confirmation message carrying registration_token is queued"),
         (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
         (status = 404, description = "No such app"),
@@ -230,8 +239,8 @@ pub async fn registration_default(
 }
 
 /// `ANY /v1/apps/{app}/c2dm/registration`.
-#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/registration", tag = "c2dm",
-    params(("app" = String, Path), ("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_id" = String, Query, description = "8 to 140 bytes by default")),
+#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/registration", tag = "c2dm", operation_id = "c2dm_registration_in_app",
+    params(("app" = String, Path), ("device_id" = String, Query, description = "8 to 64 characters"), ("registration_id" = String, Query, description = "8 to 140 characters by default, set per app")),
     responses((status = 200, description = "Stored unconfirmed; a confirmation message carrying registration_token is queued"),
         (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
         (status = 404, description = "No such app"),
@@ -247,8 +256,8 @@ pub async fn registration_in_app(
 }
 
 /// `ANY /c2dm/confirmation` (default app).
-#[utoipa::path(get, path = "/c2dm/confirmation", tag = "c2dm",
-    params(("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_token" = String, Query, description = "the 32 characters the confirmation message carried")),
+#[utoipa::path(get, path = "/c2dm/confirmation", tag = "c2dm", operation_id = "c2dm_confirmation",
+    params(("device_id" = String, Query, description = "8 to 64 characters"), ("registration_token" = String, Query, description = "the 32 characters the confirmation message carried")),
     responses((status = 200, description = "Confirmed: the registration id is now the device token"),
         (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
         (status = 404, description = "No such app"),
@@ -263,8 +272,8 @@ pub async fn confirmation_default(
 }
 
 /// `ANY /v1/apps/{app}/c2dm/confirmation`.
-#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/confirmation", tag = "c2dm",
-    params(("app" = String, Path), ("device_id" = String, Query, description = "8 to 64 bytes"), ("registration_token" = String, Query, description = "the 32 characters the confirmation message carried")),
+#[utoipa::path(get, path = "/v1/apps/{app}/c2dm/confirmation", tag = "c2dm", operation_id = "c2dm_confirmation_in_app",
+    params(("app" = String, Path), ("device_id" = String, Query, description = "8 to 64 characters"), ("registration_token" = String, Query, description = "the 32 characters the confirmation message carried")),
     responses((status = 200, description = "Confirmed: the registration id is now the device token"),
         (status = 400, description = "A parameter is missing, too short or too long, or the token is wrong"),
         (status = 404, description = "No such app"),

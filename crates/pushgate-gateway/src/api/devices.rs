@@ -14,22 +14,23 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::{AppInfo, Caller};
 use super::body::{JsonBody, parse};
+use super::device_bodies::{DeviceBody, ImportedDevice};
 use super::error::{ApiError, ApiResult};
 use super::query::StrictQuery;
 use super::views::{DeviceList, DevicePut, DeviceView, ErrorBody, ImportResult};
 use crate::device_rules::{
-    DEVICE_FIELDS, MAX_DEVICE_ID_BYTES, MAX_LABEL_BYTES, MAX_TOKEN_BYTES, check_channel,
+    DEVICE_FIELDS, MAX_DEVICE_ID_CHARS, MAX_LABEL_CHARS, MAX_TOKEN_CHARS, check_channel,
     check_labels, check_text,
 };
 
 /// The fields of a device in `PUT .../devices/{device_id}` (without `device_id`) and in each
 /// `devices:import` entry (with it).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 pub struct DeviceFields {
     /// Import only: the application's id for the device.
     #[serde(default)]
     device_id: Option<String>,
-    /// The provider token (1 to 4096 bytes).
+    /// The provider token (1 to 4096 characters).
     token: String,
     /// A channel of the app, when not its default.
     #[serde(default)]
@@ -64,7 +65,7 @@ pub enum StateBody {
 #[serde(deny_unknown_fields)]
 pub struct ImportBody {
     /// 1 to 1000 devices, each with its `device_id`.
-    #[schema(value_type = Vec<DeviceFields>)]
+    #[schema(value_type = Vec<ImportedDevice>)]
     devices: Vec<serde_json::Value>,
 }
 
@@ -101,7 +102,7 @@ fn read_fields(
 
 /// Checks a device id from a path or a body.
 pub(super) fn check_device_id(field: &str, id: &str) -> ApiResult<()> {
-    Ok(check_text(field, id, MAX_DEVICE_ID_BYTES)?)
+    Ok(check_text(field, id, MAX_DEVICE_ID_CHARS)?)
 }
 
 /// Checks one device's fields (paths prefixed with `prefix`) into what the store takes.
@@ -111,15 +112,15 @@ fn new_device(
     device_id: String,
     f: DeviceFields,
 ) -> ApiResult<NewDevice> {
-    check_text(&format!("{prefix}token"), &f.token, MAX_TOKEN_BYTES)?;
+    check_text(&format!("{prefix}token"), &f.token, MAX_TOKEN_CHARS)?;
     if let Some(ch) = &f.channel {
         check_channel(&format!("{prefix}channel"), ch, &app.channels)?;
     }
     if let Some(user) = &f.user {
-        check_text(&format!("{prefix}user"), user, MAX_LABEL_BYTES)?;
+        check_text(&format!("{prefix}user"), user, MAX_LABEL_CHARS)?;
     }
     if let Some(v) = &f.app_version {
-        check_text(&format!("{prefix}app_version"), v, MAX_LABEL_BYTES)?;
+        check_text(&format!("{prefix}app_version"), v, MAX_LABEL_CHARS)?;
     }
     check_labels(&format!("{prefix}tags"), &f.tags, false)?;
     check_labels(&format!("{prefix}topics"), &f.topics, true)?;
@@ -139,9 +140,9 @@ fn new_device(
 }
 
 /// `PUT /v1/apps/{app}/devices/{device_id}`: 201 when new, 200 when updated.
-#[utoipa::path(put, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices",
+#[utoipa::path(put, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices", operation_id = "put_device",
     params(("app" = String, Path), ("device_id" = String, Path)),
-    request_body = DeviceFields,
+    request_body = DeviceBody,
     responses(
         (status = 201, description = "Registered", body = DevicePut),
         (status = 200, description = "Updated", body = DevicePut),
@@ -182,7 +183,7 @@ pub async fn put(
 }
 
 /// `GET /v1/apps/{app}/devices/{device_id}`.
-#[utoipa::path(get, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices",
+#[utoipa::path(get, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices", operation_id = "get_device",
     params(("app" = String, Path), ("device_id" = String, Path)),
     responses((status = 200, body = DeviceView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -204,7 +205,7 @@ pub async fn get(
 }
 
 /// `DELETE /v1/apps/{app}/devices/{device_id}`: 204.
-#[utoipa::path(delete, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices",
+#[utoipa::path(delete, path = "/v1/apps/{app}/devices/{device_id}", tag = "devices", operation_id = "delete_device",
     params(("app" = String, Path), ("device_id" = String, Path)),
     responses((status = 204, description = "Deleted; its waiting deliveries fail"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -250,7 +251,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/apps/{app}/devices?user=&tag=&topic=&state=&cursor=&limit=`.
-#[utoipa::path(get, path = "/v1/apps/{app}/devices", tag = "devices",
+#[utoipa::path(get, path = "/v1/apps/{app}/devices", tag = "devices", operation_id = "list_devices",
     params(("app" = String, Path), ListQuery),
     responses((status = 200, body = DeviceList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -289,7 +290,7 @@ pub async fn list(
 
 /// `POST /v1/apps/{app}/devices:import` `{"devices": [{"device_id", "token", ...}]}`: all or
 /// nothing, in one transaction.
-#[utoipa::path(post, path = "/v1/apps/{app}/devices:import", tag = "devices",
+#[utoipa::path(post, path = "/v1/apps/{app}/devices:import", tag = "devices", operation_id = "import_devices",
     params(("app" = String, Path)),
     request_body = ImportBody,
     responses((status = 200, body = ImportResult), (status = 400, body = ErrorBody),

@@ -52,7 +52,7 @@ fn kind_of(q: &EventsQuery) -> ApiResult<Option<EventKind>> {
 }
 
 /// `GET /v1/apps/{app}/events`.
-#[utoipa::path(get, path = "/v1/apps/{app}/events", tag = "events",
+#[utoipa::path(get, path = "/v1/apps/{app}/events", tag = "events", operation_id = "list_events",
     params(("app" = String, Path), EventsQuery),
     responses((status = 200, body = EventList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -81,7 +81,7 @@ pub async fn list(
 }
 
 /// `GET /v1/apps/{app}/events/stream`: from `Last-Event-ID`, else `?after=`, else from now.
-#[utoipa::path(get, path = "/v1/apps/{app}/events/stream", tag = "events",
+#[utoipa::path(get, path = "/v1/apps/{app}/events/stream", tag = "events", operation_id = "stream_events",
     params(("app" = String, Path),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
         EventsQuery),

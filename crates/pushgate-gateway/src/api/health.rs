@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
 /// `GET /healthz`.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
     responses((status = 200, description = "The process answers", body = HealthView)))]
 pub async fn healthz() -> Response {
     Json(HealthView {
@@ -23,7 +23,7 @@ pub async fn healthz() -> Response {
 
 /// `GET /readyz`: 200 when the database is usable, 503 when not; channels are reported
 /// either way (a failing provider does not make the gateway unready: it keeps accepting).
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses((status = 200, body = ReadyView),
         (status = 503, description = "The database is not usable", body = ReadyView)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -76,7 +76,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
     if let Err(refused) = may_read_metrics(&state.metrics_access, &headers) {

@@ -43,7 +43,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 /// `POST /v1/apps/{app}/messages`: checked completely (against every channel it reaches),
 /// stored with its deliveries in one transaction, then 202. `Idempotency-Key` makes a retried
 /// POST answer the first answer again.
-#[utoipa::path(post, path = "/v1/apps/{app}/messages", tag = "messages",
+#[utoipa::path(post, path = "/v1/apps/{app}/messages", tag = "messages", operation_id = "send_message",
     params(("app" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 characters")),
     request_body = SendBody,
@@ -155,7 +155,7 @@ pub struct ResultsQuery {
 }
 
 /// `GET /v1/messages/{id}?cursor=&limit=` (also under `/v1/apps/{app}/messages/{id}`).
-#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", operation_id = "get_message",
     params(("id" = String, Path), ResultsQuery),
     responses((status = 200, body = MessageStatus), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -202,7 +202,7 @@ pub async fn get(
 }
 
 /// `GET /v1/apps/{app}/messages/{id}`: the same, with the app checked first.
-#[utoipa::path(get, path = "/v1/apps/{app}/messages/{id}", tag = "messages",
+#[utoipa::path(get, path = "/v1/apps/{app}/messages/{id}", tag = "messages", operation_id = "get_app_message",
     params(("app" = String, Path), ("id" = String, Path), ResultsQuery),
     responses((status = 200, body = MessageStatus), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -6,7 +6,9 @@ mod apps;
 mod auth;
 mod body;
 mod c2dm_flow;
+mod device_bodies;
 mod devices;
+pub mod doc_rules;
 mod error;
 mod events;
 mod health;
@@ -39,18 +41,20 @@ use crate::event_wakeup::EventWakeup;
 use crate::metrics::Metrics;
 use crate::worker::ChannelSet;
 
-/// Default and largest page of every list.
-const PAGE: (u32, u32) = (100, 1000);
+/// Page size of every list when `limit` is not given.
+pub const PAGE_DEFAULT: u32 = 100;
+/// Largest `limit` of every list.
+pub const PAGE_MAX: u32 = 1000;
 
-/// The page size a list was asked for: 1 to 1000, 100 when not given.
+/// The page size a list was asked for: 1 to `PAGE_MAX`, `PAGE_DEFAULT` when not given.
 fn page_limit(requested: Option<u32>) -> ApiResult<u32> {
-    let limit = requested.unwrap_or(PAGE.0);
-    if (1..=PAGE.1).contains(&limit) {
+    let limit = requested.unwrap_or(PAGE_DEFAULT);
+    if (1..=PAGE_MAX).contains(&limit) {
         Ok(limit)
     } else {
         Err(ApiError::invalid(
             "limit",
-            format!("must be between 1 and {}", PAGE.1),
+            format!("must be between 1 and {PAGE_MAX}"),
         ))
     }
 }
@@ -128,7 +132,7 @@ impl utoipa::Modify for BearerKey {
 struct ApiDoc;
 
 /// `GET /openapi.json`: this API, generated from the handlers and the types they answer.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi_json(State(state): State<AppState>) -> Response {
     let text = state.openapi.get().cloned().unwrap_or_default();
@@ -164,7 +168,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(messages::get_in_app))
         .routes(routes!(messages::get))
         .split_for_parts();
-    let _ = state.openapi.set(doc.to_pretty_json().unwrap_or_default());
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    doc_rules::apply(&mut doc, &state);
+    let _ = state
+        .openapi
+        .set(serde_json::to_string_pretty(&doc).unwrap_or_default());
     routes
         .route("/c2dm/registration", any(c2dm_flow::registration_default))
         .route("/c2dm/confirmation", any(c2dm_flow::confirmation_default))

@@ -11,7 +11,7 @@ use super::error::{ApiError, ApiResult};
 use super::views::{ErrorBody, WebhookView, rfc3339};
 
 /// `GET /v1/apps/{app}/webhook`: where the app's webhook stands.
-#[utoipa::path(get, path = "/v1/apps/{app}/webhook", tag = "events", operation_id = "webhook",
+#[utoipa::path(get, path = "/v1/apps/{app}/webhook", tag = "events", operation_id = "get_webhook",
     params(("app" = String, Path)),
     responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),

@@ -13,6 +13,11 @@ use utoipa::ToSchema;
 
 use super::payload::{Notification, Payload, Priority};
 
+/// Longest entry of a target list (`device_ids`, `tokens`, `users`, `tags`), in characters.
+pub const MAX_TARGET_CHARS: usize = 4096;
+/// Longest `collapse_key`, in characters.
+pub const MAX_COLLAPSE_KEY_CHARS: usize = 1024;
+
 /// `targets` of a send request: any of these, united (a device reached twice gets one copy).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,19 +50,20 @@ pub struct TargetsBody {
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
     /// Who receives it.
+    #[serde(deserialize_with = "object")]
     pub targets: TargetsBody,
     /// Key-value data; values may be strings, numbers or booleans (sent as strings).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub data: BTreeMap<String, Value>,
     /// Display notification.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     pub notification: Option<Notification>,
     /// Collapse key.
     #[serde(default)]
     pub collapse_key: Option<String>,
     /// Time to live in seconds (0 to 2419200; default from the configuration).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     pub ttl: Option<u64>,
     /// `high` or `normal`.
     #[serde(default)]
@@ -71,6 +77,66 @@ pub struct SendBody {
     /// Send over this channel of the app, whatever the devices' own channels.
     #[serde(default)]
     pub channel: Option<String>,
+}
+
+/// Reads a nested struct from a JSON object only: serde's derived structs also take an array
+/// of their fields in order (`[null, null]`), which no client means and the OpenAPI document
+/// does not allow. Errors inside keep their path (`notification.titel`).
+fn object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    struct Obj<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Obj<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Obj(std::marker::PhantomData))
+}
+
+/// [`object`], or null.
+fn optional_object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    struct Opt<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Opt<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object or null")
+        }
+        fn visit_none<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+            object(d).map(Some)
+        }
+    }
+    d.deserialize_option(Opt(std::marker::PhantomData))
+}
+
+/// A non-negative integer written either way JSON allows: `60` or `60.0` (JSON Schema, and
+/// so the OpenAPI document, counts both as the integer 60).
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(v) = n.as_u64() {
+        return Ok(Some(v));
+    }
+    match n.as_f64() {
+        // Every integral f64 below 2^64 converts exactly.
+        Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => {
+            Ok(Some(f as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is not a non-negative integer"
+        ))),
+    }
 }
 
 /// A send request read and checked: what to store.
@@ -108,10 +174,13 @@ fn check_list(name: &str, list: &[String], max: usize) -> Result<(), ValidationE
             format!("has {} entries, more than the limit of {max}", list.len()),
         ));
     }
-    if let Some(i) = list.iter().position(|s| s.is_empty() || s.len() > 4096) {
+    if let Some(i) = list
+        .iter()
+        .position(|s| s.is_empty() || s.chars().count() > MAX_TARGET_CHARS)
+    {
         return Err(ValidationError::new(
             format!("targets.{name}[{i}]"),
-            "must be a non-empty string of at most 4096 bytes",
+            format!("must be a non-empty string of at most {MAX_TARGET_CHARS} characters"),
         ));
     }
     Ok(())
@@ -202,11 +271,11 @@ fn check_payload(body: &SendBody, default_ttl: u32) -> Result<Payload, Validatio
         }
     };
     if let Some(key) = &body.collapse_key
-        && (key.is_empty() || key.len() > 1024)
+        && (key.is_empty() || key.chars().count() > MAX_COLLAPSE_KEY_CHARS)
     {
         return Err(ValidationError::new(
             "collapse_key",
-            "must be a non-empty string of at most 1024 bytes",
+            format!("must be a non-empty string of at most {MAX_COLLAPSE_KEY_CHARS} characters"),
         ));
     }
     let notification = body.notification.clone().filter(|n| !n.is_empty());
@@ -239,6 +308,37 @@ mod tests {
 
     fn field_of(text: &str) -> String {
         parse(text).unwrap_err().field
+    }
+
+    #[test]
+    fn nested_objects_are_objects_not_arrays() {
+        assert_eq!(
+            field_of(r#"{"targets":{"all":true},"notification":[null,null]}"#),
+            "notification"
+        );
+        assert_eq!(field_of(r#"{"targets":[["a"]]}"#), "targets");
+        assert_eq!(
+            field_of(r#"{"targets":{"all":true},"notification":{"titel":"x"}}"#),
+            "notification.titel"
+        );
+        let p = parse(r#"{"targets":{"all":true},"notification":null}"#).unwrap();
+        assert!(p.payload.notification.is_none());
+        let p = parse(r#"{"targets":{"all":true},"notification":{"title":"T"}}"#).unwrap();
+        assert_eq!(p.payload.notification.unwrap().title.as_deref(), Some("T"));
+    }
+
+    #[test]
+    fn ttl_is_an_integer_written_with_or_without_a_fraction_of_zero() {
+        let ttl = |t: &str| {
+            parse(&format!(r#"{{"targets":{{"all":true}},"ttl":{t}}}"#)).map(|p| p.payload.ttl_secs)
+        };
+        assert_eq!(ttl("60").unwrap(), 60);
+        assert_eq!(ttl("60.0").unwrap(), 60);
+        assert_eq!(ttl("6e1").unwrap(), 60);
+        assert_eq!(ttl("null").unwrap(), 600);
+        for bad in ["60.5", "-1", "-1.0", "\"60\"", "1e30"] {
+            assert_eq!(ttl(bad).unwrap_err().field, "ttl", "{bad}");
+        }
     }
 
     #[test]

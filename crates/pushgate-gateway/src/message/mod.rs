@@ -5,5 +5,8 @@
 mod body;
 mod payload;
 
-pub use body::{ParsedSend, SendBody, TargetsBody, parse_send_body, request_digest};
+pub use body::{
+    MAX_COLLAPSE_KEY_CHARS, MAX_TARGET_CHARS, ParsedSend, SendBody, TargetsBody, parse_send_body,
+    request_digest,
+};
 pub use payload::{Notification, Payload, Priority};

@@ -1,7 +1,7 @@
 //! Reading and checking import files.
 
 use super::*;
-use pushgate_gateway::device_rules::{self, MAX_DEVICE_ID_BYTES, MAX_LABEL_BYTES, MAX_TOKEN_BYTES};
+use pushgate_gateway::device_rules::{self, MAX_DEVICE_ID_CHARS, MAX_LABEL_CHARS, MAX_TOKEN_CHARS};
 
 /// One problem of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,14 +190,14 @@ fn record(raw: Raw, channels: &[String]) -> Result<Record, Problem> {
     };
     let device_id = required("device_id", raw.device_id)?;
     let token = required("token", raw.token)?;
-    text(line, "device_id", &device_id, MAX_DEVICE_ID_BYTES)?;
-    text(line, "token", &token, MAX_TOKEN_BYTES)?;
+    text(line, "device_id", &device_id, MAX_DEVICE_ID_CHARS)?;
+    text(line, "token", &token, MAX_TOKEN_CHARS)?;
     if let Some(ch) = &raw.channel {
         device_rules::check_channel("channel", ch, channels).map_err(|e| broken(line, e))?;
     }
     for (field, value) in [("user", &raw.user), ("app_version", &raw.app_version)] {
         if let Some(v) = value {
-            text(line, field, v, MAX_LABEL_BYTES)?;
+            text(line, field, v, MAX_LABEL_CHARS)?;
         }
     }
     labels(line, "tags", &raw.tags, false)?;
