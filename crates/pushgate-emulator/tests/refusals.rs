@@ -189,4 +189,3 @@ async fn broken_header_compression_is_logged() {
     )
     .await;
 }
-
