@@ -17,7 +17,9 @@ pub(crate) struct HpackError(pub(crate) &'static str);
 /// One decoded header field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Field {
+    /// Lower-case name, pseudo-headers included (`:scheme`).
     pub(crate) name: Vec<u8>,
+    /// Raw value bytes.
     pub(crate) value: Vec<u8>,
     /// Sent as "never indexed" (a secret such as `authorization`); re-sent the same way.
     pub(crate) sensitive: bool,
@@ -33,6 +35,7 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
+    /// A fresh context: empty table, the protocol's default size.
     pub(crate) fn new() -> Self {
         Self {
             table: VecDeque::new(),

@@ -84,6 +84,7 @@ pub(crate) struct Inbound {
 }
 
 impl Inbound {
+    /// A connection whose first bytes are yet to come.
     pub(crate) fn new() -> Self {
         Self {
             mode: Mode::Sniff,
