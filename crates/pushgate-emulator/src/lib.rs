@@ -27,12 +27,13 @@
 //!   per resource;
 //! * `devices`, `senders`, `faults`, `activity`, `stats`: the state those parts share,
 //!   gathered in `state`;
-//! * `server`, `https`, [`tls`]: serving, over plain HTTP, HTTPS and XMPP, with the
-//!   instance's self-signed certificate.
+//! * `server`, `listen`, [`tls`], `bind`: serving, over plain HTTP, HTTPS and XMPP, with the
+//!   instance's self-signed certificate; `h2fix`: HTTP/2 as Google accepts it, and logged.
 
 #![warn(missing_docs)]
 
 mod activity;
+mod bind;
 mod c2dm;
 mod ccs;
 mod config;
@@ -41,10 +42,11 @@ mod control;
 mod devices;
 mod faults;
 mod groups;
-mod https;
+mod h2fix;
 mod ids;
 mod iid;
 mod legacy;
+mod listen;
 mod oauth;
 mod projects;
 mod recipient;
@@ -59,6 +61,7 @@ pub mod token;
 mod topics;
 mod v1;
 
+pub use bind::{BindError, ListenerKind};
 pub use c2dm::{DEFAULT_C2DM_EMAIL, DEFAULT_C2DM_PASSWORD};
 pub use ccs::CcsSettings;
 pub use config::EmulatorConfig;

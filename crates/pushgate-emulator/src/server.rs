@@ -6,16 +6,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::bind::{ListenerKind, bind};
 use crate::config::EmulatorConfig;
 use crate::state::EmulatorState;
 use crate::tls::EmulatorCert;
 use crate::{
-    DEFAULT_C2DM_EMAIL, DEFAULT_SENDER_ID, c2dm, ccs, control, groups, https, iid, legacy, v1,
+    DEFAULT_C2DM_EMAIL, DEFAULT_SENDER_ID, c2dm, ccs, control, groups, iid, legacy, listen, v1,
 };
 
 /// How long a graceful shutdown waits for open requests before dropping them.
@@ -46,11 +45,11 @@ impl Emulator {
     /// Binds `config.http` (and `config.https` when set) and serves the emulator in the
     /// background until [`RunningEmulator::shutdown`].
     pub async fn start(config: EmulatorConfig) -> std::io::Result<RunningEmulator> {
-        let listener = TcpListener::bind(config.http).await?;
+        let listener = bind(ListenerKind::Http, config.http).await?;
         let addr = listener.local_addr()?;
         let state = EmulatorState::new(&config);
         let app = router(state.clone());
-        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(false);
         // One certificate per instance, shared by every TLS listener (HTTPS and XMPP).
         let cert = if config.https.is_some() || config.xmpp.is_some() {
             Some(EmulatorCert::generate().map_err(std::io::Error::other)?)
@@ -63,11 +62,11 @@ impl Emulator {
             let tls = cert
                 .server_config(&[b"h2".as_slice(), b"http/1.1".as_slice()])
                 .map_err(std::io::Error::other)?;
-            let tls_listener = TcpListener::bind(https_bind).await?;
+            let tls_listener = bind(ListenerKind::Https, https_bind).await?;
             https_addr = Some(tls_listener.local_addr()?);
-            https_task = Some(https::serve(
+            https_task = Some(listen::serve(
                 tls_listener,
-                tls,
+                Some(tls),
                 app.clone(),
                 stop_rx.clone(),
             ));
@@ -79,20 +78,9 @@ impl Emulator {
             xmpp_addr =
                 Some(ccs::listener::start(xmpp_bind, tls, state.clone(), stop_rx.clone()).await?);
         }
-        let listener = listener.tap_io(|tcp| {
-            // Small request/response pairs: do not let Nagle hold them back.
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
+        let http_task = listen::serve(listener, None, app, stop_rx);
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                // Every handle dropped also means stop.
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "emulator server failed");
-            }
+            let _ = http_task.await;
             if let Some(https_task) = https_task {
                 let _ = https_task.await;
             }

@@ -11,6 +11,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::CcsStats;
 use super::session::Session;
+use crate::bind::{ListenerKind, bind};
+use crate::listen::log_tls_failure;
 use crate::state::EmulatorState;
 
 /// Binds the CCS port and serves it in the background until `stop` turns true (or its
@@ -21,7 +23,7 @@ pub(crate) async fn start(
     state: EmulatorState,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = bind(ListenerKind::Ccs, addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), state, stop));
     tracing::info!(addr = %local, "emulator CCS (XMPP over TLS) listening");
@@ -75,6 +77,14 @@ fn authenticate(state: &EmulatorState, creds: &PlainCredentials) -> bool {
         .is_some_and(|s| &*s == sender)
 }
 
+/// Why a CCS connection did not get as far as a session.
+enum LoginError {
+    /// The TLS handshake failed.
+    Tls(std::io::Error),
+    /// The XMPP stream or SASL login failed.
+    Xmpp(String),
+}
+
 async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -85,20 +95,25 @@ async fn serve(
     let ccs = &state.get().ccs;
     let timeout = ccs.settings.login_timeout();
     let login = async {
-        let tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+        let tls = acceptor.accept(tcp).await.map_err(LoginError::Tls)?;
         let mut stream = XmppStream::new(tls);
         let session = server_handshake(&mut stream, &ServerOptions::default(), |creds| {
             authenticate(&state, creds)
         })
         .await
-        .map_err(|e| e.to_string())?;
-        Ok::<_, String>((stream, session))
+        .map_err(|e| LoginError::Xmpp(e.to_string()))?;
+        Ok::<_, LoginError>((stream, session))
     };
     let (stream, session) = match tokio::time::timeout(timeout, login).await {
         Ok(Ok(ok)) => ok,
-        Ok(Err(e)) => {
+        Ok(Err(LoginError::Tls(e))) => {
             CcsStats::add(&ccs.stats.login_failures);
-            tracing::debug!(%peer, error = %e, "CCS login failed");
+            log_tls_failure(ListenerKind::Ccs, peer, &e);
+            return;
+        }
+        Ok(Err(LoginError::Xmpp(e))) => {
+            CcsStats::add(&ccs.stats.login_failures);
+            tracing::warn!(%peer, error = %e, "CCS login refused");
             return;
         }
         Err(_) => {

@@ -46,7 +46,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let running = Emulator::start(config)
         .await
-        .with_context(|| format!("cannot start the emulator (listening on {})", args.http))?;
+        // The error names the listener and address that failed (HTTP, HTTPS or CCS).
+        .context("cannot start the emulator")?;
     if let Some(path) = &args.tls_cert_out {
         let pem = running
             .tls_cert_pem()
