@@ -240,9 +240,9 @@ impl AppSpec {
 pub struct C2dmFlowSpec {
     /// Channel of its devices and their confirmation messages.
     pub channel: String,
-    /// Accepted `device_id` lengths in bytes.
+    /// Accepted `device_id` lengths in characters.
     pub device_id_len: RangeInclusive<usize>,
-    /// Accepted `registration_id` lengths in bytes.
+    /// Accepted `registration_id` lengths in characters.
     pub registration_id_len: RangeInclusive<usize>,
 }
 
