@@ -84,8 +84,20 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
 async fn text_logs_written_to_a_file_carry_no_colour_codes() {
     let dir = TempDir::new("logs-text");
     let (mut gw, _base) = sandbox(&dir, "text", &[]).await;
-    let logs = gw.stderr();
+    // The line is written just after the listener starts answering.
+    let logs = pushgate_testkit::eventually_ok(
+        "the start-up line",
+        std::time::Duration::from_secs(10),
+        async || {
+            let logs = gw.stderr();
+            if logs.contains("gateway listening") {
+                Ok(logs)
+            } else {
+                Err(logs)
+            }
+        },
+    )
+    .await;
     gw.check_alive();
-    assert!(logs.contains("gateway listening"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "escape codes in a file: {logs:?}");
 }
