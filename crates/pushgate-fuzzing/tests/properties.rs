@@ -216,3 +216,26 @@ fn every_fuzz_target_has_its_function_and_property_tests() {
         );
     }
 }
+
+/// Mutations only explore near-valid input if the seeds are valid: the seeds of the parsers
+/// with the deepest checks must pass them.
+#[test]
+fn seeds_are_accepted_by_their_parsers() {
+    use pushgate_gateway::config::ConfigFile;
+    use pushgate_proto::condition::Condition;
+    use pushgate_proto::legacy::JsonResponse;
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("UTF-8 seed");
+    for seed in seeds("gateway_config") {
+        let file = ConfigFile::from_toml(&text(&seed)).expect("seed parses");
+        file.resolve().expect("seed resolves");
+    }
+    for seed in seeds("gateway_message_body") {
+        pushgate_gateway::message::parse_send_body(&seed, 1000, 60).expect("seed accepted");
+    }
+    for seed in seeds("topic_condition") {
+        Condition::parse(&text(&seed)).expect("seed parses");
+    }
+    for seed in seeds("legacy_json_response") {
+        JsonResponse::parse(&seed).expect("seed parses");
+    }
+}
