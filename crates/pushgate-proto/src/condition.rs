@@ -12,6 +12,10 @@ use crate::legacy::limits::is_valid_topic_name;
 
 /// Most topics one condition may name.
 pub const MAX_CONDITION_TOPICS: usize = 5;
+/// Deepest nesting of `!` and `(` a condition may have. The parser and the tree it builds
+/// recurse once per level, so without a bound a body of a million `(` overflows the stack
+/// of the thread parsing it and aborts the whole process; five topics need far fewer.
+pub const MAX_CONDITION_DEPTH: usize = 32;
 
 /// A parsed condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,17 +37,12 @@ impl Condition {
             text,
             tokens: tokenize(text)?,
             pos: 0,
+            depth: 0,
+            topics: 0,
         };
         let condition = parser.expression()?;
         if let Some(token) = parser.tokens.get(parser.pos) {
             return Err(parser.error_at(token.at, "unexpected text after the end of the condition"));
-        }
-        let count = condition.topics().len();
-        if count > MAX_CONDITION_TOPICS {
-            return Err(ValidationError::new(
-                "condition",
-                format!("names {count} topics, more than the maximum of {MAX_CONDITION_TOPICS}"),
-            ));
         }
         Ok(condition)
     }
@@ -203,6 +202,11 @@ struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     pos: usize,
+    /// `!` and `(` levels open at `pos`.
+    depth: usize,
+    /// Topics read so far: counted as they are read, so a long `&&` chain (a tree as deep as
+    /// it is long) is refused before it is built.
+    topics: usize,
 }
 
 impl Parser<'_> {
@@ -242,10 +246,21 @@ impl Parser<'_> {
             return Err(self.end_error("expected a topic, ! or ( but the condition ended"));
         };
         let at = token.at;
+        if matches!(token.tok, Tok::Not | Tok::Open) {
+            if self.depth == MAX_CONDITION_DEPTH {
+                return Err(self.error_at(
+                    at,
+                    &format!("nested more than {MAX_CONDITION_DEPTH} levels deep"),
+                ));
+            }
+            self.depth += 1;
+        }
         match token.tok.clone() {
             Tok::Not => {
                 self.pos += 1;
-                Ok(Condition::Not(Box::new(self.unary()?)))
+                let inner = self.unary()?;
+                self.depth -= 1;
+                Ok(Condition::Not(Box::new(inner)))
             }
             Tok::Open => {
                 self.pos += 1;
@@ -255,6 +270,7 @@ impl Parser<'_> {
                         tok: Tok::Close, ..
                     }) => {
                         self.pos += 1;
+                        self.depth -= 1;
                         Ok(inner)
                     }
                     Some(t) => Err(self.error_at(t.at, "expected )")),
@@ -262,6 +278,16 @@ impl Parser<'_> {
                 }
             }
             Tok::Topic(name) => {
+                self.topics += 1;
+                if self.topics > MAX_CONDITION_TOPICS {
+                    return Err(self.error_at(
+                        at,
+                        &format!(
+                            "names a {}th topic, more than the maximum of {MAX_CONDITION_TOPICS}",
+                            self.topics
+                        ),
+                    ));
+                }
                 self.pos += 1;
                 for expected in [Tok::In, Tok::Topics] {
                     match self.tokens.get(self.pos) {
@@ -328,6 +354,46 @@ mod tests {
             let err = Condition::parse(bad).unwrap_err();
             assert_eq!(err.field, "condition");
             assert!(err.problem.contains(needle), "{bad:?}: {err}");
+        }
+    }
+
+    /// Found by the fuzzing suite (pushgate-fuzzing, tests/bounds.rs): a send body of a
+    /// million `(` or `!`, or a million-topic `&&` chain, overflowed the stack of the thread
+    /// parsing it and aborted the gateway. Run on a tokio worker's 2 MiB stack.
+    #[test]
+    fn huge_nesting_and_chains_are_refused_without_exhausting_the_stack() {
+        let n = 1_000_000;
+        let t = "'a' in topics";
+        let inputs = [
+            format!("{}{t}{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}{t}", "!".repeat(n)),
+            vec![t; n].join(" && "),
+        ];
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                for text in inputs {
+                    assert!(Condition::parse(&text).is_err(), "{}", &text[..40]);
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_accepted() {
+        let d = MAX_CONDITION_DEPTH;
+        let at_limit = format!("{}'a' in topics{}", "(".repeat(d), ")".repeat(d));
+        assert_eq!(parse(&at_limit), Condition::Topic("a".into()));
+        let nots = format!("{}'a' in topics", "!".repeat(d));
+        assert!(matches!(parse(&nots), Condition::Not(_)));
+        for over in [
+            format!("{}'a' in topics{}", "(".repeat(d + 1), ")".repeat(d + 1)),
+            format!("{}'a' in topics", "!".repeat(d + 1)),
+        ] {
+            let err = Condition::parse(&over).unwrap_err();
+            assert!(err.problem.contains("nested more than"), "{err}");
         }
     }
 

@@ -1,5 +1,5 @@
 //! The stream-parser invariants, as one function shared by the cargo-fuzz target
-//! (`fuzz/fuzz_targets/stream_parser.rs`) and the unit tests that replay nasty inputs.
+//! (`fuzz/fuzz_targets/xmpp_stream.rs` at the repository root, through `pushgate-fuzzing`) and the unit tests that replay nasty inputs.
 //!
 //! Not part of the API: it panics when an invariant is broken, which is its job.
 

@@ -153,9 +153,16 @@ impl JsonResponse {
                 .map(JsonResponse::Group)
                 .map_err(decode_err)
         } else if object.contains_key("message_id") || object.contains_key("error") {
-            serde_json::from_value(value)
-                .map(JsonResponse::Topic)
-                .map_err(decode_err)
+            let topic: TopicResponse = serde_json::from_value(value).map_err(decode_err)?;
+            // `{"message_id": null}` names the field but says nothing: neither a delivery nor
+            // a failure, so it is as unreadable as a body without the field.
+            if topic.message_id.is_none() && topic.error.is_none() {
+                return Err(ResponseError(format!(
+                    "topic answer with neither message_id nor error: {}",
+                    preview(body)
+                )));
+            }
+            Ok(JsonResponse::Topic(topic))
         } else {
             Err(ResponseError(format!(
                 "no multicast_id, message_id, error or success field: {}",
@@ -254,6 +261,27 @@ mod tests {
                 failed_registration_ids: vec!["r1".into(), "r2".into()]
             })
         );
+    }
+
+    /// Found by fuzzing (pushgate-fuzzing `legacy_json_response`): a null `message_id` was
+    /// read as a topic answer with no outcome at all, and its re-encoding (`{}`) did not parse.
+    #[test]
+    fn topic_answer_with_only_null_fields_is_an_error() {
+        for body in [
+            r#"{"message_id":null}"#,
+            r#"{"error":null}"#,
+            r#"{"message_id":null,"error":null}"#,
+        ] {
+            let err = JsonResponse::parse(body.as_bytes()).unwrap_err();
+            assert!(
+                err.0.contains("neither message_id nor error"),
+                "{body}: {err}"
+            );
+        }
+        assert!(matches!(
+            JsonResponse::parse(br#"{"message_id":null,"error":"InternalServerError"}"#),
+            Ok(JsonResponse::Topic(_))
+        ));
     }
 
     #[test]
