@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use pushgate_gateway::device_rules::{
-    DEVICE_FIELDS, MAX_DEVICE_ID_BYTES, MAX_LABEL_BYTES, MAX_TOKEN_BYTES, check_labels, check_text,
+    DEVICE_FIELDS, MAX_DEVICE_ID_CHARS, MAX_LABEL_CHARS, MAX_TOKEN_CHARS, check_labels, check_text,
 };
 use serde_json::{Map, Value};
 
@@ -57,9 +57,9 @@ fn read_device(value: &Value, allowed: &[&str]) -> Result<Device, ()> {
         app_version: text(obj, "app_version")?,
         state: text(obj, "state")?,
     };
-    check_text("token", &device.token, MAX_TOKEN_BYTES).map_err(|_| ())?;
+    check_text("token", &device.token, MAX_TOKEN_CHARS).map_err(|_| ())?;
     for v in [&device.user, &device.app_version].into_iter().flatten() {
-        check_text("user", v, MAX_LABEL_BYTES).map_err(|_| ())?;
+        check_text("user", v, MAX_LABEL_CHARS).map_err(|_| ())?;
     }
     check_labels("tags", &device.tags, false).map_err(|_| ())?;
     check_labels("topics", &device.topics, true).map_err(|_| ())?;
@@ -130,7 +130,7 @@ fn import_body(data: &[u8]) -> Option<Vec<Device>> {
     for v in raw {
         let d = read_device(v, DEVICE_FIELDS).ok()?;
         let id = d.device_id.clone()?;
-        check_text("device_id", &id, MAX_DEVICE_ID_BYTES).ok()?;
+        check_text("device_id", &id, MAX_DEVICE_ID_CHARS).ok()?;
         if !seen.insert(id) {
             return None;
         }
