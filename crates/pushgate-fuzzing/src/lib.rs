@@ -5,6 +5,8 @@
 //! The cargo-fuzz crate (`fuzz/`) calls them from one-line targets, and the property tests in
 //! `tests/` run them on generated input, so the normal suite covers every target.
 
+#![warn(missing_docs)]
+
 mod c2dm;
 mod condition;
 mod form;
