@@ -5,6 +5,8 @@
 //! dependencies on first use (`npm ci`). Without Node the test fails under CI (env `CI`
 //! set) and says so loudly elsewhere.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -63,18 +65,13 @@ async fn firebase_admin_node_send_each_over_http2() {
     let base = emulator.base_url();
     let ca_path = ca_file.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
+        support::loopback_only(&mut Command::new("node"))
             .args(["--test", "send_each.test.js"])
             .current_dir(dir)
             .env("EMULATOR_URL", base)
             .env("EMULATOR_HTTPS", https)
             .env("EMULATOR_CA", ca_path)
-            // Nothing may leave the machine: no proxies, no extra trust.
-            .env("NO_PROXY", "*")
-            .env_remove("HTTP_PROXY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
+            // Nothing may leave the machine (loopback_only), and no extra trust.
             .env_remove("NODE_EXTRA_CA_CERTS")
             .output()
             .expect("node runs")

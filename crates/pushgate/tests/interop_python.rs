@@ -4,6 +4,8 @@
 //! is created on first use (`python3 -m venv` + `pip install -r requirements.txt`); a machine
 //! without Python fails this test loudly instead of skipping it.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -54,18 +56,12 @@ async fn run_pytest(file: &str) {
     let dir = interop_dir();
     let file = file.to_string();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
+        support::loopback_only(&mut Command::new(python))
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", &file])
             .current_dir(dir)
             .env("EMULATOR_URL", base)
             .env("EMULATOR_XMPP", xmpp)
             .env("EMULATOR_CA", ca_path)
-            // Nothing may leave the machine: no proxies, loopback only.
-            .env("NO_PROXY", "*")
-            .env_remove("HTTP_PROXY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
             .output()
             .expect("pytest runs")
     })

@@ -6,6 +6,8 @@
 //! `tests/interop/schemathesis.toml`. A machine without the venv's Python fails this test
 //! loudly instead of skipping it.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -159,7 +161,7 @@ fn the_api_conforms_to_its_openapi_document() {
     let work = sandbox.dir.join("schemathesis");
     std::fs::create_dir_all(&work).unwrap();
     let started = Instant::now();
-    let output = Command::new(st)
+    let output = support::loopback_only(&mut Command::new(st))
         .arg("--config-file")
         .arg(interop.join("schemathesis.toml"))
         .args(["run", &format!("{}/openapi.json", sandbox.api)])
@@ -175,13 +177,8 @@ fn the_api_conforms_to_its_openapi_document() {
         .current_dir(&work)
         // The hooks module beside the configuration.
         .env("PYTHONPATH", &interop)
-        // Loopback only: no proxies, no telemetry or upload of any kind.
-        .env("NO_PROXY", "*")
+        // Loopback only (no proxies), no telemetry or upload of any kind.
         .env("SCHEMATHESIS_TELEMETRY", "false")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
         .stdin(Stdio::null())
         .output()
         .expect("schemathesis runs");

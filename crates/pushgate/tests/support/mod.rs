@@ -186,3 +186,14 @@ pub async fn wait_healthy(http: &reqwest::Client, base: &str, gw: &mut GatewayPr
     })
     .await
 }
+
+/// Keeps a third-party client on this machine: no proxy from the environment, and
+/// `NO_PROXY=*` for clients that read it.
+pub fn loopback_only(command: &mut Command) -> &mut Command {
+    command
+        .env("NO_PROXY", "*")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+}
