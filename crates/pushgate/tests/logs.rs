@@ -4,37 +4,18 @@
 mod support;
 
 use serde_json::Value;
-use support::{GatewayProcess, TempDir, free_port, wait_healthy};
+use support::{TempDir, sandbox};
 
-/// Starts a sandbox with `extra` arguments and `RUST_LOG=debug` for the request lines.
-async fn sandbox(dir: &TempDir, name: &'static str, extra: &[&str]) -> (GatewayProcess, String) {
-    let (api_port, emu_port) = (free_port(), free_port());
-    let base = format!("http://127.0.0.1:{api_port}");
-    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    args.extend([
-        "--listen".to_string(),
-        format!("127.0.0.1:{api_port}"),
-        "--emulator-http".to_string(),
-        format!("127.0.0.1:{emu_port}"),
-        "--database".to_string(),
-        dir.0
-            .join(format!("{name}.db"))
-            .to_string_lossy()
-            .into_owned(),
-    ]);
-    let env = [
-        ("RUST_LOG", "info,pushgate_gateway::api=debug"),
-        ("PUSHGATE_SANDBOX_API_KEY", "logs-test-key-0123456789"),
-    ];
-    let mut gw = GatewayProcess::spawn_limited(&dir.0, name, 4096, &args, &env);
-    wait_healthy(&support::client(), &base, &mut gw).await;
-    (gw, base)
-}
+/// The variables of both tests: debug lines for requests, a fixed key.
+const ENV: [(&str, &str); 2] = [
+    ("RUST_LOG", "info,pushgate_gateway::api=debug"),
+    ("PUSHGATE_SANDBOX_API_KEY", "logs-test-key-0123456789"),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_the_request_id() {
     let dir = TempDir::new("logs-json");
-    let (mut gw, base) = sandbox(&dir, "json", &["--log-format", "json"]).await;
+    let (mut gw, base) = sandbox(&dir.0, "json", 4096, &["--log-format", "json"], &ENV).await;
     let r = support::client()
         .get(format!("{base}/v1/apps/sandbox/devices"))
         .bearer_auth("logs-test-key-0123456789")
@@ -83,7 +64,7 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_logs_written_to_a_file_carry_no_colour_codes() {
     let dir = TempDir::new("logs-text");
-    let (mut gw, _base) = sandbox(&dir, "text", &[]).await;
+    let (mut gw, _base) = sandbox(&dir.0, "text", 4096, &[], &ENV).await;
     // The line is written just after the listener starts answering.
     let logs = pushgate_testkit::eventually_ok(
         "the start-up line",

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{GatewayProcess, TempDir, free_port, wait_healthy};
+use support::{TempDir, sandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -18,21 +18,10 @@ const SLOW: usize = 400;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_requests_beyond_the_file_limit_do_not_lock_out_normal_clients() {
     let dir = TempDir::new("slow-clients");
-    let (api_port, emu_port) = (free_port(), free_port());
-    let base = format!("http://127.0.0.1:{api_port}");
-    let args = [
-        "--listen".to_string(),
-        format!("127.0.0.1:{api_port}"),
-        "--emulator-http".to_string(),
-        format!("127.0.0.1:{emu_port}"),
-        "--database".to_string(),
-        dir.0.join("gw.db").to_string_lossy().into_owned(),
-    ];
     // The deadline for a request head, short so that the test sees it pass.
     let env = [("PUSHGATE_LIMITS__HEADER_READ_TIMEOUT", "2s")];
-    let mut gw = GatewayProcess::spawn_limited(&dir.0, "gw", NOFILE, &args, &env);
-    let http = support::client();
-    wait_healthy(&http, &base, &mut gw).await;
+    let (mut gw, base) = sandbox(&dir.0, "gw", NOFILE, &[], &env).await;
+    let api_port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
 
     // Hundreds of clients that start a request and never finish its head.
     let mut slow = Vec::with_capacity(SLOW);

@@ -90,11 +90,16 @@ impl GatewayProcess {
 
     /// Panics (with the logs) if the process has already exited.
     pub fn check_alive(&mut self) {
-        if let Some(child) = self.child.as_mut()
-            && let Ok(Some(status)) = child.try_wait()
-        {
+        if let Some(status) = self.exit_status() {
             panic!("{} exited early with {status}\n{}", self.name, self.logs());
         }
+    }
+
+    /// How the process ended, if it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Everything the process wrote to stderr so far (its log).
@@ -185,6 +190,57 @@ pub async fn wait_healthy(http: &reqwest::Client, base: &str, gw: &mut GatewayPr
         }
     })
     .await
+}
+
+/// A sandbox `pushgate serve` (no configuration) under an open-file limit of `nofile`, on free
+/// ports, with `extra` arguments and the variables `env`, answering `/healthz`: the process and
+/// its API's base URL. A port found free can be taken before the child binds it, so a start
+/// whose process exits is tried again (three times).
+pub async fn sandbox(
+    dir: &Path,
+    name: &'static str,
+    nofile: u32,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (GatewayProcess, String) {
+    let http = client();
+    for attempt in 1..=3 {
+        let (api_port, emu_port) = (free_port(), free_port());
+        let base = format!("http://127.0.0.1:{api_port}");
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            "--listen".to_string(),
+            format!("127.0.0.1:{api_port}"),
+            "--emulator-http".to_string(),
+            format!("127.0.0.1:{emu_port}"),
+            "--database".to_string(),
+            dir.join(format!("{name}.db"))
+                .to_string_lossy()
+                .into_owned(),
+        ]);
+        let mut gw = GatewayProcess::spawn_limited(dir, name, nofile, &args, env);
+        let what = format!("{name} to answer /healthz");
+        let started = pushgate_testkit::eventually_ok(&what, Duration::from_secs(30), async || {
+            if gw.exit_status().is_some() {
+                return Ok(false);
+            }
+            match http.get(format!("{base}/healthz")).send().await {
+                Ok(r) if r.status().is_success() => Ok(true),
+                Ok(r) => Err(format!("HTTP {}\n{}", r.status(), gw.logs())),
+                Err(e) => Err(format!("{e}\n{}", gw.logs())),
+            }
+        })
+        .await;
+        if started {
+            return (gw, base);
+        }
+        assert!(
+            attempt < 3,
+            "{name} did not start three times\n{}",
+            gw.logs()
+        );
+    }
+    unreachable!("the loop returns or fails")
 }
 
 /// Keeps a third-party client on this machine: no proxy from the environment, and
