@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod maintenance;
 pub mod model;
 mod open;
 pub mod rules;
@@ -16,7 +17,8 @@ pub mod sqlite;
 mod store;
 
 pub use error::{Result, StoreError};
+pub use maintenance::{BackupReport, CheckReport, DatabaseStats, Maintenance, TableStats};
 pub use model::*;
-pub use open::{Backend, StoreSettings, open};
-pub use sqlite::SqliteStore;
+pub use open::{Backend, StoreSettings, open, open_maintenance};
+pub use sqlite::{SqliteMaintenance, SqliteStore};
 pub use store::{Confirmation, Store};

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::sqlite::SqliteStore;
+use crate::maintenance::Maintenance;
+use crate::sqlite::{SqliteMaintenance, SqliteStore};
 use crate::{Result, Store, StoreError};
 
 /// How a store is opened; each backend reads what applies to it.
@@ -62,6 +63,17 @@ pub async fn open(database: &str, settings: &StoreSettings) -> Result<Arc<dyn St
         Backend::Sqlite => Ok(Arc::new(SqliteStore::open_with(database, settings).await?)),
         Backend::Postgres => Err(StoreError::Unsupported(
             "PostgreSQL is not supported yet: use a SQLite path or sqlite: URL".into(),
+        )),
+    }
+}
+
+/// Opens the database `database` names for `pushgate db …` commands, without creating or
+/// migrating it: a missing SQLite file is an error that names it.
+pub async fn open_maintenance(database: &str) -> Result<Box<dyn Maintenance>> {
+    match Backend::of(database) {
+        Backend::Sqlite => Ok(Box::new(SqliteMaintenance::open(database).await?)),
+        Backend::Postgres => Err(StoreError::Unsupported(
+            "PostgreSQL maintenance is not supported yet: use pg_dump and pg_amcheck".into(),
         )),
     }
 }

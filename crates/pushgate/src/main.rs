@@ -43,11 +43,16 @@ enum Command {
     Topics(cmd::topics::Args),
     /// Run the classic CCS echo app server (ack upstream, answer the device).
     CcsEcho(cmd::ccs_echo::Args),
+    /// Back up, check or measure the gateway's database (safe while it serves).
+    Db(cmd::db::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo(_) | Command::Devices(_));
+    let quiet = matches!(
+        cli.command,
+        Command::Demo(_) | Command::Devices(_) | Command::Db(_)
+    );
     logging::init(if quiet { "warn" } else { "info" }, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -68,6 +73,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::CcsEcho(args) => cmd::ccs_echo::run(args).await,
+            Command::Db(args) => cmd::db::run(args).await,
             Command::Topics(args) => cmd::topics::run(args).await,
         }
     });

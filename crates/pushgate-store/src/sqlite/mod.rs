@@ -12,6 +12,7 @@ mod deliveries;
 mod devices;
 mod events;
 mod group_commit;
+mod maintenance;
 mod messages;
 mod migrate;
 mod outcomes;
@@ -39,6 +40,8 @@ use crate::model::{
 };
 use crate::store::Confirmation;
 use crate::{Result, Store, StoreSettings};
+
+pub use maintenance::SqliteMaintenance;
 
 /// The statement every write transaction starts with (takes the write lock at once).
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
