@@ -45,13 +45,15 @@ enum Command {
     CcsEcho(cmd::ccs_echo::Args),
     /// Back up, check or measure the gateway's database (safe while it serves).
     Db(cmd::db::Args),
+    /// Print the configuration reference (every key, its default and environment variable).
+    Config(cmd::config::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo(_) | Command::Devices(_) | Command::Db(_)
+        Command::Demo(_) | Command::Devices(_) | Command::Db(_) | Command::Config(_)
     );
     logging::init(if quiet { "warn" } else { "info" }, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -74,6 +76,7 @@ fn main() -> std::process::ExitCode {
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::CcsEcho(args) => cmd::ccs_echo::run(args).await,
             Command::Db(args) => cmd::db::run(args).await,
+            Command::Config(args) => cmd::config::run(args),
             Command::Topics(args) => cmd::topics::run(args).await,
         }
     });

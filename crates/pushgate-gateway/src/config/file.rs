@@ -10,11 +10,12 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::secret::SecretRef;
 
 /// Top-level keys the environment may override (other `PUSHGATE_*` variables are not config).
-const ENV_KEYS: &[&str] = &[
+pub(super) const ENV_KEYS: &[&str] = &[
     "listen",
     "database",
     "tls",
@@ -27,18 +28,21 @@ const ENV_KEYS: &[&str] = &[
 ];
 
 /// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Address of the HTTP API (default 127.0.0.1:8080).
+    #[schema(value_type = Option<String>)]
     pub listen: Option<SocketAddr>,
     /// SQLite file path or `sqlite:` URL (default `pushgate.db`).
     pub database: Option<String>,
     /// Serve the API over TLS with this certificate and key (default: plain HTTP).
     pub tls: Option<TlsFile>,
     /// Serve `/metrics` on this address only (plain HTTP, no key), not on `listen`.
+    #[schema(value_type = Option<String>)]
     pub metrics_listen: Option<SocketAddr>,
     /// Require `Authorization: Bearer <token>` for `/metrics` on `listen`.
+    #[schema(value_type = Option<String>)]
     pub metrics_token: Option<SecretRef>,
     /// How the database is used.
     #[serde(default)]
@@ -55,49 +59,58 @@ pub struct ConfigFile {
 }
 
 /// `tls = { cert = "...", key = "..." }`: PEM files, read again on SIGHUP or when they change.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
     /// Certificate chain, leaf first.
+    #[schema(value_type = String)]
     pub cert: PathBuf,
     /// Private key (PKCS#8, PKCS#1 or SEC1).
+    #[schema(value_type = String)]
     pub key: PathBuf,
 }
 
 /// `[storage]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorageFile {
     /// How long a writer waits for the database lock (default 10 s).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub busy_timeout: Option<Duration>,
     /// Flush every commit to disk (default true): accepted messages survive a power cut.
     pub durable_commits: Option<bool>,
 }
 
 /// `[delivery]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryFile {
     /// How long a claim lasts before another worker may take the work (default 60 s).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub lease: Option<Duration>,
     /// Most deliveries one claim takes (default 1000).
     pub claim_batch: Option<u32>,
     /// How often an idle channel looks for due work (default 1 s; new messages wake it at once).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub idle_poll: Option<Duration>,
     /// First retry delay (default 1 s), doubled per attempt up to `retry_max` (default 10 min).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub retry_initial: Option<Duration>,
     /// Longest retry delay.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub retry_max: Option<Duration>,
     /// Time to live of a message that gives none (default 28 days, the providers' maximum).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub default_ttl: Option<Duration>,
     /// On shutdown, how long in-flight sends may finish before they are released.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub shutdown_grace: Option<Duration>,
     /// Treat refused credentials as temporary (default true): the channel pauses and the
     /// work waits, instead of failing every message while an operator fixes the key.
@@ -105,7 +118,7 @@ pub struct DeliveryFile {
 }
 
 /// `[limits]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
     /// Largest request body in bytes (default 1 MiB).
@@ -117,9 +130,11 @@ pub struct LimitsFile {
     /// Time a client has to send a request's head; also how long a keep-alive connection
     /// may stay idle (default 10 s).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub header_read_timeout: Option<Duration>,
     /// Time a client has to send a request's body (default 30 s).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub body_read_timeout: Option<Duration>,
     /// Most connections open at once (default: the open-file limit less a quarter of it,
     /// at most 256 less).
@@ -131,7 +146,7 @@ pub struct LimitsFile {
 }
 
 /// `[apps.NAME]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppFile {
     /// The app that serves requests naming none (the C2DM-era endpoints at the root).
@@ -139,6 +154,7 @@ pub struct AppFile {
     pub default: bool,
     /// Bearer keys for this app's API (`env:NAME`, `file:PATH` or inline).
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub api_keys: Vec<SecretRef>,
     /// The channel that reaches devices naming none; required with several channels.
     pub default_channel: Option<String>,
@@ -157,17 +173,19 @@ pub struct AppFile {
 }
 
 /// `[apps.NAME.webhook]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookFile {
     /// The receiver's URL.
     pub url: String,
     /// The HMAC-SHA256 signing secret (`env:NAME`, `file:PATH` or inline).
+    #[schema(value_type = String)]
     pub secret: SecretRef,
     /// Most events per POST (default 100).
     pub batch: Option<usize>,
     /// Timeout of one POST (default 10 s).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub timeout: Option<Duration>,
     /// Deliver the events stored before the webhook was configured too (default false: the
     /// receiver gets what happens from now on).
@@ -175,7 +193,7 @@ pub struct WebhookFile {
 }
 
 /// `[apps.NAME.c2dm_flow]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct C2dmFlowFile {
     /// Channel of the confirmation message and the devices registered this way (default: the
@@ -187,7 +205,7 @@ pub struct C2dmFlowFile {
 }
 
 /// The protocol of a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// FCM HTTP v1 with a service account.
@@ -213,7 +231,7 @@ impl ChannelKind {
 }
 
 /// Legacy HTTP body format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LegacyFormat {
     /// `application/json`, multicasts of up to 1000 tokens.
@@ -225,7 +243,7 @@ pub enum LegacyFormat {
 
 /// `[apps.NAME.channels.CHANNEL]`: one table for every kind; which keys apply depends on
 /// `kind`, and a key that does not apply is an error.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelFile {
     /// The protocol.
@@ -237,6 +255,7 @@ pub struct ChannelFile {
     /// fcm_v1: base URL (default `https://fcm.googleapis.com`).
     pub base_url: Option<String>,
     /// legacy, ccs: the server key.
+    #[schema(value_type = Option<String>)]
     pub api_key: Option<SecretRef>,
     /// legacy, c2dm: the send URL.
     pub endpoint: Option<String>,
@@ -253,12 +272,15 @@ pub struct ChannelFile {
     /// c2dm: the ClientLogin account.
     pub email: Option<String>,
     /// c2dm: the account's password.
+    #[schema(value_type = Option<String>)]
     pub password: Option<SecretRef>,
     /// c2dm: a ClientLogin token to use instead of logging in.
+    #[schema(value_type = Option<String>)]
     pub auth_token: Option<SecretRef>,
     /// c2dm: the ClientLogin URL.
     pub login_url: Option<String>,
     /// A PEM file of a CA to trust besides the system roots (an emulator's certificate).
+    #[schema(value_type = Option<String>)]
     pub ca: Option<PathBuf>,
     /// Speak HTTP/2 without TLS (h2c), for plain-HTTP emulators.
     pub http2_prior_knowledge: Option<bool>,
@@ -268,6 +290,7 @@ pub struct ChannelFile {
     pub rate_per_minute: Option<u32>,
     /// fcm_v1, legacy, c2dm: timeout of one provider request.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
     pub timeout: Option<Duration>,
     /// ccs: answer every upstream message with a message carrying the same data back to its
     /// device, as the classic echo app server did.

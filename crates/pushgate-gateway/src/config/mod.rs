@@ -2,6 +2,7 @@
 //! runs with once checked and resolved ([`GatewaySpec`]).
 
 mod file;
+pub mod reference;
 mod resolve;
 mod resolve_channel;
 mod secret;

@@ -22,6 +22,10 @@ use super::spec::{
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default database file.
 pub const DEFAULT_DATABASE: &str = "pushgate.db";
+/// Events per webhook POST unless configured.
+pub(super) const WEBHOOK_BATCH: usize = 100;
+/// Timeout of one webhook POST unless configured.
+pub(super) const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks that `text` is an absolute http(s) URL.
 fn reqwest_url(text: &str) -> Result<String, String> {
@@ -401,7 +405,7 @@ fn webhook_spec(path: &str, w: &WebhookFile) -> Result<WebhookSpec, ConfigError>
             "must be at least 16 characters",
         ));
     }
-    let batch = w.batch.unwrap_or(100);
+    let batch = w.batch.unwrap_or(WEBHOOK_BATCH);
     if !(1..=1000).contains(&batch) {
         return Err(err(&format!("{path}.batch"), "must be between 1 and 1000"));
     }
@@ -409,7 +413,7 @@ fn webhook_spec(path: &str, w: &WebhookFile) -> Result<WebhookSpec, ConfigError>
         url,
         secret,
         batch,
-        timeout: w.timeout.unwrap_or(Duration::from_secs(10)),
+        timeout: w.timeout.unwrap_or(WEBHOOK_TIMEOUT),
         replay_existing: w.replay_existing.unwrap_or(false),
     })
 }

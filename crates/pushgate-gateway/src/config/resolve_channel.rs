@@ -9,6 +9,13 @@ use super::resolve::{err, is_valid_name};
 use super::secret::{Secret, SecretRef};
 use super::spec::{ChannelSettings, ChannelSpec};
 
+/// CCS's production `host:port`.
+pub(super) const CCS_HOST: &str = "fcm-xmpp.googleapis.com:5235";
+/// XMPP connections per CCS channel unless configured.
+pub(super) const CCS_CONNECTIONS: usize = 1;
+/// Unacknowledged messages per CCS connection unless configured (CCS's own limit).
+pub(super) const CCS_WINDOW: usize = 100;
+
 /// The keys a channel table sets, by name.
 fn present_keys(c: &ChannelFile) -> Vec<&'static str> {
     let mut keys = Vec::new();
@@ -249,10 +256,7 @@ fn ccs(path: &str, c: &ChannelFile) -> Result<Resolved, ConfigError> {
         false,
     )?;
     let sender_id = required(&c.sender_id, path, "sender_id")?.clone();
-    let host_port = c
-        .host
-        .clone()
-        .unwrap_or_else(|| "fcm-xmpp.googleapis.com:5235".to_string());
+    let host_port = c.host.clone().unwrap_or_else(|| CCS_HOST.to_string());
     let (host, port) = host_port
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
@@ -267,8 +271,8 @@ fn ccs(path: &str, c: &ChannelFile) -> Result<Resolved, ConfigError> {
         })?),
         None => None,
     };
-    let connections = c.connections.unwrap_or(1);
-    let window = c.window.unwrap_or(100);
+    let connections = c.connections.unwrap_or(CCS_CONNECTIONS);
+    let window = c.window.unwrap_or(CCS_WINDOW);
     let settings = ChannelSettings::Ccs {
         host,
         port,
