@@ -132,8 +132,7 @@ impl Gateway {
         };
         start_upstream_handlers(spec, &shared, upstreams, &mut background);
         start_channel_reopeners(&channels, &mut background);
-        let (webhook_urls, webhook_nudges) =
-            start_webhook_senders(spec, &shared, &mut background);
+        let (webhook_urls, webhook_nudges) = start_webhook_senders(spec, &shared, &mut background);
         let state = api_state(spec, &shared, webhook_urls, webhook_nudges);
         let served = serve_api(spec, state, &mut background).await?;
         tracing::info!(addr = %served.addr, database = %spec.database, apps = spec.apps.len(), "gateway listening");

@@ -117,7 +117,13 @@ endpoint = "{emulator}/gcm/send"
     path
 }
 
-async fn call(http: &reqwest::Client, method: reqwest::Method, url: &str, key: &str, body: Value) -> Value {
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    body: Value,
+) -> Value {
     let r = http
         .request(method, url)
         .bearer_auth(key)

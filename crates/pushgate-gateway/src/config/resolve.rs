@@ -116,7 +116,11 @@ impl ConfigFile {
                 {
                     return Err(err(
                         &format!("apps.{name}.api_keys"),
-                        format!("{} is also an admin key ({})", key.reference(), admin.reference()),
+                        format!(
+                            "{} is also an admin key ({})",
+                            key.reference(),
+                            admin.reference()
+                        ),
                     ));
                 }
                 if let Some(other) = key_owner.insert(key.expose().to_string(), name.clone()) {

@@ -120,8 +120,7 @@ pub async fn search(
     let token_prefix = q.token.trim().to_string();
     let token_ok = |d: &Device| {
         token_prefix.is_empty()
-            || d
-                .token
+            || d.token
                 .as_deref()
                 .is_some_and(|t| t.starts_with(&token_prefix))
     };

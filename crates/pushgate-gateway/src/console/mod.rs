@@ -108,5 +108,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/apps/{app}/messages/{id}", get(messages::show))
         .route("/admin/apps/{app}/events", get(events::page))
         .route("/admin/apps/{app}/events/stream", get(events::stream))
-        .route("/admin/apps/{app}/webhook/retry", post(events::retry_webhook))
+        .route(
+            "/admin/apps/{app}/webhook/retry",
+            post(events::retry_webhook),
+        )
 }

@@ -29,11 +29,7 @@ impl Nav {
     /// The navigation of `viewer`, on a page about `current`.
     pub fn new(state: &AppState, viewer: &Viewer, current: Option<&str>) -> Self {
         Self {
-            apps: viewer
-                .apps(state)
-                .iter()
-                .map(|a| a.name.clone())
-                .collect(),
+            apps: viewer.apps(state).iter().map(|a| a.name.clone()).collect(),
             who: viewer.who(),
             csrf: viewer.csrf.clone(),
             current: current.map(str::to_string),
@@ -63,7 +59,10 @@ pub fn harden(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -81,7 +80,13 @@ pub fn render(status: StatusCode, t: &impl Template) -> Response {
         ),
         Err(e) => {
             tracing::error!(error = %e, "console template failed");
-            harden((StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response())
+            harden(
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page could not be rendered",
+                )
+                    .into_response(),
+            )
         }
     }
 }

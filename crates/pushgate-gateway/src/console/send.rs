@@ -187,7 +187,10 @@ pub async fn form(
         targets: p.targets,
         ..SendForm::default()
     };
-    Ok(render(StatusCode::OK, &page(&state, &viewer, &app, f, None)))
+    Ok(render(
+        StatusCode::OK,
+        &page(&state, &viewer, &app, f, None),
+    ))
 }
 
 /// `POST /admin/apps/{app}/send`: stored and on to the message's page, or the form again

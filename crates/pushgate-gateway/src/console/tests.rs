@@ -16,8 +16,8 @@ use super::Console;
 use crate::api::{AppInfo, AppState, Apps};
 use crate::channel::ChannelHooks;
 use crate::config::{
-    ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings,
-    LegacyFormat, MetricsAccess, Secret,
+    ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, LegacyFormat,
+    MetricsAccess, Secret,
 };
 use crate::event_wakeup::EventWakeup;
 use crate::metrics::Metrics;
@@ -132,7 +132,9 @@ fn unescape(html: &str) -> String {
             "amp" => Some('&'),
             "quot" => Some('"'),
             "apos" => Some('\''),
-            n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32),
+            n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
             n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
             _ => None,
         };
@@ -176,7 +178,11 @@ impl Answer {
 
     /// The value of the hidden `csrf` field of the page.
     fn csrf_field(&self) -> String {
-        let at = self.body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
         self.body[at..].split('"').next().unwrap().to_string()
     }
 }
@@ -269,7 +275,12 @@ async fn signing_in_sets_a_strict_http_only_expiring_cookie_and_a_wrong_key_gets
         .into_iter()
         .find(|c| c.starts_with("pushgate_console="))
         .unwrap();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin", "Max-Age=28800"] {
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/admin",
+        "Max-Age=28800",
+    ] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
@@ -377,7 +388,12 @@ async fn what_clients_sent_is_shown_as_text() {
     assert!(!list.body.contains("<script>alert"), "{}", list.body);
     assert!(!list.body.contains("\"pwn"), "{}", list.body);
     // Shown as text: the device id and the tag, each read back whole.
-    assert_eq!(unescape(&list.body).matches(HOSTILE).count(), 2, "{}", list.body);
+    assert_eq!(
+        unescape(&list.body).matches(HOSTILE).count(),
+        2,
+        "{}",
+        list.body
+    );
     let href = super::page::device_href("a", HOSTILE);
     let page = f.get(&href, &session).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -408,7 +424,11 @@ async fn what_clients_sent_is_shown_as_text() {
     assert!(!message.body.contains("<script>alert"));
     // The payload is shown as JSON text: the value with its quotes JSON-escaped.
     let as_json = serde_json::to_string(HOSTILE).unwrap();
-    assert!(unescape(&message.body).contains(&as_json), "{}", message.body);
+    assert!(
+        unescape(&message.body).contains(&as_json),
+        "{}",
+        message.body
+    );
 }
 
 #[tokio::test]

@@ -121,11 +121,7 @@ impl Activity {
 
     /// Counts per group for each of the last [`MINUTES`] minutes up to `now` (oldest first),
     /// over the apps `visible` accepts.
-    pub fn per_minute(
-        &self,
-        now: OffsetDateTime,
-        visible: impl Fn(&str) -> bool,
-    ) -> Vec<[u64; 4]> {
+    pub fn per_minute(&self, now: OffsetDateTime, visible: impl Fn(&str) -> bool) -> Vec<[u64; 4]> {
         let now_min = minute(now);
         let inner = self.inner.lock();
         (now_min - MINUTES + 1..=now_min)
@@ -201,7 +197,7 @@ mod tests {
             &[sent.clone(), dead],
             t0,
         );
-        a.record("b", "fcm", &[delivery(3, "d3")], &[sent.clone()], t0);
+        a.record("b", "fcm", &[delivery(3, "d3")], std::slice::from_ref(&sent), t0);
         let all = a.per_minute(t0, |_| true);
         assert_eq!(all.len(), 60);
         assert_eq!(all[59], [2, 0, 1, 0]);
