@@ -197,7 +197,13 @@ mod tests {
             &[sent.clone(), dead],
             t0,
         );
-        a.record("b", "fcm", &[delivery(3, "d3")], std::slice::from_ref(&sent), t0);
+        a.record(
+            "b",
+            "fcm",
+            &[delivery(3, "d3")],
+            std::slice::from_ref(&sent),
+            t0,
+        );
         let all = a.per_minute(t0, |_| true);
         assert_eq!(all.len(), 60);
         assert_eq!(all[59], [2, 0, 1, 0]);
