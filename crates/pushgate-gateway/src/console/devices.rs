@@ -152,8 +152,10 @@ pub async fn search(
             }
             if token_ok(d) {
                 rows.push(row(&app.name, d));
-                if rows.len() >= PAGE {
-                    next = Some(d.device_id.clone());
+                // One more than a page: there is a next page, after this page's last.
+                if rows.len() > PAGE {
+                    rows.pop();
+                    next = rows.last().map(|r| r.device_id.clone());
                     break 'pages;
                 }
             }

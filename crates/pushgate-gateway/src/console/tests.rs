@@ -544,3 +544,92 @@ async fn pages_carry_a_strict_content_security_policy() {
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.body.contains("EventSource"));
 }
+
+/// The device ids a search page lists, and its "Next page" link.
+fn listed(page: &str) -> (Vec<String>, Option<String>) {
+    let ids = page
+        .split("class=\"device-link\" href=\"")
+        .skip(1)
+        .map(|rest| {
+            let text = &rest[rest.find('>').unwrap() + 1..];
+            unescape(&text[..text.find("</a>").unwrap()])
+        })
+        .collect();
+    let next = page
+        .split("id=\"next-page\" href=\"")
+        .nth(1)
+        .map(|rest| unescape(&rest[..rest.find('"').unwrap()]));
+    (ids, next)
+}
+
+#[tokio::test]
+async fn searches_page_through_every_match_once() {
+    let f = fixture(false).await;
+    let devices: Vec<NewDevice> = (0..130)
+        .map(|i| NewDevice {
+            device_id: format!("dev-{i:03}"),
+            token: format!("{}-token-{i}", if i % 2 == 0 { "even" } else { "odd" }),
+            user: Some(if i % 10 == 0 { "tens" } else { "other" }.into()),
+            ..NewDevice::default()
+        })
+        .collect();
+    f.state
+        .store
+        .put_devices("a", devices, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    f.device("a", "other-1", "t").await;
+    let (session, _) = f.sign_in(KEY_A).await;
+    let mut seen = Vec::new();
+    let mut next = Some("/admin/apps/a/devices?id=dev-0".to_string());
+    let mut pages = 0;
+    while let Some(url) = next {
+        let page = f.get(&url, &session).await;
+        assert_eq!(page.status, StatusCode::OK, "{url}");
+        let (ids, more) = listed(&page.body);
+        assert!(ids.len() <= 50);
+        seen.extend(ids);
+        next = more;
+        pages += 1;
+    }
+    let expected: Vec<String> = (0..100).map(|i| format!("dev-{i:03}")).collect();
+    assert_eq!(
+        seen, expected,
+        "ids starting with dev-0, in order, once each"
+    );
+    assert_eq!(pages, 2);
+    // An exact id comes first, then the ids it prefixes.
+    let (ids, _) = listed(
+        &f.get("/admin/apps/a/devices?id=dev-12", &session)
+            .await
+            .body,
+    );
+    assert_eq!(
+        ids,
+        [
+            "dev-120", "dev-121", "dev-122", "dev-123", "dev-124", "dev-125", "dev-126", "dev-127",
+            "dev-128", "dev-129"
+        ]
+    );
+    // A token prefix with a user and the id prefix.
+    let (ids, next) = listed(
+        &f.get(
+            "/admin/apps/a/devices?token=even-&user=tens&id=dev-1",
+            &session,
+        )
+        .await
+        .body,
+    );
+    assert_eq!(ids, ["dev-100", "dev-110", "dev-120"]);
+    assert_eq!(next, None);
+    let (ids, _) = listed(
+        &f.get("/admin/apps/a/devices?token=odd-token-12", &session)
+            .await
+            .body,
+    );
+    assert_eq!(ids, ["dev-121", "dev-123", "dev-125", "dev-127", "dev-129"]);
+    // A state that does not exist is a clear 400.
+    let bad = f.get("/admin/apps/a/devices?state=gone", &session).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("not active, disabled or invalid"));
+}
