@@ -246,6 +246,7 @@ struct DevicePage {
     history: Vec<HistoryRow>,
     answers: Vec<AnswerRow>,
     delete_href: String,
+    send_href: String,
 }
 
 /// The device `id` of `app`, or 404.
@@ -326,6 +327,11 @@ pub async fn show(
         app: app.name.clone(),
         delete_href: format!(
             "/admin/apps/{}/device/delete?id={}",
+            enc(&app.name),
+            enc(&d.device_id)
+        ),
+        send_href: format!(
+            "/admin/apps/{}/send?kind=device_ids&targets={}",
             enc(&app.name),
             enc(&d.device_id)
         ),

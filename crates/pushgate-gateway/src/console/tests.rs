@@ -405,6 +405,18 @@ async fn what_clients_sent_is_shown_as_text() {
         "{}",
         page.body
     );
+    // Its "send a test message" link fills the form's targets with the id, as text.
+    let link = page
+        .body
+        .split("id=\"send-to-device\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(unescape)
+        .expect("a send link");
+    let form = f.get(&link, &session).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(!form.body.contains("<script>alert"));
+    assert!(unescape(&form.body).contains(&format!(">{HOSTILE}</textarea>")));
     // A data value goes through the Send form and comes back escaped on the message page.
     let token = page.csrf_field();
     let sent = f
