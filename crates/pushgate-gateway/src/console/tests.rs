@@ -645,3 +645,40 @@ async fn searches_page_through_every_match_once() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("not active, disabled or invalid"));
 }
+
+#[tokio::test]
+async fn the_overview_shows_channel_health_and_credentials_by_reference_only() {
+    let f = fixture(false).await;
+    let now = OffsetDateTime::now_utc();
+    f.state
+        .store
+        .sync_channels(
+            "a",
+            &[pushgate_store::ChannelRecord {
+                name: "fcm".into(),
+                kind: "legacy".into(),
+                is_default: true,
+                endpoint: "http://127.0.0.1:9/gcm/send".into(),
+                credential_ref: "env:SHOP_SERVER_KEY".into(),
+                credential_fingerprint: "sha256:0123456789ab".into(),
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    let status = &f.state.channels.get("a", "fcm").unwrap().status;
+    status.error(now, "credentials refused <by provider>".into());
+    status.paused(Some(now + time::Duration::minutes(10)));
+    let (session, _) = f.sign_in(KEY_A).await;
+    let page = f.get("/admin", &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let text = unescape(&page.body);
+    assert!(text.contains("paused until"), "{text}");
+    assert!(text.contains("credentials refused <by provider>"));
+    assert!(!page.body.contains("<by provider>"), "escaped");
+    assert!(text.contains("env:SHOP_SERVER_KEY") && text.contains("sha256:0123456789ab"));
+    assert!(
+        !page.body.contains("server-key-for-tests"),
+        "the credential itself is never shown"
+    );
+}
