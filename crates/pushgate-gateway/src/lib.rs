@@ -12,6 +12,7 @@ pub mod api;
 pub mod c2dm_flow;
 pub mod channel;
 pub mod config;
+pub mod console;
 pub mod device_rules;
 pub mod http_server;
 pub mod message;

@@ -10,13 +10,14 @@ use pushgate_client::ccs::Upstream;
 use pushgate_store::{ChannelRecord, Store, StoreError, StoreSettings};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Apps};
 use crate::channel::{self, ChannelError, ChannelHooks};
 use crate::config::{AppSpec, ChannelSettings, GatewaySpec};
+use crate::console::Console;
 use crate::event_wakeup::EventWakeup;
 use crate::http_server::{
     self,
@@ -131,8 +132,8 @@ impl Gateway {
         };
         start_upstream_handlers(spec, &shared, upstreams, &mut background);
         start_channel_reopeners(&channels, &mut background);
-        let webhook_urls = start_webhook_senders(spec, &shared, &mut background);
-        let state = api_state(spec, &shared, webhook_urls);
+        let (webhook_urls, webhook_nudges) = start_webhook_senders(spec, &shared, &mut background);
+        let state = api_state(spec, &shared, webhook_urls, webhook_nudges);
         let served = serve_api(spec, state, &mut background).await?;
         tracing::info!(addr = %served.addr, database = %spec.database, apps = spec.apps.len(), "gateway listening");
         Ok(RunningGateway {
@@ -277,17 +278,21 @@ async fn keep_open(app: String, name: String, entry: ChannelEntry, stop: Cancell
     }
 }
 
-/// One webhook sender per app that has a webhook; returns the apps' webhook URLs.
+/// One webhook sender per app that has a webhook; returns the apps' webhook URLs and what
+/// asks each sender to try again now.
 fn start_webhook_senders(
     spec: &GatewaySpec,
     shared: &Shared<'_>,
     background: &mut Background,
-) -> HashMap<String, String> {
+) -> (HashMap<String, String>, HashMap<String, Arc<Notify>>) {
     let owner = format!("gw-{}", uuid::Uuid::now_v7());
     let mut webhook_urls = HashMap::new();
+    let mut nudges = HashMap::new();
     for app in &spec.apps {
         if let Some(hook) = &app.webhook {
             webhook_urls.insert(app.name.clone(), hook.url.clone());
+            let retry_now = Arc::new(Notify::new());
+            nudges.insert(app.name.clone(), retry_now.clone());
             let sender = WebhookSender {
                 app: app.name.clone(),
                 spec: hook.clone(),
@@ -296,11 +301,12 @@ fn start_webhook_senders(
                 owner: owner.clone(),
                 retry: (spec.delivery.retry_initial, spec.delivery.retry_max),
                 stop: background.stop.clone(),
+                retry_now,
             };
             background.tasks.spawn(sender.run());
         }
     }
-    webhook_urls
+    (webhook_urls, nudges)
 }
 
 /// What the API handlers share.
@@ -308,7 +314,9 @@ fn api_state(
     spec: &GatewaySpec,
     shared: &Shared<'_>,
     webhook_urls: HashMap<String, String>,
+    webhook_nudges: HashMap<String, Arc<Notify>>,
 ) -> AppState {
+    let console = Console::new(&spec.admin_keys, spec.tls.is_some(), webhook_nudges);
     AppState {
         store: shared.store.clone(),
         apps: Arc::new(Apps::from_specs(&spec.apps)),
@@ -321,6 +329,7 @@ fn api_state(
         webhook_urls: Arc::new(webhook_urls),
         openapi: Arc::default(),
         metrics_access: spec.metrics.clone(),
+        console: Arc::new(console),
     }
 }
 

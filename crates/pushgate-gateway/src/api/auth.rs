@@ -55,7 +55,8 @@ pub struct Apps {
     default: Option<String>,
 }
 
-fn digest(key: &str) -> [u8; 32] {
+/// The SHA-256 of a key: what key tables hold and compare, never the key itself.
+pub(crate) fn digest(key: &str) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
@@ -115,7 +116,7 @@ impl Apps {
 
     /// The app of `key`, if the key is valid and within its budget: `Err` is 401 for an
     /// unknown key, 429 (with the wait) for one over its rate.
-    fn app_of_key(&self, key: &str) -> Result<Arc<AppInfo>, ApiError> {
+    pub(crate) fn app_of_key(&self, key: &str) -> Result<Arc<AppInfo>, ApiError> {
         let entry = self.by_key.get(&digest(key)).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -109,10 +109,23 @@ pub async fn stream(
         Some(c) => c,
         None => state.store.last_event_seq(&app.name).await?,
     };
+    let events = follow(&state, &app.name, cursor, kind);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The app's events after `cursor` (optionally one kind) as server-sent events, woken by
+/// every commit that may have written events: the one follower of the API's stream and the
+/// console's live tail.
+pub(crate) fn follow(
+    state: &AppState,
+    app: &str,
+    cursor: i64,
+    kind: Option<EventKind>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + use<> {
     let store = state.store.clone();
     let wake = state.events_wakeup.subscribe();
-    let name = app.name.clone();
-    let events = stream::unfold(
+    let name = app.to_string();
+    stream::unfold(
         (cursor, VecDeque::<Event>::new(), wake),
         move |(mut cursor, mut buffer, mut wake)| {
             let store = store.clone();
@@ -140,6 +153,5 @@ pub async fn stream(
                 }
             }
         },
-    );
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    )
 }

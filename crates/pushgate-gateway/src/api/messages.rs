@@ -6,14 +6,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use pushgate_store::NewMessage;
+use pushgate_store::{InsertOutcome, NewMessage};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{AppInfo, Caller};
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::query::StrictQuery;
@@ -63,8 +63,35 @@ pub async fn send(
 ) -> ApiResult<Response> {
     let app = caller.for_app(&state, &app)?;
     let key = idempotency_key(&headers)?;
+    let out = accept(&state, &app, &bytes, key).await?;
+    let body = Accepted {
+        id: out.message_id,
+        deliveries: out.deliveries,
+        queued: out.queued,
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/messages/{}", out.message_id)) {
+        response.headers_mut().insert(http::header::LOCATION, v);
+    }
+    if out.duplicate {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Checks a send request completely (against every channel it reaches), stores it with its
+/// deliveries in one transaction and wakes the reached channels' workers: the one path of
+/// every send, from the API and from the console's Send form alike.
+pub(crate) async fn accept(
+    state: &AppState,
+    app: &AppInfo,
+    bytes: &[u8],
+    key: Option<String>,
+) -> ApiResult<InsertOutcome> {
     let default_ttl = u32::try_from(state.delivery.default_ttl.as_secs()).unwrap_or(u32::MAX);
-    let parsed = parse_send_body(&bytes, state.limits.max_target_list, default_ttl)?;
+    let parsed = parse_send_body(bytes, state.limits.max_target_list, default_ttl)?;
     let channel_override = parsed.body.channel.clone();
     if let Some(ch) = &channel_override
         && !app.channels.contains(ch)
@@ -126,21 +153,7 @@ pub async fn send(
             state.channels.wake(&app.name, name);
         }
     }
-    let body = Accepted {
-        id: out.message_id,
-        deliveries: out.deliveries,
-        queued: out.queued,
-    };
-    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/messages/{}", out.message_id)) {
-        response.headers_mut().insert(http::header::LOCATION, v);
-    }
-    if out.duplicate {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(out)
 }
 
 /// Query of a message's results.

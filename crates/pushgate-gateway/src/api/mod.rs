@@ -3,19 +3,19 @@
 //! and the request id.
 
 mod apps;
-mod auth;
+pub(crate) mod auth;
 mod body;
 mod c2dm_flow;
 mod device_bodies;
-mod devices;
+pub(crate) mod devices;
 pub mod doc_rules;
 mod error;
-mod events;
+pub(crate) mod events;
 mod health;
-mod messages;
+pub(crate) mod messages;
 mod query;
 mod request_id;
-mod views;
+pub(crate) mod views;
 mod webhook;
 
 use std::collections::HashMap;
@@ -47,7 +47,7 @@ pub const PAGE_DEFAULT: u32 = 100;
 pub const PAGE_MAX: u32 = 1000;
 
 /// The page size a list was asked for: 1 to `PAGE_MAX`, `PAGE_DEFAULT` when not given.
-fn page_limit(requested: Option<u32>) -> ApiResult<u32> {
+pub(crate) fn page_limit(requested: Option<u32>) -> ApiResult<u32> {
     let limit = requested.unwrap_or(PAGE_DEFAULT);
     if (1..=PAGE_MAX).contains(&limit) {
         Ok(limit)
@@ -84,6 +84,8 @@ pub struct AppState {
     pub openapi: Arc<OnceLock<String>>,
     /// Who may read `/metrics` on this listener.
     pub metrics_access: MetricsAccess,
+    /// The admin console's keys, sessions and webhook nudges.
+    pub console: Arc<crate::console::Console>,
 }
 
 /// Adds the bearer-key security scheme the operations name.
@@ -184,6 +186,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/apps/{app}/c2dm/confirmation",
             any(c2dm_flow::confirmation_in_app),
         )
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

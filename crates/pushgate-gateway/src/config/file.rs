@@ -21,6 +21,7 @@ pub(super) const ENV_KEYS: &[&str] = &[
     "tls",
     "metrics_listen",
     "metrics_token",
+    "admin_keys",
     "storage",
     "delivery",
     "limits",
@@ -44,6 +45,10 @@ pub struct ConfigFile {
     /// Require `Authorization: Bearer <token>` for `/metrics` on `listen`.
     #[schema(value_type = Option<String>)]
     pub metrics_token: Option<SecretRef>,
+    /// Keys that sign in to the admin console (`/admin`) with every app in sight, as secret
+    /// references (`env:NAME`, `file:PATH`); an app's API key signs in to its app only.
+    #[serde(default)]
+    pub admin_keys: Vec<SecretRef>,
     /// How the database is used.
     #[serde(default)]
     pub storage: StorageFile,

@@ -74,6 +74,7 @@ impl ConfigFile {
             server: server(self)?,
             tls: self.tls.as_ref().map(tls).transpose()?,
             metrics: metrics_access(self)?,
+            admin_keys: admin_keys(self)?,
         })
     }
 
@@ -112,6 +113,20 @@ impl ConfigFile {
         for (name, app) in &self.apps {
             let spec = resolve_app(name, app, *name == default_app, service.limits.key_rate)?;
             for key in &spec.api_keys {
+                if let Some(admin) = service
+                    .admin_keys
+                    .iter()
+                    .find(|a| a.expose() == key.expose())
+                {
+                    return Err(err(
+                        &format!("apps.{name}.api_keys"),
+                        format!(
+                            "{} is also an admin key ({})",
+                            key.reference(),
+                            admin.reference()
+                        ),
+                    ));
+                }
                 if let Some(other) = key_owner.insert(key.expose().to_string(), name.clone()) {
                     return Err(err(
                         &format!("apps.{name}.api_keys"),
@@ -232,6 +247,23 @@ fn server(f: &ConfigFile) -> Result<ServerSettings, ConfigError> {
         return Err(err("limits.max_connections", "must be at least 1"));
     }
     Ok(out)
+}
+
+/// The admin console's keys: each read from its reference, at least 16 characters.
+fn admin_keys(f: &ConfigFile) -> Result<Vec<Secret>, ConfigError> {
+    let mut keys = Vec::new();
+    for (i, r) in f.admin_keys.iter().enumerate() {
+        let path = format!("admin_keys[{i}]");
+        let key = r.load(false).map_err(|e| err(&path, e))?;
+        if key.expose().len() < 16 {
+            return Err(err(
+                &path,
+                format!("{} is shorter than 16 characters", key.reference()),
+            ));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// Who may read `/metrics`: a token of at least 16 characters, a listener of its own.

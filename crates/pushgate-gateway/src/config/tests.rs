@@ -262,3 +262,38 @@ fn a_tls_pair_that_cannot_load_stops_the_start_naming_the_file() {
         "file content never shows: {e}"
     );
 }
+
+#[test]
+fn admin_keys_are_secret_references_long_enough_and_no_app_key() {
+    // SAFETY: only this test reads these variables.
+    unsafe {
+        std::env::set_var("PUSHGATE_TEST_CONSOLE_ADMIN", "an-admin-key-0123456789");
+        std::env::set_var("PUSHGATE_TEST_CONSOLE_SHORT", "too-short");
+    }
+    let with = |keys: &str| format!("admin_keys = [{keys}]\n{}", legacy_app(""));
+    let spec = resolve(&with("\"env:PUSHGATE_TEST_CONSOLE_ADMIN\"")).unwrap();
+    assert_eq!(spec.admin_keys.len(), 1);
+    assert_eq!(spec.admin_keys[0].expose(), "an-admin-key-0123456789");
+    assert_eq!(
+        spec.admin_keys[0].reference(),
+        "env:PUSHGATE_TEST_CONSOLE_ADMIN"
+    );
+    assert!(resolve(&legacy_app("")).unwrap().admin_keys.is_empty());
+    let short = error_of(&with("\"env:PUSHGATE_TEST_CONSOLE_SHORT\""));
+    assert!(
+        short.contains("admin_keys[0]") && short.contains("shorter than 16"),
+        "{short}"
+    );
+    assert!(
+        !short.contains("too-short"),
+        "the value never shows: {short}"
+    );
+    let unset = error_of(&with("\"env:PUSHGATE_TEST_CONSOLE_UNSET_VAR\""));
+    assert!(unset.contains("admin_keys[0]") && unset.contains("PUSHGATE_TEST_CONSOLE_UNSET_VAR"));
+    let shared = error_of(&with(&format!("\"{KEY}\"")));
+    assert!(
+        shared.contains("apps.shop.api_keys") && shared.contains("admin key"),
+        "{shared}"
+    );
+    assert!(!shared.contains(KEY), "the key never shows: {shared}");
+}

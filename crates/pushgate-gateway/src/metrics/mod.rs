@@ -6,6 +6,8 @@
 
 mod http;
 
+pub mod activity;
+
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -125,6 +127,7 @@ pub struct Metrics {
     webhook_backlog: Family<AppLabels, Gauge>,
     webhook_failures: Family<AppLabels, Gauge>,
     scrape: Mutex<()>,
+    activity: activity::Activity,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -251,6 +254,7 @@ impl Metrics {
             webhook_backlog,
             webhook_failures,
             scrape: Mutex::new(()),
+            activity: activity::Activity::default(),
         }
     }
 
@@ -268,6 +272,11 @@ impl Metrics {
                 .observe(took.as_secs_f64());
             self.provider_outcomes.get_or_create(&labels).inc();
         }
+    }
+
+    /// Recent provider answers (the console's plot and a device's recent deliveries).
+    pub fn activity(&self) -> &activity::Activity {
+        &self.activity
     }
 
     /// Records one API request.

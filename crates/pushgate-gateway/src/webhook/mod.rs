@@ -12,6 +12,7 @@ use std::time::Duration;
 use pushgate_store::Store;
 use serde_json::json;
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -42,6 +43,9 @@ pub struct WebhookSender {
     pub retry: (Duration, Duration),
     /// Stops it.
     pub stop: CancellationToken,
+    /// Asks for an attempt now, before the backoff's next attempt time (the console's
+    /// "retry now").
+    pub retry_now: Arc<Notify>,
 }
 
 impl WebhookSender {
@@ -76,12 +80,14 @@ impl WebhookSender {
             }
         };
         let mut wake = self.events_wakeup.subscribe();
+        let mut forced = false;
         loop {
             if self.stop.is_cancelled() {
                 let _ = self.store.webhook_release(&self.app, &self.owner).await;
                 return;
             }
-            let worked = match self.attempt(&client).await {
+            let attempt = self.attempt(&client, std::mem::take(&mut forced)).await;
+            let worked = match attempt {
                 Ok(worked) => worked,
                 Err(e) => {
                     warn!(app = %self.app, error = %e, "webhook attempt failed to run");
@@ -92,20 +98,36 @@ impl WebhookSender {
                 tokio::select! {
                     _ = self.stop.cancelled() => {}
                     _ = event_wakeup::wait(&mut wake) => {}
+                    _ = self.retry_now.notified() => forced = true,
                 }
             }
         }
     }
 
     /// One attempt: true when it sent something (so the next batch is tried at once).
-    async fn attempt(&self, client: &reqwest::Client) -> Result<bool, pushgate_store::StoreError> {
+    /// `forced` tries before the backoff's next attempt time: the claim is then made as of
+    /// that time, so its lease also runs that much longer, which delays no other sender
+    /// (none could have claimed before then either).
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        forced: bool,
+    ) -> Result<bool, pushgate_store::StoreError> {
         let now = OffsetDateTime::now_utc();
+        let claim_at = match forced {
+            false => now,
+            true => self
+                .store
+                .webhook_state(&self.app)
+                .await?
+                .map_or(now, |s| s.next_attempt_at.max(now)),
+        };
         let Some(state) = self
             .store
             .webhook_claim(
                 &self.app,
                 &self.owner,
-                now,
+                claim_at,
                 self.spec.timeout + LEASE_MARGIN,
             )
             .await?

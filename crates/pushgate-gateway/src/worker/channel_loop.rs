@@ -424,6 +424,9 @@ async fn send_to_provider(l: &ChannelLoop, chunk: &[Delivery], p: Arc<Payload>) 
     let outcomes = l.channel.send(&p, &tokens).instrument(span).await;
     l.metrics
         .provider(&l.app, &l.name, started.elapsed(), &outcomes);
+    l.metrics
+        .activity()
+        .record(&l.app, &l.name, chunk, &outcomes, now());
     outcomes
 }
 

@@ -145,6 +145,7 @@ fn print_banner(gw: &RunningGateway, database: &str, emu: &str, key: &str, from_
         r#"pushgate sandbox
   API        {base}   (app "{SANDBOX_APP}", the default; channels fcm, legacy, xmpp, c2dm)
   API key    {key_line}
+  console    {base}/admin   (the admin console: sign in with the API key)
   database   {database}
   emulator   {emu}   (Google's push servers; control API under /emulator/)
 
