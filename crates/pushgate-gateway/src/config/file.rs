@@ -48,6 +48,7 @@ pub struct ConfigFile {
     /// Keys that sign in to the admin console (`/admin`) with every app in sight, as secret
     /// references (`env:NAME`, `file:PATH`); an app's API key signs in to its app only.
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub admin_keys: Vec<SecretRef>,
     /// How the database is used.
     #[serde(default)]

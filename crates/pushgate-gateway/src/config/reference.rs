@@ -252,7 +252,7 @@ pub fn markdown() -> String {
          do not edit by hand (a test fails when this file and the code disagree).\n\n\
          `pushgate serve --config pushgate.toml` reads this file; every key can also be set by \
          the environment variable shown, which wins over the file (`<APP>` and `<CHANNEL>` \
-         are the names you chose, in capitals). Secrets (`api_keys`, `api_key`, `secret`, \
+         are the names you chose, in capitals). Secrets (`admin_keys`, `api_keys`, `api_key`, `secret`, \
          `password`, `auth_token`, `metrics_token`) are references: `env:NAME`, `file:PATH`, \
          or the value inline. Durations are written like `10s`, `5m`, `2h`, `28days`. \
          An unknown key is an error at start.\n\n",
