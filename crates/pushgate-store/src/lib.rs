@@ -11,12 +11,15 @@
 mod error;
 pub mod model;
 mod open;
+pub mod postgres;
 pub mod rules;
 pub mod sqlite;
 mod store;
+mod stored;
 
 pub use error::{Result, StoreError};
 pub use model::*;
-pub use open::{Backend, StoreSettings, open};
+pub use open::{Backend, Migrated, StoreSettings, migrate, open};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{Confirmation, Store};

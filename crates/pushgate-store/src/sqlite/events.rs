@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 use super::rows::{self, ms};
 use crate::Result;
 use crate::model::{Event, EventKind};
-use crate::rules::events::{DeliveryRef, NewEvent};
+use crate::rules::events::NewEvent;
+pub(super) use crate::stored::decode::delivery_ref;
 
 /// Appends one event (inside the caller's transaction).
 pub(super) async fn append(
@@ -48,15 +49,4 @@ pub(super) async fn after(
     .fetch_all(conn)
     .await?;
     rows.iter().map(rows::event).collect()
-}
-
-/// Reads `id, message_id, device_id, token` from a row: the delivery as events name it.
-pub(super) fn delivery_ref(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRef> {
-    use sqlx::Row;
-    Ok(DeliveryRef {
-        delivery_id: row.try_get("id")?,
-        message_id: row.try_get("message_id")?,
-        device_id: row.try_get("device_id")?,
-        token: row.try_get("token")?,
-    })
 }

@@ -3,24 +3,13 @@
 
 use std::time::Duration;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
-use super::rows::{from_ms, ms, ms_after};
+use super::rows::{ms, ms_after};
 use crate::Result;
 use crate::model::WebhookState;
-
-fn state(row: &sqlx::sqlite::SqliteRow) -> Result<WebhookState> {
-    let last: Option<i64> = row.try_get("last_attempt_at")?;
-    Ok(WebhookState {
-        app: row.try_get("app")?,
-        delivered_seq: row.try_get("delivered_seq")?,
-        attempts: row.try_get("attempts")?,
-        last_error: row.try_get("last_error")?,
-        last_attempt_at: last.map(from_ms).transpose()?,
-        next_attempt_at: from_ms(row.try_get("next_attempt_at")?)?,
-    })
-}
+use crate::stored::decode::webhook as state;
 
 /// The columns [`state`] reads, as a literal for `concat!`.
 macro_rules! columns {
