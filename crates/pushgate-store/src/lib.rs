@@ -19,7 +19,7 @@ mod stored;
 
 pub use error::{Result, StoreError};
 pub use model::*;
-pub use open::{Backend, Migrated, StoreSettings, migrate, open};
+pub use open::{Backend, Migrated, StoreSettings, migrate, open, redacted};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{Confirmation, Store};

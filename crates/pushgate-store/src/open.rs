@@ -75,6 +75,22 @@ pub async fn open(database: &str, settings: &StoreSettings) -> Result<Arc<dyn St
     }
 }
 
+/// The database setting as it may be shown (logs, errors, status pages): a URL's password
+/// is replaced by `***`; a file path is shown as is.
+pub fn redacted(database: &str) -> String {
+    let Some((scheme, rest)) = database.split_once("://") else {
+        return database.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => database.to_string(),
+    }
+}
+
 /// What [`migrate`] found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Migrated {
@@ -116,6 +132,24 @@ mod tests {
         assert_eq!(Backend::of("sqlite://gw.db?mode=rwc"), Backend::Sqlite);
         assert_eq!(Backend::of("/var/lib/pushgate/gw.db"), Backend::Sqlite);
         assert_eq!(Backend::of("postgres.db"), Backend::Sqlite);
+    }
+
+    #[test]
+    fn passwords_never_reach_what_is_shown() {
+        assert_eq!(
+            redacted("postgres://pg:s3cret@db.internal:5432/push?sslmode=require"),
+            "postgres://pg:***@db.internal:5432/push?sslmode=require"
+        );
+        assert_eq!(redacted("postgresql://u:p@h"), "postgresql://u:***@h");
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redacted("/var/lib/pushgate/gw.db"),
+            "/var/lib/pushgate/gw.db"
+        );
+        assert_eq!(
+            redacted("sqlite:///var/lib/gw.db?mode=rwc"),
+            "sqlite:///var/lib/gw.db?mode=rwc"
+        );
     }
 
     #[tokio::test]

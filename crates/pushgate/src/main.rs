@@ -37,6 +37,8 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Import or export the device registry of an app through a running gateway.
     Devices(cmd::devices::Args),
+    /// Database maintenance: `db migrate` brings the schema up to date and exits.
+    Db(cmd::db::Args),
     /// Measure throughput against the emulator.
     Bench(cmd::bench::Args),
     /// Manage topic subscriptions through the Instance ID API.
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Send(args) => cmd::send::run(*args).await,
             Command::Devices(args) => cmd::devices::run(args).await,
+            Command::Db(args) => cmd::db::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::CcsEcho(args) => cmd::ccs_echo::run(args).await,
