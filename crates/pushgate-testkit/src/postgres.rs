@@ -69,6 +69,7 @@ impl Schema {
 impl Drop for Schema {
     fn drop(&mut self) {
         let server = self.server.clone();
+        let name = self.name.clone();
         let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
         // Drop may run inside a runtime (or while unwinding): do the work on a thread of its
         // own with a runtime of its own, and wait for it.
@@ -81,6 +82,17 @@ impl Drop for Schema {
                 let mut conn = PgConnection::connect(&server)
                     .await
                     .map_err(|e| e.to_string())?;
+                // Sessions still using the schema (a gateway the test did not stop) could hold
+                // locks the drop waits for: end them first (they carry the schema's name as
+                // their application name).
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&name)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                     .execute(&mut conn)
                     .await
@@ -134,7 +146,7 @@ pub async fn fresh_schema() -> Option<Schema> {
         .await
         .unwrap_or_else(|e| panic!("creating schema {name}: {e}"));
     let _ = conn.close().await;
-    let url = with_search_path(&server, &name);
+    let url = format!("{}&application_name={name}", with_search_path(&server, &name));
     Some(Schema { server, name, url })
 }
 
