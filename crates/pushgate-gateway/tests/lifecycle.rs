@@ -83,6 +83,9 @@ async fn an_unreachable_postgres_database_fails_the_start_without_its_password()
         "{err}"
     );
     let text = format!("{err} {err:?}");
-    assert!(text.contains("postgres://gw:***@127.0.0.1:1/pushgate"), "{text}");
+    assert!(
+        text.contains("postgres://gw:***@127.0.0.1:1/pushgate"),
+        "{text}"
+    );
     assert!(!text.contains("hunter2"), "{text}");
 }

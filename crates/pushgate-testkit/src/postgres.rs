@@ -146,7 +146,10 @@ pub async fn fresh_schema() -> Option<Schema> {
         .await
         .unwrap_or_else(|e| panic!("creating schema {name}: {e}"));
     let _ = conn.close().await;
-    let url = format!("{}&application_name={name}", with_search_path(&server, &name));
+    let url = format!(
+        "{}&application_name={name}",
+        with_search_path(&server, &name)
+    );
     Some(Schema { server, name, url })
 }
 
