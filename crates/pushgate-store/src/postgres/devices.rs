@@ -203,6 +203,130 @@ pub(super) async fn put(
     })
 }
 
+/// Registers many devices in order, as [`put`] one by one would. When none of them exists yet
+/// and none of their tokens is held (a first import), they are written by three multi-row
+/// inserts instead: each is then simply created, with nothing to take over, follow or settle.
+pub(super) async fn put_many(
+    conn: &mut PgConnection,
+    app: &str,
+    list: &[NewDevice],
+    now: OffsetDateTime,
+) -> Result<Vec<PutDevice>> {
+    if !all_new(&mut *conn, app, list).await? {
+        let mut out = Vec::with_capacity(list.len());
+        for device in list {
+            out.push(put(&mut *conn, app, device, now).await?);
+        }
+        return Ok(out);
+    }
+    let mut ids = Vec::with_capacity(list.len());
+    let mut tokens = Vec::with_capacity(list.len());
+    let mut tags_json = Vec::with_capacity(list.len());
+    let mut topics_json = Vec::with_capacity(list.len());
+    let mut tag_rows: (Vec<String>, Vec<String>) = Default::default();
+    let mut topic_rows: (Vec<String>, Vec<String>) = Default::default();
+    for d in list {
+        let (tags, tags_text) = normalized_list(d.tags.clone());
+        let (topics, topics_text) = normalized_list(d.topics.clone());
+        for tag in tags {
+            tag_rows.0.push(d.device_id.clone());
+            tag_rows.1.push(tag);
+        }
+        for topic in topics {
+            topic_rows.0.push(d.device_id.clone());
+            topic_rows.1.push(topic);
+        }
+        ids.push(d.device_id.clone());
+        tokens.push(d.token.clone());
+        tags_json.push(tags_text);
+        topics_json.push(topics_text);
+    }
+    let states: Vec<&str> = list
+        .iter()
+        .map(|d| d.state.unwrap_or(DeviceState::Active).as_str())
+        .collect();
+    sqlx::query(
+        "INSERT INTO devices (app, device_id, token, channel, user_id, tags, topics, app_version,
+                              state, invalid_reason, registration, created_at, updated_at)
+         SELECT $1, n.device_id, n.token, n.channel, n.user_id, n.tags, n.topics, n.app_version,
+                n.state, NULL, 'api', $2, $2
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::text[])
+              AS n(device_id, token, channel, user_id, tags, topics, app_version, state)",
+    )
+    .bind(app)
+    .bind(ms(now))
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(list.iter().map(|d| d.channel.clone()).collect::<Vec<_>>())
+    .bind(list.iter().map(|d| d.user.clone()).collect::<Vec<_>>())
+    .bind(&tags_json)
+    .bind(&topics_json)
+    .bind(
+        list.iter()
+            .map(|d| d.app_version.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(&states)
+    .execute(&mut *conn)
+    .await?;
+    for (table, column, (devices, labels)) in [
+        ("device_tags", "tag", tag_rows),
+        ("device_topics", "topic", topic_rows),
+    ] {
+        if devices.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "INSERT INTO {table} (app, device_id, {column})
+             SELECT $1, l.device_id, l.label FROM unnest($2::text[], $3::text[])
+                  AS l(device_id, label)"
+        );
+        // The table and column names are this function's own literals.
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(&devices)
+            .bind(&labels)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(list
+        .iter()
+        .map(|_| PutDevice {
+            created: true,
+            took_over_from: None,
+        })
+        .collect())
+}
+
+/// True when every device of the batch is new: unknown ids and free tokens, none repeated
+/// within the batch, and no state the bulk path would have to refuse.
+async fn all_new(conn: &mut PgConnection, app: &str, list: &[NewDevice]) -> Result<bool> {
+    let mut ids = std::collections::HashSet::new();
+    let mut tokens = std::collections::HashSet::new();
+    for d in list {
+        if d.state == Some(DeviceState::Invalid)
+            || !ids.insert(d.device_id.as_str())
+            || !tokens.insert(d.token.as_str())
+        {
+            return Ok(false);
+        }
+    }
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let tokens: Vec<&str> = tokens.into_iter().collect();
+    let taken: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM devices WHERE app = $1 AND device_id = ANY($2))
+             OR EXISTS (SELECT 1 FROM devices
+                        WHERE app = $1 AND token = ANY($3) AND state <> 'invalid')",
+    )
+    .bind(app)
+    .bind(&ids)
+    .bind(&tokens)
+    .fetch_one(conn)
+    .await?;
+    Ok(!taken)
+}
+
 /// One device, if registered.
 pub(super) async fn get(
     conn: &mut PgConnection,

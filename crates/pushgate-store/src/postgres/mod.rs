@@ -186,11 +186,7 @@ impl Store for PostgresStore {
     ) -> Result<Vec<PutDevice>> {
         write_tx!(self, |tx| {
             registry::require_app(&mut tx, app).await?;
-            let mut out = Vec::with_capacity(list.len());
-            for device in &list {
-                out.push(devices::put(&mut tx, app, device, now).await?);
-            }
-            out
+            devices::put_many(&mut tx, app, &list, now).await?
         })
     }
 
