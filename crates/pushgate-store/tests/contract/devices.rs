@@ -144,10 +144,10 @@ contract_cases! {
         // (other): every field, label and filter must agree.
         let full = |i: usize| {
             let mut d = dev(&format!("b{i}"), &format!("bt{i}"));
-            d.channel = (i % 2 == 0).then(|| "legacy".to_string());
+            d.channel = i.is_multiple_of(2).then(|| "legacy".to_string());
             d.user = Some(format!("u{}", i % 3));
             d.tags = vec!["z".into(), format!("g{}", i % 2), "z".into()];
-            d.topics = if i % 3 == 0 { vec!["news".into()] } else { Vec::new() };
+            d.topics = if i.is_multiple_of(3) { vec!["news".into()] } else { Vec::new() };
             d.state = (i == 4).then_some(DeviceState::Disabled);
             d
         };
