@@ -4,6 +4,7 @@
 
 pub(crate) mod audience;
 pub(crate) mod decode;
+pub(crate) mod stats;
 
 use std::time::Duration;
 
