@@ -54,6 +54,8 @@ const TX_ATTEMPTS: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// How the pool connects, for the announcement listener's own connection.
+    options: PgConnectOptions,
 }
 
 impl PostgresStore {
@@ -76,9 +78,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool_max_connections.max(1))
             .acquire_timeout(settings.pool_acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, options })
     }
 
     /// Applies the migrations not yet applied; returns how many this call applied (0 when the
@@ -298,7 +300,7 @@ impl Store for PostgresStore {
     }
 
     async fn watch_work(&self) -> Result<Option<mpsc::Receiver<NewWork>>> {
-        notify::listen(&self.pool).await.map(Some)
+        notify::listen(&self.options).await.map(Some)
     }
 
     async fn complete(&self, results: Vec<Completion>, now: OffsetDateTime) -> Result<u64> {

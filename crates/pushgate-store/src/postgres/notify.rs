@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -53,10 +53,15 @@ pub(super) async fn work_back(
     Ok(())
 }
 
-/// Listens for announcements on a connection of its own and forwards them until the
-/// receiver is dropped; the listener reconnects by itself after a lost connection.
-pub(super) async fn listen(pool: &PgPool) -> Result<mpsc::Receiver<NewWork>> {
-    let mut listener = PgListener::connect_with(pool).await?;
+/// Listens for announcements on a connection of its own (outside the store's pool, whose
+/// every connection stays available to the store) and forwards them until the receiver is
+/// dropped; the listener reconnects by itself after a lost connection.
+pub(super) async fn listen(options: &PgConnectOptions) -> Result<mpsc::Receiver<NewWork>> {
+    let pool: PgPool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen(WORK).await?;
     let (tx, rx) = mpsc::channel(BACKLOG);
     tokio::spawn(async move {
