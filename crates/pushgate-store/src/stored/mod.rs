@@ -5,6 +5,7 @@
 pub(crate) mod audience;
 pub(crate) mod decode;
 pub(crate) mod stats;
+pub(crate) mod webhooks;
 
 use std::time::Duration;
 
