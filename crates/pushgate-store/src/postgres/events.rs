@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::Result;
 use crate::model::{Event, EventKind};
 use crate::rules::events::NewEvent;
-use crate::stored::{decode, ms};
+use crate::stored::ms;
 
 /// First key of the per-app event lock (`pg_advisory_xact_lock(key, hashtext(app))`).
 const EVENT_LOCK: i32 = 0x7067_6576; // "pgev"
@@ -56,16 +56,5 @@ pub(super) async fn after(
     limit: u32,
     kind: Option<EventKind>,
 ) -> Result<Vec<Event>> {
-    let rows = sqlx::query(
-        "SELECT seq, app, kind, device_id, data, created_at FROM events
-         WHERE app = $1 AND seq > $2 AND ($3::text IS NULL OR kind = $3)
-         ORDER BY seq LIMIT $4",
-    )
-    .bind(app)
-    .bind(cursor)
-    .bind(kind.map(EventKind::as_str))
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(decode::event).collect()
+    crate::stored::reads::events_after(conn, app, cursor, limit, kind).await
 }

@@ -3,7 +3,7 @@
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
-use super::rows::{self, ms};
+use super::rows::ms;
 use crate::Result;
 use crate::model::{Event, EventKind};
 use crate::rules::events::NewEvent;
@@ -37,16 +37,5 @@ pub(super) async fn after(
     limit: u32,
     kind: Option<EventKind>,
 ) -> Result<Vec<Event>> {
-    let rows = sqlx::query(
-        "SELECT seq, app, kind, device_id, data, created_at FROM events
-         WHERE app = $1 AND seq > $2 AND ($3 IS NULL OR kind = $3)
-         ORDER BY seq LIMIT $4",
-    )
-    .bind(app)
-    .bind(cursor)
-    .bind(kind.map(EventKind::as_str))
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(rows::event).collect()
+    crate::stored::reads::events_after(conn, app, cursor, limit, kind).await
 }
