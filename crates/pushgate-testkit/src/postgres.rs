@@ -114,7 +114,11 @@ impl Drop for Schema {
 /// `None` after printing `skipped: no PostgreSQL at …` when it cannot and `CI` is unset;
 /// a panic (a failed test) when it cannot and `CI` is set.
 pub async fn server_or_skip() -> Option<String> {
-    let url = server_url();
+    reachable_or_skip(server_url(), std::env::var_os("CI").is_some()).await
+}
+
+/// [`server_or_skip`] for a given server and CI setting.
+async fn reachable_or_skip(url: String, ci: bool) -> Option<String> {
     let reached = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(&url)).await;
     let problem = match reached {
         Ok(Ok(conn)) => {
@@ -125,7 +129,7 @@ pub async fn server_or_skip() -> Option<String> {
         Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
     };
     let shown = redacted(&url);
-    if std::env::var_os("CI").is_some() {
+    if ci {
         panic!("no PostgreSQL at {shown} ({problem}), and CI is set: these tests must run");
     }
     eprintln!(
@@ -179,6 +183,20 @@ mod tests {
             with_search_path("postgres://h/db?sslmode=disable", "t_1"),
             "postgres://h/db?sslmode=disable&options[search_path]=t_1"
         );
+    }
+
+    #[tokio::test]
+    async fn an_absent_server_skips_outside_ci() {
+        // Nothing listens on port 1.
+        let absent = "postgres://postgres@127.0.0.1:1/test".to_string();
+        assert_eq!(reachable_or_skip(absent, false).await, None);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "CI is set")]
+    async fn an_absent_server_fails_in_ci() {
+        let absent = "postgres://postgres:pw@127.0.0.1:1/test".to_string();
+        reachable_or_skip(absent, true).await;
     }
 
     #[tokio::test]
