@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushgate_client::ccs::Upstream;
-use pushgate_store::{ChannelRecord, Store, StoreError, StoreSettings};
+use pushgate_store::{ChannelRecord, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
@@ -135,7 +135,7 @@ impl Gateway {
         let (webhook_urls, webhook_nudges) = start_webhook_senders(spec, &shared, &mut background);
         let state = api_state(spec, &shared, webhook_urls, webhook_nudges);
         let served = serve_api(spec, state, &mut background).await?;
-        tracing::info!(addr = %served.addr, database = %spec.database, apps = spec.apps.len(), "gateway listening");
+        tracing::info!(addr = %served.addr, database = %pushgate_store::redacted(&spec.database), apps = spec.apps.len(), "gateway listening");
         Ok(RunningGateway {
             addr: served.addr,
             store,
@@ -161,15 +161,10 @@ struct Shared<'a> {
 
 /// Opens (and migrates) the store the configured database names.
 async fn open_store(spec: &GatewaySpec) -> Result<Arc<dyn Store>, StartError> {
-    let settings = StoreSettings {
-        busy_timeout: spec.storage.busy_timeout,
-        durable_commits: spec.storage.durable_commits,
-        ..StoreSettings::default()
-    };
-    pushgate_store::open(&spec.database, &settings)
+    pushgate_store::open(&spec.database, &spec.storage.store_settings())
         .await
         .map_err(|source| StartError::Store {
-            database: spec.database.clone(),
+            database: pushgate_store::redacted(&spec.database),
             source,
         })
 }
@@ -181,7 +176,7 @@ async fn record_apps_and_build_channels(
     store: &dyn Store,
 ) -> Result<(ChannelSet, Vec<UpstreamFeed>), StartError> {
     let store_error = |source| StartError::Store {
-        database: spec.database.clone(),
+        database: pushgate_store::redacted(&spec.database),
         source,
     };
     let now = OffsetDateTime::now_utc();

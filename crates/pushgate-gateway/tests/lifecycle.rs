@@ -67,20 +67,25 @@ async fn shutdown_releases_unanswered_work_and_a_restart_delivers_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postgres_database_is_refused_until_that_backend_exists() {
+async fn an_unreachable_postgres_database_fails_the_start_without_its_password() {
     let env = start_with(|_| {}).await;
     let mut spec = env.spec.clone();
-    spec.database = "postgres://localhost/pushgate".into();
+    // Nothing listens on port 1.
+    spec.database = "postgres://gw:hunter2-secret@127.0.0.1:1/pushgate".into();
+    spec.storage.pool_acquire_timeout = std::time::Duration::from_secs(2);
     spec.listen = "127.0.0.1:0".parse().unwrap();
     let err = Gateway::start(&spec)
         .await
         .err()
-        .expect("no PostgreSQL backend yet");
+        .expect("no PostgreSQL on port 1");
     assert!(
         matches!(err, pushgate_gateway::StartError::Store { .. }),
         "{err}"
     );
-    let text = err.to_string();
-    assert!(text.contains("postgres://localhost/pushgate"), "{text}");
-    assert!(text.contains("not supported yet"), "{text}");
+    let text = format!("{err} {err:?}");
+    assert!(
+        text.contains("postgres://gw:***@127.0.0.1:1/pushgate"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
 }

@@ -74,3 +74,31 @@ async fn the_readme_configuration_resolves() {
     assert!(!format!("{spec:?}").contains("readme-server-key"));
     emulator.shutdown().await;
 }
+
+#[test]
+fn the_readme_postgresql_settings_resolve() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README.md");
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").expect("the block ends")])
+        .find(|b| b.contains("pool_max_connections"))
+        .expect("the README's PostgreSQL block");
+    let service = ConfigFile::from_toml(block)
+        .unwrap()
+        .resolve_service()
+        .unwrap();
+    assert!(service.database.starts_with("postgres://"));
+    assert_eq!(
+        pushgate_store::Backend::of(&service.database),
+        pushgate_store::Backend::Postgres
+    );
+    let store = service.storage.store_settings();
+    assert_eq!(store.pool_max_connections, 16);
+    assert_eq!(
+        store.pool_acquire_timeout,
+        std::time::Duration::from_secs(10)
+    );
+}

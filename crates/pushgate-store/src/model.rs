@@ -519,3 +519,13 @@ pub struct Event {
     /// When it happened.
     pub created_at: OffsetDateTime,
 }
+
+/// A channel that got new work to claim, as announced by [`crate::Store::watch_work`] (work
+/// stored or released by any instance sharing the database).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NewWork {
+    /// The app.
+    pub app: String,
+    /// The channel.
+    pub channel: String,
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::maintenance::Maintenance;
+use crate::postgres::PostgresStore;
 use crate::sqlite::{SqliteMaintenance, SqliteStore};
 use crate::{Result, Store, StoreError};
 
@@ -14,13 +15,19 @@ pub struct StoreSettings {
     /// How long a writer waits for another one's lock before failing (SQLite's
     /// `busy_timeout`: "database is locked").
     pub busy_timeout: Duration,
-    /// Connections in the pool (under SQLite's WAL, readers run in parallel and writers queue
-    /// on the lock).
+    /// Connections in the SQLite pool (under SQLite's WAL, readers run in parallel and
+    /// writers queue on the lock).
     pub max_connections: u32,
     /// `true`: every commit is flushed to disk (SQLite `synchronous=FULL`), so an accepted
     /// message survives a power cut; `false` (`NORMAL`) survives a crash of the process but may
     /// lose the last commits on power loss.
     pub durable_commits: bool,
+    /// Most connections one instance opens to PostgreSQL (each instance has its own pool:
+    /// keep `instances × pool_max_connections` under the server's `max_connections`).
+    pub pool_max_connections: u32,
+    /// How long an operation waits for a free PostgreSQL connection (or for a new one to be
+    /// established) before it fails.
+    pub pool_acquire_timeout: Duration,
 }
 
 impl Default for StoreSettings {
@@ -29,6 +36,8 @@ impl Default for StoreSettings {
             busy_timeout: Duration::from_secs(10),
             max_connections: 4,
             durable_commits: true,
+            pool_max_connections: 16,
+            pool_acquire_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -55,14 +64,14 @@ impl Backend {
     }
 }
 
-/// Opens (creating and migrating when the backend allows) the store `database` names: a path
-/// or `sqlite:` URL opens SQLite; a `postgres://` URL is refused with
-/// [`StoreError::Unsupported`] until that backend exists.
+/// Opens the store `database` names and brings its schema up to date: a path or `sqlite:`
+/// URL opens (creating if missing) a SQLite file; a `postgres://` or `postgresql://` URL
+/// connects to PostgreSQL and migrates under its migration lock.
 pub async fn open(database: &str, settings: &StoreSettings) -> Result<Arc<dyn Store>> {
     match Backend::of(database) {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::open_with(database, settings).await?)),
-        Backend::Postgres => Err(StoreError::Unsupported(
-            "PostgreSQL is not supported yet: use a SQLite path or sqlite: URL".into(),
+        Backend::Postgres => Ok(Arc::new(
+            PostgresStore::open_with(database.trim_start(), settings).await?,
         )),
     }
 }
@@ -78,9 +87,55 @@ pub async fn open_maintenance(database: &str) -> Result<Box<dyn Maintenance>> {
     }
 }
 
+/// The database setting as it may be shown (logs, errors, status pages): a URL's password
+/// is replaced by `***`; a file path is shown as is.
+pub fn redacted(database: &str) -> String {
+    let Some((scheme, rest)) = database.split_once("://") else {
+        return database.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => database.to_string(),
+    }
+}
+
+/// What [`migrate`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// The schema version before; `None` for SQLite, which migrates while it opens.
+    pub from: Option<i64>,
+    /// The schema version after (the latest this build knows).
+    pub to: i64,
+}
+
+/// Brings the schema of the store `database` names up to date and closes it again: what
+/// `pushgate db migrate` runs, so that migrations can be applied before any instance starts.
+pub async fn migrate(database: &str, settings: &StoreSettings) -> Result<Migrated> {
+    let (store, from): (Arc<dyn Store>, Option<i64>) = match Backend::of(database) {
+        Backend::Sqlite => (
+            Arc::new(SqliteStore::open_with(database, settings).await?),
+            None,
+        ),
+        Backend::Postgres => {
+            let pg = PostgresStore::connect_with(database.trim_start(), settings).await?;
+            let (from, _) = pg.schema_version().await?;
+            pg.run_migrations().await?;
+            (Arc::new(pg), Some(from))
+        }
+    };
+    let (to, _) = store.schema_version().await?;
+    store.close().await;
+    Ok(Migrated { from, to })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StoreError;
 
     #[test]
     fn postgres_urls_name_postgres_and_everything_else_sqlite() {
@@ -91,14 +146,38 @@ mod tests {
         assert_eq!(Backend::of("postgres.db"), Backend::Sqlite);
     }
 
+    #[test]
+    fn passwords_never_reach_what_is_shown() {
+        assert_eq!(
+            redacted("postgres://pg:s3cret@db.internal:5432/push?sslmode=require"),
+            "postgres://pg:***@db.internal:5432/push?sslmode=require"
+        );
+        assert_eq!(redacted("postgresql://u:p@h"), "postgresql://u:***@h");
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redacted("/var/lib/pushgate/gw.db"),
+            "/var/lib/pushgate/gw.db"
+        );
+        assert_eq!(
+            redacted("sqlite:///var/lib/gw.db?mode=rwc"),
+            "sqlite:///var/lib/gw.db?mode=rwc"
+        );
+    }
+
     #[tokio::test]
-    async fn a_postgres_url_is_refused_saying_so() {
-        let err = open("postgres://localhost/pushgate", &StoreSettings::default())
+    async fn a_postgres_url_connects_to_postgres() {
+        // Nothing listens on port 1: the error is PostgreSQL's connection failure, so the URL
+        // was taken for PostgreSQL (not for a SQLite file named "postgres:...").
+        let settings = StoreSettings {
+            pool_acquire_timeout: Duration::from_secs(2),
+            ..StoreSettings::default()
+        };
+        let err = open("postgres://pushgate@127.0.0.1:1/pushgate", &settings)
             .await
             .err()
-            .expect("PostgreSQL is not there yet");
-        assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+            .expect("nothing listens on port 1");
+        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        assert!(!std::path::Path::new("postgres:").exists());
     }
 
     #[tokio::test]

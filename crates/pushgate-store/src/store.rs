@@ -10,8 +10,8 @@ use crate::Result;
 use crate::model::{
     App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
-    NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
-    WebhookState,
+    NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
+    UpstreamRecord, WebhookState,
 };
 
 /// What [`Store::c2dm_flow_confirm`] found.
@@ -162,6 +162,16 @@ pub trait Store: Send + Sync {
 
     /// When the next delivery of this app's channel becomes due, if any is pending.
     async fn next_due(&self, app: &str, channel: &str) -> Result<Option<OffsetDateTime>>;
+
+    /// Announcements of new work stored or released by any instance sharing the database (a
+    /// message with queued deliveries, deliveries released by a stopping worker), so that idle
+    /// workers wake at once instead of at their next poll. `None` when the backend has no such
+    /// feed (SQLite: one process stores and claims, and wakes its workers itself). An
+    /// announcement only wakes: workers must still poll, since one may be lost (a listener
+    /// reconnecting, a full backlog).
+    async fn watch_work(&self) -> Result<Option<tokio::sync::mpsc::Receiver<NewWork>>> {
+        Ok(None)
+    }
 
     /// Records provider answers and their effects (delivery state, registry changes, events)
     /// in one transaction. Answers for deliveries no longer in flight under the same claim

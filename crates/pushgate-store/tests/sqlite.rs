@@ -30,8 +30,11 @@ async fn with_apps(s: SqliteStore) -> Arc<dyn Store> {
 }
 
 /// The contract's store factory: a fresh SQLite file with the apps `app` and `other`.
-async fn contract_store() -> Arc<dyn Store> {
-    with_apps(SqliteStore::open(&db_path()).await.unwrap()).await
+async fn contract_store() -> Option<(Arc<dyn Store>, ())> {
+    Some((
+        with_apps(SqliteStore::open(&db_path()).await.unwrap()).await,
+        (),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

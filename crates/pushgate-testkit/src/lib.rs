@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub mod postgres;
+
 /// How often [`eventually`] and [`eventually_ok`] look again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 

@@ -43,7 +43,7 @@ enum Command {
     Topics(cmd::topics::Args),
     /// Run the classic CCS echo app server (ack upstream, answer the device).
     CcsEcho(cmd::ccs_echo::Args),
-    /// Back up, check or measure the gateway's database (safe while it serves).
+    /// The gateway's database: migrate, back up, check, measure (safe while it serves).
     Db(cmd::db::Args),
     /// Print the configuration reference (every key, its default and environment variable).
     Config(cmd::config::Args),
@@ -72,10 +72,10 @@ fn main() -> std::process::ExitCode {
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Send(args) => cmd::send::run(*args).await,
             Command::Devices(args) => cmd::devices::run(args).await,
+            Command::Db(args) => cmd::db::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::CcsEcho(args) => cmd::ccs_echo::run(args).await,
-            Command::Db(args) => cmd::db::run(args).await,
             Command::Config(args) => cmd::config::run(args),
             Command::Topics(args) => cmd::topics::run(args).await,
         }

@@ -222,7 +222,7 @@ async fn topics_subscribe_reports_the_bad_token_and_topic_sends_reach_subscriber
         "--to",
         &tokens[0],
         "--to",
-        "not-a-token",
+        "-not-a-token", // a leading hyphen is a value here, not a flag,
         "--to",
         &tokens[1],
     ]))

@@ -35,7 +35,7 @@ pub struct ConfigFile {
     /// Address of the HTTP API (default 127.0.0.1:8080).
     #[schema(value_type = Option<String>)]
     pub listen: Option<SocketAddr>,
-    /// SQLite file path or `sqlite:` URL (default `pushgate.db`).
+    /// SQLite file path or `sqlite:` URL (default `pushgate.db`), or a `postgres://` URL.
     pub database: Option<String>,
     /// Serve the API over TLS with this certificate and key (default: plain HTTP).
     pub tls: Option<TlsFile>,
@@ -86,6 +86,12 @@ pub struct StorageFile {
     pub busy_timeout: Option<Duration>,
     /// Flush every commit to disk (default true): accepted messages survive a power cut.
     pub durable_commits: Option<bool>,
+    /// PostgreSQL: most connections this instance opens (default 16).
+    pub pool_max_connections: Option<u32>,
+    /// PostgreSQL: how long an operation waits for a free connection (default 10 s).
+    #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, format = "duration")]
+    pub pool_acquire_timeout: Option<Duration>,
 }
 
 /// `[delivery]`.

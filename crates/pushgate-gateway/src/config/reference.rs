@@ -48,6 +48,14 @@ fn defaults() -> BTreeMap<&'static str, String> {
             "storage.durable_commits",
             storage.durable_commits.to_string(),
         ),
+        (
+            "storage.pool_max_connections",
+            storage.pool_max_connections.to_string(),
+        ),
+        (
+            "storage.pool_acquire_timeout",
+            d(storage.pool_acquire_timeout),
+        ),
         ("delivery.lease", d(delivery.lease)),
         ("delivery.claim_batch", delivery.claim_batch.to_string()),
         ("delivery.idle_poll", d(delivery.idle_poll)),

@@ -68,7 +68,7 @@ impl ConfigFile {
                 .database
                 .clone()
                 .unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
-            storage: storage(self),
+            storage: storage(self)?,
             delivery: delivery(self)?,
             limits: limits(self)?,
             server: server(self)?,
@@ -140,12 +140,22 @@ impl ConfigFile {
     }
 }
 
-fn storage(f: &ConfigFile) -> StorageSettings {
+fn storage(f: &ConfigFile) -> Result<StorageSettings, ConfigError> {
     let d = StorageSettings::default();
-    StorageSettings {
-        busy_timeout: f.storage.busy_timeout.unwrap_or(d.busy_timeout),
-        durable_commits: f.storage.durable_commits.unwrap_or(d.durable_commits),
+    let x = &f.storage;
+    let out = StorageSettings {
+        busy_timeout: x.busy_timeout.unwrap_or(d.busy_timeout),
+        durable_commits: x.durable_commits.unwrap_or(d.durable_commits),
+        pool_max_connections: x.pool_max_connections.unwrap_or(d.pool_max_connections),
+        pool_acquire_timeout: x.pool_acquire_timeout.unwrap_or(d.pool_acquire_timeout),
+    };
+    if out.pool_max_connections == 0 {
+        return Err(err("storage.pool_max_connections", "must be at least 1"));
     }
+    if out.pool_acquire_timeout.is_zero() {
+        return Err(err("storage.pool_acquire_timeout", "must be more than 0s"));
+    }
+    Ok(out)
 }
 
 fn delivery(f: &ConfigFile) -> Result<DeliverySettings, ConfigError> {

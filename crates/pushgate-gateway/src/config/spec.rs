@@ -104,13 +104,33 @@ pub struct StorageSettings {
     pub busy_timeout: Duration,
     /// Flush every commit (synchronous=FULL).
     pub durable_commits: bool,
+    /// PostgreSQL: most connections of this instance's pool.
+    pub pool_max_connections: u32,
+    /// PostgreSQL: wait for a free connection before failing.
+    pub pool_acquire_timeout: Duration,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
+        let store = pushgate_store::StoreSettings::default();
         Self {
-            busy_timeout: Duration::from_secs(10),
-            durable_commits: true,
+            busy_timeout: store.busy_timeout,
+            durable_commits: store.durable_commits,
+            pool_max_connections: store.pool_max_connections,
+            pool_acquire_timeout: store.pool_acquire_timeout,
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The store's settings these make.
+    pub fn store_settings(&self) -> pushgate_store::StoreSettings {
+        pushgate_store::StoreSettings {
+            busy_timeout: self.busy_timeout,
+            durable_commits: self.durable_commits,
+            pool_max_connections: self.pool_max_connections,
+            pool_acquire_timeout: self.pool_acquire_timeout,
+            ..pushgate_store::StoreSettings::default()
         }
     }
 }

@@ -297,3 +297,36 @@ fn admin_keys_are_secret_references_long_enough_and_no_app_key() {
     );
     assert!(!shared.contains(KEY), "the key never shows: {shared}");
 }
+
+#[test]
+fn a_postgres_database_and_its_pool_settings_are_read_and_checked() {
+    let text = format!(
+        "database = \"postgres://gw@db.internal/push\"\n\
+         [storage]\npool_max_connections = 40\npool_acquire_timeout = \"3s\"\n{}",
+        legacy_app("")
+    );
+    let spec = resolve(&text).unwrap();
+    assert_eq!(spec.database, "postgres://gw@db.internal/push");
+    let store = spec.storage.store_settings();
+    assert_eq!(store.pool_max_connections, 40);
+    assert_eq!(
+        store.pool_acquire_timeout,
+        std::time::Duration::from_secs(3)
+    );
+    let defaults = resolve(&legacy_app("")).unwrap().storage.store_settings();
+    assert_eq!(defaults.pool_max_connections, 16);
+    assert_eq!(
+        defaults.pool_acquire_timeout,
+        std::time::Duration::from_secs(10)
+    );
+    let e = error_of(&format!(
+        "[storage]\npool_max_connections = 0\n{}",
+        legacy_app("")
+    ));
+    assert!(e.contains("storage.pool_max_connections"), "{e}");
+    let e = error_of(&format!(
+        "[storage]\npool_acquire_timeout = \"0s\"\n{}",
+        legacy_app("")
+    ));
+    assert!(e.contains("storage.pool_acquire_timeout"), "{e}");
+}

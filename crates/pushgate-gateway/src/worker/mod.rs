@@ -1,6 +1,8 @@
 //! Delivery workers: one loop per app and channel (a bulkhead per credential), woken when
-//! new work is stored and polling for work that becomes due.
+//! new work is stored (by this instance, or announced by the store for any instance) and
+//! polling for work that becomes due.
 
+mod announced;
 mod channel_loop;
 mod decide;
 mod status;
@@ -104,6 +106,7 @@ impl Workers {
             };
             tasks.spawn(l.run());
         }
+        tasks.spawn(announced::follow(store, channels.clone(), stop.clone()));
         Self { stop, tasks }
     }
 

@@ -1,6 +1,8 @@
 //! Shared harness of the gateway's integration tests: a real emulator and a real gateway on
-//! 127.0.0.1 sockets with a SQLite file in a temporary directory, and a plain reqwest client
-//! for both (never pushgate-client: the tests check the gateway, not a shared library).
+//! 127.0.0.1 sockets with a SQLite file in a temporary directory (or, with
+//! `PUSHGATE_TEST_DATABASE=postgres`, a fresh schema of the test PostgreSQL server), and a
+//! plain reqwest client for both (never pushgate-client: the tests check the gateway, not a
+//! shared library).
 
 #![allow(dead_code)]
 
@@ -30,6 +32,14 @@ pub struct Env {
     pub base: String,
     pub emu_base: String,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL schema the gateway uses (dropped last), when on PostgreSQL.
+    pub pg: Option<pushgate_testkit::postgres::Schema>,
+}
+
+/// True when the suites run on PostgreSQL (`PUSHGATE_TEST_DATABASE=postgres`) instead of
+/// SQLite; the server is `PUSHGATE_TEST_POSTGRES`'s.
+pub fn on_postgres() -> bool {
+    std::env::var("PUSHGATE_TEST_DATABASE").is_ok_and(|v| v.eq_ignore_ascii_case("postgres"))
 }
 
 /// Delivery settings that make retries visible within a test's time.
@@ -78,9 +88,19 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewaySpec)) -> Env {
         c2dm_email: DEFAULT_C2DM_EMAIL.into(),
         c2dm_password: DEFAULT_C2DM_PASSWORD.into(),
     };
+    let pg = if on_postgres() {
+        let schema = pushgate_testkit::postgres::fresh_schema().await;
+        Some(schema.expect("PUSHGATE_TEST_DATABASE=postgres asks for a PostgreSQL server"))
+    } else {
+        None
+    };
+    let database = match &pg {
+        Some(schema) => schema.url().to_string(),
+        None => dir.path().join("gw.db").to_string_lossy().into_owned(),
+    };
     let service = ServiceSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: dir.path().join("gw.db").to_string_lossy().into_owned(),
+        database,
         ..ServiceSettings::default()
     };
     let mut spec = sandbox_spec(service, Secret::new(KEY, "test"), &emulator);
@@ -96,6 +116,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewaySpec)) -> Env {
         base,
         emu_base,
         dir,
+        pg,
     }
 }
 
@@ -309,9 +330,20 @@ pub fn cases(inbox: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Rows of a table, counted straight from the gateway's SQLite file (a second reader).
+/// Rows of a table, counted straight from the gateway's database (a second reader).
 pub async fn count_rows(env: &Env, table: &'static str) -> i64 {
-    use sqlx::ConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+    // The table names are the tests' own literals.
+    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+    if let Some(schema) = &env.pg {
+        let mut conn = sqlx::PgConnection::connect(schema.url())
+            .await
+            .expect("open the gateway's database");
+        return sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count rows");
+    }
     let path = env.dir.path().join("gw.db");
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&path)
@@ -319,8 +351,6 @@ pub async fn count_rows(env: &Env, table: &'static str) -> i64 {
         .connect()
         .await
         .expect("open the gateway's database");
-    // The table names are the tests' own literals.
-    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
     sqlx::query_scalar(sql)
         .fetch_one(&mut conn)
         .await

@@ -10,6 +10,7 @@ use super::rows::ms;
 use crate::Result;
 use crate::model::{C2dmFlowRegistration, InsertOutcome};
 use crate::store::Confirmation;
+use crate::stored::constant_time_eq;
 
 /// Records a registration and stores its confirmation message.
 pub(super) async fn register(
@@ -101,25 +102,4 @@ pub(super) async fn confirm(
         .await?;
     registry::follow_token(conn, app, device_id, &registration_id, now).await?;
     Ok(Confirmation::Confirmed)
-}
-
-/// Compares two secrets in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn constant_time_eq_compares_content_and_length() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(constant_time_eq(b"", b""));
-    }
 }

@@ -1,36 +1,19 @@
-//! A message's deliveries as the API shows them: counts by state and pages in id order.
+//! A message's deliveries as the API shows them: the statements every backend shares
+//! ([`crate::stored::reads`]), on a SQLite connection.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use super::rows::{self, count, delivery_columns};
 use crate::Result;
 use crate::model::{Delivery, MessageSummary, Page};
+use crate::stored::reads;
 
 /// Counts of a message's deliveries by state.
 pub(super) async fn message_summary(
     conn: &mut SqliteConnection,
     message_id: Uuid,
 ) -> Result<MessageSummary> {
-    let known: Option<Uuid> = sqlx::query_scalar("SELECT id FROM messages WHERE id = $1")
-        .bind(message_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if known.is_none() {
-        return Err(crate::StoreError::NotFound);
-    }
-    let rows = sqlx::query(
-        "SELECT state, COUNT(*) AS n FROM deliveries WHERE message_id = $1 GROUP BY state",
-    )
-    .bind(message_id)
-    .fetch_all(conn)
-    .await?;
-    let mut summary = MessageSummary::new();
-    for row in &rows {
-        let state: String = row.try_get("state")?;
-        summary.insert(state.parse()?, count(row.try_get("n")?));
-    }
-    Ok(summary)
+    reads::message_summary(conn, message_id).await
 }
 
 /// A page of a message's deliveries in id order.
@@ -40,25 +23,5 @@ pub(super) async fn list_deliveries(
     cursor: Option<i64>,
     limit: u32,
 ) -> Result<Page<Delivery, i64>> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        delivery_columns!(),
-        " FROM deliveries WHERE message_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
-    ))
-    .bind(message_id)
-    .bind(cursor)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(conn)
-    .await?;
-    let mut items = rows
-        .iter()
-        .map(rows::delivery)
-        .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|d| d.id)
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    reads::list_deliveries(conn, message_id, cursor, limit).await
 }

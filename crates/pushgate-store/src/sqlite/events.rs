@@ -3,10 +3,11 @@
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
-use super::rows::{self, ms};
+use super::rows::ms;
 use crate::Result;
 use crate::model::{Event, EventKind};
-use crate::rules::events::{DeliveryRef, NewEvent};
+use crate::rules::events::NewEvent;
+pub(super) use crate::stored::decode::delivery_ref;
 
 /// Appends one event (inside the caller's transaction).
 pub(super) async fn append(
@@ -36,27 +37,5 @@ pub(super) async fn after(
     limit: u32,
     kind: Option<EventKind>,
 ) -> Result<Vec<Event>> {
-    let rows = sqlx::query(
-        "SELECT seq, app, kind, device_id, data, created_at FROM events
-         WHERE app = $1 AND seq > $2 AND ($3 IS NULL OR kind = $3)
-         ORDER BY seq LIMIT $4",
-    )
-    .bind(app)
-    .bind(cursor)
-    .bind(kind.map(EventKind::as_str))
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(rows::event).collect()
-}
-
-/// Reads `id, message_id, device_id, token` from a row: the delivery as events name it.
-pub(super) fn delivery_ref(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRef> {
-    use sqlx::Row;
-    Ok(DeliveryRef {
-        delivery_id: row.try_get("id")?,
-        message_id: row.try_get("message_id")?,
-        device_id: row.try_get("device_id")?,
-        token: row.try_get("token")?,
-    })
+    crate::stored::reads::events_after(conn, app, cursor, limit, kind).await
 }

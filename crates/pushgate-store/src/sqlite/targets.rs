@@ -1,113 +1,17 @@
 //! Turning [`Targets`] into SQL over `devices d`: the audience of a message is selected and
 //! copied into `deliveries` by the database itself, in the transaction that stores it; and
-//! the channels a message's targets would reach.
+//! the channels a message's targets would reach. The audience condition is shared with every
+//! backend ([`crate::stored::audience`]).
 
-use pushgate_proto::condition::Condition;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::Result;
 use crate::model::Targets;
+pub(super) use crate::stored::audience::{has_audience, push_audience};
 
 /// A list as one bound JSON array, for `IN (SELECT value FROM json_each(?))`.
 pub(super) fn json_list(items: &[String]) -> String {
     serde_json::Value::from(items.to_vec()).to_string()
-}
-
-/// True when the targets select registered devices (not only raw tokens).
-pub(super) fn has_audience(t: &Targets) -> bool {
-    t.all
-        || !t.device_ids.is_empty()
-        || !t.users.is_empty()
-        || !t.tags.is_empty()
-        || t.topic.is_some()
-        || t.condition.is_some()
-}
-
-/// Pushes the `WHERE` condition selecting the sendable devices of `app` the targets reach:
-/// active, with a confirmed token, and in any of the target kinds.
-pub(super) fn push_audience(qb: &mut QueryBuilder<Sqlite>, app: &str, t: &Targets) {
-    qb.push("d.app = ")
-        .push_bind(app.to_string())
-        .push(" AND d.state = 'active' AND d.token IS NOT NULL AND (");
-    let mut parts = 0;
-    let mut or = |qb: &mut QueryBuilder<Sqlite>| {
-        if parts > 0 {
-            qb.push(" OR ");
-        }
-        parts += 1;
-    };
-    if t.all {
-        or(qb);
-        qb.push("1 = 1");
-    }
-    if !t.device_ids.is_empty() {
-        or(qb);
-        qb.push("d.device_id IN (SELECT value FROM json_each(")
-            .push_bind(json_list(&t.device_ids))
-            .push("))");
-    }
-    if !t.users.is_empty() {
-        or(qb);
-        qb.push("d.user_id IN (SELECT value FROM json_each(")
-            .push_bind(json_list(&t.users))
-            .push("))");
-    }
-    if !t.tags.is_empty() {
-        or(qb);
-        qb.push(
-            "EXISTS (SELECT 1 FROM device_tags g WHERE g.app = d.app AND g.device_id = d.device_id
-                     AND g.tag IN (SELECT value FROM json_each(",
-        )
-        .push_bind(json_list(&t.tags))
-        .push(")))");
-    }
-    if let Some(topic) = &t.topic {
-        or(qb);
-        push_topic(qb, topic);
-    }
-    if let Some(condition) = &t.condition {
-        or(qb);
-        push_condition(qb, condition);
-    }
-    if parts == 0 {
-        qb.push("1 = 0");
-    }
-    qb.push(")");
-}
-
-/// `'topic' in topics` for device `d`.
-fn push_topic(qb: &mut QueryBuilder<Sqlite>, topic: &str) {
-    qb.push(
-        "EXISTS (SELECT 1 FROM device_topics s WHERE s.app = d.app AND s.device_id = d.device_id
-                 AND s.topic = ",
-    )
-    .push_bind(topic.to_string())
-    .push(")");
-}
-
-/// A topic condition over device `d`'s registry subscriptions, with the grouping the parser
-/// gave it.
-fn push_condition(qb: &mut QueryBuilder<Sqlite>, c: &Condition) {
-    match c {
-        Condition::Topic(topic) => push_topic(qb, topic),
-        Condition::Not(inner) => {
-            qb.push("NOT (");
-            push_condition(qb, inner);
-            qb.push(")");
-        }
-        Condition::And(a, b) | Condition::Or(a, b) => {
-            let op = if matches!(c, Condition::And(..)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            qb.push("(");
-            push_condition(qb, a);
-            qb.push(op);
-            push_condition(qb, b);
-            qb.push(")");
-        }
-    }
 }
 
 /// The distinct channels the deliveries of these targets would use.

@@ -139,6 +139,70 @@ contract_cases! {
         assert!(s.get_device("app", "y1").await.unwrap().is_none());
     }
 
+    async fn a_batch_stores_every_field_as_single_puts_do(s: Arc<dyn Store>) {
+        // The same devices, once as a batch of new devices (app) and once one by one
+        // (other): every field, label and filter must agree.
+        let full = |i: usize| {
+            let mut d = dev(&format!("b{i}"), &format!("bt{i}"));
+            d.channel = i.is_multiple_of(2).then(|| "legacy".to_string());
+            d.user = Some(format!("u{}", i % 3));
+            d.tags = vec!["z".into(), format!("g{}", i % 2), "z".into()];
+            d.topics = if i.is_multiple_of(3) { vec!["news".into()] } else { Vec::new() };
+            d.state = (i == 4).then_some(DeviceState::Disabled);
+            d
+        };
+        let batch: Vec<_> = (0..6).map(full).collect();
+        let out = s.put_devices("app", batch.clone(), t0()).await.unwrap();
+        assert!(out.iter().all(|p| p.created && p.took_over_from.is_none()));
+        for d in batch {
+            s.put_device("other", d, t0()).await.unwrap();
+        }
+        let all = DeviceFilter::default();
+        let by_batch = s.list_devices("app", &all, None, 100).await.unwrap().items;
+        let by_one = s.list_devices("other", &all, None, 100).await.unwrap().items;
+        assert_eq!(by_batch.len(), 6);
+        let strip = |mut d: pushgate_store::Device| {
+            d.app = String::new();
+            d
+        };
+        assert_eq!(
+            by_batch.into_iter().map(strip).collect::<Vec<_>>(),
+            by_one.into_iter().map(strip).collect::<Vec<_>>()
+        );
+        let b2 = s.get_device("app", "b2").await.unwrap().unwrap();
+        assert_eq!(b2.tags, ["g0", "z"]);
+        assert_eq!(b2.channel.as_deref(), Some("legacy"));
+        let tagged = DeviceFilter {
+            tag: Some("g1".into()),
+            ..Default::default()
+        };
+        let g1: Vec<String> = s
+            .list_devices("app", &tagged, None, 100)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|d| d.device_id)
+            .collect();
+        assert_eq!(g1, ["b1", "b3", "b5"]);
+        let news = Targets {
+            topic: Some("news".into()),
+            ..Default::default()
+        };
+        let m = send(&*s, news).await;
+        let mut reached: Vec<String> = deliveries_of(&*s, m)
+            .await
+            .into_iter()
+            .map(|d| d.token)
+            .collect();
+        reached.sort();
+        assert_eq!(reached, ["bt0", "bt3"]);
+        assert_eq!(
+            s.get_device("app", "b4").await.unwrap().unwrap().state,
+            DeviceState::Disabled
+        );
+    }
+
     async fn second_device_takes_a_known_token_over(s: Arc<dyn Store>) {
         s.put_device("app", dev("old", "tok"), t0()).await.unwrap();
         let waiting = send(

@@ -60,6 +60,58 @@ contract_cases! {
         );
     }
 
+    async fn a_reader_following_the_log_misses_no_event_written_concurrently(s: Arc<dyn Store>) {
+        // Eight transactions at once, each writing ten events (a disabled device's waiting
+        // work), while a reader follows the log by cursor as the events API and webhooks do.
+        devices(&*s, 8).await;
+        for _ in 0..10 {
+            send(&*s, Targets { all: true, ..Default::default() }).await;
+        }
+        let writers: Vec<_> = (1..=8)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let id = format!("d{i}");
+                    s.set_device_state("app", &id, DeviceState::Disabled, None, secs(1))
+                        .await
+                        .unwrap();
+                })
+            })
+            .collect();
+        let reader = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut cursor = 0;
+                while seen.len() < 80 {
+                    let page = s.events_after("app", cursor, 7, None).await.unwrap();
+                    match page.last() {
+                        Some(last) => cursor = last.seq,
+                        None => tokio::task::yield_now().await,
+                    }
+                    seen.extend(page.into_iter().map(|e| e.seq));
+                }
+                seen
+            })
+        };
+        for w in writers {
+            w.await.unwrap();
+        }
+        let seen = tokio::time::timeout(Duration::from_secs(30), reader)
+            .await
+            .expect("the reader saw 80 events: none was skipped")
+            .unwrap();
+        let all: Vec<i64> = s
+            .events_after("app", 0, 1000, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(all.len(), 80);
+        assert_eq!(seen, all, "the reader saw every event once, in order");
+    }
+
     async fn every_final_failure_of_queued_work_is_an_event(s: Arc<dyn Store>) {
         devices(&*s, 3).await;
         let m = msg(10);

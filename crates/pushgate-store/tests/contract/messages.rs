@@ -68,6 +68,9 @@ contract_cases! {
             .unwrap();
         assert_ne!(a.message_id, b.message_id);
         assert_eq!((a.deliveries, a.queued), (0, 0));
+        // A stored message without deliveries has an empty summary (not NotFound).
+        assert!(s.message_summary(a.message_id).await.unwrap().is_empty());
+        assert!(s.list_deliveries(a.message_id, None, 10).await.unwrap().items.is_empty());
     }
 
     async fn channels_follow_override_device_and_default(s: Arc<dyn Store>) {

@@ -2,8 +2,10 @@
 //! so that the SQLite and PostgreSQL suites run the same cases.
 //!
 //! A suite includes this module (`mod contract;`) and defines at its crate root
-//! `async fn contract_store() -> Arc<dyn Store>`: the factory of a fresh store with one default
-//! app named `app` and an app `other` (for isolation checks). Each topic file writes its cases
+//! `async fn contract_store() -> Option<(Arc<dyn Store>, impl Sized)>`: the factory of a fresh
+//! store with one default app named `app` and an app `other` (for isolation checks), with
+//! whatever must live as long as the case (and clean up when dropped, also on a panic); `None`
+//! skips the case where the backend's server is absent and that is allowed. Each topic file writes its cases
 //! inside [`contract_cases!`], which turns every case into a test on a fresh store and lists it
 //! in the topic's `cases()`: a case cannot exist without running, and
 //! `every_case_in_the_contract_files_is_run` checks that no case was written outside it.
@@ -36,7 +38,10 @@ macro_rules! contract_cases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::contract_store().await).await;
+                    let Some((store, _cleanup)) = crate::contract_store().await else {
+                        return; // the suite's factory said why (no server outside CI)
+                    };
+                    super::$name(store).await;
                 }
             )+
         }

@@ -82,6 +82,46 @@ contract_cases! {
         );
     }
 
+    async fn pending_and_due_work_is_counted_per_channel(s: Arc<dyn Store>) {
+        let mut legacy = dev("d1", "t1");
+        legacy.channel = Some("legacy".into());
+        s.put_device("app", legacy, t0()).await.unwrap();
+        s.put_device("app", dev("d2", "t2"), t0()).await.unwrap();
+        s.put_device("app", dev("d3", "t3"), t0()).await.unwrap();
+        send(&*s, Targets { all: true, ..Default::default() }).await;
+        let taken = s.claim_due("app", CH, secs(1), 1, LEASE).await.unwrap();
+        assert_eq!(taken.len(), 1);
+        let at = |now| {
+            let s = s.clone();
+            async move {
+                let mut q = s.queue_by_channel(now).await.unwrap();
+                q.sort_by(|a, b| a.channel.cmp(&b.channel));
+                q.into_iter()
+                    .map(|c| (c.app, c.channel, c.stats.pending, c.stats.due, c.stats.oldest_due))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let row = |channel: &str, pending, due, oldest| {
+            ("app".to_string(), channel.to_string(), pending, due, oldest)
+        };
+        // The claimed one is pending but not due until its lease runs out (31 s).
+        assert_eq!(
+            at(secs(5)).await,
+            [row("legacy", 1, 1, Some(t0())), row(CH, 2, 1, Some(t0()))]
+        );
+        assert_eq!(
+            at(secs(40)).await,
+            [row("legacy", 1, 1, Some(t0())), row(CH, 2, 2, Some(t0()))]
+        );
+        let total = s.queue_stats(secs(5)).await.unwrap();
+        assert_eq!((total.pending, total.due, total.oldest_due), (3, 2, Some(t0())));
+        s.complete(vec![delivered(&taken[0])], secs(6)).await.unwrap();
+        assert_eq!(
+            at(secs(6)).await,
+            [row("legacy", 1, 1, Some(t0())), row(CH, 1, 1, Some(t0()))]
+        );
+    }
+
     async fn concurrent_claimers_get_disjoint_deliveries(s: Arc<dyn Store>) {
         let batch: Vec<_> = (0..200)
             .map(|i| dev(&format!("d{i}"), &format!("t{i}")))

@@ -53,7 +53,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "gateway")]
     service_account: Option<PathBuf>,
     /// A recipient token; repeat for a multicast (any number: split as the protocol needs).
-    #[arg(long = "to", value_name = "TOKEN", conflicts_with = "gateway")]
+    #[arg(
+        long = "to",
+        value_name = "TOKEN",
+        conflicts_with = "gateway",
+        allow_hyphen_values = true
+    )]
     to: Vec<String>,
     /// Send to the subscribers of a topic instead of tokens.
     #[arg(long, conflicts_with_all = ["to", "condition"])]

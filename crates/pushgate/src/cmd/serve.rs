@@ -14,7 +14,7 @@ use pushgate_gateway::{Gateway, RunningGateway};
 use rand::distr::{Alphanumeric, SampleString};
 
 /// The configuration file looked for in the working directory.
-const DEFAULT_CONFIG: &str = "pushgate.toml";
+pub(crate) const DEFAULT_CONFIG: &str = "pushgate.toml";
 /// The variable that fixes the sandbox's API key.
 const SANDBOX_KEY_VAR: &str = "PUSHGATE_SANDBOX_API_KEY";
 
@@ -30,8 +30,9 @@ pub struct Args {
     /// Address of the HTTP API (default 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// SQLite database file (default ./pushgate.db).
-    #[arg(long, value_name = "PATH")]
+    /// The database: a SQLite file (default ./pushgate.db), a `sqlite:` URL or a
+    /// `postgres://` URL.
+    #[arg(long, value_name = "PATH|URL")]
     database: Option<String>,
     /// Sandbox: the in-process emulator's HTTP address (its control API is under /emulator/).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8085")]
@@ -69,7 +70,7 @@ async fn serve_configured(args: &Args, path: &Path) -> anyhow::Result<ExitCode> 
         gateway.base_url(),
         spec.apps.len(),
         path.display(),
-        spec.database
+        pushgate_store::redacted(&spec.database)
     );
     wait_and_stop(gateway, None).await
 }
@@ -126,7 +127,7 @@ async fn serve_sandbox(args: &Args) -> anyhow::Result<ExitCode> {
     };
     print_banner(
         &gateway,
-        &spec.database,
+        &pushgate_store::redacted(&spec.database),
         &emu_base,
         &shown_key,
         key_from_env,

@@ -39,7 +39,12 @@ struct Change {
     #[arg(long)]
     topic: String,
     /// A token; repeat for more.
-    #[arg(long = "to", value_name = "TOKEN", required = true)]
+    #[arg(
+        long = "to",
+        value_name = "TOKEN",
+        required = true,
+        allow_hyphen_values = true
+    )]
     to: Vec<String>,
 }
 

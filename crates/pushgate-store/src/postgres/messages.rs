@@ -1,0 +1,282 @@
+//! Storing messages: the message row (once per idempotency key) and its deliveries, one per
+//! target, copied from the registry by `INSERT … SELECT` (a fan-out to a million devices is
+//! one statement); and reading messages back.
+
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{notify, registry};
+use crate::Result;
+use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
+use crate::stored::audience::{has_audience, push_audience};
+use crate::stored::{count, deadline_ms, decode, message_columns, ms};
+
+/// Column list of every `INSERT INTO deliveries` here.
+const DELIVERY_INSERT: &str = "INSERT INTO deliveries (message_id, app, device_id, token, channel,
+    state, error_code, attempts, due_at, deadline, updated_at) ";
+
+/// Stores the message row, or returns the earlier message for a repeated idempotency key.
+async fn insert_message_row(
+    conn: &mut PgConnection,
+    msg: &NewMessage,
+) -> Result<Option<InsertOutcome>> {
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO messages (id, app, payload, channel, ttl_secs, idempotency_key,
+                               request_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (app, idempotency_key) DO NOTHING
+         RETURNING id",
+    )
+    .bind(msg.id)
+    .bind(&msg.app)
+    .bind(msg.payload.to_string())
+    .bind(&msg.channel_override)
+    .bind(msg.ttl_secs)
+    .bind(&msg.idempotency_key)
+    .bind(&msg.request_hash)
+    .bind(ms(msg.created_at))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_some() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT id, deliveries, queued, request_hash FROM messages
+         WHERE app = $1 AND idempotency_key = $2",
+    )
+    .bind(&msg.app)
+    .bind(&msg.idempotency_key)
+    .fetch_one(conn)
+    .await?;
+    let first_hash: Option<String> = row.try_get("request_hash")?;
+    Ok(Some(InsertOutcome {
+        message_id: row.try_get("id")?,
+        deliveries: count(row.try_get("deliveries")?),
+        queued: count(row.try_get("queued")?),
+        duplicate: true,
+        same_request: first_hash == msg.request_hash,
+    }))
+}
+
+/// Counts the message's deliveries into its row, announces its queued work to idle workers
+/// (delivered at commit) and reports the counts.
+async fn finish_message(conn: &mut PgConnection, id: Uuid) -> Result<InsertOutcome> {
+    let row = sqlx::query(
+        "UPDATE messages m SET deliveries = c.n, queued = c.q
+         FROM (SELECT COUNT(*) AS n,
+                      COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0)::bigint AS q
+               FROM deliveries WHERE message_id = $1) c
+         WHERE m.id = $1
+         RETURNING c.n, c.q",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let n: i64 = row.try_get("n")?;
+    let q: i64 = row.try_get("q")?;
+    if q > 0 {
+        notify::message_queued(conn, id).await?;
+    }
+    Ok(InsertOutcome {
+        message_id: id,
+        deliveries: count(n),
+        queued: count(q),
+        duplicate: false,
+        same_request: true,
+    })
+}
+
+/// Pushes `SELECT $message, $app, ` with the values every delivery insert starts with.
+fn push_select_head(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage) {
+    qb.push("SELECT ")
+        .push_bind(msg.id)
+        .push(", ")
+        .push_bind(msg.app.clone())
+        .push(", ");
+}
+
+/// Pushes `COALESCE($override, <col>, $default)`: the channel of one delivery.
+fn push_channel(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage, column: &str) {
+    qb.push("COALESCE(")
+        .push_bind(msg.channel_override.clone())
+        .push(format!(", {column}, "))
+        .push_bind(msg.default_channel.clone())
+        .push(")");
+}
+
+/// Pushes `, 0, $created, $deadline, $created`: attempts and times of a new delivery.
+fn push_select_tail(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage) {
+    let created = ms(msg.created_at);
+    qb.push(", 0, ")
+        .push_bind(created)
+        .push(", ")
+        .push_bind(deadline_ms(msg))
+        .push(", ")
+        .push_bind(created);
+}
+
+/// Stores a message and expands its targets to deliveries.
+pub(super) async fn insert_message(
+    conn: &mut PgConnection,
+    msg: &NewMessage,
+    t: &Targets,
+) -> Result<InsertOutcome> {
+    registry::require_app(&mut *conn, &msg.app).await?;
+    if let Some(first) = insert_message_row(&mut *conn, msg).await? {
+        return Ok(first);
+    }
+    if has_audience(t) {
+        let mut qb = QueryBuilder::<Postgres>::new(DELIVERY_INSERT);
+        push_select_head(&mut qb, msg);
+        qb.push("d.device_id, d.token, ");
+        push_channel(&mut qb, msg, "d.channel");
+        qb.push(", 'queued', NULL");
+        push_select_tail(&mut qb, msg);
+        qb.push(" FROM devices d WHERE ");
+        push_audience(&mut qb, &msg.app, t);
+        qb.build().execute(&mut *conn).await?;
+    }
+    if !t.device_ids.is_empty() {
+        insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
+    }
+    if !t.tokens.is_empty() {
+        insert_raw_tokens(&mut *conn, msg, &t.tokens).await?;
+    }
+    finish_message(conn, msg.id).await
+}
+
+/// Explicitly named devices that cannot be sent to get a settled delivery saying why.
+async fn insert_unsendable_devices(
+    conn: &mut PgConnection,
+    msg: &NewMessage,
+    device_ids: &[String],
+) -> Result<()> {
+    let mut qb = QueryBuilder::<Postgres>::new(DELIVERY_INSERT);
+    push_select_head(&mut qb, msg);
+    qb.push("d.device_id, COALESCE(d.token, ''), ");
+    push_channel(&mut qb, msg, "d.channel");
+    qb.push(
+        ", CASE WHEN d.state = 'invalid' THEN 'token_dead' ELSE 'failed' END,
+           CASE WHEN d.state = 'invalid' THEN 'device_invalid'
+                WHEN d.state = 'disabled' THEN 'device_disabled'
+                ELSE 'device_unconfirmed' END",
+    );
+    push_select_tail(&mut qb, msg);
+    qb.push(" FROM devices d WHERE d.app = ")
+        .push_bind(msg.app.clone())
+        .push(" AND d.device_id = ANY(")
+        .push_bind(device_ids.to_vec())
+        .push(") AND NOT (d.state = 'active' AND d.token IS NOT NULL)");
+    qb.build().execute(&mut *conn).await?;
+
+    let mut qb = QueryBuilder::<Postgres>::new(DELIVERY_INSERT);
+    push_select_head(&mut qb, msg);
+    qb.push("j.value, '', ");
+    push_channel(&mut qb, msg, "NULL");
+    qb.push(", 'failed', 'unknown_device'");
+    push_select_tail(&mut qb, msg);
+    qb.push(" FROM (SELECT DISTINCT value FROM unnest(")
+        .push_bind(device_ids.to_vec())
+        .push("::text[]) AS u(value)) j WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.app = ")
+        .push_bind(msg.app.clone())
+        .push(" AND d.device_id = j.value)");
+    qb.build().execute(conn).await?;
+    Ok(())
+}
+
+/// Raw tokens: sent as the device that holds them (if any), once per message; a token of a
+/// disabled device fails, one only an invalidated device had is known dead.
+async fn insert_raw_tokens(
+    conn: &mut PgConnection,
+    msg: &NewMessage,
+    tokens: &[String],
+) -> Result<()> {
+    const KNOWN_DEAD: &str = "h.device_id IS NULL AND EXISTS (SELECT 1 FROM devices i
+        WHERE i.app = h_app.app AND i.token = j.value AND i.state = 'invalid')";
+    let mut qb = QueryBuilder::<Postgres>::new(DELIVERY_INSERT);
+    push_select_head(&mut qb, msg);
+    qb.push("h.device_id, j.value, ");
+    push_channel(&mut qb, msg, "h.channel");
+    qb.push(format!(
+        ", CASE WHEN h.state = 'disabled' THEN 'failed'
+                WHEN {KNOWN_DEAD} THEN 'token_dead' ELSE 'queued' END,
+           CASE WHEN h.state = 'disabled' THEN 'device_disabled'
+                WHEN {KNOWN_DEAD} THEN 'device_invalid' ELSE NULL END"
+    ));
+    push_select_tail(&mut qb, msg);
+    qb.push(" FROM (SELECT DISTINCT value FROM unnest(")
+        .push_bind(tokens.to_vec())
+        .push("::text[]) AS u(value)) j CROSS JOIN (SELECT ")
+        .push_bind(msg.app.clone())
+        .push(
+            "::text AS app) h_app
+             LEFT JOIN devices h ON h.app = h_app.app AND h.token = j.value AND h.state <> 'invalid'
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries x
+                 WHERE x.app = h_app.app AND x.token = j.value AND x.message_id = ",
+        )
+        .push_bind(msg.id)
+        .push(")");
+    qb.build().execute(conn).await?;
+    Ok(())
+}
+
+/// Stores a message with exactly one queued delivery (the C2DM-era confirmation message).
+pub(super) async fn insert_single(
+    conn: &mut PgConnection,
+    msg: &NewMessage,
+    device_id: &str,
+    token: &str,
+    channel: &str,
+) -> Result<InsertOutcome> {
+    if let Some(first) = insert_message_row(&mut *conn, msg).await? {
+        return Ok(first);
+    }
+    let created = ms(msg.created_at);
+    sqlx::query(
+        "INSERT INTO deliveries (message_id, app, device_id, token, channel, state, attempts,
+                                 due_at, deadline, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $6)",
+    )
+    .bind(msg.id)
+    .bind(&msg.app)
+    .bind(device_id)
+    .bind(token)
+    .bind(channel)
+    .bind(created)
+    .bind(deadline_ms(msg))
+    .execute(&mut *conn)
+    .await?;
+    finish_message(conn, msg.id).await
+}
+
+/// One message, if stored.
+pub(super) async fn get_message(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<StoredMessage>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(decode::message).transpose()
+}
+
+/// Several messages by id, in one statement.
+pub(super) async fn get_messages(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<StoredMessage>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(decode::message).collect()
+}
