@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod instances;
 pub mod model;
 mod open;
 pub mod postgres;

@@ -20,6 +20,7 @@ const ENV_KEYS: &[&str] = &[
     "tls",
     "metrics_listen",
     "metrics_token",
+    "instance_id",
     "storage",
     "delivery",
     "limits",
@@ -40,6 +41,9 @@ pub struct ConfigFile {
     pub metrics_listen: Option<SocketAddr>,
     /// Require `Authorization: Bearer <token>` for `/metrics` on `listen`.
     pub metrics_token: Option<SecretRef>,
+    /// This instance's name among the instances sharing the database, in its logs and
+    /// metrics (default: `<host>-<pid>-<random>`).
+    pub instance_id: Option<String>,
     /// How the database is used.
     #[serde(default)]
     pub storage: StorageFile,

@@ -33,6 +33,8 @@ pub struct ServiceSettings {
     pub tls: Option<TlsFiles>,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsAccess,
+    /// This instance's name among those sharing the database (default: generated).
+    pub instance_id: Option<String>,
 }
 
 /// Everything `pushgate serve` runs with.
@@ -54,6 +56,8 @@ pub struct GatewaySpec {
     pub tls: Option<TlsFiles>,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsAccess,
+    /// This instance's name among those sharing the database (default: generated).
+    pub instance_id: Option<String>,
     /// The applications (exactly one is the default).
     pub apps: Vec<AppSpec>,
 }
@@ -70,6 +74,7 @@ impl GatewaySpec {
             server: service.server,
             tls: service.tls,
             metrics: service.metrics,
+            instance_id: service.instance_id,
             apps,
         }
     }
@@ -87,6 +92,7 @@ impl Default for ServiceSettings {
             server: ServerSettings::default(),
             tls: None,
             metrics: MetricsAccess::default(),
+            instance_id: None,
         }
     }
 }
