@@ -11,6 +11,7 @@
 pub mod api;
 pub mod c2dm_flow;
 pub mod channel;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod device_rules;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Apps};
 use crate::channel::{self, ChannelError, ChannelHooks};
+use crate::cluster;
 use crate::config::{AppSpec, ChannelSettings, GatewaySpec};
 use crate::console::Console;
 use crate::event_wakeup::EventWakeup;
@@ -113,6 +114,8 @@ impl Gateway {
         let (channels, upstreams) = record_apps_and_build_channels(spec, &*store).await?;
         let events_wakeup = EventWakeup::default();
         let metrics = Arc::new(Metrics::new());
+        let instance = cluster::instance_id(spec.instance_id.as_deref());
+        metrics.instance.set_id(&instance);
         let workers = Workers::start(
             &channels,
             store.clone(),
@@ -129,13 +132,24 @@ impl Gateway {
             channels: &channels,
             events_wakeup: &events_wakeup,
             metrics: &metrics,
+            instance: &instance,
         };
+        background.tasks.spawn(
+            cluster::Heartbeat {
+                id: instance.clone(),
+                store: store.clone(),
+                channels: channels.clone(),
+                metrics: metrics.clone(),
+                stop: background.stop.clone(),
+            }
+            .run(),
+        );
         start_upstream_handlers(spec, &shared, upstreams, &mut background);
         start_channel_reopeners(&channels, &mut background);
         let (webhook_urls, webhook_nudges) = start_webhook_senders(spec, &shared, &mut background);
         let state = api_state(spec, &shared, webhook_urls, webhook_nudges);
         let served = serve_api(spec, state, &mut background).await?;
-        tracing::info!(addr = %served.addr, database = %pushgate_store::redacted(&spec.database), apps = spec.apps.len(), "gateway listening");
+        tracing::info!(instance = %instance, addr = %served.addr, database = %pushgate_store::redacted(&spec.database), apps = spec.apps.len(), "gateway listening");
         Ok(RunningGateway {
             addr: served.addr,
             store,
@@ -157,6 +171,8 @@ struct Shared<'a> {
     channels: &'a ChannelSet,
     events_wakeup: &'a EventWakeup,
     metrics: &'a Arc<Metrics>,
+    /// This instance's id (the owner of the leases it takes).
+    instance: &'a str,
 }
 
 /// Opens (and migrates) the store the configured database names.
@@ -280,7 +296,7 @@ fn start_webhook_senders(
     shared: &Shared<'_>,
     background: &mut Background,
 ) -> (HashMap<String, String>, HashMap<String, Arc<Notify>>) {
-    let owner = format!("gw-{}", uuid::Uuid::now_v7());
+    let owner = shared.instance.to_string();
     let mut webhook_urls = HashMap::new();
     let mut nudges = HashMap::new();
     for app in &spec.apps {

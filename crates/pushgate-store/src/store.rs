@@ -259,6 +259,14 @@ pub trait Store: Send + Sync {
     /// Pending and due work per app and channel.
     async fn queue_by_channel(&self, now: OffsetDateTime) -> Result<Vec<ChannelQueue>>;
 
+    /// Records that gateway instance `instance` is alive at `now`, forgets instances not seen
+    /// for `ttl`, and returns how many are alive (this one included): the divisor of
+    /// cluster-wide budgets such as a provider's per-project rate.
+    async fn heartbeat(&self, instance: &str, now: OffsetDateTime, ttl: Duration) -> Result<u32>;
+
+    /// Forgets `instance` at once (a graceful stop), so that the others' shares grow.
+    async fn leave(&self, instance: &str) -> Result<()>;
+
     /// (applied, latest) migration versions: ready when they are equal.
     async fn schema_version(&self) -> Result<(i64, i64)>;
 

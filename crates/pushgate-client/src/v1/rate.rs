@@ -1,5 +1,6 @@
 //! An async token bucket: the client-side share of a project's send quota.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Requests per minute and burst of a [`RateLimiter`].
@@ -47,6 +48,9 @@ impl Default for RateLimit {
 pub(crate) struct RateLimiter {
     per_sec: f64,
     burst: f64,
+    /// How many senders share the limit (gateway instances on one project): each gets this
+    /// fraction of the rate and of the burst.
+    sharers: AtomicU32,
     state: parking_lot::Mutex<Bucket>,
 }
 
@@ -62,6 +66,7 @@ impl RateLimiter {
         Self {
             per_sec: f64::from(limit.per_minute.max(1)) / 60.0,
             burst,
+            sharers: AtomicU32::new(1),
             state: parking_lot::Mutex::new(Bucket {
                 tokens: burst,
                 last: Instant::now(),
@@ -69,17 +74,25 @@ impl RateLimiter {
         }
     }
 
+    /// Shares the limit between `sharers` senders from now on (at least 1).
+    pub(crate) fn share_between(&self, sharers: u32) {
+        self.sharers.store(sharers.max(1), Ordering::Relaxed);
+    }
+
     /// Takes one token; returns how long the caller must wait before using it.
     pub(crate) fn reserve(&self, now: Instant) -> Duration {
+        let sharers = f64::from(self.sharers.load(Ordering::Relaxed).max(1));
+        let per_sec = self.per_sec / sharers;
+        let burst = (self.burst / sharers).max(1.0);
         let mut bucket = self.state.lock();
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.burst);
+        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(burst);
         bucket.last = now.max(bucket.last);
         bucket.tokens -= 1.0;
         if bucket.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::try_from_secs_f64(-bucket.tokens / self.per_sec).unwrap_or(Duration::MAX)
+            Duration::try_from_secs_f64(-bucket.tokens / per_sec).unwrap_or(Duration::MAX)
         }
     }
 
@@ -95,6 +108,26 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_limit_gives_each_sharer_its_fraction() {
+        // 600/min alone is 10/s with a burst of 10; shared by 4, 2.5/s with a burst of 2.5:
+        // two tokens at once, then one every 0.4 s (the third waits for the missing half).
+        let limiter = RateLimiter::new(RateLimit::per_minute(600));
+        limiter.share_between(4);
+        let t = Instant::now() + Duration::from_secs(10); // a full bucket
+        let waits: Vec<Duration> = (0..4).map(|_| limiter.reserve(t)).collect();
+        assert_eq!(waits[0], Duration::ZERO);
+        assert_eq!(waits[1], Duration::ZERO);
+        assert_eq!(waits[2], Duration::from_millis(200), "{waits:?}");
+        assert_eq!(waits[3], Duration::from_millis(600), "{waits:?}");
+        // Alone again: the full rate.
+        limiter.share_between(1);
+        let later = t + Duration::from_secs(60);
+        assert!(limiter.reserve(later).is_zero());
+        limiter.share_between(0); // taken as 1
+        assert!(limiter.reserve(later).is_zero());
+    }
 
     #[test]
     fn burst_then_steady_rate() {

@@ -153,6 +153,15 @@ impl FcmV1Sender {
         Self::from_service_account(crate::oauth::key_from_file(path)?, config)
     }
 
+    /// Paces this sender at 1/`sharers` of its rate limit from now on: several gateway
+    /// instances sending for one project share the project's quota (no effect without a
+    /// rate limit).
+    pub fn share_rate_between(&self, sharers: u32) {
+        if let Some(limiter) = &self.inner.limiter {
+            limiter.share_between(sharers);
+        }
+    }
+
     /// The project messages are sent for.
     pub fn project_id(&self) -> &str {
         &self.inner.project_id

@@ -53,6 +53,10 @@ pub trait Channel: Send + Sync {
         Ok(())
     }
 
+    /// Shares the channel's provider budget (a per-project rate) with the other `instances`
+    /// sending for it; channels without such a budget ignore it.
+    fn share_budget(&self, _instances: u32) {}
+
     /// True when the channel keeps connections open while the gateway runs.
     fn is_persistent(&self) -> bool {
         self.kind() == ChannelKind::Ccs

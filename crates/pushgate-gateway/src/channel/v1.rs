@@ -57,6 +57,10 @@ impl Channel for V1Channel {
         ChannelKind::FcmV1
     }
 
+    fn share_budget(&self, instances: u32) {
+        self.sender.share_rate_between(instances);
+    }
+
     fn batch_size(&self) -> usize {
         BATCH.min(self.max_in_flight)
     }

@@ -22,6 +22,7 @@ pub(super) const ENV_KEYS: &[&str] = &[
     "metrics_listen",
     "metrics_token",
     "admin_keys",
+    "instance_id",
     "storage",
     "delivery",
     "limits",
@@ -50,6 +51,9 @@ pub struct ConfigFile {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub admin_keys: Vec<SecretRef>,
+    /// This instance's name among the instances sharing the database, in its logs and
+    /// metrics (default: `<host>-<pid>-<random>`).
+    pub instance_id: Option<String>,
     /// How the database is used.
     #[serde(default)]
     pub storage: StorageFile,

@@ -75,6 +75,7 @@ impl ConfigFile {
             tls: self.tls.as_ref().map(tls).transpose()?,
             metrics: metrics_access(self)?,
             admin_keys: admin_keys(self)?,
+            instance_id: instance_id(self.instance_id.as_deref())?,
         })
     }
 
@@ -458,4 +459,21 @@ fn webhook_spec(path: &str, w: &WebhookFile) -> Result<WebhookSpec, ConfigError>
         timeout: w.timeout.unwrap_or(WEBHOOK_TIMEOUT),
         replay_existing: w.replay_existing.unwrap_or(false),
     })
+}
+
+/// The configured instance id: printable, without spaces, at most 64 characters.
+fn instance_id(id: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(id) = id else { return Ok(None) };
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if !ok {
+        return Err(err(
+            "instance_id",
+            "must be 1 to 64 letters, digits or - _ . :",
+        ));
+    }
+    Ok(Some(id.to_string()))
 }

@@ -35,6 +35,8 @@ pub struct ServiceSettings {
     pub metrics: MetricsAccess,
     /// Keys that open the admin console for every app.
     pub admin_keys: Vec<Secret>,
+    /// This instance's name among those sharing the database (default: generated).
+    pub instance_id: Option<String>,
 }
 
 /// Everything `pushgate serve` runs with.
@@ -58,6 +60,8 @@ pub struct GatewaySpec {
     pub metrics: MetricsAccess,
     /// Keys that open the admin console for every app.
     pub admin_keys: Vec<Secret>,
+    /// This instance's name among those sharing the database (default: generated).
+    pub instance_id: Option<String>,
     /// The applications (exactly one is the default).
     pub apps: Vec<AppSpec>,
 }
@@ -75,6 +79,7 @@ impl GatewaySpec {
             tls: service.tls,
             metrics: service.metrics,
             admin_keys: service.admin_keys,
+            instance_id: service.instance_id,
             apps,
         }
     }
@@ -93,6 +98,7 @@ impl Default for ServiceSettings {
             tls: None,
             metrics: MetricsAccess::default(),
             admin_keys: Vec::new(),
+            instance_id: None,
         }
     }
 }

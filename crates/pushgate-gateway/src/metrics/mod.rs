@@ -5,6 +5,9 @@
 //! so they always agree with it, whichever gateway process did the work.
 
 mod http;
+mod instance;
+
+pub use instance::InstanceMetrics;
 
 pub mod activity;
 
@@ -126,6 +129,8 @@ pub struct Metrics {
     invalidations: Family<AppLabels, Gauge>,
     webhook_backlog: Family<AppLabels, Gauge>,
     webhook_failures: Family<AppLabels, Gauge>,
+    /// This instance and its peers.
+    pub instance: InstanceMetrics,
     scrape: Mutex<()>,
     activity: activity::Activity,
 }
@@ -238,8 +243,10 @@ impl Metrics {
             "Failed webhook attempts in a row",
             webhook_failures.clone(),
         );
+        let instance = InstanceMetrics::register(&mut registry);
         Self {
             registry,
+            instance,
             provider_latency,
             provider_outcomes,
             http_latency,

@@ -17,10 +17,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events_webhooks",
         include_str!("migrations/0002_events_webhooks.sql"),
     ),
+    (
+        3,
+        "instances",
+        include_str!("migrations/0003_instances.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 2;
+pub(super) const LATEST: i64 = 3;
 
 /// First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): the lock
 /// is per schema, so databases holding several pushgate schemas migrate them independently.

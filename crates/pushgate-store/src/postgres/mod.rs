@@ -423,6 +423,34 @@ impl Store for PostgresStore {
         read!(self, |conn| stats::queue_by_channel(&mut conn, now).await)
     }
 
+    async fn heartbeat(&self, instance: &str, now: OffsetDateTime, ttl: Duration) -> Result<u32> {
+        let stale = now - ttl;
+        write_tx!(self, |tx| {
+            sqlx::query(crate::instances::BEAT)
+                .bind(instance)
+                .bind(crate::stored::ms(now))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(crate::instances::FORGET_STALE)
+                .bind(crate::stored::ms(stale))
+                .execute(&mut *tx)
+                .await?;
+            let alive: i64 = sqlx::query_scalar(crate::instances::COUNT)
+                .fetch_one(&mut *tx)
+                .await?;
+            u32::try_from(alive).unwrap_or(u32::MAX).max(1)
+        })
+    }
+
+    async fn leave(&self, instance: &str) -> Result<()> {
+        write_tx!(self, |tx| {
+            sqlx::query(crate::instances::LEAVE)
+                .bind(instance)
+                .execute(&mut *tx)
+                .await?;
+        })
+    }
+
     async fn schema_version(&self) -> Result<(i64, i64)> {
         Ok((migrate::current(&self.pool).await?, migrate::LATEST))
     }

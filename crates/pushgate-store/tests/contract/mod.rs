@@ -52,6 +52,7 @@ mod apps;
 mod c2dm_flow;
 mod devices;
 mod events;
+mod instances;
 mod messages;
 mod outcomes;
 mod queue;
@@ -70,6 +71,7 @@ pub fn all_cases() -> Vec<&'static str> {
         c2dm_flow::cases(),
         devices::cases(),
         events::cases(),
+        instances::cases(),
         messages::cases(),
         outcomes::cases(),
         queue::cases(),
