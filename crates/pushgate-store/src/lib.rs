@@ -24,6 +24,6 @@ pub use error::{Result, StoreError};
 pub use maintenance::{BackupReport, CheckReport, DatabaseStats, Maintenance, TableStats};
 pub use model::*;
 pub use open::{Backend, Migrated, StoreSettings, migrate, open, open_maintenance, redacted};
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresMaintenance, PostgresStore};
 pub use sqlite::{SqliteMaintenance, SqliteStore};
 pub use store::{Confirmation, Store};

@@ -9,6 +9,17 @@ use time::OffsetDateTime;
 
 use crate::Result;
 
+/// Tables that record when their rows were written, and the column that says it (every
+/// backend's `stats` reports their oldest row).
+pub(crate) const TIME_COLUMNS: &[(&str, &str)] = &[
+    ("messages", "created_at"),
+    ("deliveries", "updated_at"),
+    ("events", "created_at"),
+    ("devices", "created_at"),
+    ("pending_registrations", "created_at"),
+    ("instances", "started_at"),
+];
+
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupReport {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::maintenance::Maintenance;
-use crate::postgres::PostgresStore;
+use crate::postgres::{PostgresMaintenance, PostgresStore};
 use crate::sqlite::{SqliteMaintenance, SqliteStore};
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store};
 
 /// How a store is opened; each backend reads what applies to it.
 #[derive(Debug, Clone)]
@@ -78,12 +78,11 @@ pub async fn open(database: &str, settings: &StoreSettings) -> Result<Arc<dyn St
 
 /// Opens the database `database` names for `pushgate db …` commands, without creating or
 /// migrating it: a missing SQLite file is an error that names it.
+/// (PostgreSQL: `backup` is refused in favour of `pg_dump`.)
 pub async fn open_maintenance(database: &str) -> Result<Box<dyn Maintenance>> {
     match Backend::of(database) {
         Backend::Sqlite => Ok(Box::new(SqliteMaintenance::open(database).await?)),
-        Backend::Postgres => Err(StoreError::Unsupported(
-            "PostgreSQL maintenance is not supported yet: use pg_dump and pg_amcheck".into(),
-        )),
+        Backend::Postgres => Ok(Box::new(PostgresMaintenance::open(database).await?)),
     }
 }
 

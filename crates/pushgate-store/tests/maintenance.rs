@@ -314,3 +314,56 @@ async fn a_missing_database_is_named_and_not_created() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn on_postgresql_check_and_stats_read_the_schema_and_backup_points_at_pg_dump() {
+    let Some(schema) = pushgate_testkit::postgres::fresh_schema().await else {
+        return;
+    };
+    let store = pushgate_store::PostgresStore::open(schema.url())
+        .await
+        .unwrap();
+    store.upsert_app("app", true).await.unwrap();
+    let oldest = t0();
+    for (i, at) in [oldest + time::Duration::minutes(5), oldest]
+        .into_iter()
+        .enumerate()
+    {
+        store
+            .insert_message(message(at), &three_tokens(i as u64))
+            .await
+            .unwrap();
+    }
+    let maintenance = open_maintenance(schema.url()).await.unwrap();
+    let report = maintenance.check().await.unwrap();
+    assert!(report.is_healthy(), "{report:?}");
+    let (applied, latest) = store.schema_version().await.unwrap();
+    assert_eq!(
+        (report.applied_version, report.latest_version),
+        (applied, latest)
+    );
+
+    let stats = maintenance.stats().await.unwrap();
+    let messages = stats.tables.iter().find(|t| t.name == "messages").unwrap();
+    assert_eq!(messages.rows, 2);
+    assert_eq!(messages.oldest, Some(oldest));
+    let deliveries = stats
+        .tables
+        .iter()
+        .find(|t| t.name == "deliveries")
+        .unwrap();
+    assert_eq!(deliveries.rows, 6);
+    assert!(deliveries.bytes.unwrap() > 0);
+
+    let dir = temp_dir();
+    let err = maintenance
+        .backup(&dir.join("copy"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pg_dump"), "{err}");
+    assert!(!dir.join("copy").exists());
+    maintenance.close().await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

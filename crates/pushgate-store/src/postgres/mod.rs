@@ -17,6 +17,7 @@ mod claims;
 mod deliveries;
 mod devices;
 mod events;
+mod maintenance;
 mod messages;
 mod migrate;
 mod notify;
@@ -44,7 +45,9 @@ use crate::model::{
     UpstreamRecord, WebhookState,
 };
 use crate::store::Confirmation;
+
 use crate::{Result, Store, StoreError, StoreSettings};
+pub use maintenance::PostgresMaintenance;
 
 /// How often a transaction that lost a deadlock or a unique-key race is run again.
 const TX_ATTEMPTS: u32 = 4;

@@ -12,17 +12,10 @@ use uuid::Uuid;
 
 use super::migrate;
 use super::rows::{count, from_ms};
-use crate::maintenance::{BackupReport, CheckReport, DatabaseStats, Maintenance, TableStats};
+use crate::maintenance::{
+    BackupReport, CheckReport, DatabaseStats, Maintenance, TIME_COLUMNS, TableStats,
+};
 use crate::{Result, StoreError};
-
-/// Tables that record when their rows were written, and the column that says it.
-const TIME_COLUMNS: &[(&str, &str)] = &[
-    ("messages", "created_at"),
-    ("deliveries", "updated_at"),
-    ("events", "created_at"),
-    ("devices", "created_at"),
-    ("pending_registrations", "created_at"),
-];
 
 /// The integrity check, stopping after 100 problems.
 const INTEGRITY_CHECK: &str = "PRAGMA integrity_check(100)";
