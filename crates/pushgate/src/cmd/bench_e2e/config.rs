@@ -12,9 +12,6 @@ use pushgate_emulator::{
 use pushgate_gateway::config::DeliverySettings;
 use pushgate_gateway::sandbox::SANDBOX_APP;
 
-/// The variable the spawned gateway reads its API key from (never written to the file).
-pub(super) const API_KEY_VAR: &str = "PUSHGATE_BENCH_API_KEY";
-
 /// What the gateway's channels need to know of the emulator.
 pub(super) struct EmulatorRef<'a> {
     /// Base URL of its HTTP listener.
@@ -33,6 +30,8 @@ pub(super) struct GatewayOptions<'a> {
     pub(super) listen: SocketAddr,
     /// `database` (a SQLite path or a database URL).
     pub(super) database: &'a str,
+    /// The file holding the app's API key (the configuration only names it).
+    pub(super) api_key_file: &'a Path,
     /// `storage.durable_commits`.
     pub(super) durable_commits: bool,
     /// `[delivery]`.
@@ -124,7 +123,8 @@ pub(super) fn gateway_toml(emu: &EmulatorRef<'_>, opts: &GatewayOptions<'_>) -> 
     };
     let _ = writeln!(
         t,
-        "\n[apps.{SANDBOX_APP}]\ndefault = true\napi_keys = [\"env:{API_KEY_VAR}\"]\ndefault_channel = {}\nc2dm_flow = {{ channel = {} }}",
+        "\n[apps.{SANDBOX_APP}]\ndefault = true\napi_keys = [{}]\ndefault_channel = {}\nc2dm_flow = {{ channel = {} }}",
+        q(&format!("file:{}", opts.api_key_file.display())),
         q(default_channel),
         q(flow)
     );
@@ -168,6 +168,8 @@ mod tests {
         let ca = dir.path().join("emulator.pem");
         std::fs::write(&ca, described.cert_pem.as_deref().unwrap()).unwrap();
         let delivery = DeliverySettings::default();
+        let api_key_file = dir.path().join("api-key");
+        std::fs::write(&api_key_file, "bench-test-key-0123456789").unwrap();
         let text = gateway_toml(
             &EmulatorRef {
                 base: &base,
@@ -178,6 +180,7 @@ mod tests {
             &GatewayOptions {
                 listen: "127.0.0.1:1".parse().unwrap(),
                 database: "bench.db",
+                api_key_file: &api_key_file,
                 durable_commits: false,
                 delivery: &delivery,
                 sole_channel: None,
@@ -199,6 +202,8 @@ mod tests {
         assert_eq!(got.is_default, want.is_default);
         assert_eq!(got.default_channel, want.default_channel);
         assert_eq!(got.c2dm_flow.channel, want.c2dm_flow.channel);
+        assert_eq!(got.api_keys.len(), 1);
+        assert_eq!(got.api_keys[0].expose(), "bench-test-key-0123456789");
         let names = |a: &pushgate_gateway::config::AppSpec| {
             let mut n: Vec<String> = a.channels.iter().map(|c| c.name.clone()).collect();
             n.sort();

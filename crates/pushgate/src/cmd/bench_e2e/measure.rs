@@ -44,6 +44,7 @@ struct Ready {
 struct ReadyChannel {
     app: String,
     channel: String,
+    #[serde(flatten)]
     status: ReadyStatus,
 }
 
@@ -313,7 +314,8 @@ impl CpuUse {
 
     /// CPU seconds of all groups.
     pub(super) fn total(&self) -> f64 {
-        self.by_group.iter().map(|(_, s)| s).sum()
+        // A fold from +0.0: an empty `sum` of floats is -0.0, printed as "-0.0".
+        self.by_group.iter().fold(0.0, |total, (_, s)| total + s)
     }
 
     /// Cores busy on average.

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::api::{CreatedDevices, Imported, expect_json};
-use super::config::{API_KEY_VAR, EmulatorRef, GatewayOptions, gateway_toml};
+use super::config::{EmulatorRef, GatewayOptions, gateway_toml};
 use super::measure::StatusProbe;
 use super::process::{Child, free_port, wait_ready};
 use super::summary::progress;
@@ -247,6 +247,9 @@ impl GatewaySide {
             None => ctx.dir.path.join(db_name).to_string_lossy().into_owned(),
         };
         let stem = db_name.trim_end_matches(".db");
+        let api_key_file = ctx.dir.path.join("api-key");
+        std::fs::write(&api_key_file, SPAWNED_API_KEY)
+            .with_context(|| format!("cannot write {}", api_key_file.display()))?;
         let config_path = ctx.dir.path.join(format!("{stem}.toml"));
         for attempt in 1..=3 {
             let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
@@ -260,6 +263,7 @@ impl GatewaySide {
                 &GatewayOptions {
                     listen,
                     database: &database,
+                    api_key_file: &api_key_file,
                     durable_commits: ctx.args.durable_commits,
                     delivery: &ctx.delivery,
                     sole_channel: ctx.args.sole_channel.then(|| ctx.args.channel.name()),
@@ -273,12 +277,7 @@ impl GatewaySide {
                 config_path.to_string_lossy().into_owned(),
             ];
             let name = format!("gateway-{stem}");
-            let mut child = Child::spawn(
-                &name,
-                &argv,
-                &ctx.dir.path,
-                &[(API_KEY_VAR, SPAWNED_API_KEY)],
-            )?;
+            let mut child = Child::spawn(&name, &argv, &ctx.dir.path, &[])?;
             let base = format!("http://{listen}");
             if wait_ready(&ctx.http, &format!("{base}/healthz"), &mut child, START_TIMEOUT).await? {
                 return Ok(Self {
