@@ -67,6 +67,20 @@ pub struct V1Args {
     /// HTTP/2 connections the sender spreads its streams over.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Which protocol runs: both (h2c, then HTTP/1.1), or one of them (e.g. to profile it).
+    #[arg(long, value_enum, default_value_t = V1Protocol::Both)]
+    protocol: V1Protocol,
+}
+
+/// The protocols `pushgate bench v1` runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum V1Protocol {
+    /// h2c, then HTTP/1.1.
+    Both,
+    /// HTTP/2 without TLS only.
+    H2c,
+    /// HTTP/1.1 keep-alive only.
+    Http1,
 }
 
 /// Flags of `pushgate bench legacy`.
@@ -353,7 +367,14 @@ async fn v1(args: V1Args) -> anyhow::Result<ExitCode> {
         args.concurrency,
         args.connections
     );
-    for (label, h2c) in [("HTTP/2 (h2c)", true), ("HTTP/1.1", false)] {
+    let runs = [("HTTP/2 (h2c)", true), ("HTTP/1.1", false)]
+        .into_iter()
+        .filter(|(_, h2c)| match args.protocol {
+            V1Protocol::Both => true,
+            V1Protocol::H2c => *h2c,
+            V1Protocol::Http1 => !*h2c,
+        });
+    for (label, h2c) in runs {
         let sender = v1_sender(&base, &key, h2c, args.connections, args.concurrency)?;
         let before: Stats = stats(&control_http, &base).await?;
         let rate = v1_sends(&sender, &tokens, args.messages, args.concurrency).await?;
