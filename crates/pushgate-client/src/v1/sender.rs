@@ -15,8 +15,8 @@ use pushgate_proto::v1::{ErrorBody, Message, SendResponse};
 use pushgate_proto::{FailureScope, Outcome, RetryAfter};
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url, Version};
-use tokio::sync::Semaphore;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, debug_span, field};
 
 use super::config::{DEFAULT_BASE_URL, V1BuildError, V1Config};
@@ -255,8 +255,7 @@ impl FcmV1Sender {
     /// and mapping as [`send`](Self::send). Exists for interop tests and debugging of bodies
     /// this client would never build (an unknown field, a number in `data`).
     pub async fn send_raw(&self, body: impl Into<Bytes>) -> Outcome {
-        self.deliver(body.into(), || "raw".to_string(), false)
-            .await
+        self.deliver(body.into(), || "raw".to_string(), false).await
     }
 
     /// The retry loop around one request body. `target` names the message's target in the

@@ -11,8 +11,8 @@ use futures_util::StreamExt;
 use pushgate_client::HttpConfig;
 use pushgate_client::legacy::{JsonMessage, LegacySender};
 use pushgate_client::v1::FcmV1Sender;
-use pushgate_proto::v1::oauth::ServiceAccountKey;
 use pushgate_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, RunningEmulator};
+use pushgate_proto::v1::oauth::ServiceAccountKey;
 use serde::Deserialize;
 
 /// Flags of `pushgate bench`.
@@ -32,7 +32,7 @@ enum Which {
     Ccs(CcsArgs),
     /// The whole gateway through its HTTP API: a 100,000-device fan-out, then 100,000
     /// single-device messages (accepted/s, deliveries/s, accept-to-delivery latency, RSS).
-    E2e(super::bench_e2e::E2eArgs),
+    E2e(Box<super::bench_e2e::E2eArgs>),
 }
 
 /// Flags of `pushgate bench ccs`.
@@ -112,7 +112,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Which::Legacy(args) => legacy(args).await,
         Which::V1(args) => v1(args).await,
         Which::Ccs(args) => ccs(args).await,
-        Which::E2e(args) => super::bench_e2e::run(args).await,
+        Which::E2e(args) => super::bench_e2e::run(*args).await,
     }
 }
 

@@ -55,7 +55,10 @@ pub(super) fn gateway_toml(emu: &EmulatorRef<'_>, opts: &GatewayOptions<'_>) -> 
     let base = emu.base.trim_end_matches('/');
     let d = opts.delivery;
     let mut t = String::new();
-    let _ = writeln!(t, "# Written by `pushgate bench e2e`: the sandbox against its emulator.");
+    let _ = writeln!(
+        t,
+        "# Written by `pushgate bench e2e`: the sandbox against its emulator."
+    );
     let _ = writeln!(t, "listen = {}", q(&opts.listen.to_string()));
     let _ = writeln!(t, "database = {}", q(opts.database));
     let _ = writeln!(t, "\n[storage]\ndurable_commits = {}", opts.durable_commits);

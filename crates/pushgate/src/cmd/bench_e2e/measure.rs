@@ -339,12 +339,15 @@ impl CpuUse {
     }
 }
 
+/// CPU ticks per thread (name, ticks) of one process, by thread id.
+type Ticks = HashMap<u32, (String, u64)>;
+
 /// CPU counters of the three processes at one moment.
 pub(super) struct CpuSnapshot {
     at: Instant,
-    gateway: Option<(u32, HashMap<u32, (String, u64)>)>,
-    emulator: Option<(u32, HashMap<u32, (String, u64)>)>,
-    driver: HashMap<u32, (String, u64)>,
+    gateway: Option<(u32, Ticks)>,
+    emulator: Option<(u32, Ticks)>,
+    driver: Ticks,
 }
 
 impl CpuSnapshot {
@@ -362,7 +365,7 @@ impl CpuSnapshot {
     /// The CPU each process used since the snapshot.
     pub(super) fn since(&self) -> CpuReport {
         let wall = self.at.elapsed();
-        let of = |side: &Option<(u32, HashMap<u32, (String, u64)>)>| {
+        let of = |side: &Option<(u32, Ticks)>| {
             side.as_ref()
                 .map(|(pid, before)| CpuUse::between(before, &thread_ticks(*pid), wall))
         };

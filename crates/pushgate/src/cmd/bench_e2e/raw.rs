@@ -80,7 +80,10 @@ pub(super) async fn measure_raw(ctx: &Ctx) -> anyhow::Result<Option<RawFigure>> 
     if units == 0 {
         return Ok(None);
     }
-    eprintln!("raw provider rate: {units} units on channel {}", ctx.args.channel.name());
+    eprintln!(
+        "raw provider rate: {units} units on channel {}",
+        ctx.args.channel.name()
+    );
     let emulator_pid = ctx.emu.pid();
     let started = std::time::Instant::now();
     let before = emulator_pid.map(thread_ticks);
@@ -95,8 +98,7 @@ pub(super) async fn measure_raw(ctx: &Ctx) -> anyhow::Result<Option<RawFigure>> 
         }
         BenchChannel::Legacy => {
             let tokens =
-                create_devices(&ctx.http, base, serde_json::json!({"count": RAW_DEVICES}))
-                    .await?;
+                create_devices(&ctx.http, base, serde_json::json!({"count": RAW_DEVICES})).await?;
             let sender = legacy_sender(base, false)?;
             let what = format!(
                 "`pushgate bench legacy` loop, 1000-id multicasts, HTTP/1.1, {LEGACY_IN_FLIGHT} in flight, same emulator"

@@ -279,7 +279,14 @@ impl GatewaySide {
             let name = format!("gateway-{stem}");
             let mut child = Child::spawn(&name, &argv, &ctx.dir.path, &[])?;
             let base = format!("http://{listen}");
-            if wait_ready(&ctx.http, &format!("{base}/healthz"), &mut child, START_TIMEOUT).await? {
+            if wait_ready(
+                &ctx.http,
+                &format!("{base}/healthz"),
+                &mut child,
+                START_TIMEOUT,
+            )
+            .await?
+            {
                 return Ok(Self {
                     base,
                     api_key: SPAWNED_API_KEY.to_string(),

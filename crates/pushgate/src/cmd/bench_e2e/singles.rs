@@ -13,6 +13,7 @@ use pushgate_gateway::sandbox::SANDBOX_APP;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::Ctx;
 use super::api::{Accepted, EmuStats, MessageView, emu_stats, expect_json};
 use super::measure::{
     CpuReport, CpuSnapshot, Sample, Sampler, memory_kib, mib, print_timeline, recorded_per_second,
@@ -22,7 +23,6 @@ use super::raw::{RawFigure, ratio_of};
 use super::setup::{Prepared, prepare};
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
-use super::Ctx;
 
 /// Figures of the singles.
 pub(super) struct SinglesReport {

@@ -33,13 +33,15 @@ pub(super) fn print_header(ctx: &Ctx, probe: &str) {
             "  emulator   `pushgate emulator` at {} (pid {pid}, started by the benchmark)",
             ctx.emu.base
         ),
-        None => println!("  emulator   running at {} (not started here)", ctx.emu.base),
+        None => println!(
+            "  emulator   running at {} (not started here)",
+            ctx.emu.base
+        ),
     }
     match &args.gateway {
         Some(url) => println!(
             "  gateway    running at {url} (pid {}), app \"{SANDBOX_APP}\"; devices tagged {}",
-            args.gateway_pid
-                .map_or("unknown".into(), |p| p.to_string()),
+            args.gateway_pid.map_or("unknown".into(), |p| p.to_string()),
             ctx.shared_tag.as_deref().unwrap_or("-")
         ),
         None => {
@@ -48,7 +50,10 @@ pub(super) fn print_header(ctx: &Ctx, probe: &str) {
                     "{db} (shared by both scenarios; devices tagged {})",
                     ctx.shared_tag.as_deref().unwrap_or("-")
                 ),
-                None => format!("a fresh SQLite file per scenario in {}", ctx.dir.path.display()),
+                None => format!(
+                    "a fresh SQLite file per scenario in {}",
+                    ctx.dir.path.display()
+                ),
             };
             println!(
                 "  gateway    `pushgate serve --config` per scenario (the sandbox's app \"{SANDBOX_APP}\" and channels), database {database}"
@@ -110,10 +115,9 @@ pub(super) fn print_summary(
         ));
     }
     let cpu = |c: &super::measure::CpuReport| {
-        c.gateway_cores()
-            .map_or("unknown".into(), |(secs, cores)| {
-                format!("{secs:.1} s = {cores:.2} cores")
-            })
+        c.gateway_cores().map_or("unknown".into(), |(secs, cores)| {
+            format!("{secs:.1} s = {cores:.2} cores")
+        })
     };
     if let Some(f) = fanout {
         let n = f.devices;
@@ -180,7 +184,11 @@ pub(super) fn print_summary(
         };
         rows.push((
             label,
-            format!("{:.0}{}", s.accepted_rate(), ratio_of(raw, s.accepted_rate())),
+            format!(
+                "{:.0}{}",
+                s.accepted_rate(),
+                ratio_of(raw, s.accepted_rate())
+            ),
         ));
         rows.push((
             "singles POST round trip p50 / p99".into(),
