@@ -1,4 +1,6 @@
-//! `pushgate bench`: throughput against the emulator (in-process or a separate one).
+//! `pushgate bench`: throughput against the emulator (in-process or a separate one). The
+//! raw loops of `bench v1` and `bench legacy` are public functions: `bench e2e` measures the
+//! provider's raw rate with them.
 //!
 //! Speed lives here and in `cargo bench`, never in timed tests. Every run prints what it
 //! measured and checks the emulator's own delivery count against what was sent.
@@ -30,8 +32,9 @@ enum Which {
     V1(V1Args),
     /// CCS: downstream messages/s over 1 and over 4 XMPP connections (in-process emulator).
     Ccs(CcsArgs),
-    /// The whole gateway through its HTTP API: a 100,000-device fan-out, then 100,000
-    /// single-device messages (accepted/s, deliveries/s, accept-to-delivery latency, RSS).
+    /// The gateway alone, as its own process, through its HTTP API: the raw provider rate,
+    /// a 100,000-device fan-out, then 100,000 single-device messages (accepted/s,
+    /// deliveries/s, accept-to-delivery latency, the gateway's CPU and RSS).
     E2e(Box<super::bench_e2e::E2eArgs>),
 }
 
