@@ -247,14 +247,18 @@ pub(super) fn print_summary(
         .max()
         .unwrap_or(0);
     println!(
-        "summary (channel {}, durable commits {}, {} devices, {} messages, {})",
+        "summary (channel {}, durable commits {}, {} devices{})",
         ctx.args.channel.name(),
         ctx.args.durable_commits,
         ctx.args.devices,
-        ctx.args.messages,
-        match ctx.args.rate {
-            Some(rate) => format!("offered at {rate:.0}/s"),
-            None => format!("{} senders", ctx.args.senders),
+        match (singles.is_some(), ctx.args.rate) {
+            (false, _) => String::new(),
+            (true, Some(rate)) =>
+                format!(", {} messages offered at {rate:.0}/s", ctx.args.messages),
+            (true, None) => format!(
+                ", {} messages from {} senders",
+                ctx.args.messages, ctx.args.senders
+            ),
         }
     );
     println!("  {:-<width$}  {:-<24}", "", "");
