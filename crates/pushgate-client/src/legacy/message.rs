@@ -215,6 +215,12 @@ impl JsonMessage {
     /// Checks the message against the protocol rules (`JsonRequest::validate` for every
     /// chunk): the error names the field and the limit.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.checked_requests().map(|_| ())
+    }
+
+    /// [`requests`](Self::requests), each checked as [`validate`](Self::validate) checks
+    /// them: what a sender sends, built once.
+    pub(crate) fn checked_requests(&self) -> Result<Vec<JsonRequest>, ValidationError> {
         if let JsonTarget::Tokens(ids) = &self.target
             && let Some(i) = ids.iter().position(String::is_empty)
         {
@@ -223,7 +229,9 @@ impl JsonMessage {
                 "must not be empty",
             ));
         }
-        self.requests().iter().try_for_each(JsonRequest::validate)
+        let requests = self.requests();
+        requests.iter().try_for_each(JsonRequest::validate)?;
+        Ok(requests)
     }
 }
 

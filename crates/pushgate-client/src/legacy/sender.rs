@@ -7,12 +7,14 @@ use std::time::{Duration, SystemTime};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
 use pushgate_proto::legacy::limits::MAX_REGISTRATION_IDS;
-use pushgate_proto::legacy::{JsonResponse, PlainTextResponse, ResponseError};
+use pushgate_proto::legacy::{
+    JsonRequest, JsonResponse, MulticastResponse, PlainTextResponse, ResponseError,
+};
 use pushgate_proto::token::short_token;
 use pushgate_proto::{Outcome, RetryAfter, ValidationError};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Url};
-use tracing::{Instrument, debug, field, info_span, warn};
+use tracing::{Instrument, debug, debug_span, field, warn};
 
 use super::LegacyError;
 use super::message::sealed::Sealed;
@@ -104,9 +106,10 @@ impl LegacySender {
     /// chunks failed and others did not, the failed chunks' tokens carry the failure as an
     /// outcome (a retriable one for 5xx and transport errors).
     pub async fn send(&self, message: &JsonMessage) -> Result<LegacyResult, LegacyError> {
-        message.validate()?;
+        // Each chunk's request is built and checked once, then serialized as it is.
+        let requests = message.checked_requests()?;
         match message.target() {
-            JsonTarget::Tokens(ids) => self.send_token_chunks(message, ids).await,
+            JsonTarget::Tokens(ids) => self.send_token_chunks(message, ids, requests).await,
             _ => self.send_single_target(message).await,
         }
     }
@@ -173,7 +176,7 @@ impl LegacySender {
         policy: &RetryPolicy,
     ) -> Result<LegacyResult<M>, LegacyError> {
         let tokens = message.tokens();
-        let span = info_span!(
+        let span = debug_span!(
             "legacy_send_with_retries",
             recipients = tokens.len(),
             first = %tokens.first().map(|t| short_token(t)).unwrap_or_default(),
@@ -251,13 +254,22 @@ impl LegacySender {
         &self,
         message: &JsonMessage,
         ids: &[String],
+        bodies: Vec<JsonRequest>,
     ) -> Result<LegacyResult, LegacyError> {
         let chunks: Vec<&[String]> = ids.chunks(MAX_REGISTRATION_IDS).collect();
+        if bodies.len() != chunks.len() {
+            return Err(ValidationError::new(
+                "registration_ids",
+                "the chunked requests do not match the tokens",
+            )
+            .into());
+        }
         // Futures are built before they enter the stream: a closure inside the stream would
         // make the future's `Send` proof higher-ranked over the chunk lifetime.
         let requests: Vec<_> = chunks
             .iter()
-            .map(|chunk| self.send_chunk(message, chunk))
+            .zip(bodies)
+            .map(|(chunk, body)| self.send_chunk(body, chunk))
             .collect();
         let answers: Vec<Result<ChunkAnswer, LegacyError>> = stream::iter(requests)
             .buffered(self.max_concurrent_chunks)
@@ -297,10 +309,10 @@ impl LegacySender {
         }
     }
 
-    /// One `registration_ids` request.
+    /// One `registration_ids` request (`request`, for the tokens of `chunk`).
     async fn send_chunk(
         &self,
-        message: &JsonMessage,
+        request: JsonRequest,
         chunk: &[String],
     ) -> Result<ChunkAnswer, LegacyError> {
         let span = request_span(
@@ -309,10 +321,11 @@ impl LegacySender {
             chunk.first().map_or("", String::as_str),
         );
         async {
-            let body = json_body(message, Some(chunk))?;
+            let body = encode(&request)?;
+            drop(request);
             let reply = self.post(body, JSON_CONTENT_TYPE).await?;
             let body = reply.body?;
-            match JsonResponse::parse(&body)? {
+            match parse_token_answer(&body)? {
                 JsonResponse::Multicast(m) => {
                     let outcomes = token_outcomes(chunk, &m.results, reply.retry_after)?;
                     Ok(ChunkAnswer {
@@ -441,9 +454,10 @@ impl SendOnce for PlainTextMessage {
     }
 }
 
-/// The span of one HTTP request: format, number of recipients, first token shortened.
+/// The span of one HTTP request: format, number of recipients, first token shortened. At
+/// debug level: a span per request at info would cost more CPU than the request's own work.
 fn request_span(format: &'static str, recipients: usize, first: &str) -> tracing::Span {
-    info_span!(
+    debug_span!(
         "legacy_request",
         format,
         recipients,
@@ -453,8 +467,23 @@ fn request_span(format: &'static str, recipients: usize, first: &str) -> tracing
 }
 
 fn json_body(message: &JsonMessage, tokens: Option<&[String]>) -> Result<Vec<u8>, LegacyError> {
-    serde_json::to_vec(&message.request_for(tokens))
+    encode(&message.request_for(tokens))
+}
+
+/// A request's JSON body.
+fn encode(request: &JsonRequest) -> Result<Vec<u8>, LegacyError> {
+    serde_json::to_vec(request)
         .map_err(|e| ValidationError::new("body", format!("cannot encode as JSON: {e}")).into())
+}
+
+/// The answer to a `registration_ids` request: read straight into the multicast shape it
+/// should have (one pass over up to 1000 results), else through [`JsonResponse::parse`],
+/// which tells the other shapes apart and words the errors.
+fn parse_token_answer(body: &[u8]) -> Result<JsonResponse, ResponseError> {
+    match serde_json::from_slice::<MulticastResponse>(body) {
+        Ok(m) => Ok(JsonResponse::Multicast(m)),
+        Err(_) => JsonResponse::parse(body),
+    }
 }
 
 /// Pairs `results[i]` with the i-th token; the counts must match (gcm-client checks too).
@@ -553,6 +582,25 @@ mod tests {
         assert_eq!(longer(later, soon), later);
         assert_eq!(longer(None, soon), soon);
         assert_eq!(longer(None, None), None);
+    }
+
+    /// The one-pass read of a token answer gives what the general parser gives, for the
+    /// multicast shape and for bodies that are not one.
+    #[test]
+    fn token_answers_parse_like_the_general_parser() {
+        let bodies: [&[u8]; 6] = [
+            br#"{"multicast_id":9007199254740993,"success":1,"failure":1,"canonical_ids":1,"results":[{"message_id":"0:1","registration_id":"new"},{"error":"NotRegistered"}]}"#,
+            br#"{"multicast_id":1,"success":0,"failure":0,"canonical_ids":0}"#,
+            br#"{"multicast_id":1,"multicast_id":2,"success":0,"failure":0,"canonical_ids":0}"#,
+            br#"{"message_id":123}"#,
+            br#"{"success":1,"failure":0}"#,
+            b"not json",
+        ];
+        for body in bodies {
+            let fast = parse_token_answer(body).map_err(|e| e.to_string());
+            let general = JsonResponse::parse(body).map_err(|e| e.to_string());
+            assert_eq!(fast, general, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

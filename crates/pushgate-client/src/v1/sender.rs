@@ -11,12 +11,13 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use pushgate_proto::token::short_token;
 use pushgate_proto::v1::oauth::ServiceAccountKey;
-use pushgate_proto::v1::{ErrorBody, Message, SendRequest, SendResponse};
+use pushgate_proto::v1::{ErrorBody, Message, SendResponse};
 use pushgate_proto::{FailureScope, Outcome, RetryAfter};
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url, Version};
+use serde::Serialize;
 use tokio::sync::Semaphore;
-use tracing::{Instrument, debug, field, info_span};
+use tracing::{Instrument, debug, debug_span, field};
 
 use super::config::{DEFAULT_BASE_URL, V1BuildError, V1Config};
 use super::rate::RateLimiter;
@@ -211,9 +212,9 @@ impl FcmV1Sender {
                 reason: e.to_string(),
             };
         }
-        let request = SendRequest {
+        let request = BorrowedSendRequest {
             validate_only,
-            message: message.clone(),
+            message,
         };
         let body = match serde_json::to_vec(&request) {
             Ok(b) => Bytes::from(b),
@@ -223,7 +224,7 @@ impl FcmV1Sender {
                 };
             }
         };
-        self.deliver(body, &target_label(message), validate_only)
+        self.deliver(body, || target_label(message), validate_only)
             .await
     }
 
@@ -263,15 +264,22 @@ impl FcmV1Sender {
     /// and mapping as [`send`](Self::send). Exists for interop tests and debugging of bodies
     /// this client would never build (an unknown field, a number in `data`).
     pub async fn send_raw(&self, body: impl Into<Bytes>) -> Outcome {
-        self.deliver(body.into(), "raw", false).await
+        self.deliver(body.into(), || "raw".to_string(), false).await
     }
 
-    /// The retry loop around one request body.
-    async fn deliver(&self, body: Bytes, target: &str, validate_only: bool) -> Outcome {
-        let span = info_span!(
+    /// The retry loop around one request body. `target` names the message's target in the
+    /// span; it is only called when the span is recorded (debug level: at info, a span per
+    /// message would cost more CPU than the rest of the client's own work).
+    async fn deliver(
+        &self,
+        body: Bytes,
+        target: impl FnOnce() -> String,
+        validate_only: bool,
+    ) -> Outcome {
+        let span = debug_span!(
             "fcm_v1_send",
             project = %self.inner.project_id,
-            target = %target,
+            target = %target(),
             validate_only,
             attempts = field::Empty,
             status = field::Empty,
@@ -392,6 +400,14 @@ impl FcmV1Sender {
             Err(e) => Exchange::Transport(describe_transport(&e)),
         }
     }
+}
+
+/// [`SendRequest`](pushgate_proto::v1::SendRequest) over a borrowed message: the same JSON without cloning the message.
+#[derive(Serialize)]
+struct BorrowedSendRequest<'a> {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    validate_only: bool,
+    message: &'a Message,
 }
 
 /// Maps a received answer to the shared vocabulary.

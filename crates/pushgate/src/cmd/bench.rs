@@ -1,4 +1,6 @@
-//! `pushgate bench`: throughput against the emulator (in-process or a separate one).
+//! `pushgate bench`: throughput against the emulator (in-process or a separate one). The
+//! raw loops of `bench v1` and `bench legacy` are public functions: `bench e2e` measures the
+//! provider's raw rate with them.
 //!
 //! Speed lives here and in `cargo bench`, never in timed tests. Every run prints what it
 //! measured and checks the emulator's own delivery count against what was sent.
@@ -10,7 +12,9 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use pushgate_client::HttpConfig;
 use pushgate_client::legacy::{JsonMessage, LegacySender};
+use pushgate_client::v1::FcmV1Sender;
 use pushgate_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, RunningEmulator};
+use pushgate_proto::v1::oauth::ServiceAccountKey;
 use serde::Deserialize;
 
 /// Flags of `pushgate bench`.
@@ -28,9 +32,10 @@ enum Which {
     V1(V1Args),
     /// CCS: downstream messages/s over 1 and over 4 XMPP connections (in-process emulator).
     Ccs(CcsArgs),
-    /// The whole gateway through its HTTP API: a 100,000-device fan-out, then 100,000
-    /// single-device messages (accepted/s, deliveries/s, accept-to-delivery latency, RSS).
-    E2e(super::bench_e2e::E2eArgs),
+    /// The gateway alone, as its own process, through its HTTP API: the raw provider rate,
+    /// a 100,000-device fan-out, then 100,000 single-device messages (accepted/s,
+    /// deliveries/s, accept-to-delivery latency, the gateway's CPU and RSS).
+    E2e(Box<super::bench_e2e::E2eArgs>),
 }
 
 /// Flags of `pushgate bench ccs`.
@@ -65,6 +70,20 @@ pub struct V1Args {
     /// HTTP/2 connections the sender spreads its streams over.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Which protocol runs: both (h2c, then HTTP/1.1), or one of them (e.g. to profile it).
+    #[arg(long, value_enum, default_value_t = V1Protocol::Both)]
+    protocol: V1Protocol,
+}
+
+/// The protocols `pushgate bench v1` runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum V1Protocol {
+    /// h2c, then HTTP/1.1.
+    Both,
+    /// HTTP/2 without TLS only.
+    H2c,
+    /// HTTP/1.1 keep-alive only.
+    Http1,
 }
 
 /// Flags of `pushgate bench legacy`.
@@ -96,7 +115,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Which::Legacy(args) => legacy(args).await,
         Which::V1(args) => v1(args).await,
         Which::Ccs(args) => ccs(args).await,
-        Which::E2e(args) => super::bench_e2e::run(args).await,
+        Which::E2e(args) => super::bench_e2e::run(*args).await,
     }
 }
 
@@ -158,7 +177,7 @@ async fn stats(http: &reqwest::Client, base: &str) -> anyhow::Result<Stats> {
 }
 
 /// Creates virtual devices as `spec` says and returns their tokens.
-async fn create_devices(
+pub async fn create_devices(
     http: &reqwest::Client,
     base: &str,
     spec: serde_json::Value,
@@ -240,11 +259,7 @@ async fn legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let before: Stats = stats(&control_http, &base).await?;
-
-    let config = HttpConfig::new()
-        .with_endpoint(format!("{base}/gcm/send"))
-        .with_http2_prior_knowledge(args.h2c);
-    let sender = LegacySender::new(DEFAULT_API_KEY, config)?;
+    let sender = legacy_sender(&base, args.h2c)?;
     let protocol = if args.h2c { "h2c" } else { "HTTP/1.1" };
     println!(
         "bench legacy: emulator {base}, {} devices, concurrency {}, {protocol}",
@@ -253,23 +268,8 @@ async fn legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
     );
 
     // 1. Multicasts of 1000 ids.
-    let chunks = args.tokens.div_ceil(1000);
-    let started = Instant::now();
-    let latencies = drive(chunks, args.concurrency, |c| {
-        let n = (args.tokens - c * 1000).min(1000);
-        let ids: Vec<String> = (0..n)
-            .map(|i| tokens[(c * 1000 + i) % tokens.len()].clone())
-            .collect();
-        send_legacy(&sender, JsonMessage::new(ids).data("seq", c.to_string()))
-    })
-    .await?;
-    report(
-        "multicast (1000 ids)",
-        args.tokens,
-        "tokens",
-        started.elapsed(),
-        &latencies,
-    );
+    let rate = legacy_multicasts(&sender, &tokens, args.tokens, args.concurrency).await?;
+    rate.report("multicast (1000 ids)");
 
     // 2. Single-token requests.
     let started = Instant::now();
@@ -297,72 +297,91 @@ async fn legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What one of the raw provider loops measured: `units` sent in `elapsed`, and the sorted
+/// latency of every request.
+pub struct RawRate {
+    /// Messages (v1) or tokens (legacy multicasts) delivered.
+    pub units: usize,
+    /// The unit's name, for the reports.
+    pub unit: &'static str,
+    /// First request sent to the last answer received.
+    pub elapsed: Duration,
+    /// Round trip of every request, sorted.
+    pub latencies: Vec<Duration>,
+}
+
+impl RawRate {
+    /// Units per second.
+    pub fn per_sec(&self) -> f64 {
+        self.units as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Prints the figure as `bench legacy` / `bench v1` always have.
+    pub fn report(&self, label: &str) {
+        report(label, self.units, self.unit, self.elapsed, &self.latencies);
+    }
+}
+
+/// The legacy sender of the benchmarks: the emulator's default server key, HTTP/1.1
+/// keep-alive or h2c.
+pub fn legacy_sender(base: &str, h2c: bool) -> anyhow::Result<LegacySender> {
+    let config = HttpConfig::new()
+        .with_endpoint(format!("{base}/gcm/send"))
+        .with_http2_prior_knowledge(h2c);
+    Ok(LegacySender::new(DEFAULT_API_KEY, config)?)
+}
+
+/// The `bench legacy` multicast loop: `total` tokens (cycling through `tokens`) in 1000-id
+/// multicasts, `concurrency` requests in flight; fails unless every token was delivered.
+pub async fn legacy_multicasts(
+    sender: &LegacySender,
+    tokens: &[String],
+    total: usize,
+    concurrency: usize,
+) -> anyhow::Result<RawRate> {
+    if tokens.is_empty() {
+        bail!("no device tokens to send to");
+    }
+    let chunks = total.div_ceil(1000);
+    let started = Instant::now();
+    let latencies = drive(chunks, concurrency, |c| {
+        let n = (total - c * 1000).min(1000);
+        let ids: Vec<String> = (0..n)
+            .map(|i| tokens[(c * 1000 + i) % tokens.len()].clone())
+            .collect();
+        send_legacy(sender, JsonMessage::new(ids).data("seq", c.to_string()))
+    })
+    .await?;
+    Ok(RawRate {
+        units: total,
+        unit: "tokens",
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
 async fn v1(args: V1Args) -> anyhow::Result<ExitCode> {
     let (base, _guard) = emulator(args.emulator).await?;
     let control_http = reqwest::Client::new();
-    let project = pushgate_emulator::DEFAULT_PROJECT_ID;
-    let key: serde_json::Value = control(
-        &control_http,
-        reqwest::Method::GET,
-        format!("{base}/emulator/projects/{project}/key"),
-        None,
-    )
-    .await?;
-    // The benchmark measures throughput, not the provider's quota.
-    control::<serde_json::Value>(
-        &control_http,
-        reqwest::Method::PUT,
-        format!("{base}/emulator/projects/{project}/quota"),
-        Some(serde_json::json!({"per_minute": 1_000_000_000u64})),
-    )
-    .await?;
-    let tokens = create_devices(
-        &control_http,
-        &base,
-        serde_json::json!({"count": args.devices.max(1), "project_id": project}),
-    )
-    .await?;
-    let key = pushgate_client::oauth::key_from_json(&key.to_string())?;
+    let (key, tokens) = v1_setup(&control_http, &base, args.devices).await?;
     println!(
         "bench v1: emulator {base}, {} devices, {} in flight, {} connections",
         tokens.len(),
         args.concurrency,
         args.connections
     );
-    for (label, h2c) in [("HTTP/2 (h2c)", true), ("HTTP/1.1", false)] {
-        let config = pushgate_client::v1::V1Config::new()
-            // The base URL lives in the HTTP config: set it after `with_http`.
-            .with_http(HttpConfig::new().with_http2_prior_knowledge(h2c))
-            .with_base_url(base.clone())
-            .with_connections(args.connections)
-            .with_max_in_flight(args.concurrency)
-            .with_rate_limit(None);
-        let sender = pushgate_client::v1::FcmV1Sender::from_service_account(key.clone(), config)?;
+    let runs = [("HTTP/2 (h2c)", true), ("HTTP/1.1", false)]
+        .into_iter()
+        .filter(|(_, h2c)| match args.protocol {
+            V1Protocol::Both => true,
+            V1Protocol::H2c => *h2c,
+            V1Protocol::Http1 => !*h2c,
+        });
+    for (label, h2c) in runs {
+        let sender = v1_sender(&base, &key, h2c, args.connections, args.concurrency)?;
         let before: Stats = stats(&control_http, &base).await?;
-        let started = Instant::now();
-        let latencies = drive(args.messages, args.concurrency, |i| {
-            let message = pushgate_client::v1::Message {
-                token: Some(tokens[i % tokens.len()].clone()),
-                data: Some([("seq".to_string(), i.to_string())].into()),
-                ..Default::default()
-            };
-            let sender = &sender;
-            async move {
-                let outcome = sender.send(&message).await;
-                if !outcome.is_success() {
-                    bail!("message {i} was not delivered: {outcome:?}");
-                }
-                Ok(())
-            }
-        })
-        .await?;
-        report(
-            label,
-            args.messages,
-            "messages",
-            started.elapsed(),
-            &latencies,
-        );
+        let rate = v1_sends(&sender, &tokens, args.messages, args.concurrency).await?;
+        rate.report(label);
         let after: Stats = stats(&control_http, &base).await?;
         let delivered = after.delivered - before.delivered;
         if delivered != args.messages as u64 {
@@ -373,6 +392,93 @@ async fn v1(args: V1Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Readies the emulator at `base` for `bench v1`: fetches its default project's key, lifts
+/// the project's quota (the benchmark measures throughput, not the quota) and creates
+/// `devices` virtual devices of that project; returns the key and the devices' tokens.
+pub async fn v1_setup(
+    http: &reqwest::Client,
+    base: &str,
+    devices: usize,
+) -> anyhow::Result<(ServiceAccountKey, Vec<String>)> {
+    let project = pushgate_emulator::DEFAULT_PROJECT_ID;
+    let key: serde_json::Value = control(
+        http,
+        reqwest::Method::GET,
+        format!("{base}/emulator/projects/{project}/key"),
+        None,
+    )
+    .await?;
+    control::<serde_json::Value>(
+        http,
+        reqwest::Method::PUT,
+        format!("{base}/emulator/projects/{project}/quota"),
+        Some(serde_json::json!({"per_minute": 1_000_000_000u64})),
+    )
+    .await?;
+    let tokens = create_devices(
+        http,
+        base,
+        serde_json::json!({"count": devices.max(1), "project_id": project}),
+    )
+    .await?;
+    let key = pushgate_client::oauth::key_from_json(&key.to_string())?;
+    Ok((key, tokens))
+}
+
+/// The v1 sender of the benchmarks: no client-side pacing, `connections` pooled
+/// connections (h2c or HTTP/1.1), `in_flight` requests at once.
+pub fn v1_sender(
+    base: &str,
+    key: &ServiceAccountKey,
+    h2c: bool,
+    connections: usize,
+    in_flight: usize,
+) -> anyhow::Result<FcmV1Sender> {
+    let config = pushgate_client::v1::V1Config::new()
+        // The base URL lives in the HTTP config: set it after `with_http`.
+        .with_http(HttpConfig::new().with_http2_prior_knowledge(h2c))
+        .with_base_url(base.to_string())
+        .with_connections(connections)
+        .with_max_in_flight(in_flight)
+        .with_rate_limit(None);
+    Ok(FcmV1Sender::from_service_account(key.clone(), config)?)
+}
+
+/// The `bench v1` loop: `messages` single-token sends (cycling through `tokens`),
+/// `concurrency` in flight; fails unless every one was delivered.
+pub async fn v1_sends(
+    sender: &FcmV1Sender,
+    tokens: &[String],
+    messages: usize,
+    concurrency: usize,
+) -> anyhow::Result<RawRate> {
+    if tokens.is_empty() {
+        bail!("no device tokens to send to");
+    }
+    let started = Instant::now();
+    let latencies = drive(messages, concurrency, |i| {
+        let message = pushgate_client::v1::Message {
+            token: Some(tokens[i % tokens.len()].clone()),
+            data: Some([("seq".to_string(), i.to_string())].into()),
+            ..Default::default()
+        };
+        async move {
+            let outcome = sender.send(&message).await;
+            if !outcome.is_success() {
+                bail!("message {i} was not delivered: {outcome:?}");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(RawRate {
+        units: messages,
+        unit: "messages",
+        elapsed: started.elapsed(),
+        latencies,
+    })
 }
 
 async fn ccs(args: CcsArgs) -> anyhow::Result<ExitCode> {

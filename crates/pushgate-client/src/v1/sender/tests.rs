@@ -462,3 +462,29 @@ fn answers_map_to_outcomes() {
         after
     );
 }
+
+/// The borrowed request body is byte for byte what the protocol crate's owned `SendRequest`
+/// serializes to, with and without `validate_only`.
+#[test]
+fn borrowed_request_serializes_like_send_request() {
+    let mut message = to("tok-1");
+    message.data = Some([("k".to_string(), "v \"quoted\"".to_string())].into());
+    message.android = Some(pushgate_proto::v1::AndroidConfig {
+        collapse_key: Some("c".into()),
+        ..Default::default()
+    });
+    for validate_only in [false, true] {
+        let owned = pushgate_proto::v1::SendRequest {
+            validate_only,
+            message: message.clone(),
+        };
+        let borrowed = BorrowedSendRequest {
+            validate_only,
+            message: &message,
+        };
+        assert_eq!(
+            serde_json::to_string(&borrowed).unwrap(),
+            serde_json::to_string(&owned).unwrap()
+        );
+    }
+}

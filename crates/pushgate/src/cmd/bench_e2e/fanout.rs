@@ -1,6 +1,6 @@
-//! Scenario 1, the fan-out: one message to `{"all": true}` over every registered device,
-//! its delivery and latency figures read back from the message's result pages, and its
-//! report.
+//! Scenario 1, the fan-out: one message to `{"all": true}` over every registered device (to
+//! the run's tag on a shared database), its delivery and latency figures read back from the
+//! message's result pages (each page timed), and its report.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,13 +14,14 @@ use serde_json::{Value, json};
 
 use super::api::{Accepted, EmuStats, MessageView, emu_stats, expect_json};
 use super::measure::{
-    CpuUse, Sample, Sampler, memory_kib, mib, print_timeline, recorded_per_second, thread_ticks,
+    CpuReport, CpuSnapshot, Sample, Sampler, memory_kib, mib, print_timeline, recorded_per_second,
     wait_recorded,
 };
-use super::setup::{prepare, stop_gateway};
+use super::raw::{RawFigure, ratio_of};
+use super::setup::prepare;
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
-use super::{API_KEY, Ctx, IMPORT_CHUNK};
+use super::{Ctx, IMPORT_CHUNK};
 
 /// Largest page of `GET /v1/messages/{id}`.
 const RESULTS_PAGE: usize = 1000;
@@ -45,13 +46,20 @@ pub(super) struct FanoutReport {
     pub(super) latency: Vec<i64>,
     states: BTreeMap<String, u64>,
     results_read: Duration,
+    /// Round trip of every result page read, in order.
+    pub(super) pages: Vec<Duration>,
     /// The emulator's counts after the scenario.
     pub(super) emu: EmuStats,
-    cpu: CpuUse,
+    /// CPU of the three processes from the POST to the last answer recorded.
+    pub(super) cpu: CpuReport,
     samples: Vec<Sample>,
     shutdown: Duration,
-    /// `VmHWM` and `VmRSS` after the scenario, KiB.
+    /// The gateway's pid, when known.
+    pub(super) gateway_pid: Option<u32>,
+    /// The gateway's `VmHWM` and `VmRSS` after the scenario, KiB (zeros when unknown).
     pub(super) memory: (u64, u64),
+    /// The gateway's `VmRSS` once the devices were registered, before the POST, KiB.
+    pub(super) idle_rss: u64,
 }
 
 impl FanoutReport {
@@ -69,8 +77,20 @@ impl FanoutReport {
             && self.states.get("sent").copied() == Some(expected)
     }
 
+    /// Page read times: first, p50, p99, last (zeros without pages).
+    pub(super) fn page_times(&self) -> [Duration; 4] {
+        let mut sorted = self.pages.clone();
+        sorted.sort_unstable();
+        [
+            self.pages.first().copied().unwrap_or_default(),
+            percentile(&sorted, 0.5),
+            percentile(&sorted, 0.99),
+            self.pages.last().copied().unwrap_or_default(),
+        ]
+    }
+
     /// Prints the scenario's report.
-    pub(super) fn print(&self, ctx: &Ctx) {
+    pub(super) fn print(&self, ctx: &Ctx, raw: Option<&RawFigure>) {
         let n = self.devices;
         println!("fan-out: {n} devices, one message to {{\"all\": true}}");
         println!(
@@ -90,9 +110,10 @@ impl FanoutReport {
             self.deliveries
         );
         println!(
-            "  deliver    202 -> last delivery final: {:.2} s = {:.0} deliveries/s",
+            "  deliver    202 -> last delivery final: {:.2} s = {:.0} deliveries/s{}",
             self.delivery_window_ms as f64 / 1e3,
-            self.rate()
+            self.rate(),
+            ratio_of(raw, self.rate())
         );
         let (median, max) = recorded_per_second(&self.samples, self.deliveries);
         println!("             answers recorded per 1-s sample: median {median}, max {max}");
@@ -112,17 +133,24 @@ impl FanoutReport {
             self.emu.requests,
             verdict(self.ok())
         );
-        println!("  cpu        {}", self.cpu.describe());
+        self.cpu.print();
+        let [first, p50, p99, last] = self.page_times();
         println!(
-            "  reads      {} result pages of ≤{RESULTS_PAGE} read in {:.2} s; gateway shutdown {:.2} s",
-            self.deliveries.div_ceil(RESULTS_PAGE as u64),
+            "  reads      {} result pages of ≤{RESULTS_PAGE} read in {:.2} s: page first {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, last {:.1} ms",
+            self.pages.len(),
             self.results_read.as_secs_f64(),
-            self.shutdown.as_secs_f64()
+            ms_f(first),
+            ms_f(p50),
+            ms_f(p99),
+            ms_f(last),
         );
         println!(
-            "  memory     peak RSS (VmHWM) of the process so far {:.0} MiB, current {:.0} MiB",
+            "  memory     gateway (pid {}) peak RSS (VmHWM) {:.0} MiB, idle with {n} devices {:.0} MiB, at the end {:.0} MiB; shutdown {:.2} s",
+            self.gateway_pid.map_or("unknown".into(), |p| p.to_string()),
             mib(self.memory.0),
-            mib(self.memory.1)
+            mib(self.idle_rss),
+            mib(self.memory.1),
+            self.shutdown.as_secs_f64()
         );
         if ctx.args.timeline {
             print_timeline(&self.samples);
@@ -136,19 +164,25 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     eprintln!("fan-out: preparing {} devices", ctx.args.devices);
     let p = prepare(ctx, "fanout.db").await?;
     let n = ctx.args.devices as u64;
+    let (base, key) = (p.gw.base.clone(), p.gw.api_key.clone());
+    let gateway_pid = p.gw.pid;
+    let idle_rss = gateway_pid.map_or(0, |pid| memory_kib(pid).1);
     let accepted = Arc::new(AtomicU64::new(0));
-    let cpu_before = thread_ticks();
-    let started = Instant::now();
+    let cpu_before = CpuSnapshot::take(gateway_pid, ctx.emu.pid());
     let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
     let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
+    let targets = match &ctx.shared_tag {
+        Some(tag) => json!({ "tags": [tag] }),
+        None => json!({ "all": true }),
+    };
 
     let posted = Instant::now();
     let out: Accepted = expect_json(
         ctx.http
-            .post(format!("{}/v1/apps/{SANDBOX_APP}/messages", p.base))
-            .bearer_auth(API_KEY)
+            .post(format!("{base}/v1/apps/{SANDBOX_APP}/messages"))
+            .bearer_auth(&key)
             .json(&json!({
-                "targets": {"all": true},
+                "targets": targets,
                 "data": {"bench": "fan-out"},
             })),
         StatusCode::ACCEPTED,
@@ -171,13 +205,13 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     wait_recorded(ctx, &p.status, n, &bar, deadline).await?;
     bar.finish_and_clear();
     // Every answer is recorded; a retried one may still be pending: wait for `done`.
-    let url = format!("{}/v1/messages/{}", p.base, out.id);
+    let url = format!("{base}/v1/messages/{}", out.id);
     loop {
         let view: MessageView = expect_json(
             ctx.http
                 .get(&url)
                 .query(&[("limit", "1")])
-                .bearer_auth(API_KEY),
+                .bearer_auth(&key),
             StatusCode::OK,
             "GET message",
         )
@@ -190,7 +224,7 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let cpu = CpuUse::between(&cpu_before, &thread_ticks(), started.elapsed());
+    let cpu = cpu_before.since();
     let samples = sampler.finish().await;
 
     eprintln!("fan-out: reading the results");
@@ -200,16 +234,21 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     let mut states: BTreeMap<String, u64> = BTreeMap::new();
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     let mut created = None;
+    let mut pages = Vec::with_capacity((n as usize).div_ceil(RESULTS_PAGE));
+    let bar = progress(n, "results read");
     loop {
         let mut req = ctx
             .http
             .get(&url)
             .query(&[("limit", RESULTS_PAGE.to_string())])
-            .bearer_auth(API_KEY);
+            .bearer_auth(&key);
         if let Some(c) = &cursor {
             req = req.query(&[("cursor", c)]);
         }
+        let asked = Instant::now();
         let page: MessageView = expect_json(req, StatusCode::OK, "GET message results").await?;
+        pages.push(asked.elapsed());
+        bar.inc(page.results.len() as u64);
         let created_ms = match created {
             Some(c) => c,
             None => {
@@ -236,11 +275,13 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
             break;
         }
     }
+    bar.finish_and_clear();
     let results_read = read_started.elapsed();
     latency.sort_unstable();
     let created_ms = created.unwrap_or(accepted_at);
     let emu = emu_stats(ctx).await?;
-    let shutdown = stop_gateway(ctx, p.gw).await;
+    let memory = gateway_pid.map_or((0, 0), memory_kib);
+    let shutdown = p.gw.stop().await;
     Ok(FanoutReport {
         devices: ctx.args.devices,
         emulator_devices: p.emulator_devices,
@@ -254,10 +295,13 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
         latency,
         states,
         results_read,
+        pages,
         emu,
         cpu,
         samples,
         shutdown,
-        memory: memory_kib(),
+        gateway_pid,
+        memory,
+        idle_rss,
     })
 }

@@ -1,6 +1,6 @@
-//! Figures taken while a scenario runs: the per-second sampler and its timeline, the wait
-//! for the recorded answers, CPU per thread group and memory of the process, and the disk's
-//! fsync probe.
+//! Figures taken while a scenario runs: the gateway's channel counters (read from its
+//! `/readyz`), the per-second sampler and its timeline, the wait for the recorded answers, CPU
+//! per thread group and memory of a process (from `/proc/PID`), and the disk's fsync probe.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use indicatif::ProgressBar;
-use pushgate_gateway::worker::ChannelStatus;
+use serde::Deserialize;
 
 use super::Ctx;
 use super::api::EmuStats;
@@ -21,6 +21,99 @@ use super::timing::{ms_f, percentile};
 const CLOCK_TICKS: f64 = 100.0;
 /// How often the wait loops look at the worker's counters.
 const POLL: Duration = Duration::from_millis(50);
+
+/// A channel's counters since the probe was made: deliveries handed to the provider and
+/// answers recorded.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Counters {
+    /// Deliveries handed to the provider.
+    pub(super) attempted: u64,
+    /// Answers recorded.
+    pub(super) completed: u64,
+    /// The channel's last whole-channel problem.
+    pub(super) last_error: Option<String>,
+}
+
+/// `GET /readyz` as far as the benchmark reads it.
+#[derive(Deserialize)]
+struct Ready {
+    channels: Vec<ReadyChannel>,
+}
+
+#[derive(Deserialize)]
+struct ReadyChannel {
+    app: String,
+    channel: String,
+    #[serde(flatten)]
+    status: ReadyStatus,
+}
+
+#[derive(Deserialize)]
+struct ReadyStatus {
+    attempted: u64,
+    completed: u64,
+    last_error: Option<String>,
+}
+
+/// Reads one channel's counters from the gateway's `GET /readyz` (they count since the
+/// gateway started; the probe subtracts what they were when it was made).
+#[derive(Clone)]
+pub(super) struct StatusProbe {
+    http: reqwest::Client,
+    url: String,
+    app: String,
+    channel: String,
+    baseline: (u64, u64),
+}
+
+impl StatusProbe {
+    /// A probe of `app`'s channel `channel` on the gateway at `base`, counting from now.
+    pub(super) async fn new(
+        http: &reqwest::Client,
+        base: &str,
+        app: &str,
+        channel: &str,
+    ) -> anyhow::Result<Self> {
+        let mut probe = Self {
+            http: http.clone(),
+            url: format!("{base}/readyz"),
+            app: app.to_string(),
+            channel: channel.to_string(),
+            baseline: (0, 0),
+        };
+        let now = probe.read().await?;
+        probe.baseline = (now.attempted, now.completed);
+        Ok(probe)
+    }
+
+    /// The counters now, less the baseline.
+    pub(super) async fn read(&self) -> anyhow::Result<Counters> {
+        let ready: Ready = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .context("GET /readyz")?
+            .json()
+            .await
+            .context("GET /readyz: unexpected answer")?;
+        let c = ready
+            .channels
+            .into_iter()
+            .find(|c| c.app == self.app && c.channel == self.channel)
+            .with_context(|| {
+                format!(
+                    "the gateway has no channel {:?} in app {:?}",
+                    self.channel, self.app
+                )
+            })?;
+        Ok(Counters {
+            attempted: c.status.attempted.saturating_sub(self.baseline.0),
+            completed: c.status.completed.saturating_sub(self.baseline.1),
+            last_error: c.status.last_error,
+        })
+    }
+}
 
 /// One second of a scenario.
 #[derive(Clone, Copy)]
@@ -40,8 +133,8 @@ pub(super) struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `status` and the `accepted` count.
-    pub(super) fn start(ctx: &Ctx, status: Arc<ChannelStatus>, accepted: Arc<AtomicU64>) -> Self {
+    /// Starts sampling the channel's counters and the `accepted` count.
+    pub(super) fn start(ctx: &Ctx, status: StatusProbe, accepted: Arc<AtomicU64>) -> Self {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let emu = ctx
             .args
@@ -65,11 +158,12 @@ impl Sampler {
                 {
                     emulator = Some(stats.delivered);
                 }
+                let counters = status.read().await.unwrap_or_default();
                 samples.push(Sample {
                     at: started.elapsed(),
                     accepted: accepted.load(Ordering::Relaxed),
-                    attempted: status.attempted.load(Ordering::Relaxed),
-                    recorded: status.completed.load(Ordering::Relaxed),
+                    attempted: counters.attempted,
+                    recorded: counters.completed,
                     emulator,
                 });
             }
@@ -122,20 +216,19 @@ pub(super) fn print_timeline(samples: &[Sample]) {
 /// Waits until the worker has recorded at least `target` answers.
 pub(super) async fn wait_recorded(
     ctx: &Ctx,
-    status: &ChannelStatus,
+    status: &StatusProbe,
     target: u64,
     bar: &ProgressBar,
     deadline: Instant,
 ) -> anyhow::Result<()> {
     loop {
-        let recorded = status.completed.load(Ordering::Relaxed);
-        bar.set_position(recorded.min(target));
-        if recorded >= target {
+        let view = status.read().await?;
+        bar.set_position(view.completed.min(target));
+        if view.completed >= target {
             return Ok(());
         }
         if Instant::now() > deadline {
-            let view = status.view();
-            let last = view.last_error.map(|(_, e)| e).unwrap_or_default();
+            let last = view.last_error.unwrap_or_default();
             bail!(
                 "timed out after {} s: {} of {target} answers recorded ({} attempted); last channel error: {last:?}",
                 ctx.args.timeout,
@@ -147,10 +240,11 @@ pub(super) async fn wait_recorded(
     }
 }
 
-/// CPU ticks per thread of this process.
-pub(super) fn thread_ticks() -> HashMap<u32, (String, u64)> {
+/// CPU ticks per thread of process `pid` (empty when it cannot be read: another user's
+/// process, or one that has exited).
+pub(super) fn thread_ticks(pid: u32) -> HashMap<u32, (String, u64)> {
     let mut out = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
     };
     for entry in dir.flatten() {
@@ -176,26 +270,25 @@ pub(super) fn thread_ticks() -> HashMap<u32, (String, u64)> {
     out
 }
 
-/// Who a thread works for, by its name.
-fn thread_group(comm: &str) -> &'static str {
+/// Who a thread works for, by its name: the runtime's workers, sqlx's SQLite threads, the
+/// main thread; any other thread under its own name.
+fn thread_group(comm: &str) -> String {
     if comm.starts_with("sqlx-sqlite") {
-        "sqlite"
-    } else if comm.starts_with("bench-emulator") {
-        "emulator"
-    } else if comm.starts_with("bench-driver") {
-        "driver"
+        "sqlite".into()
     } else if comm.starts_with("tokio-r") {
-        // The main runtime ("tokio-rt-worker"; "tokio-runtime-worker" in older tokio).
-        "gateway"
+        // The runtime ("tokio-rt-worker"; "tokio-runtime-worker" in older tokio).
+        "runtime".into()
+    } else if comm == "pushgate" {
+        "main thread".into()
     } else {
-        "main thread"
+        comm.to_string()
     }
 }
 
 /// CPU used between two snapshots.
 pub(super) struct CpuUse {
     wall: Duration,
-    by_group: Vec<(&'static str, f64)>,
+    by_group: Vec<(String, f64)>,
 }
 
 impl CpuUse {
@@ -205,12 +298,12 @@ impl CpuUse {
         after: &HashMap<u32, (String, u64)>,
         wall: Duration,
     ) -> Self {
-        let mut groups: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut groups: BTreeMap<String, u64> = BTreeMap::new();
         for (tid, (comm, ticks)) in after {
             let earlier = before.get(tid).map_or(0, |(_, t)| *t);
             *groups.entry(thread_group(comm)).or_default() += ticks.saturating_sub(earlier);
         }
-        let mut by_group: Vec<(&'static str, f64)> = groups
+        let mut by_group: Vec<(String, f64)> = groups
             .into_iter()
             .map(|(g, t)| (g, t as f64 / CLOCK_TICKS))
             .filter(|(_, secs)| *secs > 0.0)
@@ -220,8 +313,14 @@ impl CpuUse {
     }
 
     /// CPU seconds of all groups.
-    fn total(&self) -> f64 {
-        self.by_group.iter().map(|(_, s)| s).sum()
+    pub(super) fn total(&self) -> f64 {
+        // A fold from +0.0: an empty `sum` of floats is -0.0, printed as "-0.0".
+        self.by_group.iter().fold(0.0, |total, (_, s)| total + s)
+    }
+
+    /// Cores busy on average.
+    pub(super) fn cores(&self) -> f64 {
+        self.total() / self.wall.as_secs_f64().max(1e-9)
     }
 
     /// The report's `cpu` line.
@@ -240,9 +339,76 @@ impl CpuUse {
     }
 }
 
-/// `VmHWM` and `VmRSS` of this process, in KiB.
-pub(super) fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// CPU ticks per thread (name, ticks) of one process, by thread id.
+type Ticks = HashMap<u32, (String, u64)>;
+
+/// CPU counters of the three processes at one moment.
+pub(super) struct CpuSnapshot {
+    at: Instant,
+    gateway: Option<(u32, Ticks)>,
+    emulator: Option<(u32, Ticks)>,
+    driver: Ticks,
+}
+
+impl CpuSnapshot {
+    /// The counters now of the gateway and the emulator (when their pids are known) and of
+    /// this process.
+    pub(super) fn take(gateway: Option<u32>, emulator: Option<u32>) -> Self {
+        Self {
+            at: Instant::now(),
+            gateway: gateway.map(|pid| (pid, thread_ticks(pid))),
+            emulator: emulator.map(|pid| (pid, thread_ticks(pid))),
+            driver: thread_ticks(std::process::id()),
+        }
+    }
+
+    /// The CPU each process used since the snapshot.
+    pub(super) fn since(&self) -> CpuReport {
+        let wall = self.at.elapsed();
+        let of = |side: &Option<(u32, Ticks)>| {
+            side.as_ref()
+                .map(|(pid, before)| CpuUse::between(before, &thread_ticks(*pid), wall))
+        };
+        CpuReport {
+            gateway: of(&self.gateway),
+            emulator: of(&self.emulator),
+            driver: CpuUse::between(&self.driver, &thread_ticks(std::process::id()), wall),
+        }
+    }
+}
+
+/// The CPU of the gateway, the emulator and the driver over a scenario.
+pub(super) struct CpuReport {
+    /// The gateway's, when its pid is known.
+    pub(super) gateway: Option<CpuUse>,
+    /// The emulator's, when the benchmark started it.
+    pub(super) emulator: Option<CpuUse>,
+    /// This process's.
+    pub(super) driver: CpuUse,
+}
+
+impl CpuReport {
+    /// The report's `cpu` lines.
+    pub(super) fn print(&self) {
+        match &self.gateway {
+            Some(cpu) => println!("  cpu        gateway  {}", cpu.describe()),
+            None => println!("  cpu        gateway  unknown (no pid: --gateway-pid)"),
+        }
+        if let Some(cpu) = &self.emulator {
+            println!("             emulator {}", cpu.describe());
+        }
+        println!("             driver   {}", self.driver.describe());
+    }
+
+    /// The gateway's CPU seconds and cores busy, when known.
+    pub(super) fn gateway_cores(&self) -> Option<(f64, f64)> {
+        self.gateway.as_ref().map(|c| (c.total(), c.cores()))
+    }
+}
+
+/// `VmHWM` and `VmRSS` of process `pid`, in KiB (zeros when it cannot be read).
+pub(super) fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -305,10 +471,19 @@ mod tests {
     #[test]
     fn threads_are_grouped_by_name() {
         assert_eq!(thread_group("sqlx-sqlite-wor"), "sqlite");
-        assert_eq!(thread_group("tokio-runtime-w"), "gateway");
-        assert_eq!(thread_group("tokio-rt-worker"), "gateway");
-        assert_eq!(thread_group("bench-emulator"), "emulator");
-        assert_eq!(thread_group("bench-driver"), "driver");
+        assert_eq!(thread_group("tokio-runtime-w"), "runtime");
+        assert_eq!(thread_group("tokio-rt-worker"), "runtime");
         assert_eq!(thread_group("pushgate"), "main thread");
+        assert_eq!(thread_group("store-writer"), "store-writer");
+    }
+
+    /// This process is running: it has a resident set and at least one thread.
+    #[test]
+    fn proc_of_this_process_is_read() {
+        let (peak, now) = memory_kib(std::process::id());
+        assert!(now > 0 && peak >= now, "VmHWM {peak} KiB, VmRSS {now} KiB");
+        let threads = thread_ticks(std::process::id());
+        assert!(!threads.is_empty());
+        assert_eq!(memory_kib(u32::MAX), (0, 0));
     }
 }

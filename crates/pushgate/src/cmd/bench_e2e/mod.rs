@@ -1,31 +1,44 @@
-//! `pushgate bench e2e`: the whole gateway, driven through its HTTP API.
+//! `pushgate bench e2e`: the gateway alone, driven through its HTTP API.
 //!
-//! A sandbox gateway (app `sandbox`, SQLite file in a temporary directory) is started in this
-//! process on the main runtime; the emulator is started in-process on a runtime of its own
-//! (threads `bench-emulator`) unless `--emulator URL` names a running one; the driver (a
-//! reqwest client with keep-alive and several tokio tasks) runs on a third runtime (threads
-//! `bench-driver`). The three share the process and the machine's cores; the separate
-//! runtimes only let the CPU time of each be told apart (per-thread counters of `/proc`).
+//! Three processes: the gateway (`pushgate serve --config` on a generated `pushgate.toml`,
+//! started from this very executable, or `--gateway URL` for one already running), the
+//! emulator (`pushgate emulator`, started the same way, or `--emulator URL`) and this one, the
+//! driver (a reqwest client with keep-alive and several tokio tasks). The gateway's CPU and
+//! memory figures come from its own `/proc/PID`; the emulator's and the driver's CPU are
+//! reported beside them, so a run shows who was busy.
 //!
-//! Two scenarios run one after the other, each on a fresh database and a reset emulator:
+//! Before the scenarios, the raw provider rate of the benchmarked channel is measured against
+//! the same emulator process with the loops of `pushgate bench v1` / `legacy`; every gateway
+//! rate is printed with its ratio to it.
+//!
+//! Two scenarios run one after the other, each on a fresh gateway process with a fresh
+//! database (SQLite in a temporary directory unless `--database` names one) and a reset
+//! emulator:
 //!
 //! 1. fan-out: N virtual devices registered through `devices:import`, then one message to
-//!    `{"all": true}`; accept time, deliveries/s, accept-to-delivery latency over every
-//!    delivery (read back from the message's result pages);
-//! 2. singles: M single-device messages posted by C concurrent senders; accepted/s, POST
-//!    round trip, deliveries/s and accept-to-delivery latency per message.
+//!    `{"all": true}` (to the run's tag when the database is shared); accept time,
+//!    deliveries/s, accept-to-delivery latency over every delivery (read back from the
+//!    message's result pages, each page timed);
+//! 2. singles: M single-device messages posted by C concurrent senders (closed loop), or
+//!    offered at `--rate` messages/s whatever the answers (open loop: latency at a given
+//!    load); accepted/s, POST round trip, deliveries/s and accept-to-delivery latency.
 //!
 //! Every scenario checks the emulator's own delivery count; a short count fails the run.
 //!
-//! One file per job: [`setup`] starts and stops the pieces (side runtimes, work directory,
-//! emulator, a fresh gateway with its devices registered), [`api`] reads the JSON answers,
+//! One file per job: [`process`] starts and stops child processes, [`config`] writes the
+//! gateway's configuration, [`setup`] brings up the emulator and a scenario's gateway with its
+//! devices, [`raw`] measures the provider's raw rate, [`api`] reads the JSON answers,
 //! [`measure`] takes the figures while a scenario runs, [`timing`] does the time arithmetic,
-//! [`fanout`] and [`singles`] run the two scenarios and print their reports, and
-//! [`summary`] prints the header and the final table.
+//! [`fanout`] and [`singles`] run the two scenarios and print their reports, [`summary`]
+//! prints the header and the final table, and [`report`] writes the JSON report.
 
 mod api;
+mod config;
 mod fanout;
 mod measure;
+mod process;
+mod raw;
+mod report;
 mod setup;
 mod singles;
 mod summary;
@@ -38,16 +51,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pushgate_gateway::config::DeliverySettings;
-use tokio::runtime::Handle;
 
 use self::fanout::fan_out;
 use self::measure::disk_probe;
-use self::setup::{EmulatorSide, SideRuntime, WorkDir, bench_delivery};
+use self::raw::{RawFigure, measure_raw};
+use self::setup::{EmulatorSide, WorkDir, bench_delivery, run_id};
 use self::singles::singles_scenario;
 use self::summary::{print_header, print_summary};
 
-/// The sandbox app's API key during the benchmark.
-const API_KEY: &str = "bench-e2e-key-0123456789abcdef";
 /// Devices per `devices:import` call (the API's maximum).
 const IMPORT_CHUNK: usize = 1000;
 
@@ -112,10 +123,27 @@ pub struct E2eArgs {
     /// Sandbox channel of the devices.
     #[arg(long, value_enum, default_value_t = BenchChannel::Fcm)]
     channel: BenchChannel,
-    /// Base URL of a running emulator (e.g. `pushgate emulator` in another process); by
-    /// default one is started in-process.
+    /// Base URL of a running emulator; by default `pushgate emulator` is started as a
+    /// process of its own.
     #[arg(long, value_name = "URL")]
     emulator: Option<String>,
+    /// Base URL of a running gateway whose app `sandbox` has a channel named like
+    /// `--channel` pointed at `--emulator`; by default `pushgate serve` is started as a
+    /// process of its own for each scenario, on a fresh database.
+    #[arg(long, value_name = "URL", requires_all = ["api_key", "emulator"])]
+    gateway: Option<String>,
+    /// With `--gateway`: an API key of its app `sandbox`.
+    #[arg(long, value_name = "KEY", requires = "gateway")]
+    api_key: Option<String>,
+    /// With `--gateway`: its process id, for its CPU and memory figures.
+    #[arg(long, value_name = "PID", requires = "gateway")]
+    gateway_pid: Option<u32>,
+    /// The started gateway's database (a SQLite path, or a database URL the gateway
+    /// accepts); by default a fresh SQLite file per scenario in a temporary directory. A
+    /// named database is shared by both scenarios: devices get the run's id and tag, and the
+    /// fan-out targets that tag.
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "gateway")]
+    database: Option<String>,
     /// With `--emulator` and `--channel xmpp`: the emulator's CCS address.
     #[arg(long, value_name = "ADDR", requires = "emulator")]
     emulator_xmpp: Option<SocketAddr>,
@@ -126,12 +154,28 @@ pub struct E2eArgs {
     /// Flush every commit (SQLite synchronous=FULL); `false`: synchronous=NORMAL.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     durable_commits: bool,
+    /// Offer the single-device messages at this many per second whatever the answers (open
+    /// loop: latency at a given load) instead of from `--senders` senders waiting for each
+    /// answer (closed loop: the most the gateway accepts).
+    #[arg(long, value_name = "MSGS_PER_SEC")]
+    rate: Option<f64>,
+    /// Most POSTs outstanding at once in the paced mode; beyond it a POST waits (and
+    /// counts as late).
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    max_outstanding: usize,
+    /// Units of the raw provider rate measured first (v1: messages, legacy: tokens in
+    /// 1000-id multicasts); 0 skips it.
+    #[arg(long, value_name = "N")]
+    raw_units: Option<usize>,
+    /// Write the figures as JSON to this file too.
+    #[arg(long, value_name = "PATH")]
+    report_json: Option<PathBuf>,
     /// Run both scenarios or only one.
     #[arg(long, value_enum, default_value_t = Scenarios::Both)]
     scenario: Scenarios,
     /// Diagnostic: keep only the benchmarked channel in the sandbox spec (and make it the
     /// default), so that no idle channel worker shares the database with it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "gateway")]
     sole_channel: bool,
     /// Keep the temporary directory with the databases.
     #[arg(long)]
@@ -147,32 +191,11 @@ pub struct E2eArgs {
 
 /// Runs the benchmark; fails (non-zero) when the emulator did not get every delivery.
 pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
-    let gateway_rt = Handle::current();
-    let driver = SideRuntime::new("bench-driver")?;
-    let outcome = driver
-        .handle
-        .spawn(bench(args, gateway_rt))
-        .await
-        .context("the benchmark driver stopped abnormally")?;
-    drop(driver);
-    outcome
-}
-
-/// What every scenario shares.
-struct Ctx {
-    args: E2eArgs,
-    gateway_rt: Handle,
-    http: reqwest::Client,
-    emu: EmulatorSide,
-    dir: WorkDir,
-    delivery: DeliverySettings,
-}
-
-/// The benchmark proper, on the driver's runtime: starts the shared pieces, runs the
-/// scenarios and prints the summary.
-async fn bench(args: E2eArgs, gateway_rt: Handle) -> anyhow::Result<ExitCode> {
     if args.devices == 0 {
         bail!("--devices must be at least 1");
+    }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        bail!("--rate must be a positive number of messages per second");
     }
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -181,38 +204,71 @@ async fn bench(args: E2eArgs, gateway_rt: Handle) -> anyhow::Result<ExitCode> {
         .timeout(Duration::from_secs(300))
         .build()
         .context("cannot build the HTTP client")?;
-    let emu = EmulatorSide::start(&args).await?;
+    let dir = WorkDir::create(args.keep)?;
+    let emu = EmulatorSide::start(&args, &http, &dir).await?;
     if args.channel == BenchChannel::Xmpp && emu.xmpp.is_none() {
+        emu.stop().await;
         bail!("--channel xmpp needs the emulator's CCS address (--emulator-xmpp with --emulator)");
     }
-    let dir = WorkDir::create(args.keep)?;
     let probe = disk_probe(dir.path.clone()).await;
+    let shared = args.gateway.is_some() || args.database.is_some();
+    let run = run_id();
     let ctx = Ctx {
+        device_prefix: if shared {
+            format!("bench-{run}-")
+        } else {
+            "bench-".to_string()
+        },
+        shared_tag: shared.then(|| format!("bench-{run}")),
         args,
-        gateway_rt,
         http,
         emu,
         dir,
         delivery: bench_delivery(),
     };
-    print_header(&ctx, &probe);
-
-    let mut fanout = None;
-    let mut singles = None;
-    if ctx.args.scenario != Scenarios::Singles {
-        let report = fan_out(&ctx).await?;
-        report.print(&ctx);
-        fanout = Some(report);
-    }
-    if ctx.args.scenario != Scenarios::Fanout {
-        let report = singles_scenario(&ctx).await?;
-        report.print(&ctx);
-        singles = Some(report);
-    }
-    let ok = print_summary(&ctx, fanout.as_ref(), singles.as_ref());
+    let outcome = bench(&ctx, &probe).await;
     let Ctx { emu, dir, .. } = ctx;
     emu.stop().await;
     drop(dir);
+    outcome
+}
+
+/// What every scenario shares.
+struct Ctx {
+    args: E2eArgs,
+    http: reqwest::Client,
+    emu: EmulatorSide,
+    dir: WorkDir,
+    delivery: DeliverySettings,
+    /// Start of every device id (`bench-`, or `bench-<run>-` on a shared database).
+    device_prefix: String,
+    /// The tag of this run's devices, when the database is shared with other runs.
+    shared_tag: Option<String>,
+}
+
+/// The raw rate, the scenarios and the summary.
+async fn bench(ctx: &Ctx, probe: &str) -> anyhow::Result<ExitCode> {
+    print_header(ctx, probe);
+    let raw: Option<RawFigure> = measure_raw(ctx).await?;
+    if let Some(raw) = &raw {
+        raw.print();
+    }
+    let mut fanout = None;
+    let mut singles = None;
+    if ctx.args.scenario != Scenarios::Singles {
+        let report = fan_out(ctx).await?;
+        report.print(ctx, raw.as_ref());
+        fanout = Some(report);
+    }
+    if ctx.args.scenario != Scenarios::Fanout {
+        let report = singles_scenario(ctx).await?;
+        report.print(ctx, raw.as_ref());
+        singles = Some(report);
+    }
+    let ok = print_summary(ctx, raw.as_ref(), fanout.as_ref(), singles.as_ref());
+    if let Some(path) = &ctx.args.report_json {
+        report::write(path, ctx, raw.as_ref(), fanout.as_ref(), singles.as_ref())?;
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

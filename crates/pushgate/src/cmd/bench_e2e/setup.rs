@@ -1,6 +1,7 @@
-//! Setup and teardown of a run's pieces: the side runtimes, the work directory, the emulator
-//! side, and for each scenario a fresh gateway and database with the devices registered
-//! (and the gateway's stop).
+//! Setup and teardown of a run's pieces: the work directory, the emulator (a `pushgate
+//! emulator` process of its own, or one already running), and for each scenario the gateway
+//! (a fresh `pushgate serve` process on a fresh database, or one already running) with the
+//! scenario's devices registered, and its stop.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,54 +10,31 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
-use pushgate_emulator::{DEFAULT_PROJECT_ID, Emulator, EmulatorConfig, RunningEmulator};
-use pushgate_gateway::config::{DeliverySettings, Secret, ServiceSettings, StorageSettings};
-use pushgate_gateway::sandbox::{SANDBOX_APP, sandbox_spec};
-use pushgate_gateway::worker::ChannelStatus;
-use pushgate_gateway::{Gateway, RunningGateway};
+use pushgate_emulator::DEFAULT_PROJECT_ID;
+use pushgate_gateway::config::DeliverySettings;
+use pushgate_gateway::sandbox::SANDBOX_APP;
 use reqwest::StatusCode;
+use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::runtime::{Handle, Runtime};
 
 use super::api::{CreatedDevices, Imported, expect_json};
+use super::config::{EmulatorRef, GatewayOptions, gateway_toml};
+use super::measure::StatusProbe;
+use super::process::{Child, free_port, wait_ready};
 use super::summary::progress;
-use super::{API_KEY, BenchChannel, Ctx, E2eArgs, IMPORT_CHUNK};
+use super::{BenchChannel, Ctx, E2eArgs, IMPORT_CHUNK};
 
 /// Most virtual devices per `POST /emulator/devices`.
 const EMULATOR_CHUNK: usize = 100_000;
+/// How long a child process has to answer after it starts.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a child process has to stop after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+/// The API key of a gateway the benchmark starts.
+const SPAWNED_API_KEY: &str = "bench-e2e-key-0123456789abcdef";
 
-/// A runtime of its own whose threads carry a name; shut down in the background when
-/// dropped (a runtime may not be dropped inside another one).
-pub(super) struct SideRuntime {
-    /// Where to spawn work on it.
-    pub(super) handle: Handle,
-    runtime: Option<Runtime>,
-}
-
-impl SideRuntime {
-    /// Starts a multi-thread runtime whose threads are called `name`.
-    pub(super) fn new(name: &str) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name(name)
-            .build()
-            .with_context(|| format!("cannot start the {name} runtime"))?;
-        Ok(Self {
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
-        })
-    }
-}
-
-impl Drop for SideRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-/// The temporary directory of the databases; removed when dropped unless kept.
+/// The temporary directory of the databases, configurations and logs; removed when dropped
+/// unless kept.
 pub(super) struct WorkDir {
     /// The directory.
     pub(super) path: PathBuf,
@@ -66,22 +44,14 @@ pub(super) struct WorkDir {
 impl WorkDir {
     /// Creates a fresh directory under the system's temporary directory.
     pub(super) fn create(keep: bool) -> anyhow::Result<Self> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
         let path = std::env::temp_dir().join(format!(
-            "pushgate-bench-e2e-{}-{nanos:08x}",
-            std::process::id()
+            "pushgate-bench-e2e-{}-{:08x}",
+            std::process::id(),
+            nanos()
         ));
         std::fs::create_dir_all(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Self { path, keep })
-    }
-
-    /// Path of the database file `name` in the directory.
-    pub(super) fn database(&self, name: &str) -> String {
-        self.path.join(name).to_string_lossy().into_owned()
     }
 }
 
@@ -95,66 +65,148 @@ impl Drop for WorkDir {
     }
 }
 
-/// The emulator under load and how the sandbox reaches it.
+/// The sub-second nanoseconds of the clock: enough to tell runs apart.
+fn nanos() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos()
+}
+
+/// A short id of this run, in the device ids and tag of a gateway whose database outlives
+/// the run.
+pub(super) fn run_id() -> String {
+    format!("{:06x}", nanos() & 0x00ff_ffff)
+}
+
+/// The emulator under load and how the gateway reaches it.
 pub(super) struct EmulatorSide {
     /// Base URL of its HTTP API (no trailing `/`).
     pub(super) base: String,
     /// Its CCS (XMPP) address, if it listens for one.
     pub(super) xmpp: Option<SocketAddr>,
-    cert_pem: Option<String>,
-    /// The in-process one (and the runtime it runs on), if it is ours.
-    pub(super) local: Option<(RunningEmulator, SideRuntime)>,
+    /// Its TLS certificate (PEM file), for the CCS channel.
+    pub(super) ca: Option<PathBuf>,
+    /// Its default project's service-account key file.
+    pub(super) key_file: PathBuf,
+    /// The process, when the benchmark started it.
+    pub(super) child: Option<Child>,
 }
 
 impl EmulatorSide {
-    /// Uses the emulator named by `--emulator`, or starts one in-process on a runtime of
-    /// its own.
-    pub(super) async fn start(args: &E2eArgs) -> anyhow::Result<Self> {
-        if let Some(url) = &args.emulator {
-            let cert_pem = match &args.emulator_ca {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?,
-                ),
-                None => None,
-            };
-            return Ok(Self {
+    /// Uses the emulator named by `--emulator`, or starts `pushgate emulator` (with CCS for
+    /// `--channel xmpp`) as a process of its own.
+    pub(super) async fn start(
+        args: &E2eArgs,
+        http: &reqwest::Client,
+        dir: &WorkDir,
+    ) -> anyhow::Result<Self> {
+        let key_file = dir.path.join("emulator-key.json");
+        let mut side = if let Some(url) = &args.emulator {
+            Self {
                 base: url.trim_end_matches('/').to_string(),
                 xmpp: args.emulator_xmpp,
-                cert_pem,
-                local: None,
-            });
-        }
-        let runtime = SideRuntime::new("bench-emulator")?;
-        let config = EmulatorConfig {
-            http: "127.0.0.1:0".parse()?,
-            xmpp: (args.channel == BenchChannel::Xmpp)
-                .then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-            // Each device gets one or a few messages; small inboxes keep memory for the gateway.
-            inbox_limit: 4,
-            ..EmulatorConfig::default()
+                ca: args.emulator_ca.clone(),
+                key_file,
+                child: None,
+            }
+        } else {
+            Self::spawn(args, http, dir, key_file).await?
         };
-        let running = runtime
-            .handle
-            .spawn(Emulator::start(config))
+        let key = http
+            .get(format!(
+                "{}/emulator/projects/{DEFAULT_PROJECT_ID}/key",
+                side.base
+            ))
+            .send()
             .await
-            .context("the emulator's start stopped abnormally")?
-            .context("cannot start the in-process emulator")?;
-        Ok(Self {
-            base: running.base_url(),
-            xmpp: running.xmpp_addr(),
-            cert_pem: running.tls_cert_pem().map(str::to_string),
-            local: Some((running, runtime)),
-        })
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("GET the project key of the emulator at {}", side.base))?
+            .text()
+            .await?;
+        std::fs::write(&side.key_file, key)
+            .with_context(|| format!("cannot write {}", side.key_file.display()))?;
+        if side.xmpp.is_none() {
+            side.ca = None;
+        }
+        Ok(side)
     }
 
-    /// Shuts the in-process emulator down (a separate one is left running).
+    async fn spawn(
+        args: &E2eArgs,
+        http: &reqwest::Client,
+        dir: &WorkDir,
+        key_file: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let with_ccs = args.channel == BenchChannel::Xmpp;
+        let ca = dir.path.join("emulator.pem");
+        for attempt in 1..=3 {
+            let port = free_port()?;
+            // Each device gets one or a few messages; small inboxes keep the emulator small.
+            let mut argv: Vec<String> = [
+                "emulator",
+                "--http",
+                &format!("127.0.0.1:{port}"),
+                "--inbox-limit",
+                "4",
+            ]
+            .map(String::from)
+            .to_vec();
+            let xmpp = if with_ccs {
+                let xmpp = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+                argv.extend([
+                    "--xmpp".into(),
+                    xmpp.to_string(),
+                    "--tls-cert-out".into(),
+                    ca.to_string_lossy().into_owned(),
+                ]);
+                Some(xmpp)
+            } else {
+                argv.push("--no-xmpp".into());
+                None
+            };
+            let mut child = Child::spawn("emulator", &argv, &dir.path, &[])?;
+            let base = format!("http://127.0.0.1:{port}");
+            let url = format!("{base}/emulator/stats");
+            if wait_ready(http, &url, &mut child, START_TIMEOUT).await? {
+                if with_ccs {
+                    // The certificate is written right after the listeners are up.
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !ca.exists() && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                return Ok(Self {
+                    base,
+                    xmpp,
+                    ca: with_ccs.then(|| ca.clone()),
+                    key_file,
+                    child: Some(child),
+                });
+            }
+            if attempt == 3 {
+                bail!(
+                    "the emulator exited at start three times\n{}",
+                    child.log_tail()
+                );
+            }
+        }
+        unreachable!("the loop returns or fails")
+    }
+
+    /// The emulator's process id, when the benchmark started it.
+    pub(super) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.pid)
+    }
+
+    /// Stops the emulator the benchmark started (a separate one is left running).
     pub(super) async fn stop(self) {
-        if let Some((running, runtime)) = self.local {
-            let _ = runtime.handle.spawn(running.shutdown()).await;
+        if let Some(child) = self.child {
+            child.stop(STOP_GRACE).await;
         }
     }
 }
+
 /// Delivery settings of the benchmark's gateway: the defaults with a shorter idle poll and
 /// retry schedule, so that a retried delivery or an idle period does not stretch a run.
 pub(super) fn bench_delivery() -> DeliverySettings {
@@ -166,14 +218,108 @@ pub(super) fn bench_delivery() -> DeliverySettings {
     }
 }
 
+/// The gateway of one scenario.
+pub(super) struct GatewaySide {
+    /// Base URL of its API.
+    pub(super) base: String,
+    /// Its API key.
+    pub(super) api_key: String,
+    /// Its process id, when known (started here, or `--gateway-pid`).
+    pub(super) pid: Option<u32>,
+    /// The process, when the benchmark started it.
+    child: Option<Child>,
+}
+
+impl GatewaySide {
+    /// Starts `pushgate serve` on a fresh database (`db_name` in the work directory, unless
+    /// `--database` names one), or uses the gateway of `--gateway`.
+    async fn start(ctx: &Ctx, db_name: &str) -> anyhow::Result<Self> {
+        if let Some(url) = &ctx.args.gateway {
+            return Ok(Self {
+                base: url.trim_end_matches('/').to_string(),
+                api_key: ctx.args.api_key.clone().unwrap_or_default(),
+                pid: ctx.args.gateway_pid,
+                child: None,
+            });
+        }
+        let database = match &ctx.args.database {
+            Some(db) => db.clone(),
+            None => ctx.dir.path.join(db_name).to_string_lossy().into_owned(),
+        };
+        let stem = db_name.trim_end_matches(".db");
+        let api_key_file = ctx.dir.path.join("api-key");
+        std::fs::write(&api_key_file, SPAWNED_API_KEY)
+            .with_context(|| format!("cannot write {}", api_key_file.display()))?;
+        let config_path = ctx.dir.path.join(format!("{stem}.toml"));
+        for attempt in 1..=3 {
+            let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let text = gateway_toml(
+                &EmulatorRef {
+                    base: &ctx.emu.base,
+                    xmpp: ctx.emu.xmpp,
+                    ca: ctx.emu.ca.as_deref(),
+                    key_file: &ctx.emu.key_file,
+                },
+                &GatewayOptions {
+                    listen,
+                    database: &database,
+                    api_key_file: &api_key_file,
+                    durable_commits: ctx.args.durable_commits,
+                    delivery: &ctx.delivery,
+                    sole_channel: ctx.args.sole_channel.then(|| ctx.args.channel.name()),
+                },
+            );
+            std::fs::write(&config_path, text)
+                .with_context(|| format!("cannot write {}", config_path.display()))?;
+            let argv = vec![
+                "serve".to_string(),
+                "--config".to_string(),
+                config_path.to_string_lossy().into_owned(),
+            ];
+            let name = format!("gateway-{stem}");
+            let mut child = Child::spawn(&name, &argv, &ctx.dir.path, &[])?;
+            let base = format!("http://{listen}");
+            if wait_ready(
+                &ctx.http,
+                &format!("{base}/healthz"),
+                &mut child,
+                START_TIMEOUT,
+            )
+            .await?
+            {
+                return Ok(Self {
+                    base,
+                    api_key: SPAWNED_API_KEY.to_string(),
+                    pid: Some(child.pid),
+                    child: Some(child),
+                });
+            }
+            if attempt == 3 {
+                bail!(
+                    "the gateway exited at start three times\n{}",
+                    child.log_tail()
+                );
+            }
+        }
+        unreachable!("the loop returns or fails")
+    }
+
+    /// Stops a gateway the benchmark started (SIGTERM, then the graceful shutdown) and says
+    /// how long that took; a gateway of `--gateway` is left running.
+    pub(super) async fn stop(self) -> Duration {
+        match self.child {
+            Some(child) => child.stop(STOP_GRACE).await,
+            None => Duration::ZERO,
+        }
+    }
+}
+
 /// A registered population on a fresh gateway.
 pub(super) struct Prepared {
-    /// The running gateway.
-    pub(super) gw: RunningGateway,
-    /// Its base URL.
-    pub(super) base: String,
+    /// The gateway.
+    pub(super) gw: GatewaySide,
     /// Counters of the benchmarked channel's worker.
-    pub(super) status: Arc<ChannelStatus>,
+    pub(super) status: StatusProbe,
     /// The registered device ids, in order (`bench-0000000`, …).
     pub(super) device_ids: Arc<Vec<String>>,
     /// Time the emulator took to create its devices.
@@ -184,8 +330,24 @@ pub(super) struct Prepared {
     pub(super) imports: usize,
 }
 
-/// Resets the emulator, creates its devices, starts a gateway on a fresh database and
-/// registers the devices through `devices:import`.
+/// One device of a `devices:import` body.
+#[derive(Serialize)]
+struct ImportDevice<'a> {
+    device_id: &'a str,
+    token: &'a str,
+    channel: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<[&'a str; 1]>,
+}
+
+/// A `devices:import` body.
+#[derive(Serialize)]
+struct ImportBody<'a> {
+    devices: Vec<ImportDevice<'a>>,
+}
+
+/// Resets the emulator, creates its devices, starts a gateway (on a fresh database unless
+/// one is shared) and registers the devices through `devices:import`.
 pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared> {
     let emu = &ctx.emu.base;
     let _: Value = expect_json(
@@ -204,14 +366,6 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
         "PUT /emulator/projects/…/quota",
     )
     .await?;
-    let sandbox_emu = crate::support::sandbox_emulator::describe(
-        &ctx.http,
-        emu,
-        ctx.emu.xmpp,
-        ctx.emu.cert_pem.clone(),
-    )
-    .await
-    .context("GET the emulator's project key")?;
 
     let n = ctx.args.devices;
     let started = Instant::now();
@@ -236,59 +390,40 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
     }
     let emulator_devices = started.elapsed();
 
-    let service = ServiceSettings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database: ctx.dir.database(db_name),
-        storage: StorageSettings {
-            durable_commits: ctx.args.durable_commits,
-            ..StorageSettings::default()
-        },
-        delivery: ctx.delivery.clone(),
-        ..ServiceSettings::default()
-    };
-    let mut spec = sandbox_spec(service, Secret::new(API_KEY, "bench"), &sandbox_emu);
-    if ctx.args.sole_channel {
-        let name = ctx.args.channel.name();
-        for app in &mut spec.apps {
-            app.channels.retain(|c| c.name == name);
-            app.default_channel = name.to_string();
-        }
-    }
-    let gw = ctx
-        .gateway_rt
-        .spawn(async move { Gateway::start(&spec).await })
-        .await
-        .context("the gateway's start stopped abnormally")?
-        .context("cannot start the gateway")?;
-    let base = gw.base_url();
+    let gw = GatewaySide::start(ctx, db_name).await?;
     let channel = ctx.args.channel.name();
-    let status = gw
-        .channels()
-        .get(SANDBOX_APP, channel)
-        .with_context(|| format!("the sandbox has no channel {channel:?}"))?
-        .status
-        .clone();
+    let status = StatusProbe::new(&ctx.http, &gw.base, SANDBOX_APP, channel).await?;
 
-    let device_ids: Vec<String> = (0..n).map(|i| format!("bench-{i:07}")).collect();
+    let device_ids: Vec<String> = (0..n)
+        .map(|i| format!("{}{i:07}", ctx.device_prefix))
+        .collect();
+    let tag = ctx.shared_tag.as_deref();
     let chunks = n.div_ceil(IMPORT_CHUNK);
     let bar = progress(n as u64, "devices registered");
     let started = Instant::now();
-    let url = format!("{base}/v1/apps/{SANDBOX_APP}/devices:import");
+    let url = format!("{}/v1/apps/{SANDBOX_APP}/devices:import", gw.base);
     let mut calls = futures_util::stream::iter(0..chunks)
         .map(|c| {
             let range = c * IMPORT_CHUNK..((c + 1) * IMPORT_CHUNK).min(n);
             let len = range.len();
-            let devices: Vec<Value> = range
-                .map(
-                    |i| json!({"device_id": device_ids[i], "token": tokens[i], "channel": channel}),
-                )
-                .collect();
-            let req = ctx
-                .http
-                .post(&url)
-                .bearer_auth(API_KEY)
-                .json(&json!({ "devices": devices }));
+            let body = ImportBody {
+                devices: range
+                    .map(|i| ImportDevice {
+                        device_id: &device_ids[i],
+                        token: &tokens[i],
+                        channel,
+                        tags: tag.map(|t| [t]),
+                    })
+                    .collect(),
+            };
+            let body = serde_json::to_vec(&body);
+            let (http, url, key) = (&ctx.http, &url, &gw.api_key);
             async move {
+                let req = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body?);
                 let out: Imported = expect_json(req, StatusCode::OK, "POST devices:import").await?;
                 if out.imported != len as u64 {
                     bail!("devices:import imported {} of {len}", out.imported);
@@ -305,18 +440,10 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
     bar.finish_and_clear();
     Ok(Prepared {
         gw,
-        base,
         status,
         device_ids: Arc::new(device_ids),
         emulator_devices,
         registration,
         imports: chunks,
     })
-}
-
-/// Stops a scenario's gateway (on the runtime it runs on).
-pub(super) async fn stop_gateway(ctx: &Ctx, gw: RunningGateway) -> Duration {
-    let started = Instant::now();
-    let _ = ctx.gateway_rt.spawn(gw.shutdown()).await;
-    started.elapsed()
 }

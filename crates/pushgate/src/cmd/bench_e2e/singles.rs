@@ -1,5 +1,6 @@
-//! Scenario 2, the singles: single-device messages posted by concurrent senders, their
-//! acceptance, delivery and latency figures read back per message, and its report.
+//! Scenario 2, the singles: single-device messages posted by concurrent senders (closed
+//! loop) or offered at a fixed rate (open loop, `--rate`), their acceptance, delivery and
+//! latency figures read back per message, and its report.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,15 +13,16 @@ use pushgate_gateway::sandbox::SANDBOX_APP;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::Ctx;
 use super::api::{Accepted, EmuStats, MessageView, emu_stats, expect_json};
 use super::measure::{
-    CpuUse, Sample, Sampler, memory_kib, mib, print_timeline, recorded_per_second, thread_ticks,
+    CpuReport, CpuSnapshot, Sample, Sampler, memory_kib, mib, print_timeline, recorded_per_second,
     wait_recorded,
 };
-use super::setup::{prepare, stop_gateway};
+use super::raw::{RawFigure, ratio_of};
+use super::setup::{Prepared, prepare};
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
-use super::{API_KEY, Ctx};
 
 /// Figures of the singles.
 pub(super) struct SinglesReport {
@@ -38,6 +40,11 @@ pub(super) struct SinglesReport {
     drain: Duration,
     /// Round trip of every POST, sorted.
     pub(super) rtt: Vec<Duration>,
+    /// Paced mode: the offered rate, and from each POST's due time to its 202, sorted.
+    pub(super) paced: Option<(f64, Vec<Duration>)>,
+    /// Paced mode: POSTs that left later than due because `--max-outstanding` were
+    /// unanswered.
+    late: usize,
     /// First 202 received to the last delivery's final `updated_at`.
     delivery_window_ms: i64,
     /// `created_at` to final `updated_at` per message, ms, sorted.
@@ -46,10 +53,13 @@ pub(super) struct SinglesReport {
     results_read: Duration,
     /// The emulator's counts after the scenario.
     pub(super) emu: EmuStats,
-    cpu: CpuUse,
+    /// CPU of the three processes from the first POST to the last answer recorded.
+    pub(super) cpu: CpuReport,
     samples: Vec<Sample>,
     shutdown: Duration,
-    /// `VmHWM` and `VmRSS` after the scenario, KiB.
+    /// The gateway's pid, when known.
+    pub(super) gateway_pid: Option<u32>,
+    /// The gateway's `VmHWM` and `VmRSS` after the scenario, KiB (zeros when unknown).
     pub(super) memory: (u64, u64),
 }
 
@@ -73,12 +83,18 @@ impl SinglesReport {
     }
 
     /// Prints the scenario's report.
-    pub(super) fn print(&self, ctx: &Ctx) {
+    pub(super) fn print(&self, ctx: &Ctx, raw: Option<&RawFigure>) {
         let m = self.messages;
-        println!(
-            "singles: {m} single-device messages over {} devices, {} concurrent senders",
-            self.devices, ctx.args.senders
-        );
+        match &self.paced {
+            Some((rate, _)) => println!(
+                "singles: {m} single-device messages over {} devices, offered at {rate:.0}/s (open loop, at most {} outstanding)",
+                self.devices, ctx.args.max_outstanding
+            ),
+            None => println!(
+                "singles: {m} single-device messages over {} devices, {} concurrent senders (closed loop)",
+                self.devices, ctx.args.senders
+            ),
+        }
         println!(
             "  register   {} devices in {:.2} s = {:.0} devices/s",
             self.devices,
@@ -92,10 +108,27 @@ impl SinglesReport {
             ms_f(percentile(&self.rtt, 0.5)),
             ms_f(percentile(&self.rtt, 0.99))
         );
+        if let Some((_, from_due)) = &self.paced {
+            println!(
+                "             from each POST's due time to its 202: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} POSTs waited for a free slot (--max-outstanding)",
+                ms_f(percentile(from_due, 0.5)),
+                ms_f(percentile(from_due, 0.99)),
+                ms_f(from_due.last().copied().unwrap_or_default()),
+                self.late
+            );
+        }
+        if let Some(raw) = raw {
+            println!(
+                "             accepted/s is {} of {:.0}/s",
+                raw.ratio(self.accepted_rate()),
+                raw.per_sec()
+            );
+        }
         println!(
-            "  deliver    first 202 -> last delivery final: {:.2} s = {:.0} deliveries/s",
+            "  deliver    first 202 -> last delivery final: {:.2} s = {:.0} deliveries/s{}",
             self.delivery_window_ms as f64 / 1e3,
-            self.delivery_rate()
+            self.delivery_rate(),
+            ratio_of(raw, self.delivery_rate())
         );
         let (median, max) = recorded_per_second(&self.samples, m as u64);
         println!("             answers recorded per 1-s sample: median {median}, max {max}");
@@ -119,17 +152,18 @@ impl SinglesReport {
             self.emu.requests,
             verdict(self.ok())
         );
-        println!("  cpu        {}", self.cpu.describe());
+        self.cpu.print();
         println!(
-            "  reads      {m} GET /v1/messages/{{id}} ({} concurrent) in {:.2} s; gateway shutdown {:.2} s",
+            "  reads      {m} GET /v1/messages/{{id}} ({} concurrent) in {:.2} s",
             ctx.args.senders,
             self.results_read.as_secs_f64(),
-            self.shutdown.as_secs_f64()
         );
         println!(
-            "  memory     peak RSS (VmHWM) of the process so far {:.0} MiB, current {:.0} MiB",
+            "  memory     gateway (pid {}) peak RSS (VmHWM) {:.0} MiB, at the end {:.0} MiB; shutdown {:.2} s",
+            self.gateway_pid.map_or("unknown".into(), |p| p.to_string()),
             mib(self.memory.0),
-            mib(self.memory.1)
+            mib(self.memory.1),
+            self.shutdown.as_secs_f64()
         );
         if ctx.args.timeline {
             print_timeline(&self.samples);
@@ -142,30 +176,58 @@ impl SinglesReport {
 struct Posted {
     id: String,
     rtt: Duration,
+    /// From the time it was due (paced mode) to its 202; the round trip otherwise.
+    from_due: Duration,
     accepted_at_ms: i64,
 }
 
-/// Runs the singles on a fresh gateway and database.
-pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport> {
-    eprintln!("singles: preparing {} devices", ctx.args.devices);
-    let p = prepare(ctx, "singles.db").await?;
-    let m = ctx.args.messages;
-    let accepted = Arc::new(AtomicU64::new(0));
-    let cpu_before = thread_ticks();
-    let started = Instant::now();
-    let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
-    let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
+/// POSTs message `i` (to device `i` round-robin) and checks the 202.
+async fn post_one(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    ids: &[String],
+    i: usize,
+) -> anyhow::Result<(String, Duration)> {
+    let body = json!({
+        "targets": {"device_ids": [ids[i % ids.len()]]},
+        "data": {"seq": i.to_string()},
+    });
+    let sent = Instant::now();
+    let out: Accepted = expect_json(
+        http.post(url).bearer_auth(key).json(&body),
+        StatusCode::ACCEPTED,
+        "POST message",
+    )
+    .await?;
+    let rtt = sent.elapsed();
+    if out.queued != 1 {
+        bail!(
+            "message {i} was accepted with {} queued deliveries, not 1",
+            out.queued
+        );
+    }
+    Ok((out.id, rtt))
+}
 
-    eprintln!("singles: posting {m} messages");
-    let bar = progress(m as u64, "messages accepted");
+/// Closed loop: `--senders` tasks, each posting the next message once its last one was
+/// answered.
+async fn post_closed(
+    ctx: &Ctx,
+    p: &Prepared,
+    accepted: &Arc<AtomicU64>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<Posted>> {
+    let m = ctx.args.messages;
     let next = Arc::new(AtomicUsize::new(0));
-    let url = Arc::new(format!("{}/v1/apps/{SANDBOX_APP}/messages", p.base));
-    let posting_started = Instant::now();
+    let url = Arc::new(format!("{}/v1/apps/{SANDBOX_APP}/messages", p.gw.base));
+    let key = Arc::new(p.gw.api_key.clone());
     let mut senders = Vec::with_capacity(ctx.args.senders.max(1));
     for _ in 0..ctx.args.senders.max(1) {
-        let (http, url, next, ids, accepted, bar) = (
+        let (http, url, key, next, ids, accepted, bar) = (
             ctx.http.clone(),
             url.clone(),
+            key.clone(),
             next.clone(),
             p.device_ids.clone(),
             accepted.clone(),
@@ -178,29 +240,13 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
                 if i >= m {
                     break;
                 }
-                let body = json!({
-                    "targets": {"device_ids": [ids[i % ids.len()]]},
-                    "data": {"seq": i.to_string()},
-                });
-                let sent = Instant::now();
-                let out: Accepted = expect_json(
-                    http.post(url.as_str()).bearer_auth(API_KEY).json(&body),
-                    StatusCode::ACCEPTED,
-                    "POST message",
-                )
-                .await?;
-                let rtt = sent.elapsed();
-                if out.queued != 1 {
-                    bail!(
-                        "message {i} was accepted with {} queued deliveries, not 1",
-                        out.queued
-                    );
-                }
+                let (id, rtt) = post_one(&http, &url, &key, &ids, i).await?;
                 accepted.fetch_add(1, Ordering::Relaxed);
                 bar.inc(1);
                 posted.push(Posted {
-                    id: out.id,
+                    id,
                     rtt,
+                    from_due: rtt,
                     accepted_at_ms: now_ms(),
                 });
             }
@@ -211,8 +257,90 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
     for sender in senders {
         posted.extend(sender.await.context("a sender stopped abnormally")??);
     }
+    Ok(posted)
+}
+
+/// Open loop: message `i` is due `i / rate` seconds after the start and leaves then, whether
+/// or not earlier ones were answered (at most `--max-outstanding` unanswered); returns the
+/// posted messages and how many had to wait for a free slot.
+async fn post_paced(
+    ctx: &Ctx,
+    p: &Prepared,
+    rate: f64,
+    accepted: &Arc<AtomicU64>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<(Vec<Posted>, usize)> {
+    let m = ctx.args.messages;
+    let url = Arc::new(format!("{}/v1/apps/{SANDBOX_APP}/messages", p.gw.base));
+    let key = Arc::new(p.gw.api_key.clone());
+    let outstanding = Arc::new(tokio::sync::Semaphore::new(ctx.args.max_outstanding.max(1)));
+    let start = tokio::time::Instant::now();
+    let mut late = 0;
+    let mut tasks = Vec::with_capacity(m);
+    for i in 0..m {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        // A POST that finds every slot taken waits for one, and counts as late.
+        let permit = match outstanding.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                late += 1;
+                outstanding
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .context("the pacing semaphore closed")?
+            }
+        };
+        let (http, url, key, ids, accepted, bar) = (
+            ctx.http.clone(),
+            url.clone(),
+            key.clone(),
+            p.device_ids.clone(),
+            accepted.clone(),
+            bar.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let (id, rtt) = post_one(&http, &url, &key, &ids, i).await?;
+            let from_due = due.elapsed();
+            drop(permit);
+            accepted.fetch_add(1, Ordering::Relaxed);
+            bar.inc(1);
+            anyhow::Ok(Posted {
+                id,
+                rtt,
+                from_due,
+                accepted_at_ms: now_ms(),
+            })
+        }));
+    }
+    let mut posted = Vec::with_capacity(m);
+    for task in tasks {
+        posted.push(task.await.context("a paced POST stopped abnormally")??);
+    }
+    Ok((posted, late))
+}
+
+/// Runs the singles on a fresh gateway and database.
+pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport> {
+    eprintln!("singles: preparing {} devices", ctx.args.devices);
+    let p = prepare(ctx, "singles.db").await?;
+    let m = ctx.args.messages;
+    let gateway_pid = p.gw.pid;
+    let accepted = Arc::new(AtomicU64::new(0));
+    let cpu_before = CpuSnapshot::take(gateway_pid, ctx.emu.pid());
+    let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
+    let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
+
+    eprintln!("singles: posting {m} messages");
+    let bar = progress(m as u64, "messages accepted");
+    let posting_started = Instant::now();
+    let (posted, late) = match ctx.args.rate {
+        Some(rate) => post_paced(ctx, &p, rate, &accepted, &bar).await?,
+        None => (post_closed(ctx, &p, &accepted, &bar).await?, 0),
+    };
     let posting = posting_started.elapsed();
-    let recorded_at_last_accept = p.status.completed.load(Ordering::Relaxed);
+    let recorded_at_last_accept = p.status.read().await?.completed;
     bar.finish_and_clear();
     eprintln!(
         "singles: {m} accepted in {:.2} s, waiting for deliveries",
@@ -223,7 +351,7 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
     wait_recorded(ctx, &p.status, m as u64, &bar, deadline).await?;
     let drain = posting_started.elapsed().saturating_sub(posting);
     bar.finish_and_clear();
-    let cpu = CpuUse::between(&cpu_before, &thread_ticks(), started.elapsed());
+    let cpu = cpu_before.since();
     let samples = sampler.finish().await;
 
     eprintln!("singles: reading {m} messages");
@@ -239,8 +367,8 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
             .map(|i| {
                 let req = ctx
                     .http
-                    .get(format!("{}/v1/messages/{}", p.base, posted[i].id))
-                    .bearer_auth(API_KEY);
+                    .get(format!("{}/v1/messages/{}", p.gw.base, posted[i].id))
+                    .bearer_auth(&p.gw.api_key);
                 async move {
                     let view: MessageView = expect_json(req, StatusCode::OK, "GET message").await?;
                     anyhow::Ok((i, view))
@@ -284,8 +412,14 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
         .unwrap_or_else(now_ms);
     let mut rtt: Vec<Duration> = posted.iter().map(|p| p.rtt).collect();
     rtt.sort_unstable();
+    let paced = ctx.args.rate.map(|rate| {
+        let mut from_due: Vec<Duration> = posted.iter().map(|p| p.from_due).collect();
+        from_due.sort_unstable();
+        (rate, from_due)
+    });
     let emu = emu_stats(ctx).await?;
-    let shutdown = stop_gateway(ctx, p.gw).await;
+    let memory = gateway_pid.map_or((0, 0), memory_kib);
+    let shutdown = p.gw.stop().await;
     Ok(SinglesReport {
         devices: ctx.args.devices,
         messages: m,
@@ -294,6 +428,8 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
         recorded_at_last_accept,
         drain,
         rtt,
+        paced,
+        late,
         delivery_window_ms: last.saturating_sub(first_accept),
         latency,
         states,
@@ -302,6 +438,7 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
         cpu,
         samples,
         shutdown,
-        memory: memory_kib(),
+        gateway_pid,
+        memory,
     })
 }

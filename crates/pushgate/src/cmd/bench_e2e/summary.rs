@@ -10,6 +10,7 @@ use pushgate_gateway::sandbox::SANDBOX_APP;
 use super::Ctx;
 use super::fanout::FanoutReport;
 use super::measure::mib;
+use super::raw::{RawFigure, ratio_of};
 use super::singles::SinglesReport;
 use super::timing::{ms_f, percentile};
 
@@ -18,31 +19,49 @@ pub(super) fn print_header(ctx: &Ctx, probe: &str) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let args = &ctx.args;
     let d = &ctx.delivery;
-    let emulator = if ctx.emu.local.is_some() {
-        format!(
-            "in-process at {} (runtime threads \"bench-emulator\")",
-            ctx.emu.base
-        )
-    } else {
-        format!("separate process at {} (not in this process)", ctx.emu.base)
-    };
-    let shared = if ctx.emu.local.is_some() {
-        "the gateway, the emulator and the driver"
-    } else {
-        "the gateway and the driver"
-    };
     println!("pushgate bench e2e");
-    println!("  NOTE       {shared} share this one process and the machine's {cores} core(s);");
-    println!("             figures are for the whole box, not for the gateway alone");
+    println!(
+        "  processes  gateway, emulator and driver are separate processes on {cores} core(s); CPU and RSS are each process's own"
+    );
     println!(
         "  channel    {} ({})",
         args.channel.name(),
         args.channel.describe()
     );
-    println!("  emulator   {emulator}");
+    match ctx.emu.pid() {
+        Some(pid) => println!(
+            "  emulator   `pushgate emulator` at {} (pid {pid}, started by the benchmark)",
+            ctx.emu.base
+        ),
+        None => println!(
+            "  emulator   running at {} (not started here)",
+            ctx.emu.base
+        ),
+    }
+    match &args.gateway {
+        Some(url) => println!(
+            "  gateway    running at {url} (pid {}), app \"{SANDBOX_APP}\"; devices tagged {}",
+            args.gateway_pid.map_or("unknown".into(), |p| p.to_string()),
+            ctx.shared_tag.as_deref().unwrap_or("-")
+        ),
+        None => {
+            let database = match &args.database {
+                Some(db) => format!(
+                    "{db} (shared by both scenarios; devices tagged {})",
+                    ctx.shared_tag.as_deref().unwrap_or("-")
+                ),
+                None => format!(
+                    "a fresh SQLite file per scenario in {}",
+                    ctx.dir.path.display()
+                ),
+            };
+            println!(
+                "  gateway    `pushgate serve --config` per scenario (the sandbox's app \"{SANDBOX_APP}\" and channels), database {database}"
+            );
+        }
+    }
     println!(
-        "  gateway    sandbox spec, app \"{SANDBOX_APP}\", SQLite in {}, durable commits {}",
-        ctx.dir.path.display(),
+        "  storage    durable commits {}",
         if args.durable_commits {
             "on (synchronous=FULL)"
         } else {
@@ -59,14 +78,22 @@ pub(super) fn print_header(ctx: &Ctx, probe: &str) {
     );
     if args.sole_channel {
         println!(
-            "  DIAGNOSTIC --sole-channel: the sandbox keeps only channel {} (not the plain sandbox)",
+            "  DIAGNOSTIC --sole-channel: the gateway keeps only channel {} (not the plain sandbox)",
             args.channel.name()
         );
     }
     println!("  emulator   v1 project quota raised to 1e9/min after each reset");
+    let singles = match args.rate {
+        Some(rate) => format!(
+            "singles offered at {rate:.0}/s (open loop, ≤{} outstanding)",
+            args.max_outstanding
+        ),
+        None => format!("{} closed-loop senders", args.senders),
+    };
     println!(
-        "  driver     reqwest keep-alive, {} senders, {} concurrent imports (runtime threads \"bench-driver\")",
-        args.senders, args.import_concurrency
+        "  driver     pid {}, reqwest keep-alive, {singles}, {} concurrent imports",
+        std::process::id(),
+        args.import_concurrency
     );
     println!("  disk       {probe}");
     println!();
@@ -75,11 +102,23 @@ pub(super) fn print_header(ctx: &Ctx, probe: &str) {
 /// Prints the table of both scenarios; true when every scenario was delivered in full.
 pub(super) fn print_summary(
     ctx: &Ctx,
+    raw: Option<&RawFigure>,
     fanout: Option<&FanoutReport>,
     singles: Option<&SinglesReport>,
 ) -> bool {
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut ok = true;
+    if let Some(r) = raw {
+        rows.push((
+            "raw provider rate (same emulator, no gateway)".into(),
+            format!("{:.0} {}/s", r.per_sec(), r.rate.unit),
+        ));
+    }
+    let cpu = |c: &super::measure::CpuReport| {
+        c.gateway_cores().map_or("unknown".into(), |(secs, cores)| {
+            format!("{secs:.1} s = {cores:.2} cores")
+        })
+    };
     if let Some(f) = fanout {
         let n = f.devices;
         rows.push((
@@ -95,7 +134,7 @@ pub(super) fn print_summary(
         ));
         rows.push((
             "fan-out deliveries/s (202 -> last final)".into(),
-            format!("{:.0}", f.rate()),
+            format!("{:.0}{}", f.rate(), ratio_of(raw, f.rate())),
         ));
         rows.push((
             "fan-out latency p50 / p99".into(),
@@ -103,6 +142,16 @@ pub(super) fn print_summary(
                 "{} / {} ms",
                 percentile(&f.latency, 0.5),
                 percentile(&f.latency, 0.99)
+            ),
+        ));
+        let [first, p50, _, last] = f.page_times();
+        rows.push((
+            "fan-out result page of 1000: first / p50 / last".into(),
+            format!(
+                "{:.1} / {:.1} / {:.1} ms",
+                ms_f(first),
+                ms_f(p50),
+                ms_f(last)
             ),
         ));
         rows.push((
@@ -114,9 +163,10 @@ pub(super) fn print_summary(
                 verdict(f.ok())
             ),
         ));
+        rows.push(("fan-out gateway CPU".into(), cpu(&f.cpu)));
         rows.push((
-            "fan-out peak RSS".into(),
-            format!("{:.0} MiB", mib(f.memory.0)),
+            "fan-out gateway RSS idle / peak".into(),
+            format!("{:.0} / {:.0} MiB", mib(f.idle_rss), mib(f.memory.0)),
         ));
         ok &= f.ok();
     }
@@ -128,9 +178,17 @@ pub(super) fn print_summary(
                 s.devices as f64 / s.registration.as_secs_f64().max(1e-9)
             ),
         ));
+        let label = match &s.paced {
+            Some((rate, _)) => format!("singles accepted messages/s (offered {rate:.0}/s)"),
+            None => "singles accepted messages/s".into(),
+        };
         rows.push((
-            "singles accepted messages/s".into(),
-            format!("{:.0}", s.accepted_rate()),
+            label,
+            format!(
+                "{:.0}{}",
+                s.accepted_rate(),
+                ratio_of(raw, s.accepted_rate())
+            ),
         ));
         rows.push((
             "singles POST round trip p50 / p99".into(),
@@ -140,9 +198,23 @@ pub(super) fn print_summary(
                 ms_f(percentile(&s.rtt, 0.99))
             ),
         ));
+        if let Some((_, from_due)) = &s.paced {
+            rows.push((
+                "singles due -> 202 p50 / p99".into(),
+                format!(
+                    "{:.1} / {:.1} ms",
+                    ms_f(percentile(from_due, 0.5)),
+                    ms_f(percentile(from_due, 0.99))
+                ),
+            ));
+        }
         rows.push((
             "singles deliveries/s (first 202 -> last final)".into(),
-            format!("{:.0}", s.delivery_rate()),
+            format!(
+                "{:.0}{}",
+                s.delivery_rate(),
+                ratio_of(raw, s.delivery_rate())
+            ),
         ));
         rows.push((
             "singles latency p50 / p99".into(),
@@ -162,8 +234,9 @@ pub(super) fn print_summary(
                 verdict(s.ok())
             ),
         ));
+        rows.push(("singles gateway CPU".into(), cpu(&s.cpu)));
         rows.push((
-            "singles peak RSS".into(),
+            "singles gateway peak RSS".into(),
             format!("{:.0} MiB", mib(s.memory.0)),
         ));
         ok &= s.ok();
@@ -174,12 +247,19 @@ pub(super) fn print_summary(
         .max()
         .unwrap_or(0);
     println!(
-        "summary (channel {}, durable commits {}, {} devices, {} messages, {} senders)",
+        "summary (channel {}, durable commits {}, {} devices{})",
         ctx.args.channel.name(),
         ctx.args.durable_commits,
         ctx.args.devices,
-        ctx.args.messages,
-        ctx.args.senders
+        match (singles.is_some(), ctx.args.rate) {
+            (false, _) => String::new(),
+            (true, Some(rate)) =>
+                format!(", {} messages offered at {rate:.0}/s", ctx.args.messages),
+            (true, None) => format!(
+                ", {} messages from {} senders",
+                ctx.args.messages, ctx.args.senders
+            ),
+        }
     );
     println!("  {:-<width$}  {:-<24}", "", "");
     for (k, v) in &rows {
