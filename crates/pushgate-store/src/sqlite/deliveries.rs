@@ -7,7 +7,8 @@ use super::rows::{self, count, delivery_columns};
 use crate::Result;
 use crate::model::{Delivery, MessageSummary, Page};
 
-/// Counts of a message's deliveries by state.
+/// Counts of a message's deliveries by state, as kept in `message_state_counts` while they
+/// change (a handful of rows however many deliveries the message has).
 pub(super) async fn message_summary(
     conn: &mut SqliteConnection,
     message_id: Uuid,
@@ -20,7 +21,7 @@ pub(super) async fn message_summary(
         return Err(crate::StoreError::NotFound);
     }
     let rows = sqlx::query(
-        "SELECT state, COUNT(*) AS n FROM deliveries WHERE message_id = $1 GROUP BY state",
+        "SELECT state, n FROM message_state_counts WHERE message_id = $1 AND n > 0",
     )
     .bind(message_id)
     .fetch_all(conn)
@@ -43,10 +44,12 @@ pub(super) async fn list_deliveries(
     let rows = sqlx::query(concat!(
         "SELECT ",
         delivery_columns!(),
-        " FROM deliveries WHERE message_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        " FROM deliveries WHERE message_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     ))
     .bind(message_id)
-    .bind(cursor)
+    // A plain range on (message_id, id): every page starts where the cursor is, the first
+    // one included (delivery ids start at 1); `$2 IS NULL OR id > $2` scanned from the first.
+    .bind(cursor.unwrap_or(0))
     .bind(i64::from(limit) + 1)
     .fetch_all(conn)
     .await?;

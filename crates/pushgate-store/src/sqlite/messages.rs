@@ -62,17 +62,24 @@ async fn insert_message_row(
     }))
 }
 
-/// Counts the message's deliveries into its row and reports them.
+/// Records the counts of the message's deliveries by state (kept up to date from here on by
+/// a trigger on state changes) and their totals in its row, and reports them.
 async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertOutcome> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS q
-         FROM deliveries WHERE message_id = $1",
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO message_state_counts (message_id, state, n)
+         SELECT message_id, state, COUNT(*) FROM deliveries WHERE message_id = $1
+         GROUP BY state
+         RETURNING state, n",
     )
     .bind(id)
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let n: i64 = row.try_get("n")?;
-    let q: i64 = row.try_get("q")?;
+    let n: i64 = counted.iter().map(|(_, n)| n).sum();
+    let q: i64 = counted
+        .iter()
+        .filter(|(state, _)| state == "queued")
+        .map(|(_, n)| n)
+        .sum();
     sqlx::query("UPDATE messages SET deliveries = $1, queued = $2 WHERE id = $3")
         .bind(n)
         .bind(q)
@@ -214,8 +221,7 @@ async fn insert_raw_tokens(
         .push(
             " AS app) h_app
              LEFT JOIN devices h ON h.app = h_app.app AND h.token = j.value AND h.state <> 'invalid'
-             WHERE NOT EXISTS (SELECT 1 FROM deliveries x
-                 WHERE x.app = h_app.app AND x.token = j.value AND x.message_id = ",
+             WHERE j.value NOT IN (SELECT x.token FROM deliveries x WHERE x.message_id = ",
         )
         .push_bind(msg.id)
         .push(")");

@@ -16,10 +16,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events_webhooks",
         include_str!("migrations/0002_events_webhooks.sql"),
     ),
+    (
+        3,
+        "write_path",
+        include_str!("migrations/0003_write_path.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 2;
+pub(super) const LATEST: i64 = 3;
 
 /// The highest migration applied to this database (0 for a new one).
 pub(super) async fn current(pool: &SqlitePool) -> Result<i64> {
