@@ -28,11 +28,13 @@ pub(super) async fn put_new(
     let ids: Vec<&str> = list.iter().map(|d| d.device_id.as_str()).collect();
     let tokens: Vec<&str> = list.iter().map(|d| d.token.as_str()).collect();
     let taken: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM json_each($1) j
-                        JOIN devices d ON d.app = $3 AND d.device_id = j.value)
-             OR EXISTS (SELECT 1 FROM json_each($2) j
-                        JOIN devices d ON d.app = $3 AND d.token = j.value
-                                      AND d.state <> 'invalid')",
+        // `IN (SELECT … json_each)` probes the indexes once per listed value; a join on
+        // json_each let the planner scan every device instead.
+        "SELECT EXISTS (SELECT 1 FROM devices d WHERE d.app = $3
+                        AND d.device_id IN (SELECT value FROM json_each($1)))
+             OR EXISTS (SELECT 1 FROM devices d WHERE d.app = $3
+                        AND d.token IN (SELECT value FROM json_each($2))
+                        AND d.state <> 'invalid')",
     )
     .bind(json!(ids).to_string())
     .bind(json!(tokens).to_string())
