@@ -79,13 +79,21 @@ async fn a_burst_of_inserts_shares_commits_and_each_answer_follows_its_commit() 
             // Answered: the message and its delivery are already committed.
             let seen = observer.get_message(id).await.unwrap();
             let summary = observer.message_summary(id).await.unwrap();
-            (out, seen.is_some(), summary.get(&DeliveryState::Queued).copied())
+            (
+                out,
+                seen.is_some(),
+                summary.get(&DeliveryState::Queued).copied(),
+            )
         }));
     }
     for task in tasks {
         let (out, seen, queued) = task.await.unwrap();
         assert_eq!((out.deliveries, out.queued), (1, 1));
-        assert!(seen, "message {} not visible after its insert returned", out.message_id);
+        assert!(
+            seen,
+            "message {} not visible after its insert returned",
+            out.message_id
+        );
         assert_eq!(queued, Some(1));
     }
     let commits = writer.commit_count() - commits_before;

@@ -20,12 +20,11 @@ pub(super) async fn message_summary(
     if known.is_none() {
         return Err(crate::StoreError::NotFound);
     }
-    let rows = sqlx::query(
-        "SELECT state, n FROM message_state_counts WHERE message_id = $1 AND n > 0",
-    )
-    .bind(message_id)
-    .fetch_all(conn)
-    .await?;
+    let rows =
+        sqlx::query("SELECT state, n FROM message_state_counts WHERE message_id = $1 AND n > 0")
+            .bind(message_id)
+            .fetch_all(conn)
+            .await?;
     let mut summary = MessageSummary::new();
     for row in &rows {
         let state: String = row.try_get("state")?;

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::rows::{self, count, message_columns, ms};
 use super::targets::{has_audience, json_list, push_audience};
-use crate::{Result, StoreError};
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
+use crate::{Result, StoreError};
 
 /// Column list of every `INSERT INTO deliveries` here.
 const DELIVERY_INSERT: &str = "INSERT INTO deliveries (message_id, app, device_id, token, channel,

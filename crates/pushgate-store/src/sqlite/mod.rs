@@ -178,7 +178,12 @@ impl Store for SqliteStore {
         channels: &[ChannelRecord],
         now: OffsetDateTime,
     ) -> Result<()> {
-        write!(self, (app.to_string(), channels.to_vec(), now), |c, (app, channels, now)| {
+        write!(self, (app.to_string(), channels.to_vec(), now), |c,
+                                                                 (
+            app,
+            channels,
+            now,
+        )| {
             devices::sync_channels(c, app, channels, *now).await
         })
     }
@@ -193,7 +198,12 @@ impl Store for SqliteStore {
         device: NewDevice,
         now: OffsetDateTime,
     ) -> Result<PutDevice> {
-        write!(self, (app.to_string(), device, now), |c, (app, device, now)| {
+        write!(self, (app.to_string(), device, now), |c,
+                                                      (
+            app,
+            device,
+            now,
+        )| {
             registry::require_app(&mut *c, app).await?;
             devices::put(c, app, device.clone(), *now).await
         })
@@ -268,7 +278,12 @@ impl Store for SqliteStore {
         registration: C2dmFlowRegistration,
         now: OffsetDateTime,
     ) -> Result<InsertOutcome> {
-        write!(self, (app.to_string(), registration, now), |c, (app, r, now)| {
+        write!(self, (app.to_string(), registration, now), |c,
+                                                            (
+            app,
+            r,
+            now,
+        )| {
             c2dm_flow::register(c, app, r, *now).await
         })
     }
@@ -378,7 +393,12 @@ impl Store for SqliteStore {
         record: UpstreamRecord,
         now: OffsetDateTime,
     ) -> Result<Option<Event>> {
-        write!(self, (app.to_string(), record, now), |c, (app, record, now)| {
+        write!(self, (app.to_string(), record, now), |c,
+                                                      (
+            app,
+            record,
+            now,
+        )| {
             upstream::record(c, app, record, *now).await
         })
     }
@@ -393,7 +413,12 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_init(&self, app: &str, start_seq: i64, now: OffsetDateTime) -> Result<()> {
-        write!(self, (app.to_string(), start_seq, now), |c, (app, seq, now)| {
+        write!(self, (app.to_string(), start_seq, now), |c,
+                                                         (
+            app,
+            seq,
+            now,
+        )| {
             webhooks::init(c, app, *seq, *now).await
         })
     }
@@ -445,7 +470,11 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_release(&self, app: &str, owner: &str) -> Result<()> {
-        write!(self, (app.to_string(), owner.to_string()), |c, (app, owner)| {
+        write!(self, (app.to_string(), owner.to_string()), |c,
+                                                            (
+            app,
+            owner,
+        )| {
             webhooks::release(c, app, owner).await
         })
     }

@@ -43,8 +43,10 @@ pub(super) type Work<D, T> = for<'c> fn(&'c mut SqliteConnection, &'c D) -> JobF
 trait Job: Send {
     /// Runs the job inside the cycle's transaction and keeps its result for the answer;
     /// false when it failed.
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection)
-    -> Pin<Box<dyn Future<Output = bool> + Send + 'c>>;
+    fn run<'c>(
+        &'c mut self,
+        conn: &'c mut SqliteConnection,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'c>>;
     /// Forgets the kept result (its transaction was rolled back).
     fn forget(&mut self);
     /// Sends the kept result (after its transaction committed, or when it failed).
@@ -138,8 +140,15 @@ impl Writer {
             reply,
         }));
         loop {
-            let turn = self.turn.clone().lock_owned().await;
-            // A cycle that ran while we waited may have stored our job.
+            // Whichever comes first: a cycle that ran meanwhile answers us, or the turn to
+            // lead the next cycle is ours.
+            let turn = tokio::select! {
+                biased;
+                out = &mut answer => {
+                    return out.unwrap_or_else(|_| Err(StoreError::Corrupt("write answer lost".into())));
+                }
+                turn = self.turn.clone().lock_owned() => turn,
+            };
             match answer.try_recv() {
                 Ok(out) => return out,
                 Err(oneshot::error::TryRecvError::Closed) => {
