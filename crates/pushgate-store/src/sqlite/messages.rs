@@ -1,14 +1,15 @@
 //! Storing messages: the message row (once per idempotency key) and its deliveries, one per
 //! target; and reading messages back.
 
+use std::collections::HashSet;
+
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use super::registry;
 use super::rows::{self, count, message_columns, ms};
 use super::targets::{has_audience, json_list, push_audience};
-use crate::Result;
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
+use crate::{Result, StoreError};
 
 /// Column list of every `INSERT INTO deliveries` here.
 const DELIVERY_INSERT: &str = "INSERT INTO deliveries (message_id, app, device_id, token, channel,
@@ -62,17 +63,24 @@ async fn insert_message_row(
     }))
 }
 
-/// Counts the message's deliveries into its row and reports them.
+/// Records the counts of the message's deliveries by state (kept up to date from here on by
+/// a trigger on state changes) and their totals in its row, and reports them.
 async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertOutcome> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS q
-         FROM deliveries WHERE message_id = $1",
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO message_state_counts (message_id, state, n)
+         SELECT message_id, state, COUNT(*) FROM deliveries WHERE message_id = $1
+         GROUP BY state
+         RETURNING state, n",
     )
     .bind(id)
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let n: i64 = row.try_get("n")?;
-    let q: i64 = row.try_get("q")?;
+    let n: i64 = counted.iter().map(|(_, n)| n).sum();
+    let q: i64 = counted
+        .iter()
+        .filter(|(state, _)| state == "queued")
+        .map(|(_, n)| n)
+        .sum();
     sqlx::query("UPDATE messages SET deliveries = $1, queued = $2 WHERE id = $3")
         .bind(n)
         .bind(q)
@@ -117,16 +125,26 @@ fn push_select_tail(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
         .push_bind(created);
 }
 
-/// Stores a message and expands its targets to deliveries.
+/// Stores a message and expands its targets to deliveries, in as few statements as the targets
+/// allow (each statement is a round trip to the connection's thread): a message whose named
+/// devices can all be sent to skips the statements for unsendable ones, and one whose
+/// deliveries are all queued is counted without reading them back.
 pub(super) async fn insert_message(
     conn: &mut SqliteConnection,
     msg: &NewMessage,
     t: &Targets,
 ) -> Result<InsertOutcome> {
-    registry::require_app(&mut *conn, &msg.app).await?;
-    if let Some(first) = insert_message_row(&mut *conn, msg).await? {
+    // The app's foreign key answers for it: no lookup of the app before every message.
+    let first = match insert_message_row(&mut *conn, msg).await {
+        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
+            return Err(StoreError::NotFound);
+        }
+        other => other?,
+    };
+    if let Some(first) = first {
         return Ok(first);
     }
+    let mut queued = 0;
     if has_audience(t) {
         let mut qb = QueryBuilder::<Sqlite>::new(DELIVERY_INSERT);
         push_select_head(&mut qb, msg);
@@ -136,15 +154,54 @@ pub(super) async fn insert_message(
         push_select_tail(&mut qb, msg);
         qb.push(" FROM devices d WHERE ");
         push_audience(&mut qb, &msg.app, t);
-        qb.build().execute(&mut *conn).await?;
+        queued = qb.build().execute(&mut *conn).await?.rows_affected();
     }
-    if !t.device_ids.is_empty() {
+    let mut only_queued = true;
+    if !t.device_ids.is_empty() && !every_named_device_queued(t, queued) {
+        only_queued = false;
         insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
     }
     if !t.tokens.is_empty() {
+        only_queued = false;
         insert_raw_tokens(&mut *conn, msg, &t.tokens).await?;
     }
-    finish_message(conn, msg.id).await
+    if only_queued {
+        finish_queued(conn, msg.id, queued).await
+    } else {
+        finish_message(conn, msg.id).await
+    }
+}
+
+/// True when the targets name devices only and each of them got a queued delivery (the
+/// audience insert stored one per distinct named device): none is left to report unsendable.
+fn every_named_device_queued(t: &Targets, queued: u64) -> bool {
+    let only_ids = !t.all
+        && t.users.is_empty()
+        && t.tags.is_empty()
+        && t.topic.is_none()
+        && t.condition.is_none();
+    only_ids && t.device_ids.iter().collect::<HashSet<_>>().len() as u64 == queued
+}
+
+/// [`finish_message`] for a message whose `n` deliveries are all queued: both writes in one
+/// round trip (the values are numbers and the id's hex, nothing a caller wrote).
+async fn finish_queued(conn: &mut SqliteConnection, id: Uuid, n: u64) -> Result<InsertOutcome> {
+    let hex = id.simple();
+    let sql = format!(
+        "INSERT INTO message_state_counts (message_id, state, n)
+             SELECT x'{hex}', 'queued', {n} WHERE {n} > 0;
+         UPDATE messages SET deliveries = {n}, queued = {n} WHERE id = x'{hex}';"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await?;
+    Ok(InsertOutcome {
+        message_id: id,
+        deliveries: n,
+        queued: n,
+        duplicate: false,
+        same_request: true,
+    })
 }
 
 /// Explicitly named devices that cannot be sent to get a settled delivery saying why.
@@ -214,8 +271,7 @@ async fn insert_raw_tokens(
         .push(
             " AS app) h_app
              LEFT JOIN devices h ON h.app = h_app.app AND h.token = j.value AND h.state <> 'invalid'
-             WHERE NOT EXISTS (SELECT 1 FROM deliveries x
-                 WHERE x.app = h_app.app AND x.token = j.value AND x.message_id = ",
+             WHERE j.value NOT IN (SELECT x.token FROM deliveries x WHERE x.message_id = ",
         )
         .push_bind(msg.id)
         .push(")");

@@ -21,10 +21,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "instances",
         include_str!("migrations/0003_instances.sql"),
     ),
+    (
+        4,
+        "write_path",
+        include_str!("migrations/0004_write_path.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 3;
+pub(super) const LATEST: i64 = 4;
 
 /// The highest migration applied to this database (0 for a new one).
 pub(super) async fn current(pool: &SqlitePool) -> Result<i64> {

@@ -9,9 +9,10 @@
 mod c2dm_flow;
 mod claims;
 mod deliveries;
+mod device_import;
 mod devices;
 mod events;
-mod group_commit;
+mod instances;
 mod maintenance;
 mod messages;
 mod migrate;
@@ -22,6 +23,7 @@ mod stats;
 mod targets;
 mod upstream;
 mod webhooks;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -48,18 +50,30 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// A [`Store`] in one SQLite file (or in memory, for tests): the zero-configuration default.
 ///
-/// Writers of one process take turns on an async mutex before they ask SQLite for its write
-/// lock: SQLite's own busy handler retries with sleeps and can starve a writer for as long as
-/// `busy_timeout` under load, while the mutex serves them in order. Other processes sharing
-/// the file still meet on SQLite's lock.
+/// Every write of one process goes through one [`writer`]: what callers queue while a
+/// transaction runs is stored together by the next one, one commit (and one flush) for all of
+/// them, and each caller is answered once its commit returned. Writers of one process never
+/// compete for SQLite's write lock (whose busy handler retries with sleeps and can starve a
+/// writer for as long as `busy_timeout`); other processes sharing the file still meet on it.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
-    group_commit: std::sync::Arc<group_commit::GroupCommit>,
+    writer: std::sync::Arc<writer::Writer>,
 }
 
 impl SqliteStore {
+    /// How many write transactions this handle committed so far: with every write going
+    /// through one batching writer, fewer than the writes it answered under concurrent load
+    /// (for tests and metrics).
+    pub fn commit_count(&self) -> u64 {
+        self.writer.commits()
+    }
+
+    /// How many writes (jobs of the batching writer) this handle answered so far.
+    pub fn write_count(&self) -> u64 {
+        self.writer.jobs()
+    }
+
     /// Opens (creating if missing) the database at a path or `sqlite:` URL with default
     /// settings, and brings its schema up to date.
     pub async fn open(path_or_url: &str) -> Result<Self> {
@@ -92,7 +106,6 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Default::default(),
-            group_commit: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -114,23 +127,24 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Default::default(),
-            group_commit: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
     }
 }
 
-/// Runs `$body` with `$tx` bound to a new write transaction (this process's writers in
-/// turn) and commits it.
-macro_rules! write_tx {
-    ($self:ident, |$tx:ident| $body:expr) => {{
-        let _turn = $self.writer.lock().await;
-        let mut $tx = $self.pool.begin_with(BEGIN_WRITE).await?;
-        let out = $body;
-        $tx.commit().await?;
-        Ok(out)
-    }};
+/// Queues a write: `$body` runs with `$conn` bound to the writer's connection inside the
+/// transaction of the next cycle and `$input` bound (by reference) to `$data`, owned input the
+/// job keeps so that the cycle can run it again; answers once that transaction committed.
+macro_rules! write {
+    ($self:ident, $data:expr, |$conn:ident, $input:pat_param| $body:expr) => {
+        $self
+            .writer
+            .write(&$self.pool, $data, |$conn, $input| {
+                Box::pin(async move { $body })
+            })
+            .await
+    };
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection (reads).
@@ -153,8 +167,9 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_app(&self, name: &str, is_default: bool) -> Result<App> {
-        write_tx!(self, |tx| devices::upsert_app(&mut tx, name, is_default)
-            .await?)
+        write!(self, (name.to_string(), is_default), |c, (name, d)| {
+            devices::upsert_app(c, name, *d).await
+        })
     }
 
     async fn apps(&self) -> Result<Vec<App>> {
@@ -167,10 +182,14 @@ impl Store for SqliteStore {
         channels: &[ChannelRecord],
         now: OffsetDateTime,
     ) -> Result<()> {
-        write_tx!(self, |tx| devices::sync_channels(
-            &mut tx, app, channels, now
-        )
-        .await?)
+        write!(self, (app.to_string(), channels.to_vec(), now), |c,
+                                                                 (
+            app,
+            channels,
+            now,
+        )| {
+            devices::sync_channels(c, app, channels, *now).await
+        })
     }
 
     async fn list_channels(&self, app: &str) -> Result<Vec<ChannelRecord>> {
@@ -183,9 +202,14 @@ impl Store for SqliteStore {
         device: NewDevice,
         now: OffsetDateTime,
     ) -> Result<PutDevice> {
-        write_tx!(self, |tx| {
-            registry::require_app(&mut tx, app).await?;
-            devices::put(&mut tx, app, device, now).await?
+        write!(self, (app.to_string(), device, now), |c,
+                                                      (
+            app,
+            device,
+            now,
+        )| {
+            registry::require_app(&mut *c, app).await?;
+            devices::put(c, app, device.clone(), *now).await
         })
     }
 
@@ -195,13 +219,16 @@ impl Store for SqliteStore {
         list: Vec<NewDevice>,
         now: OffsetDateTime,
     ) -> Result<Vec<PutDevice>> {
-        write_tx!(self, |tx| {
-            registry::require_app(&mut tx, app).await?;
+        write!(self, (app.to_string(), list, now), |c, (app, list, now)| {
+            registry::require_app(&mut *c, app).await?;
+            if let Some(out) = device_import::put_new(&mut *c, app, list, *now).await? {
+                return Ok(out);
+            }
             let mut out = Vec::with_capacity(list.len());
             for device in list {
-                out.push(devices::put(&mut tx, app, device, now).await?);
+                out.push(devices::put(&mut *c, app, device.clone(), *now).await?);
             }
-            out
+            Ok(out)
         })
     }
 
@@ -223,8 +250,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_device(&self, app: &str, device_id: &str, now: OffsetDateTime) -> Result<()> {
-        write_tx!(self, |tx| devices::delete(&mut tx, app, device_id, now)
-            .await?)
+        let data = (app.to_string(), device_id.to_string(), now);
+        write!(self, data, |c, (app, device_id, now)| {
+            devices::delete(c, app, device_id, *now).await
+        })
     }
 
     async fn set_device_state(
@@ -235,8 +264,15 @@ impl Store for SqliteStore {
         reason: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        write_tx!(self, |tx| {
-            devices::set_state(&mut tx, app, device_id, state, reason, now).await?
+        let data = (
+            app.to_string(),
+            device_id.to_string(),
+            state,
+            reason.map(str::to_string),
+            now,
+        );
+        write!(self, data, |c, (app, device_id, state, reason, now)| {
+            devices::set_state(c, app, device_id, *state, reason.as_deref(), *now).await
         })
     }
 
@@ -246,13 +282,14 @@ impl Store for SqliteStore {
         registration: C2dmFlowRegistration,
         now: OffsetDateTime,
     ) -> Result<InsertOutcome> {
-        write_tx!(self, |tx| c2dm_flow::register(
-            &mut tx,
+        write!(self, (app.to_string(), registration, now), |c,
+                                                            (
             app,
-            &registration,
-            now
-        )
-        .await?)
+            r,
+            now,
+        )| {
+            c2dm_flow::register(c, app, r, *now).await
+        })
     }
 
     async fn c2dm_flow_confirm(
@@ -262,8 +299,14 @@ impl Store for SqliteStore {
         confirmation_token: &str,
         now: OffsetDateTime,
     ) -> Result<Confirmation> {
-        write_tx!(self, |tx| {
-            c2dm_flow::confirm(&mut tx, app, device_id, confirmation_token, now).await?
+        let data = (
+            app.to_string(),
+            device_id.to_string(),
+            confirmation_token.to_string(),
+            now,
+        );
+        write!(self, data, |c, (app, device_id, token, now)| {
+            c2dm_flow::confirm(c, app, device_id, token, *now).await
         })
     }
 
@@ -281,17 +324,9 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        let answer = self.group_commit.enqueue(msg, targets.clone());
-        let _turn = self.writer.lock().await;
-        // A writer before us may have stored this message with its own group.
-        let answer = match group_commit::ready(answer) {
-            Ok(done) => return done,
-            Err(waiting) => waiting,
-        };
-        let jobs = self.group_commit.take();
-        group_commit::run(&self.pool, jobs).await;
-        group_commit::ready(answer)
-            .unwrap_or_else(|_| Err(crate::StoreError::Corrupt("insert not run".into())))
+        write!(self, (msg, targets.clone()), |c, (msg, targets)| {
+            messages::insert_message(c, msg, targets).await
+        })
     }
 
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>> {
@@ -312,8 +347,9 @@ impl Store for SqliteStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<Delivery>> {
-        write_tx!(self, |tx| {
-            claims::claim_due(&mut tx, app, channel, now, limit, lease).await?
+        let data = (app.to_string(), channel.to_string(), now, limit, lease);
+        write!(self, data, |c, (app, channel, now, limit, lease)| {
+            claims::claim_due(c, app, channel, *now, *limit, *lease).await
         })
     }
 
@@ -322,12 +358,15 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, results: Vec<Completion>, now: OffsetDateTime) -> Result<u64> {
-        write_tx!(self, |tx| outcomes::complete(&mut tx, &results, now)
-            .await?)
+        write!(self, (results, now), |c, (results, now)| {
+            outcomes::complete(c, results, *now).await
+        })
     }
 
     async fn release(&self, releases: &[Release], now: OffsetDateTime) -> Result<u64> {
-        write_tx!(self, |tx| claims::release(&mut tx, releases, now).await?)
+        write!(self, (releases.to_vec(), now), |c, (releases, now)| {
+            claims::release(c, releases, *now).await
+        })
     }
 
     async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats> {
@@ -358,8 +397,14 @@ impl Store for SqliteStore {
         record: UpstreamRecord,
         now: OffsetDateTime,
     ) -> Result<Option<Event>> {
-        write_tx!(self, |tx| upstream::record(&mut tx, app, &record, now)
-            .await?)
+        write!(self, (app.to_string(), record, now), |c,
+                                                      (
+            app,
+            record,
+            now,
+        )| {
+            upstream::record(c, app, record, *now).await
+        })
     }
 
     async fn last_event_seq(&self, app: &str) -> Result<i64> {
@@ -372,8 +417,14 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_init(&self, app: &str, start_seq: i64, now: OffsetDateTime) -> Result<()> {
-        write_tx!(self, |tx| webhooks::init(&mut tx, app, start_seq, now)
-            .await?)
+        write!(self, (app.to_string(), start_seq, now), |c,
+                                                         (
+            app,
+            seq,
+            now,
+        )| {
+            webhooks::init(c, app, *seq, *now).await
+        })
     }
 
     async fn webhook_claim(
@@ -383,8 +434,10 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
         lease: Duration,
     ) -> Result<Option<WebhookState>> {
-        write_tx!(self, |tx| webhooks::claim(&mut tx, app, owner, now, lease)
-            .await?)
+        let data = (app.to_string(), owner.to_string(), now, lease);
+        write!(self, data, |c, (app, owner, now, lease)| {
+            webhooks::claim(c, app, owner, *now, *lease).await
+        })
     }
 
     async fn webhook_done(
@@ -394,14 +447,10 @@ impl Store for SqliteStore {
         delivered_seq: i64,
         now: OffsetDateTime,
     ) -> Result<bool> {
-        write_tx!(self, |tx| webhooks::done(
-            &mut tx,
-            app,
-            owner,
-            delivered_seq,
-            now
-        )
-        .await?)
+        let data = (app.to_string(), owner.to_string(), delivered_seq, now);
+        write!(self, data, |c, (app, owner, seq, now)| {
+            webhooks::done(c, app, owner, *seq, *now).await
+        })
     }
 
     async fn webhook_failed(
@@ -412,13 +461,26 @@ impl Store for SqliteStore {
         next_attempt_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool> {
-        write_tx!(self, |tx| {
-            webhooks::failed(&mut tx, app, owner, error, next_attempt_at, now).await?
+        let data = (
+            app.to_string(),
+            owner.to_string(),
+            error.to_string(),
+            next_attempt_at,
+            now,
+        );
+        write!(self, data, |c, (app, owner, error, next, now)| {
+            webhooks::failed(c, app, owner, error, *next, *now).await
         })
     }
 
     async fn webhook_release(&self, app: &str, owner: &str) -> Result<()> {
-        write_tx!(self, |tx| webhooks::release(&mut tx, app, owner).await?)
+        write!(self, (app.to_string(), owner.to_string()), |c,
+                                                            (
+            app,
+            owner,
+        )| {
+            webhooks::release(c, app, owner).await
+        })
     }
 
     async fn webhook_state(&self, app: &str) -> Result<Option<WebhookState>> {
@@ -438,30 +500,15 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, instance: &str, now: OffsetDateTime, ttl: Duration) -> Result<u32> {
-        let stale = now - ttl;
-        write_tx!(self, |tx| {
-            sqlx::query(crate::instances::BEAT)
-                .bind(instance)
-                .bind(crate::stored::ms(now))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(crate::instances::FORGET_STALE)
-                .bind(crate::stored::ms(stale))
-                .execute(&mut *tx)
-                .await?;
-            let alive: i64 = sqlx::query_scalar(crate::instances::COUNT)
-                .fetch_one(&mut *tx)
-                .await?;
-            u32::try_from(alive).unwrap_or(u32::MAX).max(1)
+        let data = (instance.to_string(), now, now - ttl);
+        write!(self, data, |c, (instance, now, stale)| {
+            instances::beat(c, instance, *now, *stale).await
         })
     }
 
     async fn leave(&self, instance: &str) -> Result<()> {
-        write_tx!(self, |tx| {
-            sqlx::query(crate::instances::LEAVE)
-                .bind(instance)
-                .execute(&mut *tx)
-                .await?;
+        write!(self, instance.to_string(), |c, instance| {
+            instances::leave(c, instance).await
         })
     }
 

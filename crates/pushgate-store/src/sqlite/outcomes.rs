@@ -120,17 +120,76 @@ async fn apply(conn: &mut SqliteConnection, c: &Completion, now: OffsetDateTime)
     Ok(true)
 }
 
-/// Records a batch of answers; stale ones are skipped.
+/// Records a batch of answers; stale ones are skipped. Answers that need nothing but their
+/// delivery's new state (see [`settles_alone`]) are recorded together in one statement; the
+/// others one by one with their effects.
 pub(super) async fn complete(
     conn: &mut SqliteConnection,
     results: &[Completion],
     now: OffsetDateTime,
 ) -> Result<u64> {
-    let mut applied = 0;
-    for c in results {
+    let (plain, other): (Vec<&Completion>, Vec<&Completion>) = if distinct_deliveries(results) {
+        results.iter().partition(|c| settles_alone(&c.outcome))
+    } else {
+        (Vec::new(), results.iter().collect())
+    };
+    let mut applied = settle_together(&mut *conn, &plain, now).await?;
+    for c in other {
         if apply(&mut *conn, c, now).await? {
             applied += 1;
         }
     }
     Ok(applied)
+}
+
+/// Answers whose recording reads no deadline, looks up no token holder and has no effect in
+/// [`rules::outcome::effects`]: a plain delivery.
+fn settles_alone(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Delivered { .. })
+}
+
+/// True when no delivery is answered twice in the batch (then the order of recording does
+/// not matter).
+fn distinct_deliveries(results: &[Completion]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(results.len());
+    results.iter().all(|c| seen.insert(c.delivery_id))
+}
+
+/// Sets the state of every delivery in `list` still in flight under the claim its answer
+/// names, in one statement; returns how many were.
+async fn settle_together(
+    conn: &mut SqliteConnection,
+    list: &[&Completion],
+    now: OffsetDateTime,
+) -> Result<u64> {
+    if list.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|c| {
+            let settlement = rules::outcome::settle(&c.outcome, c.retry_at, None, now);
+            serde_json::json!([
+                c.delivery_id,
+                c.attempt,
+                settlement.state.as_str(),
+                settlement.due_at.map(ms),
+                c.outcome.message_id(),
+                c.outcome.reason(),
+            ])
+        })
+        .collect();
+    let done = sqlx::query(
+        "UPDATE deliveries
+         SET state = j.value ->> 2, due_at = COALESCE(j.value ->> 3, due_at), lease_until = NULL,
+             provider_message_id = j.value ->> 4, error_code = j.value ->> 5, updated_at = $1
+         FROM json_each($2) j
+         WHERE deliveries.id = j.value ->> 0 AND deliveries.state = 'in_flight'
+           AND deliveries.attempts = j.value ->> 1",
+    )
+    .bind(ms(now))
+    .bind(serde_json::Value::from(rows).to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }

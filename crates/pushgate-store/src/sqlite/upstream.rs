@@ -28,7 +28,7 @@ pub(super) async fn record(
     {
         let row = sqlx::query(
             "SELECT id, message_id FROM deliveries
-             WHERE app = $1 AND token = $2 AND provider_message_id = $3",
+             WHERE provider_message_id = $3 AND app = $1 AND token = $2",
         )
         .bind(app)
         .bind(token)

@@ -1,0 +1,252 @@
+//! The one write path of a [`super::SqliteStore`]: every change (new messages, claims,
+//! provider answers, releases, registry and device writes, events, webhooks) is a job queued
+//! here, and one cycle at a time stores every job waiting into one `BEGIN IMMEDIATE`
+//! transaction: one commit and one flush for however many callers. Each caller gets its
+//! answer only once the commit holding its job returned (with `synchronous=FULL`, once it is
+//! on disk).
+//!
+//! A cycle first runs its jobs one after the other with nothing in between (the fast path).
+//! If a job fails, the transaction is rolled back and the cycle runs again with a savepoint
+//! around each job, so the failing job's writes are undone alone and the others still share
+//! one commit. If even that transaction fails (the database itself refused), each job is
+//! retried in a transaction of its own: one bad job never fails the others.
+//!
+//! There is no writer thread to start or stop: the first caller that finds no cycle running
+//! becomes the leader and runs a cycle on a task of its own (so that a caller giving up
+//! cannot cancel the others' commit); callers arriving meanwhile queue and are served by the
+//! next cycle, so none waits longer than the cycle that was running when it came plus its
+//! own.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::oneshot;
+
+use super::BEGIN_WRITE;
+use crate::{Result, StoreError};
+
+/// Most jobs one cycle stores (bounds how long a cycle holds SQLite's write lock).
+const MAX_CYCLE: usize = 1024;
+
+/// A boxed future borrowing the connection and the job's input for `'c`.
+pub(super) type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+
+/// The work of a job: the SQL it runs on the writer's connection, given its input. A plain
+/// function so that it can run again (a cycle may run a job more than once, rolled back).
+pub(super) type Work<D, T> = for<'c> fn(&'c mut SqliteConnection, &'c D) -> JobFuture<'c, T>;
+
+/// A queued job with its typed input and answer, seen through the cycle's untyped view.
+trait Job: Send {
+    /// Runs the job inside the cycle's transaction and keeps its result for the answer;
+    /// false when it failed.
+    fn run<'c>(
+        &'c mut self,
+        conn: &'c mut SqliteConnection,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'c>>;
+    /// Forgets the kept result (its transaction was rolled back).
+    fn forget(&mut self);
+    /// Sends the kept result (after its transaction committed, or when it failed).
+    fn answer(self: Box<Self>);
+    /// Sends `err` instead of a result.
+    fn fail(self: Box<Self>, err: StoreError);
+}
+
+/// A job: input, work, result once run, and the caller waiting for it.
+struct Typed<D, T> {
+    input: D,
+    work: Work<D, T>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<D: Send + Sync + 'static, T: Send + 'static> Job for Typed<D, T> {
+    fn run<'c>(
+        &'c mut self,
+        conn: &'c mut SqliteConnection,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'c>> {
+        Box::pin(async move {
+            let out = (self.work)(conn, &self.input).await;
+            let ok = out.is_ok();
+            self.result = Some(out);
+            ok
+        })
+    }
+
+    fn forget(&mut self) {
+        self.result = None;
+    }
+
+    fn answer(self: Box<Self>) {
+        let out = self
+            .result
+            .unwrap_or_else(|| Err(StoreError::Corrupt("write job never ran".into())));
+        let _ = self.reply.send(out);
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        let _ = self.reply.send(Err(err));
+    }
+}
+
+/// The queue of waiting jobs and the turn to run a cycle.
+#[derive(Default)]
+pub(super) struct Writer {
+    queue: Mutex<Vec<Box<dyn Job>>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+    commits: AtomicU64,
+    jobs_done: AtomicU64,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("waiting", &self.queue.lock().len())
+            .field("commits", &self.commits.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Transactions this writer committed so far.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Jobs this writer ran to an answer so far.
+    pub(super) fn jobs(&self) -> u64 {
+        self.jobs_done.load(Ordering::Relaxed)
+    }
+
+    /// Queues a job and returns its answer once the transaction holding it committed.
+    pub(super) async fn write<D, T>(
+        self: &Arc<Self>,
+        pool: &SqlitePool,
+        input: D,
+        work: Work<D, T>,
+    ) -> Result<T>
+    where
+        D: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let (reply, mut answer) = oneshot::channel();
+        self.queue.lock().push(Box::new(Typed {
+            input,
+            work,
+            result: None,
+            reply,
+        }));
+        loop {
+            // Whichever comes first: a cycle that ran meanwhile answers us, or the turn to
+            // lead the next cycle is ours.
+            let turn = tokio::select! {
+                biased;
+                out = &mut answer => {
+                    return out.unwrap_or_else(|_| Err(StoreError::Corrupt("write answer lost".into())));
+                }
+                turn = self.turn.clone().lock_owned() => turn,
+            };
+            match answer.try_recv() {
+                Ok(out) => return out,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    return Err(StoreError::Corrupt("write answer lost".into()));
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let jobs = {
+                let mut queue = self.queue.lock();
+                let n = queue.len().min(MAX_CYCLE);
+                queue.drain(..n).collect::<Vec<_>>()
+            };
+            let this = self.clone();
+            let pool = pool.clone();
+            // On a task of its own: dropping this caller must not abandon the others' jobs.
+            let cycle = tokio::spawn(async move {
+                this.cycle(&pool, jobs).await;
+                drop(turn);
+            });
+            let _ = cycle.await;
+            // Ours was among them unless more than a cycle's worth queued before it.
+            if let Ok(out) = answer.try_recv() {
+                return out;
+            }
+        }
+    }
+
+    /// Stores `jobs` and answers each of them.
+    async fn cycle(&self, pool: &SqlitePool, mut jobs: Vec<Box<dyn Job>>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let n = jobs.len() as u64;
+        match together(pool, &mut jobs, false).await {
+            Ok(true) => self.committed(jobs),
+            Ok(false) => {
+                for job in &mut jobs {
+                    job.forget();
+                }
+                match together(pool, &mut jobs, true).await {
+                    Ok(_) => self.committed(jobs),
+                    Err(_) => self.each_alone(pool, jobs).await,
+                }
+            }
+            Err(_) => self.each_alone(pool, jobs).await,
+        }
+        self.jobs_done.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Answers every job of a committed transaction.
+    fn committed(&self, jobs: Vec<Box<dyn Job>>) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        for job in jobs {
+            job.answer();
+        }
+    }
+
+    /// The last resort: each job in a transaction of its own.
+    async fn each_alone(&self, pool: &SqlitePool, jobs: Vec<Box<dyn Job>>) {
+        for mut job in jobs {
+            job.forget();
+            let mut one = vec![job];
+            match together(pool, &mut one, false).await {
+                Ok(true) => self.committed(one),
+                // The job failed: its transaction was rolled back, its error is kept.
+                Ok(false) => one.into_iter().for_each(|job| job.answer()),
+                Err(err) => {
+                    if let Some(job) = one.pop() {
+                        job.fail(err);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction. Without savepoints, the first failing job rolls the whole
+/// transaction back (`Ok(false)`); with them, a failing job's writes alone are undone and the
+/// transaction commits (`Ok(true)`). `Err` when the transaction itself failed.
+async fn together(pool: &SqlitePool, jobs: &mut [Box<dyn Job>], savepoints: bool) -> Result<bool> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    for job in jobs.iter_mut() {
+        if savepoints {
+            sqlx::raw_sql("SAVEPOINT job").execute(&mut *tx).await?;
+        }
+        let ok = job.run(&mut tx).await;
+        if savepoints {
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            sqlx::raw_sql(end).execute(&mut *tx).await?;
+        } else if !ok {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}

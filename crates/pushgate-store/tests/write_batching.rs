@@ -1,0 +1,146 @@
+//! The SQLite store's batching writer: concurrent writes share commits, each caller is
+//! answered only once the commit holding its write returned (another handle on the file sees
+//! it at once), and a failing write in a batch fails alone.
+
+use std::sync::Arc;
+
+use pushgate_store::{DeliveryState, NewDevice, NewMessage, SqliteStore, Store, Targets};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn db_path() -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "pushgate-write-batching-{}-{}",
+        std::process::id(),
+        Uuid::now_v7()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("store.db").to_string_lossy().into_owned()
+}
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+}
+
+fn message(app: &str) -> NewMessage {
+    NewMessage {
+        id: Uuid::now_v7(),
+        app: app.into(),
+        payload: serde_json::json!({"data": {"k": "v"}}),
+        channel_override: None,
+        default_channel: "main".into(),
+        ttl_secs: 600,
+        idempotency_key: None,
+        request_hash: None,
+        created_at: t0(),
+    }
+}
+
+fn to_device(id: &str) -> Targets {
+    Targets {
+        device_ids: vec![id.to_string()],
+        ..Default::default()
+    }
+}
+
+/// How many concurrent callers the bursts below use.
+const BURST: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_inserts_shares_commits_and_each_answer_follows_its_commit() {
+    let path = db_path();
+    let writer = SqliteStore::open(&path).await.unwrap();
+    writer.upsert_app("app", true).await.unwrap();
+    for i in 0..BURST {
+        let device = NewDevice {
+            device_id: format!("d{i}"),
+            token: format!("t{i}"),
+            ..Default::default()
+        };
+        writer.put_device("app", device, t0()).await.unwrap();
+    }
+    // A second, independent handle on the same file: it sees only what was committed.
+    let observer = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let writer = Arc::new(writer);
+    let commits_before = writer.commit_count();
+
+    let start = Arc::new(tokio::sync::Barrier::new(BURST));
+    let mut tasks = Vec::new();
+    for i in 0..BURST {
+        let (writer, observer, start) = (writer.clone(), observer.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            let m = message("app");
+            let id = m.id;
+            start.wait().await;
+            let out = writer
+                .insert_message(m, &to_device(&format!("d{i}")))
+                .await
+                .unwrap();
+            // Answered: the message and its delivery are already committed.
+            let seen = observer.get_message(id).await.unwrap();
+            let summary = observer.message_summary(id).await.unwrap();
+            (
+                out,
+                seen.is_some(),
+                summary.get(&DeliveryState::Queued).copied(),
+            )
+        }));
+    }
+    for task in tasks {
+        let (out, seen, queued) = task.await.unwrap();
+        assert_eq!((out.deliveries, out.queued), (1, 1));
+        assert!(
+            seen,
+            "message {} not visible after its insert returned",
+            out.message_id
+        );
+        assert_eq!(queued, Some(1));
+    }
+    let commits = writer.commit_count() - commits_before;
+    assert!(commits >= 1);
+    assert!(
+        commits < BURST as u64,
+        "{BURST} concurrent inserts took {commits} commits: none was shared"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_write_in_a_batch_fails_alone() {
+    let store = Arc::new(SqliteStore::open(&db_path()).await.unwrap());
+    store.upsert_app("app", true).await.unwrap();
+    let device = NewDevice {
+        device_id: "d".into(),
+        token: "t".into(),
+        ..Default::default()
+    };
+    store.put_device("app", device, t0()).await.unwrap();
+
+    let start = Arc::new(tokio::sync::Barrier::new(BURST));
+    let mut tasks = Vec::new();
+    for i in 0..BURST {
+        let (store, start) = (store.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            // Every fifth one names an app that does not exist.
+            let app = if i % 5 == 0 { "no-such-app" } else { "app" };
+            let m = message(app);
+            let id = m.id;
+            start.wait().await;
+            let out = store.insert_message(m, &to_device("d")).await;
+            (app, id, out)
+        }));
+    }
+    for task in tasks {
+        let (app, id, out) = task.await.unwrap();
+        let stored = store.get_message(id).await.unwrap();
+        if app == "app" {
+            assert_eq!(out.unwrap().deliveries, 1);
+            assert!(stored.is_some());
+        } else {
+            assert!(
+                matches!(out, Err(pushgate_store::StoreError::NotFound)),
+                "{out:?}"
+            );
+            assert!(stored.is_none());
+        }
+    }
+}
