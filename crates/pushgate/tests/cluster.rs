@@ -200,36 +200,33 @@ api_keys = ["{KEY}"]
 
     /// Deliveries this instance recorded as delivered (its own `/metrics`).
     async fn delivered(&self) -> u64 {
-        let text = client()
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| {
-                l.starts_with("pushgate_provider_outcomes_total{")
-                    && l.contains(r#"outcome="delivered""#)
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
+        self.series(|l| {
+            l.starts_with("pushgate_provider_outcomes_total{")
+                && l.contains(r#"outcome="delivered""#)
+        })
+        .await
+        .iter()
+        .sum::<f64>() as u64
     }
 
-    /// A series of this instance's `/metrics` (the first line starting with `prefix`).
+    /// The first series of this instance's `/metrics` whose line starts with `prefix`.
     async fn metric(&self, prefix: &str) -> Option<f64> {
-        let text = client()
-            .get(format!("{}/metrics", self.base))
-            .send()
+        self.series(|l| l.starts_with(prefix))
             .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+            .first()
+            .copied()
+    }
+
+    /// The values of the `/metrics` lines `pick` chooses (none when the scrape fails).
+    async fn series(&self, pick: impl Fn(&str) -> bool) -> Vec<f64> {
+        let Ok(answer) = client().get(format!("{}/metrics", self.base)).send().await else {
+            return Vec::new();
+        };
+        let text = answer.text().await.unwrap_or_default();
         text.lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .filter(|l| pick(l))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .collect()
     }
 
     async fn ready_status(&self) -> Option<u16> {
@@ -355,8 +352,9 @@ async fn a_killed_instance_s_work_is_taken_over_and_a_new_one_takes_a_share() {
         d.delivered().await > 0,
         "the instance started mid-run took a share"
     );
-    a.process.stderr(); // keep a and c alive until here
-    drop(c);
+    let (mut a, mut c) = (a, c);
+    a.process.check_alive();
+    c.process.check_alive();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
