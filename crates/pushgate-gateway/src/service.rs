@@ -6,18 +6,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushgate_client::ccs::Upstream;
 use pushgate_store::{ChannelRecord, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Apps};
-use crate::channel::{self, ChannelError, ChannelHooks};
+use crate::channel::ChannelError;
 use crate::cluster;
-use crate::config::{AppSpec, ChannelSettings, GatewaySpec};
+use crate::config::{AppSpec, GatewaySpec};
 use crate::console::Console;
 use crate::event_wakeup::EventWakeup;
 use crate::http_server::{
@@ -25,14 +24,13 @@ use crate::http_server::{
     tls::{ReloadingCert, TlsError},
 };
 use crate::metrics::Metrics;
-use crate::upstream::UpstreamHandler;
+use crate::reload::channels::{self as channel_parts, ChannelRuntime};
+use crate::reload::{ConfigSource, Hangups, KeyedTasks, ReloadError, ReloadReport, Reloader};
 use crate::webhook::WebhookSender;
-use crate::worker::{ChannelEntry, ChannelSet, Workers};
+use crate::worker::{ChannelSet, Workers};
 
-/// Upstream items waiting for their handler, per CCS channel.
-const UPSTREAM_QUEUE: usize = 256;
-/// How often a persistent channel (CCS) is reopened after its connection was lost.
-const REOPEN: Duration = Duration::from_secs(5);
+/// How long background tasks may take to end at shutdown before they are aborted.
+const BACKGROUND_DRAIN: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +76,7 @@ pub struct RunningGateway {
     addr: SocketAddr,
     store: Arc<dyn Store>,
     channels: ChannelSet,
-    workers: Workers,
+    reloader: Arc<Reloader>,
     stop_http: CancellationToken,
     server: JoinHandle<()>,
     stop_background: CancellationToken,
@@ -86,9 +84,6 @@ pub struct RunningGateway {
     scheme: &'static str,
     metrics: Arc<Metrics>,
 }
-
-/// A CCS channel's upstream feed, waiting for its handler: (app, channel, echo, receiver).
-type UpstreamFeed = (String, String, bool, mpsc::Receiver<Upstream>);
 
 /// The tasks that run beside the workers until shutdown (upstream handlers, channel
 /// reopeners, webhook senders), stopped by one token.
@@ -108,14 +103,39 @@ struct Served {
 
 impl Gateway {
     /// Opens the store, records the configuration's apps and channels, starts the workers
-    /// and serves the API on `spec.listen`.
+    /// and serves the API on `spec.listen`. Without a configuration source a reload
+    /// (SIGHUP, `POST /v1/admin/reload`) has nothing to read and changes nothing.
     pub async fn start(spec: &GatewaySpec) -> Result<RunningGateway, StartError> {
+        Self::start_reloadable(spec, None).await
+    }
+
+    /// Like [`start`](Self::start), and a reload applies what `source` reads then.
+    pub async fn start_reloadable(
+        spec: &GatewaySpec,
+        source: Option<ConfigSource>,
+    ) -> Result<RunningGateway, StartError> {
         let store = open_store(spec).await?;
-        let (channels, upstreams) = record_apps_and_build_channels(spec, &*store).await?;
+        record_apps(spec, &*store)
+            .await
+            .map_err(|source| store_error(spec, source))?;
         let events_wakeup = EventWakeup::default();
         let metrics = Arc::new(Metrics::new());
         let instance = cluster::instance_id(spec.instance_id.as_deref());
         metrics.instance.set_id(&instance);
+        let mut background = Background {
+            stop: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        };
+        let channels = ChannelSet::default();
+        let runtime = ChannelRuntime {
+            store: store.clone(),
+            channels: channels.clone(),
+            events_wakeup: events_wakeup.clone(),
+            metrics: metrics.clone(),
+            echo_ttl: u32::try_from(spec.delivery.default_ttl.as_secs()).unwrap_or(u32::MAX),
+            stop: background.stop.clone(),
+        };
+        let companions = start_channels(spec, &runtime)?;
         let workers = Workers::start(
             &channels,
             store.clone(),
@@ -123,10 +143,6 @@ impl Gateway {
             metrics.clone(),
             events_wakeup.clone(),
         );
-        let mut background = Background {
-            stop: CancellationToken::new(),
-            tasks: JoinSet::new(),
-        };
         let shared = Shared {
             store: &store,
             channels: &channels,
@@ -144,17 +160,34 @@ impl Gateway {
             }
             .run(),
         );
-        start_upstream_handlers(spec, &shared, upstreams, &mut background);
-        start_channel_reopeners(&channels, &mut background);
         let (webhook_urls, webhook_nudges) = start_webhook_senders(spec, &shared, &mut background);
-        let state = api_state(spec, &shared, webhook_urls, webhook_nudges);
-        let served = serve_api(spec, state, &mut background).await?;
+        let apps = Arc::new(Apps::from_specs(&spec.apps));
+        let console = Arc::new(Console::new(
+            &spec.admin_keys,
+            spec.tls.is_some(),
+            webhook_nudges,
+        ));
+        let reloader = Arc::new(Reloader::new(
+            source,
+            spec.clone(),
+            runtime,
+            (apps.clone(), console.clone()),
+            (workers, companions),
+        ));
+        let hangups = Hangups::listen(background.stop.clone());
+        background.tasks.spawn(
+            reloader
+                .clone()
+                .follow(hangups.clone(), background.stop.clone()),
+        );
+        let state = api_state(spec, &shared, (apps, console), webhook_urls, &reloader);
+        let served = serve_api(spec, state, &hangups, &mut background).await?;
         tracing::info!(instance = %instance, addr = %served.addr, database = %pushgate_store::redacted(&spec.database), apps = spec.apps.len(), "gateway listening");
         Ok(RunningGateway {
             addr: served.addr,
             store,
             channels,
-            workers,
+            reloader,
             stop_http: served.stop,
             server: served.server,
             stop_background: background.stop,
@@ -185,43 +218,44 @@ async fn open_store(spec: &GatewaySpec) -> Result<Arc<dyn Store>, StartError> {
         })
 }
 
-/// Records every configured app and its channels in the store and builds the channels; CCS
-/// channels get an upstream feed, returned for their handlers.
-async fn record_apps_and_build_channels(
-    spec: &GatewaySpec,
-    store: &dyn Store,
-) -> Result<(ChannelSet, Vec<UpstreamFeed>), StartError> {
-    let store_error = |source| StartError::Store {
+fn store_error(spec: &GatewaySpec, source: StoreError) -> StartError {
+    StartError::Store {
         database: pushgate_store::redacted(&spec.database),
         source,
-    };
+    }
+}
+
+/// Records every configured app and its channels in the store (at start, and at each
+/// reload for the apps it then has; a removed app's records and work stay).
+pub(crate) async fn record_apps(spec: &GatewaySpec, store: &dyn Store) -> Result<(), StoreError> {
     let now = OffsetDateTime::now_utc();
-    let mut channels = ChannelSet::default();
-    let mut upstreams = Vec::new();
     for app in &spec.apps {
-        store
-            .upsert_app(&app.name, app.is_default)
-            .await
-            .map_err(store_error)?;
+        store.upsert_app(&app.name, app.is_default).await?;
         store
             .sync_channels(&app.name, &channel_records(app), now)
-            .await
-            .map_err(store_error)?;
+            .await?;
+    }
+    Ok(())
+}
+
+/// Builds every configured channel, puts it in the channel set and starts the tasks beside
+/// its worker (CCS: upstream handler, reopener).
+fn start_channels(
+    spec: &GatewaySpec,
+    runtime: &ChannelRuntime,
+) -> Result<KeyedTasks<(String, String)>, StartError> {
+    let mut companions = KeyedTasks::default();
+    for app in &spec.apps {
         for c in &app.channels {
-            let mut hooks = ChannelHooks::default();
-            if let ChannelSettings::Ccs { echo, .. } = &c.settings {
-                let (tx, rx) = mpsc::channel(UPSTREAM_QUEUE);
-                hooks.upstream = Some(tx);
-                upstreams.push((app.name.clone(), c.name.clone(), *echo, rx));
-            }
-            let built = channel::build(c, hooks).map_err(|source| StartError::Channel {
-                app: app.name.clone(),
-                source,
-            })?;
-            channels.insert(&app.name, &c.name, built);
+            let prepared =
+                channel_parts::prepare(&app.name, c).map_err(|source| StartError::Channel {
+                    app: app.name.clone(),
+                    source,
+                })?;
+            runtime.install(prepared, &mut companions);
         }
     }
-    Ok((channels, upstreams))
+    Ok(companions)
 }
 
 /// The app's configured channels as the store records them.
@@ -237,56 +271,6 @@ fn channel_records(app: &AppSpec) -> Vec<ChannelRecord> {
             credential_fingerprint: c.credential.fingerprint(),
         })
         .collect()
-}
-
-/// One handler per CCS channel for the upstream messages and receipts it receives.
-fn start_upstream_handlers(
-    spec: &GatewaySpec,
-    shared: &Shared<'_>,
-    upstreams: Vec<UpstreamFeed>,
-    background: &mut Background,
-) {
-    let echo_ttl = u32::try_from(spec.delivery.default_ttl.as_secs()).unwrap_or(u32::MAX);
-    for (app, channel, echo, rx) in upstreams {
-        let handler = UpstreamHandler {
-            app,
-            channel,
-            echo,
-            echo_ttl,
-            store: shared.store.clone(),
-            events_wakeup: shared.events_wakeup.clone(),
-            channels: shared.channels.clone(),
-            metrics: shared.metrics.clone(),
-            stop: background.stop.clone(),
-        };
-        background.tasks.spawn(handler.run(rx));
-    }
-}
-
-/// Keeps every persistent channel (CCS) open: reopens it every [`REOPEN`] until shutdown.
-fn start_channel_reopeners(channels: &ChannelSet, background: &mut Background) {
-    for (app, name, entry) in channels.iter() {
-        if !entry.channel.is_persistent() {
-            continue;
-        }
-        let (app, name, entry) = (app.to_string(), name.to_string(), entry.clone());
-        let stop = background.stop.clone();
-        background.tasks.spawn(keep_open(app, name, entry, stop));
-    }
-}
-
-/// Opens one persistent channel, and again after each loss, until `stop`.
-async fn keep_open(app: String, name: String, entry: ChannelEntry, stop: CancellationToken) {
-    loop {
-        if let Err(e) = entry.channel.open().await {
-            tracing::warn!(%app, channel = %name, error = %e, "cannot open the channel");
-            entry.status.error(OffsetDateTime::now_utc(), e);
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(REOPEN) => {}
-        }
-    }
 }
 
 /// One webhook sender per app that has a webhook; returns the apps' webhook URLs and what
@@ -324,13 +308,13 @@ fn start_webhook_senders(
 fn api_state(
     spec: &GatewaySpec,
     shared: &Shared<'_>,
+    (apps, console): (Arc<Apps>, Arc<Console>),
     webhook_urls: HashMap<String, String>,
-    webhook_nudges: HashMap<String, Arc<Notify>>,
+    reloader: &Arc<Reloader>,
 ) -> AppState {
-    let console = Console::new(&spec.admin_keys, spec.tls.is_some(), webhook_nudges);
     AppState {
         store: shared.store.clone(),
-        apps: Arc::new(Apps::from_specs(&spec.apps)),
+        apps,
         channels: shared.channels.clone(),
         limits: spec.limits.clone(),
         delivery: spec.delivery.clone(),
@@ -340,7 +324,8 @@ fn api_state(
         webhook_urls: Arc::new(webhook_urls),
         openapi: Arc::default(),
         metrics_access: spec.metrics.clone(),
-        console: Arc::new(console),
+        console,
+        reloader: Some(reloader.clone()),
     }
 }
 
@@ -349,6 +334,7 @@ fn api_state(
 async fn serve_api(
     spec: &GatewaySpec,
     state: AppState,
+    hangups: &Hangups,
     background: &mut Background,
 ) -> Result<Served, StartError> {
     let listen = spec.listen;
@@ -361,9 +347,10 @@ async fn serve_api(
         Some(files) => {
             let cert = ReloadingCert::new(files.clone()).map_err(StartError::Tls)?;
             let acceptor = cert.acceptor().map_err(StartError::Tls)?;
-            background
-                .tasks
-                .spawn(cert.clone().watch(background.stop.clone()));
+            background.tasks.spawn(
+                cert.clone()
+                    .watch(background.stop.clone(), hangups.subscribe()),
+            );
             Some(acceptor)
         }
     };
@@ -443,19 +430,22 @@ impl RunningGateway {
         &self.channels
     }
 
+    /// Reads the configuration again and applies it, as SIGHUP and `POST /v1/admin/reload`
+    /// do.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        self.reloader.reload("call").await
+    }
+
     /// Stops taking requests, lets the workers finish or release what is in flight, and
     /// closes the database.
     pub async fn shutdown(mut self) {
         self.stop_http.cancel();
         let _ = self.server.await;
-        self.workers.shutdown().await;
         // Upstream items not yet recorded stay unacked: CCS redelivers them.
+        self.reloader.shutdown(BACKGROUND_DRAIN).await;
         self.stop_background.cancel();
         let drain = async { while self.background.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(5), drain)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(BACKGROUND_DRAIN, drain).await.is_err() {
             self.background.abort_all();
             while self.background.join_next().await.is_some() {}
         }

@@ -9,6 +9,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use http::StatusCode;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
+use parking_lot::RwLock;
 
 use super::AppState;
 use super::error::ApiError;
@@ -22,16 +23,18 @@ type KeyLimiter = governor::DefaultDirectRateLimiter;
 struct KeyEntry {
     /// The app it belongs to.
     app: String,
+    /// The rate its budget was made for (kept across a reload when unchanged).
+    rate: Option<KeyRate>,
     /// Its budget, when the app sets a rate.
-    limiter: Option<KeyLimiter>,
+    limiter: Option<Arc<KeyLimiter>>,
 }
 
-fn limiter(rate: KeyRate) -> Option<KeyLimiter> {
+fn limiter(rate: KeyRate) -> Option<Arc<KeyLimiter>> {
     let per_second = std::num::NonZeroU32::new(rate.per_second)?;
     let burst = std::num::NonZeroU32::new(rate.burst)?;
-    Some(governor::RateLimiter::direct(
+    Some(Arc::new(governor::RateLimiter::direct(
         governor::Quota::per_second(per_second).allow_burst(burst),
-    ))
+    )))
 }
 
 /// What the API knows of one app.
@@ -47,9 +50,16 @@ pub struct AppInfo {
     pub c2dm_flow: C2dmFlowSpec,
 }
 
-/// Every app and every key.
+/// Every app and every key, replaced as a whole by a reload: a request sees the table of
+/// before or of after the reload, never half of each.
 #[derive(Debug, Default)]
 pub struct Apps {
+    table: RwLock<Arc<AppTable>>,
+}
+
+/// One configuration's apps and keys.
+#[derive(Debug, Default)]
+struct AppTable {
     by_name: HashMap<String, Arc<AppInfo>>,
     by_key: HashMap<[u8; 32], KeyEntry>,
     default: Option<String>,
@@ -63,10 +73,11 @@ pub(crate) fn digest(key: &str) -> [u8; 32] {
     out
 }
 
-impl Apps {
-    /// The apps of a configuration.
-    pub fn from_specs(specs: &[AppSpec]) -> Self {
-        let mut apps = Apps::default();
+impl AppTable {
+    /// The table of `specs`; a key that `previous` already held for the same app at the same
+    /// rate keeps its budget, so that a reload does not refill every bucket.
+    fn build(specs: &[AppSpec], previous: Option<&AppTable>) -> Self {
+        let mut table = AppTable::default();
         for spec in specs {
             let info = AppInfo {
                 name: spec.name.clone(),
@@ -75,34 +86,61 @@ impl Apps {
                 c2dm_flow: spec.c2dm_flow.clone(),
             };
             for key in &spec.api_keys {
+                let d = digest(key.expose());
+                let kept = previous
+                    .and_then(|p| p.by_key.get(&d))
+                    .filter(|old| old.app == spec.name && old.rate == spec.key_rate)
+                    .map(|old| old.limiter.clone());
                 let entry = KeyEntry {
                     app: spec.name.clone(),
-                    limiter: spec.key_rate.and_then(limiter),
+                    rate: spec.key_rate,
+                    limiter: kept.unwrap_or_else(|| spec.key_rate.and_then(limiter)),
                 };
-                apps.by_key.insert(digest(key.expose()), entry);
+                table.by_key.insert(d, entry);
             }
             if spec.is_default {
-                apps.default = Some(spec.name.clone());
+                table.default = Some(spec.name.clone());
             }
-            apps.by_name.insert(spec.name.clone(), Arc::new(info));
+            table.by_name.insert(spec.name.clone(), Arc::new(info));
         }
-        apps
+        table
+    }
+}
+
+impl Apps {
+    /// The apps of a configuration.
+    pub fn from_specs(specs: &[AppSpec]) -> Self {
+        Self {
+            table: RwLock::new(Arc::new(AppTable::build(specs, None))),
+        }
+    }
+
+    /// Puts the apps of a new configuration in place (reload); requests already past their
+    /// key check finish with the app they found.
+    pub fn replace(&self, specs: &[AppSpec]) {
+        let fresh = AppTable::build(specs, Some(&self.table.read()));
+        *self.table.write() = Arc::new(fresh);
+    }
+
+    fn table(&self) -> Arc<AppTable> {
+        self.table.read().clone()
     }
 
     /// The app named `name`.
     pub fn get(&self, name: &str) -> Option<Arc<AppInfo>> {
-        self.by_name.get(name).cloned()
+        self.table().by_name.get(name).cloned()
     }
 
     /// Every app, in no particular order (the OpenAPI document's per-app bounds).
-    pub fn all(&self) -> impl Iterator<Item = &Arc<AppInfo>> {
-        self.by_name.values()
+    pub fn all(&self) -> Vec<Arc<AppInfo>> {
+        self.table().by_name.values().cloned().collect()
     }
 
     /// Every app's name with its channels' names, sorted by app.
     pub fn with_channels(&self) -> Vec<(String, Vec<String>)> {
         let mut all: Vec<(String, Vec<String>)> = self
             .all()
+            .iter()
             .map(|a| (a.name.clone(), a.channels.clone()))
             .collect();
         all.sort();
@@ -111,13 +149,18 @@ impl Apps {
 
     /// The default app.
     pub fn default_app(&self) -> Option<Arc<AppInfo>> {
-        self.default.as_deref().and_then(|n| self.get(n))
+        let table = self.table();
+        table
+            .default
+            .as_deref()
+            .and_then(|n| table.by_name.get(n).cloned())
     }
 
     /// The app of `key`, if the key is valid and within its budget: `Err` is 401 for an
     /// unknown key, 429 (with the wait) for one over its rate.
     pub(crate) fn app_of_key(&self, key: &str) -> Result<Arc<AppInfo>, ApiError> {
-        let entry = self.by_key.get(&digest(key)).ok_or_else(|| {
+        let table = self.table();
+        let entry = table.by_key.get(&digest(key)).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -132,7 +175,10 @@ impl Apps {
                 wait.as_secs_f64().ceil().max(1.0) as u64,
             ));
         }
-        self.get(&entry.app)
+        table
+            .by_name
+            .get(&entry.app)
+            .cloned()
             .ok_or_else(|| ApiError::not_found("no such app"))
     }
 }
@@ -150,24 +196,28 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "send the app's API key as Authorization: Bearer <key>",
-                )
-            })?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
+        let key = bearer(&parts.headers, "the app's API key")?;
         state.apps.app_of_key(key).map(Caller)
     }
+}
+
+/// The key of `Authorization: Bearer <key>`; 401 naming `what` to send when there is none.
+pub(crate) fn bearer<'h>(headers: &'h http::HeaderMap, what: &str) -> Result<&'h str, ApiError> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                format!("send {what} as Authorization: Bearer <key>"),
+            )
+        })?;
+    Ok(header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .unwrap_or_default())
 }
 
 impl Caller {

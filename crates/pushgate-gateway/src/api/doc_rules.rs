@@ -65,23 +65,22 @@ impl Bounds {
         let mut channels: Vec<String> = state
             .apps
             .all()
+            .iter()
             .flat_map(|a| a.channels.iter().cloned())
             .collect();
         channels.sort();
         channels.dedup();
-        let c2dm_any =
-            state
-                .apps
-                .all()
-                .map(|a| lens(a))
-                .fold((usize::MAX, 0, usize::MAX, 0), |acc, l| {
-                    (
-                        acc.0.min(l.0),
-                        acc.1.max(l.1),
-                        acc.2.min(l.2),
-                        acc.3.max(l.3),
-                    )
-                });
+        let c2dm_any = state.apps.all().iter().map(|a| lens(a)).fold(
+            (usize::MAX, 0, usize::MAX, 0),
+            |acc, l| {
+                (
+                    acc.0.min(l.0),
+                    acc.1.max(l.1),
+                    acc.2.min(l.2),
+                    acc.3.max(l.3),
+                )
+            },
+        );
         let probe = Payload {
             notification: Some(Notification {
                 title: Some("probe".into()),

@@ -2,6 +2,7 @@
 //! provider (workers do). Every error is JSON with a code, a message naming what is wrong,
 //! and the request id.
 
+mod admin;
 mod apps;
 pub(crate) mod auth;
 mod body;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub metrics_access: MetricsAccess,
     /// The admin console's keys, sessions and webhook nudges.
     pub console: Arc<crate::console::Console>,
+    /// Applies a re-read configuration (`POST /v1/admin/reload`); `None` answers 409.
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// Adds the bearer-key security scheme the operations name.
@@ -127,6 +130,7 @@ impl utoipa::Modify for BearerKey {
         (name = "messages", description = "Sending, and what became of each delivery"),
         (name = "events", description = "What the provider changed and what devices sent: log, stream, webhook"),
         (name = "apps", description = "Apps and their channels"),
+        (name = "admin", description = "Operating the gateway; takes an admin key"),
         (name = "c2dm", description = "The C2DM-era registration flow (django-c2dm), for old clients; no API key"),
         (name = "operations", description = "Health, readiness, metrics, this document")
     )
@@ -169,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(messages::send))
         .routes(routes!(messages::get_in_app))
         .routes(routes!(messages::get))
+        .routes(routes!(admin::reload))
         .split_for_parts();
     let mut doc = serde_json::to_value(&doc).unwrap_or_default();
     doc_rules::apply(&mut doc, &state);

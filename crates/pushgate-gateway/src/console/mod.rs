@@ -41,8 +41,8 @@ pub const BASE: &str = "/admin";
 /// What the console keeps beside the API's state: its keys, its sessions, and what asks each
 /// webhook sender to try again now.
 pub struct Console {
-    /// SHA-256 of every admin key.
-    admin_keys: Vec<[u8; 32]>,
+    /// SHA-256 of every admin key (replaced by a reload).
+    admin_keys: parking_lot::RwLock<Vec<[u8; 32]>>,
     /// Signed-in sessions.
     sessions: Sessions,
     /// Served over TLS: cookies are `Secure`.
@@ -59,30 +59,40 @@ impl Console {
         webhook_nudges: HashMap<String, Arc<Notify>>,
     ) -> Self {
         Self {
-            admin_keys: admin_keys
-                .iter()
-                .map(|k| crate::api::auth::digest(k.expose()))
-                .collect(),
+            admin_keys: parking_lot::RwLock::new(digests(admin_keys)),
             sessions: Sessions::default(),
             secure,
             webhook_nudges,
         }
     }
 
+    /// Puts a reloaded configuration's admin keys in place; sessions already signed in
+    /// stay until they expire or sign out.
+    pub fn replace_admin_keys(&self, admin_keys: &[Secret]) {
+        *self.admin_keys.write() = digests(admin_keys);
+    }
+
     /// True when `key` is one of the admin keys: its digest is compared with each admin
     /// key's in constant time, and every admin key is compared.
-    fn is_admin_key(&self, key: &str) -> bool {
+    pub(crate) fn is_admin_key(&self, key: &str) -> bool {
         let d = crate::api::auth::digest(key);
-        self.admin_keys.iter().fold(false, |found, k| {
+        self.admin_keys.read().iter().fold(false, |found, k| {
             aws_lc_rs::constant_time::verify_slices_are_equal(k, &d).is_ok() | found
         })
     }
 }
 
+/// The SHA-256 of each key.
+fn digests(keys: &[Secret]) -> Vec<[u8; 32]> {
+    keys.iter()
+        .map(|k| crate::api::auth::digest(k.expose()))
+        .collect()
+}
+
 impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Console")
-            .field("admin_keys", &self.admin_keys.len())
+            .field("admin_keys", &self.admin_keys.read().len())
             .field("secure", &self.secure)
             .finish_non_exhaustive()
     }

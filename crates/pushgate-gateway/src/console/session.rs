@@ -157,8 +157,8 @@ impl Viewer {
         let mut apps: Vec<Arc<AppInfo>> = state
             .apps
             .all()
+            .into_iter()
             .filter(|a| self.scope.sees(&a.name))
-            .cloned()
             .collect();
         apps.sort_by(|a, b| a.name.cmp(&b.name));
         apps

@@ -97,6 +97,7 @@ async fn fixture(secure: bool) -> Fixture {
         metrics: Arc::new(Metrics::new()),
         webhook_apps: Vec::new(),
         webhook_urls: Arc::default(),
+        reloader: None,
         openapi: Arc::default(),
         metrics_access: MetricsAccess::default(),
         console: Arc::new(Console::new(

@@ -15,6 +15,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -121,34 +122,23 @@ impl ReloadingCert {
         }
     }
 
-    /// Reloads on SIGHUP and whenever either file's modification time changes, until `stop`.
-    pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
-        {
-            let mut seen = self.files.modified();
-            #[cfg(unix)]
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-            loop {
-                #[cfg(unix)]
-                let hangup = async {
-                    match hup.as_mut() {
-                        Some(s) => {
-                            s.recv().await;
-                        }
-                        None => std::future::pending().await,
-                    }
-                };
-                #[cfg(not(unix))]
-                let hangup = std::future::pending::<()>();
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = hangup => self.reload_and_log("SIGHUP"),
-                    _ = tokio::time::sleep(WATCH_EVERY) => {
-                        let now = self.files.modified();
-                        if now.is_some() && now != seen {
-                            seen = now;
-                            self.reload_and_log("the files changed");
-                        }
+    /// Reloads at each SIGHUP counted by `hangups` (the gateway's one listener) and
+    /// whenever either file's modification time changes, until `stop`.
+    pub async fn watch(
+        self: Arc<Self>,
+        stop: CancellationToken,
+        mut hangups: watch::Receiver<u64>,
+    ) {
+        let mut seen = self.files.modified();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = crate::reload::next_hangup(&mut hangups) => self.reload_and_log("SIGHUP"),
+                _ = tokio::time::sleep(WATCH_EVERY) => {
+                    let now = self.files.modified();
+                    if now.is_some() && now != seen {
+                        seen = now;
+                        self.reload_and_log("the files changed");
                     }
                 }
             }

@@ -5,10 +5,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use pushgate_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use pushgate_gateway::config::{ConfigFile, Secret};
+use pushgate_gateway::config::{ConfigError, ConfigFile, GatewaySpec, Secret};
+use pushgate_gateway::reload::ConfigSource;
 use pushgate_gateway::sandbox::{SANDBOX_APP, sandbox_spec};
 use pushgate_gateway::{Gateway, RunningGateway};
 use rand::distr::{Alphanumeric, SampleString};
@@ -55,16 +57,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve_configured(args: &Args, path: &Path) -> anyhow::Result<ExitCode> {
-    let file = ConfigFile::load(Some(path))?;
-    let mut spec = file.resolve()?;
-    if let Some(listen) = args.listen {
+/// Reads `path` and the environment, with the command line's `--listen` and `--database`
+/// over them: at start, and again at each reload.
+fn configured_spec(
+    path: &Path,
+    listen: Option<SocketAddr>,
+    database: Option<&str>,
+) -> Result<GatewaySpec, ConfigError> {
+    let mut spec = ConfigFile::load(Some(path))?.resolve()?;
+    if let Some(listen) = listen {
         spec.listen = listen;
     }
-    if let Some(db) = &args.database {
-        spec.database = db.clone();
+    if let Some(db) = database {
+        spec.database = db.to_string();
     }
-    let gateway = Gateway::start(&spec).await?;
+    Ok(spec)
+}
+
+async fn serve_configured(args: &Args, path: &Path) -> anyhow::Result<ExitCode> {
+    let (file, listen, database) = (path.to_path_buf(), args.listen, args.database.clone());
+    let source: ConfigSource =
+        Arc::new(move || configured_spec(&file, listen, database.as_deref()));
+    let spec = source()?;
+    let gateway = Gateway::start_reloadable(&spec, Some(source)).await?;
     println!(
         "pushgate listening on {} ({} app(s) from {}, database {})",
         gateway.base_url(),
