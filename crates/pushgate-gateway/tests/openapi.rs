@@ -37,6 +37,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/apps/{app}/events"),
     ("get", "/v1/apps/{app}/events/stream"),
     ("get", "/v1/apps/{app}/webhook"),
+    ("post", "/v1/admin/reload"),
     ("get", "/c2dm/registration"),
     ("get", "/c2dm/confirmation"),
     ("get", "/v1/apps/{app}/c2dm/registration"),

@@ -35,6 +35,7 @@ const CHANGED: &str = r#"
 listen = "127.0.0.1:9001"
 [apps.a]
 default = true
+default_channel = "fcm"
 api_keys = ["key-a-0123456789abcdef"]
 [apps.a.channels.fcm]
 kind = "legacy"
