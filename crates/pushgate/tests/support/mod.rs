@@ -80,6 +80,11 @@ impl GatewayProcess {
         }
     }
 
+    /// The process id, while it runs (to send it a signal).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL (what `Child::kill` sends on Unix), then reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
