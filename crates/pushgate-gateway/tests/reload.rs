@@ -204,13 +204,16 @@ async fn call(
     )
 }
 
+/// What the sender saw: the cases accepted (202), and every other answer.
+type Traffic = (BTreeSet<String>, Vec<(StatusCode, Value)>);
+
 /// Posts messages to `shop`'s device one after another until `stop`; returns the cases
 /// accepted (202) and every other answer.
 fn sender(
     s: &Setup,
     accepted_count: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(BTreeSet<String>, Vec<(StatusCode, Value)>)> {
+) -> tokio::task::JoinHandle<Traffic> {
     let (http, base) = (s.http.clone(), s.base.clone());
     tokio::spawn(async move {
         let mut accepted = BTreeSet::new();

@@ -78,7 +78,7 @@ async fn fixture(secure: bool) -> Fixture {
     let store = pushgate_store::open(&db.to_string_lossy(), &StoreSettings::default())
         .await
         .unwrap();
-    let mut channels = ChannelSet::default();
+    let channels = ChannelSet::default();
     for app in ["a", "b"] {
         store.upsert_app(app, app == "a").await.unwrap();
         let built = crate::channel::build(&channel(), ChannelHooks::default()).unwrap();
