@@ -1,7 +1,6 @@
 //! Starting and stopping the whole gateway: the store (migrated), the apps and channels of
 //! the configuration recorded in it, one worker per channel, and the HTTP API.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +8,6 @@ use std::time::Duration;
 use pushgate_store::{ChannelRecord, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -25,8 +23,8 @@ use crate::http_server::{
 };
 use crate::metrics::Metrics;
 use crate::reload::channels::{self as channel_parts, ChannelRuntime};
+use crate::reload::webhooks::WebhookRuntime;
 use crate::reload::{ConfigSource, Hangups, KeyedTasks, ReloadError, ReloadReport, Reloader};
-use crate::webhook::WebhookSender;
 use crate::worker::{ChannelSet, Workers};
 
 /// How long background tasks may take to end at shutdown before they are aborted.
@@ -148,7 +146,6 @@ impl Gateway {
             channels: &channels,
             events_wakeup: &events_wakeup,
             metrics: &metrics,
-            instance: &instance,
         };
         background.tasks.spawn(
             cluster::Heartbeat {
@@ -160,7 +157,19 @@ impl Gateway {
             }
             .run(),
         );
-        let (webhook_urls, webhook_nudges) = start_webhook_senders(spec, &shared, &mut background);
+        let webhooks = WebhookRuntime {
+            store: store.clone(),
+            events_wakeup: events_wakeup.clone(),
+            owner: instance.clone(),
+            retry: (spec.delivery.retry_initial, spec.delivery.retry_max),
+            stop: background.stop.clone(),
+        };
+        let mut senders = KeyedTasks::default();
+        let webhook_nudges = spec
+            .apps
+            .iter()
+            .filter_map(|app| Some((app.name.clone(), webhooks.start(app, &mut senders)?)))
+            .collect();
         let apps = Arc::new(Apps::from_specs(&spec.apps));
         let console = Arc::new(Console::new(
             &spec.admin_keys,
@@ -170,9 +179,9 @@ impl Gateway {
         let reloader = Arc::new(Reloader::new(
             source,
             spec.clone(),
-            runtime,
+            (runtime, webhooks),
             (apps.clone(), console.clone()),
-            (workers, companions),
+            (workers, companions, senders),
         ));
         let hangups = Hangups::listen(background.stop.clone());
         background.tasks.spawn(
@@ -180,7 +189,7 @@ impl Gateway {
                 .clone()
                 .follow(hangups.clone(), background.stop.clone()),
         );
-        let state = api_state(spec, &shared, (apps, console), webhook_urls, &reloader);
+        let state = api_state(spec, &shared, (apps, console), &reloader);
         let served = serve_api(spec, state, &hangups, &mut background).await?;
         tracing::info!(instance = %instance, addr = %served.addr, database = %pushgate_store::redacted(&spec.database), apps = spec.apps.len(), "gateway listening");
         Ok(RunningGateway {
@@ -204,8 +213,6 @@ struct Shared<'a> {
     channels: &'a ChannelSet,
     events_wakeup: &'a EventWakeup,
     metrics: &'a Arc<Metrics>,
-    /// This instance's id (the owner of the leases it takes).
-    instance: &'a str,
 }
 
 /// Opens (and migrates) the store the configured database names.
@@ -273,43 +280,11 @@ fn channel_records(app: &AppSpec) -> Vec<ChannelRecord> {
         .collect()
 }
 
-/// One webhook sender per app that has a webhook; returns the apps' webhook URLs and what
-/// asks each sender to try again now.
-fn start_webhook_senders(
-    spec: &GatewaySpec,
-    shared: &Shared<'_>,
-    background: &mut Background,
-) -> (HashMap<String, String>, HashMap<String, Arc<Notify>>) {
-    let owner = shared.instance.to_string();
-    let mut webhook_urls = HashMap::new();
-    let mut nudges = HashMap::new();
-    for app in &spec.apps {
-        if let Some(hook) = &app.webhook {
-            webhook_urls.insert(app.name.clone(), hook.url.clone());
-            let retry_now = Arc::new(Notify::new());
-            nudges.insert(app.name.clone(), retry_now.clone());
-            let sender = WebhookSender {
-                app: app.name.clone(),
-                spec: hook.clone(),
-                store: shared.store.clone(),
-                events_wakeup: shared.events_wakeup.clone(),
-                owner: owner.clone(),
-                retry: (spec.delivery.retry_initial, spec.delivery.retry_max),
-                stop: background.stop.clone(),
-                retry_now,
-            };
-            background.tasks.spawn(sender.run());
-        }
-    }
-    (webhook_urls, nudges)
-}
-
 /// What the API handlers share.
 fn api_state(
     spec: &GatewaySpec,
     shared: &Shared<'_>,
     (apps, console): (Arc<Apps>, Arc<Console>),
-    webhook_urls: HashMap<String, String>,
     reloader: &Arc<Reloader>,
 ) -> AppState {
     AppState {
@@ -320,8 +295,6 @@ fn api_state(
         delivery: spec.delivery.clone(),
         events_wakeup: shared.events_wakeup.clone(),
         metrics: shared.metrics.clone(),
-        webhook_apps: webhook_urls.keys().cloned().collect(),
-        webhook_urls: Arc::new(webhook_urls),
         openapi: Arc::default(),
         metrics_access: spec.metrics.clone(),
         console,

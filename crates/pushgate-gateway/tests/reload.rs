@@ -489,3 +489,93 @@ async fn a_gateway_without_a_configuration_file_has_nothing_to_reload() {
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
     assert_eq!(a.body["error"]["code"], "no_configuration_file");
 }
+
+/// A webhook receiver that keeps every event it is sent.
+async fn webhook_receiver() -> (Arc<parking_lot::Mutex<Vec<Value>>>, String) {
+    use axum::routing::post;
+    let events = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let kept = events.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |axum::Json(batch): axum::Json<Value>| {
+            let kept = kept.clone();
+            async move {
+                kept.lock()
+                    .extend(batch["events"].as_array().cloned().unwrap_or_default());
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (events, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_added_by_reload_delivers_and_one_removed_stops() {
+    let mut s = setup().await;
+    let (events, url) = webhook_receiver().await;
+    let (status, _) = s
+        .call(Some(SHOP_KEY), Method::GET, "/v1/apps/shop/webhook", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no webhook yet");
+
+    let with_hook = config(&s, false, true, 8)
+        + &format!(
+            "[apps.shop.webhook]\nurl = \"{url}\"\nsecret = \"whsec_0123456789abcdef\"\nreplay_existing = true\n"
+        );
+    s.write(&with_hook);
+    let (status, report) = s.reload(Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["webhooks_changed"], json!(["shop"]));
+    assert_eq!(report["apps_changed"], json!(["shop"]));
+    assert!(!report.to_string().contains("whsec_"), "{report}");
+    let (status, body) = s
+        .call(Some(SHOP_KEY), Method::GET, "/v1/apps/shop/webhook", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["url"], url.as_str());
+
+    // A device whose app was uninstalled: sending to it makes events for the webhook.
+    let token = s.device("shop", SHOP_KEY, "gone").await;
+    let (status, _) = call(
+        &s.http,
+        &s.emu_base,
+        None,
+        Method::POST,
+        &format!("/emulator/devices/{token}/uninstall"),
+        None,
+    )
+    .await;
+    assert!(status.is_success());
+    let (status, body) = s
+        .call(
+            Some(SHOP_KEY),
+            Method::POST,
+            "/v1/apps/shop/messages",
+            Some(json!({"targets": {"device_ids": ["gone"]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    pushgate_testkit::eventually_ok(
+        "events at the receiver",
+        Duration::from_secs(20),
+        || async {
+            let n = events.lock().len();
+            if n > 0 { Ok(()) } else { Err(n) }
+        },
+    )
+    .await;
+
+    s.write(&config(&s, false, true, 8));
+    let (status, report) = s.reload(Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["webhooks_changed"], json!(["shop"]));
+    let (status, _) = s
+        .call(Some(SHOP_KEY), Method::GET, "/v1/apps/shop/webhook", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the webhook is gone");
+    s.gw.take().unwrap().shutdown().await;
+    s.emu.shutdown().await;
+}

@@ -48,6 +48,8 @@ pub struct AppInfo {
     pub channels: Vec<String>,
     /// Its C2DM-era flow.
     pub c2dm_flow: C2dmFlowSpec,
+    /// Where its events are POSTed, when it has a webhook.
+    pub webhook_url: Option<String>,
 }
 
 /// Every app and every key, replaced as a whole by a reload: a request sees the table of
@@ -84,6 +86,7 @@ impl AppTable {
                 default_channel: spec.default_channel.clone(),
                 channels: spec.channels.iter().map(|c| c.name.clone()).collect(),
                 c2dm_flow: spec.c2dm_flow.clone(),
+                webhook_url: spec.webhook.as_ref().map(|w| w.url.clone()),
             };
             for key in &spec.api_keys {
                 let d = digest(key.expose());
@@ -145,6 +148,18 @@ impl Apps {
             .collect();
         all.sort();
         all
+    }
+
+    /// The apps that have a webhook, sorted (for metrics).
+    pub fn webhook_apps(&self) -> Vec<String> {
+        let mut apps: Vec<String> = self
+            .all()
+            .iter()
+            .filter(|a| a.webhook_url.is_some())
+            .map(|a| a.name.clone())
+            .collect();
+        apps.sort();
+        apps
     }
 
     /// The default app.

@@ -86,7 +86,7 @@ pub async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) ->
         .metrics
         .render(
             state.store.as_ref(),
-            &state.webhook_apps,
+            &state.apps.webhook_apps(),
             &state.apps.with_channels(),
         )
         .await

@@ -19,7 +19,6 @@ mod request_id;
 pub(crate) mod views;
 mod webhook;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use std::sync::OnceLock;
@@ -77,10 +76,6 @@ pub struct AppState {
     pub events_wakeup: EventWakeup,
     /// The metrics.
     pub metrics: Arc<Metrics>,
-    /// Apps with a webhook (for metrics).
-    pub webhook_apps: Vec<String>,
-    /// Each webhook's URL, by app.
-    pub webhook_urls: Arc<HashMap<String, String>>,
     /// The OpenAPI document, filled when the router is built.
     pub openapi: Arc<OnceLock<String>>,
     /// Who may read `/metrics` on this listener.

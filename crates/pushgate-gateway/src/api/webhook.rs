@@ -23,7 +23,7 @@ pub async fn state(
     Path(app): Path<String>,
 ) -> ApiResult<Response> {
     let app = caller.for_app(&state, &app)?;
-    let Some(url) = state.webhook_urls.get(&app.name) else {
+    let Some(url) = &app.webhook_url else {
         return Err(ApiError::not_found(format!(
             "app {:?} has no webhook",
             app.name

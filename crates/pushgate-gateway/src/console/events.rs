@@ -118,7 +118,7 @@ pub async fn page(
             data: e.data.to_string(),
         })
         .collect();
-    let webhook = match state.webhook_urls.get(&app.name) {
+    let webhook = match &app.webhook_url {
         None => None,
         Some(url) => Some(match state.store.webhook_state(&app.name).await? {
             None => WebhookPanel {
@@ -203,8 +203,7 @@ pub async fn retry_webhook(
     let app = viewer.app(&state, &app)?;
     let nudge = state
         .console
-        .webhook_nudges
-        .get(&app.name)
+        .webhook_nudge(&app.name)
         .ok_or_else(|| ConsoleError::not_found(format!("app {:?} has no webhook", app.name)))?;
     nudge.notify_one();
     tracing::info!(app = %app.name, "console asked the webhook to retry now");

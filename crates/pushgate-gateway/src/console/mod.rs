@@ -47,8 +47,8 @@ pub struct Console {
     sessions: Sessions,
     /// Served over TLS: cookies are `Secure`.
     secure: bool,
-    /// Each webhook sender's "retry now", by app.
-    webhook_nudges: HashMap<String, Arc<Notify>>,
+    /// Each webhook sender's "retry now", by app (changed by a reload).
+    webhook_nudges: parking_lot::RwLock<HashMap<String, Arc<Notify>>>,
 }
 
 impl Console {
@@ -62,7 +62,7 @@ impl Console {
             admin_keys: parking_lot::RwLock::new(digests(admin_keys)),
             sessions: Sessions::default(),
             secure,
-            webhook_nudges,
+            webhook_nudges: parking_lot::RwLock::new(webhook_nudges),
         }
     }
 
@@ -70,6 +70,20 @@ impl Console {
     /// stay until they expire or sign out.
     pub fn replace_admin_keys(&self, admin_keys: &[Secret]) {
         *self.admin_keys.write() = digests(admin_keys);
+    }
+
+    /// The "retry now" of `app`'s webhook sender, when it has one.
+    pub fn webhook_nudge(&self, app: &str) -> Option<Arc<Notify>> {
+        self.webhook_nudges.read().get(app).cloned()
+    }
+
+    /// Sets (or, with `None`, removes) `app`'s webhook sender's "retry now" (reload).
+    pub fn set_webhook_nudge(&self, app: &str, nudge: Option<Arc<Notify>>) {
+        let mut nudges = self.webhook_nudges.write();
+        match nudge {
+            Some(n) => nudges.insert(app.to_string(), n),
+            None => nudges.remove(app),
+        };
     }
 
     /// True when `key` is one of the admin keys: its digest is compared with each admin

@@ -95,8 +95,6 @@ async fn fixture(secure: bool) -> Fixture {
         delivery: DeliverySettings::default(),
         events_wakeup: EventWakeup::default(),
         metrics: Arc::new(Metrics::new()),
-        webhook_apps: Vec::new(),
-        webhook_urls: Arc::default(),
         reloader: None,
         openapi: Arc::default(),
         metrics_access: MetricsAccess::default(),

@@ -2,8 +2,9 @@
 //! again exactly as at start (same file, environment and flags) and applied to the running
 //! gateway. Added apps get their channels and workers; removed apps stop taking requests and
 //! their workers stop as at shutdown (in-flight sends finish, the rest is released, stored
-//! work stays); a changed channel's worker is restarted after its in-flight batch; key
-//! changes apply to the next request. Settings that only take effect at start are reported
+//! work stays); a changed channel's worker is restarted after its in-flight batch; a changed
+//! webhook's sender is restarted from its stored cursor; key changes apply to the next
+//! request. Settings that only take effect at start are reported
 //! as needing a restart and left as they are. A configuration that does not validate is
 //! refused and the running one kept.
 
@@ -11,6 +12,7 @@ pub mod channels;
 pub mod plan;
 mod signal;
 mod tasks;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ use crate::console::Console;
 use crate::worker::Workers;
 use channels::{ChannelRuntime, Prepared};
 use plan::{ChannelKey, Plan};
+use webhooks::WebhookRuntime;
 
 /// Reads the configuration again as the gateway was started with it (file, environment,
 /// command-line flags).
@@ -50,6 +53,8 @@ pub struct ReloadReport {
     pub channels_removed: Vec<String>,
     /// Channels restarted with new settings, as `app/channel`.
     pub channels_restarted: Vec<String>,
+    /// Apps whose webhook sender was started, stopped or restarted.
+    pub webhooks_changed: Vec<String>,
     /// API keys added, removed or moved to another app.
     pub keys_changed: usize,
     /// Admin keys added or removed.
@@ -83,12 +88,15 @@ struct Live {
     spec: GatewaySpec,
     workers: Workers,
     companions: KeyedTasks<ChannelKey>,
+    /// Webhook senders, by app.
+    webhooks: KeyedTasks<String>,
 }
 
 /// The parts of a running gateway that a reload changes.
 pub struct Reloader {
     source: Option<ConfigSource>,
     runtime: ChannelRuntime,
+    webhooks: WebhookRuntime,
     apps: Arc<Apps>,
     console: Arc<Console>,
     live: Mutex<Option<Live>>,
@@ -107,19 +115,21 @@ impl Reloader {
     pub(crate) fn new(
         source: Option<ConfigSource>,
         spec: GatewaySpec,
-        runtime: ChannelRuntime,
+        (runtime, webhooks): (ChannelRuntime, WebhookRuntime),
         (apps, console): (Arc<Apps>, Arc<Console>),
-        (workers, companions): (Workers, KeyedTasks<ChannelKey>),
+        (workers, companions, senders): (Workers, KeyedTasks<ChannelKey>, KeyedTasks<String>),
     ) -> Self {
         Self {
             source,
             runtime,
+            webhooks,
             apps,
             console,
             live: Mutex::new(Some(Live {
                 spec,
                 workers,
                 companions,
+                webhooks: senders,
             })),
         }
     }
@@ -134,6 +144,7 @@ impl Reloader {
                 apps_removed = ?r.apps_removed,
                 apps_changed = ?r.apps_changed,
                 channels_restarted = ?r.channels_restarted,
+                webhooks_changed = ?r.webhooks_changed,
                 keys_changed = r.keys_changed,
                 admin_keys_changed = r.admin_keys_changed,
                 needs_restart = ?r.needs_restart,
@@ -219,6 +230,15 @@ impl Reloader {
         }
         self.apps.replace(&effective.apps);
         self.console.replace_admin_keys(&effective.admin_keys);
+        for name in &plan.webhooks_changed {
+            live.webhooks.stop(name).await;
+            let nudge = effective
+                .apps
+                .iter()
+                .find(|a| &a.name == name)
+                .and_then(|app| self.webhooks.start(app, &mut live.webhooks));
+            self.console.set_webhook_nudge(name, nudge);
+        }
         // Removed apps and channels take no more requests; their workers stop as at
         // shutdown, releasing what they had claimed and not sent.
         for (app, name) in &plan.channels_removed {
@@ -235,26 +255,15 @@ impl Reloader {
         };
         live.workers.shutdown().await;
         live.companions.stop_all_within(companions_within).await;
+        live.webhooks.stop_all_within(companions_within).await;
     }
 }
 
-/// The new configuration as it will run: its apps (without webhook changes, which need a
-/// restart) and admin keys, with every start-only setting as it runs now.
+/// The new configuration as it will run: its apps and admin keys, with every start-only
+/// setting as it runs now.
 fn effective_spec(running: &GatewaySpec, read: GatewaySpec) -> GatewaySpec {
-    let apps = read
-        .apps
-        .into_iter()
-        .map(|mut app| {
-            app.webhook = running
-                .apps
-                .iter()
-                .find(|a| a.name == app.name)
-                .and_then(|a| a.webhook.clone());
-            app
-        })
-        .collect();
     GatewaySpec {
-        apps,
+        apps: read.apps,
         admin_keys: read.admin_keys,
         ..running.clone()
     }
@@ -269,6 +278,7 @@ fn report(plan: Plan) -> ReloadReport {
         channels_added: names(plan.channels_added),
         channels_removed: names(plan.channels_removed),
         channels_restarted: names(plan.channels_changed),
+        webhooks_changed: plan.webhooks_changed,
         keys_changed: plan.keys_changed,
         admin_keys_changed: plan.admin_keys_changed,
         needs_restart: plan.needs_restart,

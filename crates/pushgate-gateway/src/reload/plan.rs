@@ -27,6 +27,9 @@ pub struct Plan {
     pub channels_changed: Vec<ChannelKey>,
     /// API keys added, removed or moved to another app, over every app.
     pub keys_changed: usize,
+    /// Apps whose webhook was added, removed or changed: their sender is (re)started or
+    /// stopped.
+    pub webhooks_changed: Vec<String>,
     /// Admin keys added or removed.
     pub admin_keys_changed: usize,
     /// Settings that differ but only take effect at the next start, by config key.
@@ -39,6 +42,7 @@ impl Plan {
         self.apps_added.is_empty()
             && self.apps_removed.is_empty()
             && self.apps_changed.is_empty()
+            && self.webhooks_changed.is_empty()
             && self.admin_keys_changed == 0
     }
 }
@@ -62,7 +66,7 @@ pub fn plan(old: &GatewaySpec, new: &GatewaySpec) -> Plan {
                 plan.channels_added
                     .extend(app.channels.iter().map(|c| key(name, c)));
                 if app.webhook.is_some() {
-                    plan.needs_restart.push(format!("apps.{name}.webhook"));
+                    plan.webhooks_changed.push(name.to_string());
                 }
             }
             Some(before) => compare_app(&mut plan, before, app),
@@ -74,10 +78,11 @@ pub fn plan(old: &GatewaySpec, new: &GatewaySpec) -> Plan {
             plan.channels_removed
                 .extend(app.channels.iter().map(|c| key(name, c)));
             if app.webhook.is_some() {
-                plan.needs_restart.push(format!("apps.{name}.webhook"));
+                plan.webhooks_changed.push(name.to_string());
             }
         }
     }
+    plan.webhooks_changed.sort();
     plan
 }
 
@@ -103,7 +108,8 @@ fn compare_app(plan: &mut Plan, before: &AppSpec, after: &AppSpec) {
         }
     }
     if webhook_identity(before) != webhook_identity(after) {
-        plan.needs_restart.push(format!("apps.{name}.webhook"));
+        plan.webhooks_changed.push(name.clone());
+        changed = true;
     }
     if changed {
         plan.apps_changed.push(name.clone());
