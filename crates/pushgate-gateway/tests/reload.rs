@@ -478,6 +478,38 @@ async fn reloading_takes_an_admin_key_and_reports_start_only_settings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_follows_a_reload() {
+    let mut s = setup().await;
+    let doc = |s: &Setup| {
+        let url = format!("{}/openapi.json", s.base);
+        let http = s.http.clone();
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(!doc(&s).await.contains("\"second\""));
+    let two_channels = config(&s, false, true, 8).replace(
+        "default = true\n",
+        "default = true\ndefault_channel = \"gcm\"\n",
+    ) + &format!(
+        "[apps.shop.channels.second]\nkind = \"legacy\"\napi_key = \"{DEFAULT_API_KEY}\"\n\
+         endpoint = \"{}/gcm/send\"\n",
+        s.emu_base
+    );
+    s.write(&two_channels);
+    let (status, report) = s.reload(Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["channels_added"], json!(["shop/second"]));
+    let text = doc(&s).await;
+    let parsed: Value = serde_json::from_str(&text).unwrap();
+    assert!(parsed["openapi"].is_string());
+    assert!(
+        text.contains("\"second\""),
+        "the new channel is in the document's channel enum"
+    );
+    s.gw.take().unwrap().shutdown().await;
+    s.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_without_a_configuration_file_has_nothing_to_reload() {
     let env = common::start_with(|spec| {
         spec.admin_keys = vec![pushgate_gateway::config::Secret::new(ADMIN, "test")];

@@ -76,8 +76,9 @@ pub struct AppState {
     pub events_wakeup: EventWakeup,
     /// The metrics.
     pub metrics: Arc<Metrics>,
-    /// The OpenAPI document, filled when the router is built.
-    pub openapi: Arc<OnceLock<String>>,
+    /// The generated OpenAPI document, set when the router is built; the per-app bounds are
+    /// filled in at each request, so that they follow a reload.
+    pub openapi: Arc<OnceLock<serde_json::Value>>,
     /// Who may read `/metrics` on this listener.
     pub metrics_access: MetricsAccess,
     /// The admin console's keys, sessions and webhook nudges.
@@ -136,7 +137,9 @@ struct ApiDoc;
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi_json(State(state): State<AppState>) -> Response {
-    let text = state.openapi.get().cloned().unwrap_or_default();
+    let mut doc = state.openapi.get().cloned().unwrap_or_default();
+    doc_rules::apply(&mut doc, &state);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     ([(http::header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
@@ -170,11 +173,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(messages::get))
         .routes(routes!(admin::reload))
         .split_for_parts();
-    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
-    doc_rules::apply(&mut doc, &state);
     let _ = state
         .openapi
-        .set(serde_json::to_string_pretty(&doc).unwrap_or_default());
+        .set(serde_json::to_value(&doc).unwrap_or_default());
     routes
         .route("/c2dm/registration", any(c2dm_flow::registration_default))
         .route("/c2dm/confirmation", any(c2dm_flow::confirmation_default))
