@@ -31,7 +31,7 @@ enum Command {
     ///
     /// Reload without restart: SIGHUP (`systemctl reload pushgate`) or `POST /v1/admin/reload`
     /// with an admin key reads the configuration file again, with the same environment and
-    /// flags. Apps, channels, API keys and admin keys change in place without dropping work;
+    /// flags. Apps, channels, webhooks, API keys and admin keys change in place without dropping work;
     /// a file that does not validate is refused and the running configuration kept. Settings
     /// read only at start (listen, database, TLS files, storage, delivery, limits, metrics)
     /// are reported as needing a restart. SIGHUP also reloads the TLS certificate.
