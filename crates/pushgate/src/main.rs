@@ -31,10 +31,11 @@ enum Command {
     ///
     /// Reload without restart: SIGHUP (`systemctl reload pushgate`) or `POST /v1/admin/reload`
     /// with an admin key reads the configuration file again, with the same environment and
-    /// flags. Apps, channels, webhooks, API keys and admin keys change in place without dropping work;
-    /// a file that does not validate is refused and the running configuration kept. Settings
-    /// read only at start (listen, database, TLS files, storage, delivery, limits, metrics)
-    /// are reported as needing a restart. SIGHUP also reloads the TLS certificate.
+    /// flags. Apps, channels, webhooks, API keys and admin keys change in place without
+    /// dropping work; a file that does not validate is refused and the running configuration
+    /// kept. Settings read only at start (listen, database, TLS files, storage, delivery,
+    /// limits, metrics) are reported as needing a restart. SIGHUP also reloads the TLS
+    /// certificate.
     Serve(Box<cmd::serve::Args>),
     /// Run the emulator of Google's push servers (legacy HTTP, FCM v1 + OAuth, CCS).
     Emulator(cmd::emulator::Args),
