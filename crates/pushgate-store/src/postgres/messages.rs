@@ -5,7 +5,7 @@
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{notify, registry};
+use super::registry;
 use crate::Result;
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::stored::audience::{has_audience, push_audience};
@@ -58,31 +58,43 @@ async fn insert_message_row(
     }))
 }
 
-/// Counts the message's deliveries into its row, announces its queued work to idle workers
-/// (delivered at commit) and reports the counts.
-async fn finish_message(conn: &mut PgConnection, id: Uuid) -> Result<InsertOutcome> {
+/// A stored message's counts, and the channels it queued work on (to be announced to idle
+/// workers once the transaction has committed).
+pub(super) struct Inserted {
+    /// What the API answers.
+    pub(super) outcome: InsertOutcome,
+    /// Channels with queued deliveries of this message (none for a repeated request).
+    pub(super) queued_channels: Vec<String>,
+}
+
+/// Counts the message's deliveries into its row and reports the counts and the channels
+/// with queued work.
+async fn finish_message(conn: &mut PgConnection, id: Uuid) -> Result<Inserted> {
     let row = sqlx::query(
         "UPDATE messages m SET deliveries = c.n, queued = c.q
          FROM (SELECT COUNT(*) AS n,
-                      COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0)::bigint AS q
+                      COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0)::bigint AS q,
+                      COALESCE(array_remove(array_agg(DISTINCT CASE WHEN state = 'queued'
+                                                                    THEN channel END), NULL),
+                               ARRAY[]::text[]) AS channels
                FROM deliveries WHERE message_id = $1) c
          WHERE m.id = $1
-         RETURNING c.n, c.q",
+         RETURNING c.n, c.q, c.channels",
     )
     .bind(id)
     .fetch_one(&mut *conn)
     .await?;
     let n: i64 = row.try_get("n")?;
     let q: i64 = row.try_get("q")?;
-    if q > 0 {
-        notify::message_queued(conn, id).await?;
-    }
-    Ok(InsertOutcome {
-        message_id: id,
-        deliveries: count(n),
-        queued: count(q),
-        duplicate: false,
-        same_request: true,
+    Ok(Inserted {
+        outcome: InsertOutcome {
+            message_id: id,
+            deliveries: count(n),
+            queued: count(q),
+            duplicate: false,
+            same_request: true,
+        },
+        queued_channels: row.try_get("channels")?,
     })
 }
 
@@ -120,10 +132,13 @@ pub(super) async fn insert_message(
     conn: &mut PgConnection,
     msg: &NewMessage,
     t: &Targets,
-) -> Result<InsertOutcome> {
+) -> Result<Inserted> {
     registry::require_app(&mut *conn, &msg.app).await?;
     if let Some(first) = insert_message_row(&mut *conn, msg).await? {
-        return Ok(first);
+        return Ok(Inserted {
+            outcome: first,
+            queued_channels: Vec::new(),
+        });
     }
     if has_audience(t) {
         let mut qb = QueryBuilder::<Postgres>::new(DELIVERY_INSERT);
@@ -227,9 +242,12 @@ pub(super) async fn insert_single(
     device_id: &str,
     token: &str,
     channel: &str,
-) -> Result<InsertOutcome> {
+) -> Result<Inserted> {
     if let Some(first) = insert_message_row(&mut *conn, msg).await? {
-        return Ok(first);
+        return Ok(Inserted {
+            outcome: first,
+            queued_channels: Vec::new(),
+        });
     }
     let created = ms(msg.created_at);
     sqlx::query(

@@ -59,6 +59,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// How the pool connects, for the announcement listener's own connection.
     options: PgConnectOptions,
+    /// Announces committed work to the idle workers of every instance.
+    announcer: notify::Announcer,
 }
 
 impl PostgresStore {
@@ -83,7 +85,12 @@ impl PostgresStore {
             .acquire_timeout(settings.pool_acquire_timeout)
             .connect_with(options.clone())
             .await?;
-        Ok(PostgresStore { pool, options })
+        let announcer = notify::Announcer::start(pool.clone());
+        Ok(PostgresStore {
+            pool,
+            options,
+            announcer,
+        })
     }
 
     /// Applies the migrations not yet applied; returns how many this call applied (0 when the
@@ -236,13 +243,15 @@ impl Store for PostgresStore {
         registration: C2dmFlowRegistration,
         now: OffsetDateTime,
     ) -> Result<InsertOutcome> {
-        write_tx!(self, |tx| c2dm_flow::register(
+        let inserted = write_tx!(self, |tx| c2dm_flow::register(
             &mut tx,
             app,
             &registration,
             now
         )
-        .await?)
+        .await?)?;
+        self.announcer.announce(app, inserted.queued_channels);
+        Ok(inserted.outcome)
     }
 
     async fn c2dm_flow_confirm(
@@ -271,8 +280,10 @@ impl Store for PostgresStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        write_tx!(self, |tx| messages::insert_message(&mut tx, &msg, targets)
-            .await?)
+        let inserted = write_tx!(self, |tx| messages::insert_message(&mut tx, &msg, targets)
+            .await?)?;
+        self.announcer.announce(&msg.app, inserted.queued_channels);
+        Ok(inserted.outcome)
     }
 
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>> {
@@ -312,11 +323,10 @@ impl Store for PostgresStore {
     }
 
     async fn release(&self, releases: &[Release], now: OffsetDateTime) -> Result<u64> {
-        write_tx!(self, |tx| {
-            let back = claims::release(&mut tx, releases, now).await?;
-            notify::work_back(&mut tx, &back).await?;
-            back.len() as u64
-        })
+        let back = write_tx!(self, |tx| claims::release(&mut tx, releases, now).await?)?;
+        let released = back.len() as u64;
+        self.announcer.announce_pairs(back);
+        Ok(released)
     }
 
     async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats> {
