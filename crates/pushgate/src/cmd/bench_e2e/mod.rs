@@ -46,6 +46,7 @@ mod raw;
 mod report;
 mod setup;
 mod singles;
+mod soak;
 mod summary;
 mod timing;
 
@@ -62,6 +63,7 @@ use self::measure::disk_probe;
 use self::raw::{RawFigure, measure_raw};
 use self::setup::{EmulatorSide, WorkDir, bench_delivery, run_id};
 use self::singles::singles_scenario;
+pub use self::soak::{SoakArgs, run_soak};
 use self::summary::{print_header, print_summary};
 
 /// Devices per `devices:import` call (the API's maximum).
@@ -254,6 +256,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
         emu,
         dir,
         delivery: bench_delivery(),
+        gateway_extra: String::new(),
     };
     let outcome = bench(&ctx, &probe).await;
     let Ctx { emu, dir, .. } = ctx;
@@ -273,6 +276,8 @@ struct Ctx {
     device_prefix: String,
     /// The tag of this run's devices, when the database is shared with other runs.
     shared_tag: Option<String>,
+    /// TOML appended to every spawned gateway's configuration (the soak's `[retention]`).
+    gateway_extra: String,
 }
 
 /// The raw rate, the scenarios and the summary.

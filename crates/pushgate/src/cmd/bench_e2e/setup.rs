@@ -296,6 +296,7 @@ impl GatewaySide {
                     durable_commits: ctx.args.durable_commits,
                     delivery: &ctx.delivery,
                     sole_channel: ctx.args.sole_channel.then(|| ctx.args.channel.name()),
+                    extra: &ctx.gateway_extra,
                 },
             );
             std::fs::write(&config_path, text)

@@ -191,7 +191,7 @@ struct Posted {
 }
 
 /// POSTs message `i` (to device `i` round-robin) and checks the 202.
-async fn post_one(
+pub(super) async fn post_one(
     http: &reqwest::Client,
     url: &str,
     key: &str,
