@@ -36,6 +36,10 @@ enum Which {
     /// a 100,000-device fan-out, then 100,000 single-device messages (accepted/s,
     /// deliveries/s, accept-to-delivery latency, the gateway's CPU and RSS).
     E2e(Box<super::bench_e2e::E2eArgs>),
+    /// A steady load for a long time with retention set to minutes: once a minute the
+    /// database's size, the gateway's RSS, the queue depth and the `/metrics` scrape time,
+    /// which should all level off.
+    Soak(super::bench_e2e::SoakArgs),
 }
 
 /// Flags of `pushgate bench ccs`.
@@ -116,6 +120,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Which::V1(args) => v1(args).await,
         Which::Ccs(args) => ccs(args).await,
         Which::E2e(args) => super::bench_e2e::run(*args).await,
+        Which::Soak(args) => super::bench_e2e::run_soak(args).await,
     }
 }
 

@@ -38,6 +38,8 @@ pub(super) struct GatewayOptions<'a> {
     pub(super) delivery: &'a DeliverySettings,
     /// Keep only this channel, and make it the default (`--sole-channel`).
     pub(super) sole_channel: Option<&'a str>,
+    /// More top-level TOML (tables such as `[retention]`), appended as is.
+    pub(super) extra: &'a str,
 }
 
 /// A TOML basic string (JSON's string escapes are valid TOML).
@@ -134,6 +136,9 @@ pub(super) fn gateway_toml(emu: &EmulatorRef<'_>, opts: &GatewayOptions<'_>) -> 
     for (name, body) in channels {
         let _ = writeln!(t, "\n[apps.{SANDBOX_APP}.channels.{name}]\n{body}");
     }
+    if !opts.extra.is_empty() {
+        let _ = writeln!(t, "\n{}", opts.extra);
+    }
     t
 }
 
@@ -187,6 +192,7 @@ mod tests {
                 durable_commits: false,
                 delivery: &delivery,
                 sole_channel: None,
+                extra: "",
             },
         );
         let path = dir.path().join("pushgate.toml");

@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 
 use super::api::{Accepted, EmuStats, MessageView, emu_stats, expect_json};
 use super::measure::{
-    CpuReport, CpuSnapshot, Sample, Sampler, memory_kib, mib, print_timeline, recorded_per_second,
+    CpuReport, CpuSnapshot, Sample, Sampler, memory_sum, mib, print_timeline, recorded_per_second,
     wait_recorded,
 };
 use super::raw::{RawFigure, ratio_of};
-use super::setup::prepare;
+use super::setup::{GatewaySide, prepare};
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
 use super::{Ctx, IMPORT_CHUNK};
@@ -54,9 +54,12 @@ pub(super) struct FanoutReport {
     pub(super) cpu: CpuReport,
     samples: Vec<Sample>,
     shutdown: Duration,
-    /// The gateway's pid, when known.
-    pub(super) gateway_pid: Option<u32>,
-    /// The gateway's `VmHWM` and `VmRSS` after the scenario, KiB (zeros when unknown).
+    /// The gateway instances' pids, when known.
+    pub(super) gateway_pids: Vec<u32>,
+    /// Answers each instance recorded over the scenario: how the work was shared.
+    pub(super) recorded_by_instance: Vec<u64>,
+    /// The gateway's `VmHWM` and `VmRSS` after the scenario, KiB, summed over its instances
+    /// (zeros when unknown).
     pub(super) memory: (u64, u64),
     /// The gateway's `VmRSS` once the devices were registered, before the POST, KiB.
     pub(super) idle_rss: u64,
@@ -145,13 +148,19 @@ impl FanoutReport {
             ms_f(last),
         );
         println!(
-            "  memory     gateway (pid {}) peak RSS (VmHWM) {:.0} MiB, idle with {n} devices {:.0} MiB, at the end {:.0} MiB; shutdown {:.2} s",
-            self.gateway_pid.map_or("unknown".into(), |p| p.to_string()),
+            "  memory     gateway ({}) peak RSS (VmHWM) {:.0} MiB, idle with {n} devices {:.0} MiB, at the end {:.0} MiB; shutdown {:.2} s",
+            GatewaySide::describe_pids(&self.gateway_pids),
             mib(self.memory.0),
             mib(self.idle_rss),
             mib(self.memory.1),
             self.shutdown.as_secs_f64()
         );
+        if self.recorded_by_instance.len() > 1 {
+            println!(
+                "  shares     answers recorded by each instance: {:?}",
+                self.recorded_by_instance
+            );
+        }
         if ctx.args.timeline {
             print_timeline(&self.samples);
         }
@@ -164,11 +173,11 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     eprintln!("fan-out: preparing {} devices", ctx.args.devices);
     let p = prepare(ctx, "fanout.db").await?;
     let n = ctx.args.devices as u64;
-    let (base, key) = (p.gw.base.clone(), p.gw.api_key.clone());
-    let gateway_pid = p.gw.pid;
-    let idle_rss = gateway_pid.map_or(0, |pid| memory_kib(pid).1);
+    let (base, key) = (p.gw.base().to_string(), p.gw.api_key.clone());
+    let gateway_pids = p.gw.pids.clone();
+    let idle_rss = memory_sum(&gateway_pids).1;
     let accepted = Arc::new(AtomicU64::new(0));
-    let cpu_before = CpuSnapshot::take(gateway_pid, ctx.emu.pid());
+    let cpu_before = CpuSnapshot::take(&gateway_pids, ctx.emu.pid());
     let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
     let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
     let targets = match &ctx.shared_tag {
@@ -280,7 +289,14 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     latency.sort_unstable();
     let created_ms = created.unwrap_or(accepted_at);
     let emu = emu_stats(ctx).await?;
-    let memory = gateway_pid.map_or((0, 0), memory_kib);
+    let recorded_by_instance = p
+        .status
+        .read_each()
+        .await?
+        .into_iter()
+        .map(|c| c.completed)
+        .collect();
+    let memory = memory_sum(&gateway_pids);
     let shutdown = p.gw.stop().await;
     Ok(FanoutReport {
         devices: ctx.args.devices,
@@ -300,7 +316,8 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
         cpu,
         samples,
         shutdown,
-        gateway_pid,
+        gateway_pids,
+        recorded_by_instance,
         memory,
         idle_rss,
     })

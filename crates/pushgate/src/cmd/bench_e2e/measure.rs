@@ -60,37 +60,69 @@ struct ReadyStatus {
 #[derive(Clone)]
 pub(super) struct StatusProbe {
     http: reqwest::Client,
-    url: String,
+    /// `/readyz` of every instance; their counters are summed.
+    urls: Vec<String>,
     app: String,
     channel: String,
-    baseline: (u64, u64),
+    /// Each instance's counters when the probe was made.
+    baseline: Vec<(u64, u64)>,
 }
 
 impl StatusProbe {
-    /// A probe of `app`'s channel `channel` on the gateway at `base`, counting from now.
+    /// A probe of `app`'s channel `channel` on the gateway instances at `bases` (their
+    /// counters summed), counting from now.
     pub(super) async fn new(
         http: &reqwest::Client,
-        base: &str,
+        bases: &[String],
         app: &str,
         channel: &str,
     ) -> anyhow::Result<Self> {
         let mut probe = Self {
             http: http.clone(),
-            url: format!("{base}/readyz"),
+            urls: bases.iter().map(|b| format!("{b}/readyz")).collect(),
             app: app.to_string(),
             channel: channel.to_string(),
-            baseline: (0, 0),
+            baseline: Vec::new(),
         };
-        let now = probe.read().await?;
-        probe.baseline = (now.attempted, now.completed);
+        let mut baseline = Vec::new();
+        for url in &probe.urls {
+            let now = probe.read_one(url).await?;
+            baseline.push((now.attempted, now.completed));
+        }
+        probe.baseline = baseline;
         Ok(probe)
     }
 
-    /// The counters now, less the baseline.
+    /// The counters now, summed over the instances, less the baseline.
     pub(super) async fn read(&self) -> anyhow::Result<Counters> {
+        let mut sum = Counters::default();
+        for c in self.read_each().await? {
+            sum.attempted += c.attempted;
+            sum.completed += c.completed;
+            sum.last_error = sum.last_error.or(c.last_error);
+        }
+        Ok(sum)
+    }
+
+    /// Each instance's counters now, less its baseline: how the work was shared.
+    pub(super) async fn read_each(&self) -> anyhow::Result<Vec<Counters>> {
+        let mut each = Vec::with_capacity(self.urls.len());
+        for (url, (attempted, completed)) in self.urls.iter().zip(&self.baseline) {
+            let c = self.read_one(url).await?;
+            each.push(Counters {
+                attempted: c.attempted.saturating_sub(*attempted),
+                completed: c.completed.saturating_sub(*completed),
+                last_error: c.last_error,
+            });
+        }
+        Ok(each)
+    }
+
+    /// One instance's counters, as it reports them.
+    async fn read_one(&self, url: &str) -> anyhow::Result<Counters> {
         let ready: Ready = self
             .http
-            .get(&self.url)
+            .get(url)
             .send()
             .await
             .context("GET /readyz")?
@@ -108,8 +140,8 @@ impl StatusProbe {
                 )
             })?;
         Ok(Counters {
-            attempted: c.status.attempted.saturating_sub(self.baseline.0),
-            completed: c.status.completed.saturating_sub(self.baseline.1),
+            attempted: c.status.attempted,
+            completed: c.status.completed,
             last_error: c.status.last_error,
         })
     }
@@ -345,19 +377,22 @@ type Ticks = HashMap<u32, (String, u64)>;
 /// CPU counters of the three processes at one moment.
 pub(super) struct CpuSnapshot {
     at: Instant,
-    gateway: Option<(u32, Ticks)>,
-    emulator: Option<(u32, Ticks)>,
+    /// The gateway instances' pids and their threads' ticks (thread ids are unique across
+    /// processes, so one map holds them all).
+    gateway: Option<(Vec<u32>, Ticks)>,
+    emulator: Option<(Vec<u32>, Ticks)>,
     driver: Ticks,
 }
 
 impl CpuSnapshot {
-    /// The counters now of the gateway and the emulator (when their pids are known) and of
-    /// this process.
-    pub(super) fn take(gateway: Option<u32>, emulator: Option<u32>) -> Self {
+    /// The counters now of the gateway instances and the emulator (when their pids are
+    /// known) and of this process.
+    pub(super) fn take(gateway: &[u32], emulator: Option<u32>) -> Self {
+        let side = |pids: Vec<u32>| (!pids.is_empty()).then(|| (pids.clone(), ticks_of(&pids)));
         Self {
             at: Instant::now(),
-            gateway: gateway.map(|pid| (pid, thread_ticks(pid))),
-            emulator: emulator.map(|pid| (pid, thread_ticks(pid))),
+            gateway: side(gateway.to_vec()),
+            emulator: side(emulator.into_iter().collect()),
             driver: thread_ticks(std::process::id()),
         }
     }
@@ -365,9 +400,9 @@ impl CpuSnapshot {
     /// The CPU each process used since the snapshot.
     pub(super) fn since(&self) -> CpuReport {
         let wall = self.at.elapsed();
-        let of = |side: &Option<(u32, Ticks)>| {
+        let of = |side: &Option<(Vec<u32>, Ticks)>| {
             side.as_ref()
-                .map(|(pid, before)| CpuUse::between(before, &thread_ticks(*pid), wall))
+                .map(|(pids, before)| CpuUse::between(before, &ticks_of(pids), wall))
         };
         CpuReport {
             gateway: of(&self.gateway),
@@ -404,6 +439,19 @@ impl CpuReport {
     pub(super) fn gateway_cores(&self) -> Option<(f64, f64)> {
         self.gateway.as_ref().map(|c| (c.total(), c.cores()))
     }
+}
+
+/// The ticks of every thread of the processes `pids`.
+fn ticks_of(pids: &[u32]) -> Ticks {
+    pids.iter().flat_map(|&pid| thread_ticks(pid)).collect()
+}
+
+/// `VmHWM` and `VmRSS` of the processes `pids`, summed, in KiB (zeros for a process that
+/// cannot be read).
+pub(super) fn memory_sum(pids: &[u32]) -> (u64, u64) {
+    pids.iter()
+        .map(|&pid| memory_kib(pid))
+        .fold((0, 0), |(h, r), (ph, pr)| (h + ph, r + pr))
 }
 
 /// `VmHWM` and `VmRSS` of process `pid`, in KiB (zeros when it cannot be read).

@@ -15,6 +15,11 @@
 //! database (SQLite in a temporary directory unless `--database` names one) and a reset
 //! emulator:
 //!
+//! With `--instances N` (and a PostgreSQL `--database`), each scenario starts N gateway
+//! processes on the one database; imports and senders are spread over them round-robin,
+//! the channel's counters are read from every instance and summed, and so are their CPU and
+//! RSS.
+//!
 //! 1. fan-out: N virtual devices registered through `devices:import`, then one message to
 //!    `{"all": true}` (to the run's tag when the database is shared); accept time,
 //!    deliveries/s, accept-to-delivery latency over every delivery (read back from the
@@ -41,6 +46,7 @@ mod raw;
 mod report;
 mod setup;
 mod singles;
+mod soak;
 mod summary;
 mod timing;
 
@@ -57,6 +63,7 @@ use self::measure::disk_probe;
 use self::raw::{RawFigure, measure_raw};
 use self::setup::{EmulatorSide, WorkDir, bench_delivery, run_id};
 use self::singles::singles_scenario;
+pub use self::soak::{SoakArgs, run_soak};
 use self::summary::{print_header, print_summary};
 
 /// Devices per `devices:import` call (the API's maximum).
@@ -144,6 +151,16 @@ pub struct E2eArgs {
     /// fan-out targets that tag.
     #[arg(long, value_name = "PATH|URL", conflicts_with = "gateway")]
     database: Option<String>,
+    /// Gateway processes started per scenario, sharing `--database` (which must then be a
+    /// PostgreSQL URL); the API load (imports, senders) is spread over them round-robin and
+    /// their CPU and RSS are summed.
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        conflicts_with = "gateway"
+    )]
+    instances: usize,
     /// With `--emulator` and `--channel xmpp`: the emulator's CCS address.
     #[arg(long, value_name = "ADDR", requires = "emulator")]
     emulator_xmpp: Option<SocketAddr>,
@@ -194,6 +211,20 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
     if args.devices == 0 {
         bail!("--devices must be at least 1");
     }
+    if args.instances == 0 {
+        bail!("--instances must be at least 1");
+    }
+    if args.instances > 1
+        && !args
+            .database
+            .as_deref()
+            .is_some_and(|db| db.starts_with("postgres://") || db.starts_with("postgresql://"))
+    {
+        bail!(
+            "--instances {} needs --database postgres://… (instances share one database; SQLite serves one process)",
+            args.instances
+        );
+    }
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         bail!("--rate must be a positive number of messages per second");
     }
@@ -225,6 +256,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
         emu,
         dir,
         delivery: bench_delivery(),
+        gateway_extra: String::new(),
     };
     let outcome = bench(&ctx, &probe).await;
     let Ctx { emu, dir, .. } = ctx;
@@ -244,6 +276,8 @@ struct Ctx {
     device_prefix: String,
     /// The tag of this run's devices, when the database is shared with other runs.
     shared_tag: Option<String>,
+    /// TOML appended to every spawned gateway's configuration (the soak's `[retention]`).
+    gateway_extra: String,
 }
 
 /// The raw rate, the scenarios and the summary.

@@ -42,7 +42,8 @@ pub(super) fn write(
         let [first, p50, p99, last] = f.page_times();
         json!({
             "devices": f.devices,
-            "gateway_pid": f.gateway_pid,
+            "gateway_pids": f.gateway_pids,
+            "recorded_by_instance": f.recorded_by_instance,
             "registration_devices_per_s": f.devices as f64 / f.registration.as_secs_f64().max(1e-9),
             "accept_ms": ms_f(f.accept),
             "deliveries_per_s": f.rate(),
@@ -62,7 +63,8 @@ pub(super) fn write(
         json!({
             "devices": s.devices,
             "messages": s.messages,
-            "gateway_pid": s.gateway_pid,
+            "gateway_pids": s.gateway_pids,
+            "recorded_by_instance": s.recorded_by_instance,
             "offered_per_s": s.paced.as_ref().map(|(rate, _)| *rate),
             "accepted_per_s": s.accepted_rate(),
             "post_p50_ms": ms_f(percentile(&s.rtt, 0.5)),
@@ -82,6 +84,8 @@ pub(super) fn write(
         "bench_pid": std::process::id(),
         "emulator_pid": ctx.emu.pid(),
         "channel": ctx.args.channel.name(),
+        "instances": ctx.args.instances,
+        "database": ctx.args.database.as_deref().map(pushgate_store::redacted),
         "durable_commits": ctx.args.durable_commits,
         "raw": raw,
         "fanout": fanout,

@@ -218,39 +218,68 @@ pub(super) fn bench_delivery() -> DeliverySettings {
     }
 }
 
-/// The gateway of one scenario.
+/// The gateway of one scenario: one instance, or several sharing one database.
 pub(super) struct GatewaySide {
-    /// Base URL of its API.
-    pub(super) base: String,
+    /// Base URL of each instance's API (the first also serves the scenario's reads).
+    pub(super) bases: Vec<String>,
     /// Its API key.
     pub(super) api_key: String,
-    /// Its process id, when known (started here, or `--gateway-pid`).
-    pub(super) pid: Option<u32>,
-    /// The process, when the benchmark started it.
-    child: Option<Child>,
+    /// The instances' process ids, when known (started here, or `--gateway-pid`).
+    pub(super) pids: Vec<u32>,
+    /// The processes, when the benchmark started them.
+    children: Vec<Child>,
 }
 
 impl GatewaySide {
-    /// Starts `pushgate serve` on a fresh database (`db_name` in the work directory, unless
-    /// `--database` names one), or uses the gateway of `--gateway`.
+    /// Starts `--instances` `pushgate serve` processes on a fresh database (`db_name` in the
+    /// work directory, unless `--database` names one), one after the other so that the first
+    /// migrates it; or uses the gateway of `--gateway`.
     async fn start(ctx: &Ctx, db_name: &str) -> anyhow::Result<Self> {
         if let Some(url) = &ctx.args.gateway {
             return Ok(Self {
-                base: url.trim_end_matches('/').to_string(),
+                bases: vec![url.trim_end_matches('/').to_string()],
                 api_key: ctx.args.api_key.clone().unwrap_or_default(),
-                pid: ctx.args.gateway_pid,
-                child: None,
+                pids: ctx.args.gateway_pid.into_iter().collect(),
+                children: Vec::new(),
             });
         }
+        let mut side = Self {
+            bases: Vec::new(),
+            api_key: SPAWNED_API_KEY.to_string(),
+            pids: Vec::new(),
+            children: Vec::new(),
+        };
+        let stem = db_name.trim_end_matches(".db");
+        for instance in 1..=ctx.args.instances.max(1) {
+            let name = match ctx.args.instances {
+                1 => format!("gateway-{stem}"),
+                _ => format!("gateway-{stem}-{instance}"),
+            };
+            match Self::spawn(ctx, db_name, &name).await {
+                Ok((base, child)) => {
+                    side.bases.push(base);
+                    side.pids.push(child.pid);
+                    side.children.push(child);
+                }
+                Err(e) => {
+                    side.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(side)
+    }
+
+    /// Starts one `pushgate serve` process called `name` and waits until it answers.
+    async fn spawn(ctx: &Ctx, db_name: &str, name: &str) -> anyhow::Result<(String, Child)> {
         let database = match &ctx.args.database {
             Some(db) => db.clone(),
             None => ctx.dir.path.join(db_name).to_string_lossy().into_owned(),
         };
-        let stem = db_name.trim_end_matches(".db");
         let api_key_file = ctx.dir.path.join("api-key");
         std::fs::write(&api_key_file, SPAWNED_API_KEY)
             .with_context(|| format!("cannot write {}", api_key_file.display()))?;
-        let config_path = ctx.dir.path.join(format!("{stem}.toml"));
+        let config_path = ctx.dir.path.join(format!("{name}.toml"));
         for attempt in 1..=3 {
             let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let text = gateway_toml(
@@ -267,6 +296,7 @@ impl GatewaySide {
                     durable_commits: ctx.args.durable_commits,
                     delivery: &ctx.delivery,
                     sole_channel: ctx.args.sole_channel.then(|| ctx.args.channel.name()),
+                    extra: &ctx.gateway_extra,
                 },
             );
             std::fs::write(&config_path, text)
@@ -276,8 +306,7 @@ impl GatewaySide {
                 "--config".to_string(),
                 config_path.to_string_lossy().into_owned(),
             ];
-            let name = format!("gateway-{stem}");
-            let mut child = Child::spawn(&name, &argv, &ctx.dir.path, &[])?;
+            let mut child = Child::spawn(name, &argv, &ctx.dir.path, &[])?;
             let base = format!("http://{listen}");
             if wait_ready(
                 &ctx.http,
@@ -287,12 +316,7 @@ impl GatewaySide {
             )
             .await?
             {
-                return Ok(Self {
-                    base,
-                    api_key: SPAWNED_API_KEY.to_string(),
-                    pid: Some(child.pid),
-                    child: Some(child),
-                });
+                return Ok((base, child));
             }
             if attempt == 3 {
                 bail!(
@@ -304,13 +328,43 @@ impl GatewaySide {
         unreachable!("the loop returns or fails")
     }
 
-    /// Stops a gateway the benchmark started (SIGTERM, then the graceful shutdown) and says
-    /// how long that took; a gateway of `--gateway` is left running.
-    pub(super) async fn stop(self) -> Duration {
-        match self.child {
-            Some(child) => child.stop(STOP_GRACE).await,
-            None => Duration::ZERO,
+    /// The instance that serves the scenario's single requests (the fan-out's POST, the
+    /// result reads).
+    pub(super) fn base(&self) -> &str {
+        &self.bases[0]
+    }
+
+    /// The instance that takes request number `i` when the load is spread over them.
+    pub(super) fn base_for(&self, i: usize) -> &str {
+        &self.bases[i % self.bases.len()]
+    }
+
+    /// How the instances are named in a report: `pid 123`, `pids 123+124`, or `pid unknown`.
+    pub(super) fn describe_pids(pids: &[u32]) -> String {
+        match pids {
+            [] => "pid unknown".to_string(),
+            [one] => format!("pid {one}"),
+            many => format!(
+                "{} instances, pids {}, summed",
+                many.len(),
+                many.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join("+")
+            ),
         }
+    }
+
+    /// Stops the gateway processes the benchmark started (SIGTERM, then the graceful
+    /// shutdown, all at once) and says how long the slowest took; a gateway of `--gateway`
+    /// is left running.
+    pub(super) async fn stop(self) -> Duration {
+        let stops = self.children.into_iter().map(|c| c.stop(STOP_GRACE));
+        futures_util::future::join_all(stops)
+            .await
+            .into_iter()
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 }
 
@@ -392,7 +446,7 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
 
     let gw = GatewaySide::start(ctx, db_name).await?;
     let channel = ctx.args.channel.name();
-    let status = StatusProbe::new(&ctx.http, &gw.base, SANDBOX_APP, channel).await?;
+    let status = StatusProbe::new(&ctx.http, &gw.bases, SANDBOX_APP, channel).await?;
 
     let device_ids: Vec<String> = (0..n)
         .map(|i| format!("{}{i:07}", ctx.device_prefix))
@@ -401,7 +455,6 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
     let chunks = n.div_ceil(IMPORT_CHUNK);
     let bar = progress(n as u64, "devices registered");
     let started = Instant::now();
-    let url = format!("{}/v1/apps/{SANDBOX_APP}/devices:import", gw.base);
     let mut calls = futures_util::stream::iter(0..chunks)
         .map(|c| {
             let range = c * IMPORT_CHUNK..((c + 1) * IMPORT_CHUNK).min(n);
@@ -417,10 +470,12 @@ pub(super) async fn prepare(ctx: &Ctx, db_name: &str) -> anyhow::Result<Prepared
                     .collect(),
             };
             let body = serde_json::to_vec(&body);
-            let (http, url, key) = (&ctx.http, &url, &gw.api_key);
+            // Spread over the instances, like the API load of the scenarios.
+            let url = format!("{}/v1/apps/{SANDBOX_APP}/devices:import", gw.base_for(c));
+            let (http, key) = (&ctx.http, &gw.api_key);
             async move {
                 let req = http
-                    .post(url)
+                    .post(&url)
                     .bearer_auth(key)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body?);

@@ -16,11 +16,11 @@ use serde_json::json;
 use super::Ctx;
 use super::api::{Accepted, EmuStats, MessageView, emu_stats, expect_json};
 use super::measure::{
-    CpuReport, CpuSnapshot, Sample, Sampler, memory_kib, mib, print_timeline, recorded_per_second,
+    CpuReport, CpuSnapshot, Sample, Sampler, memory_sum, mib, print_timeline, recorded_per_second,
     wait_recorded,
 };
 use super::raw::{RawFigure, ratio_of};
-use super::setup::{Prepared, prepare};
+use super::setup::{GatewaySide, Prepared, prepare};
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
 
@@ -57,9 +57,12 @@ pub(super) struct SinglesReport {
     pub(super) cpu: CpuReport,
     samples: Vec<Sample>,
     shutdown: Duration,
-    /// The gateway's pid, when known.
-    pub(super) gateway_pid: Option<u32>,
-    /// The gateway's `VmHWM` and `VmRSS` after the scenario, KiB (zeros when unknown).
+    /// The gateway instances' pids, when known.
+    pub(super) gateway_pids: Vec<u32>,
+    /// Answers each instance recorded over the scenario: how the work was shared.
+    pub(super) recorded_by_instance: Vec<u64>,
+    /// The gateway's `VmHWM` and `VmRSS` after the scenario, KiB, summed over its instances
+    /// (zeros when unknown).
     pub(super) memory: (u64, u64),
 }
 
@@ -159,12 +162,18 @@ impl SinglesReport {
             self.results_read.as_secs_f64(),
         );
         println!(
-            "  memory     gateway (pid {}) peak RSS (VmHWM) {:.0} MiB, at the end {:.0} MiB; shutdown {:.2} s",
-            self.gateway_pid.map_or("unknown".into(), |p| p.to_string()),
+            "  memory     gateway ({}) peak RSS (VmHWM) {:.0} MiB, at the end {:.0} MiB; shutdown {:.2} s",
+            GatewaySide::describe_pids(&self.gateway_pids),
             mib(self.memory.0),
             mib(self.memory.1),
             self.shutdown.as_secs_f64()
         );
+        if self.recorded_by_instance.len() > 1 {
+            println!(
+                "  shares     answers recorded by each instance: {:?}",
+                self.recorded_by_instance
+            );
+        }
         if ctx.args.timeline {
             print_timeline(&self.samples);
         }
@@ -182,7 +191,7 @@ struct Posted {
 }
 
 /// POSTs message `i` (to device `i` round-robin) and checks the 202.
-async fn post_one(
+pub(super) async fn post_one(
     http: &reqwest::Client,
     url: &str,
     key: &str,
@@ -210,6 +219,11 @@ async fn post_one(
     Ok((out.id, rtt))
 }
 
+/// The messages endpoint of the instance that takes sender (or message) `i`.
+fn messages_url(gw: &GatewaySide, i: usize) -> String {
+    format!("{}/v1/apps/{SANDBOX_APP}/messages", gw.base_for(i))
+}
+
 /// Closed loop: `--senders` tasks, each posting the next message once its last one was
 /// answered.
 async fn post_closed(
@@ -220,13 +234,13 @@ async fn post_closed(
 ) -> anyhow::Result<Vec<Posted>> {
     let m = ctx.args.messages;
     let next = Arc::new(AtomicUsize::new(0));
-    let url = Arc::new(format!("{}/v1/apps/{SANDBOX_APP}/messages", p.gw.base));
     let key = Arc::new(p.gw.api_key.clone());
     let mut senders = Vec::with_capacity(ctx.args.senders.max(1));
-    for _ in 0..ctx.args.senders.max(1) {
-        let (http, url, key, next, ids, accepted, bar) = (
+    for sender in 0..ctx.args.senders.max(1) {
+        // Each sender keeps to one instance; the senders are spread over them.
+        let url = messages_url(&p.gw, sender);
+        let (http, key, next, ids, accepted, bar) = (
             ctx.http.clone(),
-            url.clone(),
             key.clone(),
             next.clone(),
             p.device_ids.clone(),
@@ -271,7 +285,9 @@ async fn post_paced(
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<(Vec<Posted>, usize)> {
     let m = ctx.args.messages;
-    let url = Arc::new(format!("{}/v1/apps/{SANDBOX_APP}/messages", p.gw.base));
+    let urls: Vec<String> = (0..p.gw.bases.len())
+        .map(|i| messages_url(&p.gw, i))
+        .collect();
     let key = Arc::new(p.gw.api_key.clone());
     let outstanding = Arc::new(tokio::sync::Semaphore::new(ctx.args.max_outstanding.max(1)));
     let start = tokio::time::Instant::now();
@@ -292,9 +308,9 @@ async fn post_paced(
                     .context("the pacing semaphore closed")?
             }
         };
-        let (http, url, key, ids, accepted, bar) = (
+        let url = urls[i % urls.len()].clone();
+        let (http, key, ids, accepted, bar) = (
             ctx.http.clone(),
-            url.clone(),
             key.clone(),
             p.device_ids.clone(),
             accepted.clone(),
@@ -326,9 +342,9 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
     eprintln!("singles: preparing {} devices", ctx.args.devices);
     let p = prepare(ctx, "singles.db").await?;
     let m = ctx.args.messages;
-    let gateway_pid = p.gw.pid;
+    let gateway_pids = p.gw.pids.clone();
     let accepted = Arc::new(AtomicU64::new(0));
-    let cpu_before = CpuSnapshot::take(gateway_pid, ctx.emu.pid());
+    let cpu_before = CpuSnapshot::take(&gateway_pids, ctx.emu.pid());
     let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
     let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
 
@@ -367,7 +383,7 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
             .map(|i| {
                 let req = ctx
                     .http
-                    .get(format!("{}/v1/messages/{}", p.gw.base, posted[i].id))
+                    .get(format!("{}/v1/messages/{}", p.gw.base(), posted[i].id))
                     .bearer_auth(&p.gw.api_key);
                 async move {
                     let view: MessageView = expect_json(req, StatusCode::OK, "GET message").await?;
@@ -418,7 +434,14 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
         (rate, from_due)
     });
     let emu = emu_stats(ctx).await?;
-    let memory = gateway_pid.map_or((0, 0), memory_kib);
+    let recorded_by_instance = p
+        .status
+        .read_each()
+        .await?
+        .into_iter()
+        .map(|c| c.completed)
+        .collect();
+    let memory = memory_sum(&gateway_pids);
     let shutdown = p.gw.stop().await;
     Ok(SinglesReport {
         devices: ctx.args.devices,
@@ -438,7 +461,8 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
         cpu,
         samples,
         shutdown,
-        gateway_pid,
+        gateway_pids,
+        recorded_by_instance,
         memory,
     })
 }

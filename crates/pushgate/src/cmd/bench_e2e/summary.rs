@@ -47,7 +47,8 @@ pub(super) fn print_header(ctx: &Ctx, probe: &str) {
         None => {
             let database = match &args.database {
                 Some(db) => format!(
-                    "{db} (shared by both scenarios; devices tagged {})",
+                    "{} (shared by both scenarios; devices tagged {})",
+                    pushgate_store::redacted(db),
                     ctx.shared_tag.as_deref().unwrap_or("-")
                 ),
                 None => format!(
@@ -55,8 +56,12 @@ pub(super) fn print_header(ctx: &Ctx, probe: &str) {
                     ctx.dir.path.display()
                 ),
             };
+            let processes = match args.instances {
+                1 => "`pushgate serve --config` per scenario".to_string(),
+                n => format!("{n} `pushgate serve --config` instances per scenario"),
+            };
             println!(
-                "  gateway    `pushgate serve --config` per scenario (the sandbox's app \"{SANDBOX_APP}\" and channels), database {database}"
+                "  gateway    {processes} (the sandbox's app \"{SANDBOX_APP}\" and channels), database {database}"
             );
         }
     }
