@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Result;
+use crate::retention::{PurgeLimits, PurgeReport};
 use crate::model::{
     App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
@@ -278,4 +279,21 @@ pub trait Store: Send + Sync {
         limit: u32,
         kind: Option<EventKind>,
     ) -> Result<Vec<Event>>;
+
+    /// Deletes the app's history older than `limits` (finished messages with their
+    /// deliveries, events its webhook delivered, long-invalid devices), at most
+    /// `limits.batch` rows of each table, in one short transaction; a caller purging
+    /// everything calls again while [`PurgeReport::more_left`]. Counters kept for metrics are
+    /// left as they are. Records how far messages were deleted ([`purged_through`](Self::purged_through)).
+    async fn purge(
+        &self,
+        app: &str,
+        limits: &PurgeLimits,
+        now: OffsetDateTime,
+    ) -> Result<PurgeReport>;
+
+    /// The newest acceptance time of an app's message that [`purge`](Self::purge) deleted:
+    /// an unknown message id (UUIDv7, so it carries its time) at or before it was most
+    /// likely deleted by retention rather than never sent.
+    async fn purged_through(&self, app: &str) -> Result<Option<OffsetDateTime>>;
 }

@@ -1,0 +1,258 @@
+//! Retention's deletes, the same statements on every backend: each deletes at most a batch of
+//! one table's rows, chosen through an index (never by scanning history), so that one call is
+//! a short transaction. Deletes never touch counters: totals kept for metrics are not history.
+
+use sqlx::{Database, Encode, Executor, IntoArguments, Type};
+use time::OffsetDateTime;
+
+use super::decode::RowRead;
+use super::{from_ms, ms};
+use crate::Result;
+use crate::retention::{PurgeLimits, PurgeReport};
+
+/// How many rows a statement changed, read from every backend's result type.
+pub(crate) trait Affected {
+    /// The rows changed.
+    fn affected(&self) -> u64;
+}
+
+impl Affected for sqlx::sqlite::SqliteQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl Affected for sqlx::postgres::PgQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+/// The delivery states that still wait for a worker: a message with one of them is unfinished.
+macro_rules! active_states {
+    () => {
+        "('queued', 'retry_wait', 'in_flight')"
+    };
+}
+
+/// Deletes up to `batch` deliveries of the app's oldest finished messages accepted before
+/// `cutoff` (the messages themselves go once they have none left, [`messages`]).
+pub(crate) async fn deliveries<'c, DB, E>(
+    exec: E,
+    app: &str,
+    cutoff: i64,
+    batch: u32,
+) -> Result<u64>
+where
+    DB: Database,
+    DB::QueryResult: Affected,
+    DB::Arguments: IntoArguments<DB>,
+    E: Executor<'c, Database = DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let done = sqlx::query::<DB>(concat!(
+        "DELETE FROM deliveries WHERE id IN (
+           SELECT d.id FROM deliveries d WHERE d.message_id IN (
+             SELECT m.id FROM messages m
+             WHERE m.app = $1 AND m.created_at < $2
+               AND NOT EXISTS (SELECT 1 FROM deliveries a
+                               WHERE a.message_id = m.id AND a.state IN ",
+        active_states!(),
+        ")
+             ORDER BY m.created_at LIMIT $3)
+           LIMIT $3)"
+    ))
+    .bind(app.to_string())
+    .bind(cutoff)
+    .bind(i64::from(batch))
+    .execute(exec)
+    .await?;
+    Ok(done.affected())
+}
+
+/// Deletes up to `batch` of the app's messages accepted before `cutoff` that have no delivery
+/// left (finished ones whose deliveries [`deliveries`] deleted, or that reached nobody);
+/// returns how many, and the newest acceptance time among them.
+pub(crate) async fn messages<'c, DB, E>(
+    exec: E,
+    app: &str,
+    cutoff: i64,
+    batch: u32,
+) -> Result<(u64, Option<OffsetDateTime>)>
+where
+    DB: Database,
+    DB::Row: RowRead,
+    DB::Arguments: IntoArguments<DB>,
+    E: Executor<'c, Database = DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let rows = sqlx::query::<DB>(
+        "DELETE FROM messages WHERE id IN (
+           SELECT m.id FROM messages m
+           WHERE m.app = $1 AND m.created_at < $2
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)
+           ORDER BY m.created_at LIMIT $3)
+         RETURNING created_at",
+    )
+    .bind(app.to_string())
+    .bind(cutoff)
+    .bind(i64::from(batch))
+    .fetch_all(exec)
+    .await?;
+    let mut newest: Option<i64> = None;
+    for row in &rows {
+        let at = row.int("created_at")?;
+        newest = Some(newest.map_or(at, |n| n.max(at)));
+    }
+    Ok((rows.len() as u64, newest.map(from_ms).transpose()?))
+}
+
+/// Moves the app's horizon of deleted messages forward to `through` (never back).
+pub(crate) async fn record_horizon<'c, DB, E>(
+    exec: E,
+    app: &str,
+    through: OffsetDateTime,
+) -> Result<()>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    E: Executor<'c, Database = DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(
+        "INSERT INTO retention_horizons (app, messages_through) VALUES ($1, $2)
+         ON CONFLICT (app) DO UPDATE SET messages_through =
+           CASE WHEN retention_horizons.messages_through > excluded.messages_through
+                THEN retention_horizons.messages_through ELSE excluded.messages_through END",
+    )
+    .bind(app.to_string())
+    .bind(ms(through))
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// The newest acceptance time of a message of the app that retention deleted, if any.
+pub(crate) async fn horizon<'c, DB, E>(exec: E, app: &str) -> Result<Option<OffsetDateTime>>
+where
+    DB: Database,
+    DB::Row: RowRead,
+    DB::Arguments: IntoArguments<DB>,
+    E: Executor<'c, Database = DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let row =
+        sqlx::query::<DB>("SELECT messages_through FROM retention_horizons WHERE app = $1")
+            .bind(app.to_string())
+            .fetch_optional(exec)
+            .await?;
+    row.map(|r| r.int("messages_through").and_then(from_ms))
+        .transpose()
+}
+
+/// Deletes up to `batch` of the app's events written before `cutoff`, among its oldest events
+/// that its webhook (if it has one) delivered. The batch is taken in `seq` order first, then
+/// filtered by age, so a call reads at most `batch` index entries; events are written in
+/// time order, so the oldest by `seq` are the oldest by time.
+pub(crate) async fn events<'c, DB, E>(exec: E, app: &str, cutoff: i64, batch: u32) -> Result<u64>
+where
+    DB: Database,
+    DB::QueryResult: Affected,
+    DB::Arguments: IntoArguments<DB>,
+    E: Executor<'c, Database = DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let done = sqlx::query::<DB>(
+        "DELETE FROM events WHERE seq IN (
+           SELECT seq FROM events
+           WHERE app = $1
+             AND seq <= COALESCE((SELECT delivered_seq FROM webhooks WHERE app = $1), $2)
+           ORDER BY seq LIMIT $3)
+         AND created_at < $4",
+    )
+    .bind(app.to_string())
+    .bind(i64::MAX)
+    .bind(i64::from(batch))
+    .bind(cutoff)
+    .execute(exec)
+    .await?;
+    Ok(done.affected())
+}
+
+/// Deletes up to `batch` of the app's devices invalid (and unchanged) since before `cutoff`;
+/// their tags, topics and pending registration go with them.
+pub(crate) async fn invalid_devices<'c, DB, E>(
+    exec: E,
+    app: &str,
+    cutoff: i64,
+    batch: u32,
+) -> Result<u64>
+where
+    DB: Database,
+    DB::QueryResult: Affected,
+    DB::Arguments: IntoArguments<DB>,
+    E: Executor<'c, Database = DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let done = sqlx::query::<DB>(
+        "DELETE FROM devices WHERE app = $1 AND device_id IN (
+           SELECT device_id FROM devices
+           WHERE app = $1 AND state = 'invalid' AND updated_at < $2
+           ORDER BY updated_at LIMIT $3)",
+    )
+    .bind(app.to_string())
+    .bind(cutoff)
+    .bind(i64::from(batch))
+    .execute(exec)
+    .await?;
+    Ok(done.affected())
+}
+
+/// `now - limit` as stored, saturating.
+fn cutoff(now: OffsetDateTime, limit: std::time::Duration) -> i64 {
+    ms(now).saturating_sub(i64::try_from(limit.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// One purge on the caller's connection (inside the caller's transaction): each kind of row
+/// with a limit, at most `limits.batch` rows per table.
+pub(crate) async fn purge<DB>(
+    conn: &mut DB::Connection,
+    app: &str,
+    limits: &PurgeLimits,
+    now: OffsetDateTime,
+) -> Result<PurgeReport>
+where
+    DB: Database,
+    DB::Row: RowRead,
+    DB::QueryResult: Affected,
+    DB::Arguments: IntoArguments<DB>,
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut report = PurgeReport::default();
+    let batch = limits.batch.max(1);
+    if let Some(limit) = limits.messages {
+        let before = cutoff(now, limit);
+        report.deliveries = deliveries(&mut *conn, app, before, batch).await?;
+        let (n, newest) = messages(&mut *conn, app, before, batch).await?;
+        report.messages = n;
+        report.purged_through = newest;
+        if let Some(through) = newest {
+            record_horizon(&mut *conn, app, through).await?;
+        }
+    }
+    if let Some(limit) = limits.events {
+        report.events = events(&mut *conn, app, cutoff(now, limit), batch).await?;
+    }
+    if let Some(limit) = limits.invalid_devices {
+        report.devices = invalid_devices(&mut *conn, app, cutoff(now, limit), batch).await?;
+    }
+    Ok(report)
+}
+
