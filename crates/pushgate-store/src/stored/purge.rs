@@ -35,6 +35,44 @@ macro_rules! active_states {
     };
 }
 
+/// Up to `$3` deliveries of the app's (`$1`) oldest finished messages accepted before `$2`.
+pub(crate) const DELETE_DELIVERIES: &str = concat!(
+    "DELETE FROM deliveries WHERE id IN (
+       SELECT d.id FROM deliveries d WHERE d.message_id IN (
+         SELECT m.id FROM messages m
+         WHERE m.app = $1 AND m.created_at < $2
+           AND NOT EXISTS (SELECT 1 FROM deliveries a
+                           WHERE a.message_id = m.id AND a.state IN ",
+    active_states!(),
+    ")
+         ORDER BY m.created_at LIMIT $3)
+       LIMIT $3)"
+);
+
+/// Up to `$3` of the app's (`$1`) messages accepted before `$2` with no delivery left.
+pub(crate) const DELETE_MESSAGES: &str = "DELETE FROM messages WHERE id IN (
+       SELECT m.id FROM messages m
+       WHERE m.app = $1 AND m.created_at < $2
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)
+       ORDER BY m.created_at LIMIT $3)
+     RETURNING created_at";
+
+/// Of the app's (`$1`) first `$3` events up to its webhook's cursor (or `$2`), those written
+/// before `$4`.
+pub(crate) const DELETE_EVENTS: &str = "DELETE FROM events WHERE seq IN (
+       SELECT seq FROM events
+       WHERE app = $1
+         AND seq <= COALESCE((SELECT delivered_seq FROM webhooks WHERE app = $1), $2)
+       ORDER BY seq LIMIT $3)
+     AND created_at < $4";
+
+/// Up to `$3` of the app's (`$1`) devices invalid since before `$2`.
+pub(crate) const DELETE_INVALID_DEVICES: &str =
+    "DELETE FROM devices WHERE app = $1 AND device_id IN (
+       SELECT device_id FROM devices
+       WHERE app = $1 AND state = 'invalid' AND updated_at < $2
+       ORDER BY updated_at LIMIT $3)";
+
 /// Deletes up to `batch` deliveries of the app's oldest finished messages accepted before
 /// `cutoff` (the messages themselves go once they have none left, [`messages`]).
 pub(crate) async fn deliveries<'c, DB, E>(
@@ -51,18 +89,7 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    let done = sqlx::query::<DB>(concat!(
-        "DELETE FROM deliveries WHERE id IN (
-           SELECT d.id FROM deliveries d WHERE d.message_id IN (
-             SELECT m.id FROM messages m
-             WHERE m.app = $1 AND m.created_at < $2
-               AND NOT EXISTS (SELECT 1 FROM deliveries a
-                               WHERE a.message_id = m.id AND a.state IN ",
-        active_states!(),
-        ")
-             ORDER BY m.created_at LIMIT $3)
-           LIMIT $3)"
-    ))
+    let done = sqlx::query::<DB>(DELETE_DELIVERIES)
     .bind(app.to_string())
     .bind(cutoff)
     .bind(i64::from(batch))
@@ -88,14 +115,7 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    let rows = sqlx::query::<DB>(
-        "DELETE FROM messages WHERE id IN (
-           SELECT m.id FROM messages m
-           WHERE m.app = $1 AND m.created_at < $2
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)
-           ORDER BY m.created_at LIMIT $3)
-         RETURNING created_at",
-    )
+    let rows = sqlx::query::<DB>(DELETE_MESSAGES)
     .bind(app.to_string())
     .bind(cutoff)
     .bind(i64::from(batch))
@@ -166,14 +186,7 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    let done = sqlx::query::<DB>(
-        "DELETE FROM events WHERE seq IN (
-           SELECT seq FROM events
-           WHERE app = $1
-             AND seq <= COALESCE((SELECT delivered_seq FROM webhooks WHERE app = $1), $2)
-           ORDER BY seq LIMIT $3)
-         AND created_at < $4",
-    )
+    let done = sqlx::query::<DB>(DELETE_EVENTS)
     .bind(app.to_string())
     .bind(i64::MAX)
     .bind(i64::from(batch))
@@ -199,12 +212,7 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    let done = sqlx::query::<DB>(
-        "DELETE FROM devices WHERE app = $1 AND device_id IN (
-           SELECT device_id FROM devices
-           WHERE app = $1 AND state = 'invalid' AND updated_at < $2
-           ORDER BY updated_at LIMIT $3)",
-    )
+    let done = sqlx::query::<DB>(DELETE_INVALID_DEVICES)
     .bind(app.to_string())
     .bind(cutoff)
     .bind(i64::from(batch))
@@ -256,3 +264,43 @@ where
     Ok(report)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SqliteStore, Store};
+    use sqlx::Row;
+
+    /// The query plan SQLite chooses for `sql`, one line per step.
+    async fn plan(pool: &sqlx::SqlitePool, sql: &str) -> Vec<String> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_delete_finds_its_rows_through_an_index_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("pushgate-purge-plan-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plan.db");
+        let store = SqliteStore::open(&path.to_string_lossy()).await.unwrap();
+        store.close().await;
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        for sql in [DELETE_DELIVERIES, DELETE_MESSAGES, DELETE_EVENTS, DELETE_INVALID_DEVICES] {
+            let steps = plan(&pool, sql).await;
+            let scans: Vec<&String> = steps
+                .iter()
+                .filter(|s| s.starts_with("SCAN ") && !s.contains("LIST SUBQUERY"))
+                .collect();
+            assert!(scans.is_empty(), "{sql}\nscans history: {steps:#?}");
+        }
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
