@@ -17,6 +17,7 @@ pub mod console;
 pub mod device_rules;
 pub mod http_server;
 pub mod message;
+pub mod retention;
 mod service;
 mod strict_json;
 pub mod worker;

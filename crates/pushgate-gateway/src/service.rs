@@ -25,6 +25,7 @@ use crate::http_server::{
     tls::{ReloadingCert, TlsError},
 };
 use crate::metrics::Metrics;
+use crate::retention::Retention;
 use crate::upstream::UpstreamHandler;
 use crate::webhook::WebhookSender;
 use crate::worker::{ChannelEntry, ChannelSet, Workers};
@@ -147,6 +148,14 @@ impl Gateway {
         start_upstream_handlers(spec, &shared, upstreams, &mut background);
         start_channel_reopeners(&channels, &mut background);
         let (webhook_urls, webhook_nudges) = start_webhook_senders(spec, &shared, &mut background);
+        background.tasks.spawn(
+            Retention {
+                store: store.clone(),
+                settings: spec.retention.clone(),
+                stop: background.stop.clone(),
+            }
+            .run(),
+        );
         let state = api_state(spec, &shared, webhook_urls, webhook_nudges);
         let served = serve_api(spec, state, &mut background).await?;
         tracing::info!(instance = %instance, addr = %served.addr, database = %pushgate_store::redacted(&spec.database), apps = spec.apps.len(), "gateway listening");
@@ -341,6 +350,7 @@ fn api_state(
         openapi: Arc::default(),
         metrics_access: spec.metrics.clone(),
         console: Arc::new(console),
+        retention: Arc::new(spec.retention.clone()),
     }
 }
 

@@ -86,6 +86,8 @@ pub struct AppState {
     pub metrics_access: MetricsAccess,
     /// The admin console's keys, sessions and webhook nudges.
     pub console: Arc<crate::console::Console>,
+    /// How long history is kept (to explain a message deleted by retention).
+    pub retention: Arc<crate::config::RetentionSettings>,
 }
 
 /// Adds the bearer-key security scheme the operations name.

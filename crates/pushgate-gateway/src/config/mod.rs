@@ -5,10 +5,12 @@ mod file;
 pub mod reference;
 mod resolve;
 mod resolve_channel;
+mod retention;
 mod secret;
 mod spec;
 
 pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat, TlsFile, WebhookFile};
+pub use retention::{RetentionLimits, RetentionSettings};
 pub use resolve::{DEFAULT_DATABASE, DEFAULT_LISTEN, is_valid_name};
 pub use secret::{Secret, SecretRef};
 pub use spec::{
