@@ -30,7 +30,9 @@ async fn a_message_deleted_by_retention_answers_404_expired_from_history() {
         "the retention task deletes the message",
         Duration::from_secs(30),
         || async {
-            let a = env.call(Method::GET, &format!("/v1/messages/{id}"), None).await;
+            let a = env
+                .call(Method::GET, &format!("/v1/messages/{id}"), None)
+                .await;
             if a.status == StatusCode::NOT_FOUND {
                 Ok(a)
             } else {
@@ -39,9 +41,16 @@ async fn a_message_deleted_by_retention_answers_404_expired_from_history() {
         },
     )
     .await;
-    assert_eq!(gone.body["error"]["code"], "expired_from_history", "{}", gone.text);
+    assert_eq!(
+        gone.body["error"]["code"], "expired_from_history",
+        "{}",
+        gone.text
+    );
     let said = gone.body["error"]["message"].as_str().unwrap();
-    assert!(said.contains(&id) && said.contains("retention (1s)"), "{said}");
+    assert!(
+        said.contains(&id) && said.contains("retention (1s)"),
+        "{said}"
+    );
     // The same under the app's path, with any page of results.
     let in_app = env
         .call(

@@ -7,13 +7,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Result;
-use crate::retention::{PurgeLimits, PurgeReport};
 use crate::model::{
     App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
     NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
     UpstreamRecord, WebhookState,
 };
+use crate::retention::{PurgeLimits, PurgeReport};
 
 /// What [`Store::c2dm_flow_confirm`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

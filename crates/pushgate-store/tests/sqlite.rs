@@ -207,7 +207,10 @@ async fn the_file_stops_growing_once_retention_deletes_as_much_as_is_written() {
             }
         }
         if round > 0 {
-            assert_eq!(deleted, 40, "round {round} deletes the previous round's messages");
+            assert_eq!(
+                deleted, 40,
+                "round {round} deletes the previous round's messages"
+            );
         }
         pages.push(page_count(&path).await);
     }

@@ -241,7 +241,7 @@ async fn missing(state: &AppState, app: &str, id: Uuid, text: &str) -> ApiResult
         .retention
         .limits_for(app)
         .messages
-        .map(|d| format!(" ({})", humantime::format_duration(d)))
+        .map(|d| format!(" ({})", crate::config::limit_words(Some(d))))
         .unwrap_or_default();
     Ok(ApiError::new(
         StatusCode::NOT_FOUND,

@@ -10,8 +10,8 @@ mod secret;
 mod spec;
 
 pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat, TlsFile, WebhookFile};
-pub use retention::{RetentionLimits, RetentionSettings};
 pub use resolve::{DEFAULT_DATABASE, DEFAULT_LISTEN, is_valid_name};
+pub use retention::{RetentionLimits, RetentionSettings, limit_words};
 pub use secret::{Secret, SecretRef};
 pub use spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,

@@ -42,7 +42,7 @@ fn defaults() -> BTreeMap<&'static str, String> {
     let server = ServerSettings::default();
     let retention = RetentionSettings::default();
     let d = |v: std::time::Duration| humantime::format_duration(v).to_string();
-    let keep = |v: Option<std::time::Duration>| v.map_or_else(|| super::retention::OFF.into(), d);
+    let keep = super::retention::limit_words;
     BTreeMap::from([
         ("listen", DEFAULT_LISTEN.to_string()),
         ("database", DEFAULT_DATABASE.to_string()),
@@ -191,8 +191,10 @@ fn kind(schemas: &BTreeMap<String, Value>, schema: &Value) -> String {
             .collect();
         return words.join(" \\| ");
     }
-    if schema.get("format").and_then(Value::as_str) == Some("duration") {
-        return "duration (`10s`, `5m`, `28days`)".into();
+    match schema.get("format").and_then(Value::as_str) {
+        Some("duration") => return "duration (`10s`, `5m`, `28days`)".into(),
+        Some("duration_or_off") => return "duration (`12h`, `7d`) or `off`".into(),
+        _ => {}
     }
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],

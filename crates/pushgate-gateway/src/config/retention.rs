@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use utoipa::ToSchema;
 
 use super::file::{ConfigError, ConfigFile};
@@ -15,6 +15,19 @@ use super::resolve::err;
 
 /// The word that switches one kind of retention off (keep forever).
 pub const OFF: &str = "off";
+
+/// A limit for people: whole days as `7d`, anything else as humantime writes it, `off` for
+/// none (in the configuration reference and in API errors).
+pub fn limit_words(limit: Option<Duration>) -> String {
+    const DAY: u64 = 24 * 3600;
+    match limit {
+        None => OFF.into(),
+        Some(d) if d.as_secs() >= DAY && d.as_secs() % DAY == 0 && d.subsec_nanos() == 0 => {
+            format!("{}d", d.as_secs() / DAY)
+        }
+        Some(d) => humantime::format_duration(d).to_string(),
+    }
+}
 
 /// One retention limit as written: a duration (`"7d"`) or `"off"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +68,15 @@ impl<'de> Deserialize<'de> for Keep {
 pub struct RetentionFile {
     /// Delete finished messages (every delivery sent, failed, expired or its token dead),
     /// with their deliveries, this long after they were accepted; `"off"` keeps them forever.
-    #[schema(value_type = Option<String>, format = "duration")]
+    #[schema(value_type = Option<String>, format = "duration_or_off")]
     pub messages: Option<Keep>,
     /// Delete events this long after they happened, but never one the app's webhook has not
     /// delivered yet; `"off"` keeps them forever.
-    #[schema(value_type = Option<String>, format = "duration")]
+    #[schema(value_type = Option<String>, format = "duration_or_off")]
     pub events: Option<Keep>,
     /// Delete devices (with their tags and topics) that have been `invalid` this long;
     /// `"off"` keeps them forever.
-    #[schema(value_type = Option<String>, format = "duration")]
+    #[schema(value_type = Option<String>, format = "duration_or_off")]
     pub invalid_devices: Option<Keep>,
     /// Most rows one cleanup transaction deletes from each table (1 to 10000).
     pub batch: Option<u32>,
@@ -78,13 +91,13 @@ pub struct RetentionFile {
 #[serde(deny_unknown_fields)]
 pub struct AppRetentionFile {
     /// This app's `retention.messages`.
-    #[schema(value_type = Option<String>, format = "duration")]
+    #[schema(value_type = Option<String>, format = "duration_or_off")]
     pub messages: Option<Keep>,
     /// This app's `retention.events`.
-    #[schema(value_type = Option<String>, format = "duration")]
+    #[schema(value_type = Option<String>, format = "duration_or_off")]
     pub events: Option<Keep>,
     /// This app's `retention.invalid_devices`.
-    #[schema(value_type = Option<String>, format = "duration")]
+    #[schema(value_type = Option<String>, format = "duration_or_off")]
     pub invalid_devices: Option<Keep>,
 }
 
@@ -204,6 +217,17 @@ endpoint = "http://127.0.0.1:1/gcm/send"
     const DAY: u64 = 24 * 3600;
 
     #[test]
+    fn limits_read_in_days_when_they_are_whole_days() {
+        assert_eq!(limit_words(Some(Duration::from_secs(90 * DAY))), "90d");
+        assert_eq!(
+            limit_words(Some(Duration::from_secs(36 * 3600))),
+            "1day 12h"
+        );
+        assert_eq!(limit_words(Some(Duration::from_secs(1))), "1s");
+        assert_eq!(limit_words(None), "off");
+    }
+
+    #[test]
     fn without_a_retention_table_history_is_kept_a_week_and_invalid_devices_ninety_days() {
         let r = settings("").unwrap();
         let days = |d: Option<Duration>| d.map(|d| d.as_secs() / DAY);
@@ -216,7 +240,8 @@ endpoint = "http://127.0.0.1:1/gcm/send"
 
     #[test]
     fn each_limit_takes_a_duration_or_off_and_an_app_may_override_it() {
-        let service = "[retention]\nmessages = \"2h\"\nevents = \"off\"\nbatch = 50\ninterval = \"5s\"\n";
+        let service =
+            "[retention]\nmessages = \"2h\"\nevents = \"off\"\nbatch = 50\ninterval = \"5s\"\n";
         let app = "[apps.shop.retention]\nevents = \"30d\"\ninvalid_devices = \"OFF\"\n";
         let r = ConfigFile::from_toml(&format!("{service}{APP}{app}"))
             .unwrap()
@@ -225,13 +250,24 @@ endpoint = "http://127.0.0.1:1/gcm/send"
             .retention;
         assert_eq!(r.default.messages, Some(Duration::from_secs(7200)));
         assert_eq!(r.default.events, None);
-        assert_eq!(r.default.invalid_devices, Some(Duration::from_secs(90 * DAY)));
+        assert_eq!(
+            r.default.invalid_devices,
+            Some(Duration::from_secs(90 * DAY))
+        );
         assert_eq!((r.batch, r.interval), (50, Duration::from_secs(5)));
         let shop = r.limits_for("shop");
-        assert_eq!(shop.messages, Some(Duration::from_secs(7200)), "from [retention]");
+        assert_eq!(
+            shop.messages,
+            Some(Duration::from_secs(7200)),
+            "from [retention]"
+        );
         assert_eq!(shop.events, Some(Duration::from_secs(30 * DAY)));
         assert_eq!(shop.invalid_devices, None);
-        assert_eq!(r.limits_for("gone"), r.default, "an app no longer configured");
+        assert_eq!(
+            r.limits_for("gone"),
+            r.default,
+            "an app no longer configured"
+        );
         assert!(!shop.keeps_everything());
         assert!(
             RetentionLimits {
@@ -248,9 +284,21 @@ endpoint = "http://127.0.0.1:1/gcm/send"
         for (text, key, says) in [
             ("[retention]\nmessages = false", "messages", "\"off\""),
             ("[retention]\nevents = \"soon\"", "events", "\"soon\""),
-            ("[retention]\ninvalid_devices = \"0s\"", "invalid_devices", "more than 0s"),
-            ("[retention]\nbatch = 0", "retention.batch", "between 1 and 10000"),
-            ("[retention]\ninterval = \"10ms\"", "retention.interval", "at least 1s"),
+            (
+                "[retention]\ninvalid_devices = \"0s\"",
+                "invalid_devices",
+                "more than 0s",
+            ),
+            (
+                "[retention]\nbatch = 0",
+                "retention.batch",
+                "between 1 and 10000",
+            ),
+            (
+                "[retention]\ninterval = \"10ms\"",
+                "retention.interval",
+                "at least 1s",
+            ),
             ("[retention]\nmesages = \"7d\"", "mesages", "unknown"),
         ] {
             let e = settings(text).unwrap_err().to_string();

@@ -90,11 +90,11 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     let done = sqlx::query::<DB>(DELETE_DELIVERIES)
-    .bind(app.to_string())
-    .bind(cutoff)
-    .bind(i64::from(batch))
-    .execute(exec)
-    .await?;
+        .bind(app.to_string())
+        .bind(cutoff)
+        .bind(i64::from(batch))
+        .execute(exec)
+        .await?;
     Ok(done.affected())
 }
 
@@ -116,11 +116,11 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     let rows = sqlx::query::<DB>(DELETE_MESSAGES)
-    .bind(app.to_string())
-    .bind(cutoff)
-    .bind(i64::from(batch))
-    .fetch_all(exec)
-    .await?;
+        .bind(app.to_string())
+        .bind(cutoff)
+        .bind(i64::from(batch))
+        .fetch_all(exec)
+        .await?;
     let mut newest: Option<i64> = None;
     for row in &rows {
         let at = row.int("created_at")?;
@@ -164,11 +164,10 @@ where
     E: Executor<'c, Database = DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
-    let row =
-        sqlx::query::<DB>("SELECT messages_through FROM retention_horizons WHERE app = $1")
-            .bind(app.to_string())
-            .fetch_optional(exec)
-            .await?;
+    let row = sqlx::query::<DB>("SELECT messages_through FROM retention_horizons WHERE app = $1")
+        .bind(app.to_string())
+        .fetch_optional(exec)
+        .await?;
     row.map(|r| r.int("messages_through").and_then(from_ms))
         .transpose()
 }
@@ -187,12 +186,12 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     let done = sqlx::query::<DB>(DELETE_EVENTS)
-    .bind(app.to_string())
-    .bind(i64::MAX)
-    .bind(i64::from(batch))
-    .bind(cutoff)
-    .execute(exec)
-    .await?;
+        .bind(app.to_string())
+        .bind(i64::MAX)
+        .bind(i64::from(batch))
+        .bind(cutoff)
+        .execute(exec)
+        .await?;
     Ok(done.affected())
 }
 
@@ -213,11 +212,11 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     let done = sqlx::query::<DB>(DELETE_INVALID_DEVICES)
-    .bind(app.to_string())
-    .bind(cutoff)
-    .bind(i64::from(batch))
-    .execute(exec)
-    .await?;
+        .bind(app.to_string())
+        .bind(cutoff)
+        .bind(i64::from(batch))
+        .execute(exec)
+        .await?;
     Ok(done.affected())
 }
 
@@ -264,7 +263,6 @@ where
     Ok(report)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +282,8 @@ mod tests {
 
     #[tokio::test]
     async fn every_delete_finds_its_rows_through_an_index_on_sqlite() {
-        let dir = std::env::temp_dir().join(format!("pushgate-purge-plan-{}", uuid::Uuid::now_v7()));
+        let dir =
+            std::env::temp_dir().join(format!("pushgate-purge-plan-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("plan.db");
         let store = SqliteStore::open(&path.to_string_lossy()).await.unwrap();
@@ -292,7 +291,12 @@ mod tests {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
             .await
             .unwrap();
-        for sql in [DELETE_DELIVERIES, DELETE_MESSAGES, DELETE_EVENTS, DELETE_INVALID_DEVICES] {
+        for sql in [
+            DELETE_DELIVERIES,
+            DELETE_MESSAGES,
+            DELETE_EVENTS,
+            DELETE_INVALID_DEVICES,
+        ] {
             let steps = plan(&pool, sql).await;
             let scans: Vec<&String> = steps
                 .iter()
