@@ -66,11 +66,14 @@ pub(crate) const DELETE_EVENTS: &str = "DELETE FROM events WHERE seq IN (
        ORDER BY seq LIMIT $3)
      AND created_at < $4";
 
-/// Up to `$3` of the app's (`$1`) devices invalid since before `$2`.
+/// Up to `$3` of the app's (`$1`) devices invalid since before `$2`. The outer condition
+/// repeats the inner one: a device registered again while the delete waited for its row
+/// (PostgreSQL re-reads a row changed meanwhile against the outer condition only) is kept.
 pub(crate) const DELETE_INVALID_DEVICES: &str = "DELETE FROM devices WHERE (app, device_id) IN (
        SELECT app, device_id FROM devices
        WHERE app = $1 AND state = 'invalid' AND updated_at < $2
-       ORDER BY updated_at LIMIT $3)";
+       ORDER BY updated_at LIMIT $3)
+     AND state = 'invalid' AND updated_at < $2";
 
 /// Deletes up to `batch` deliveries of the app's oldest finished messages accepted before
 /// `cutoff` (the messages themselves go once they have none left, [`messages`]).
