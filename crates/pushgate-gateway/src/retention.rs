@@ -103,3 +103,122 @@ impl Retention {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use pushgate_proto::outcome::Outcome;
+    use pushgate_store::{Completion, NewDevice, NewMessage, SqliteStore, Targets};
+
+    use super::*;
+
+    /// A store with apps `a` and `b`, each with `n` finished messages accepted an hour ago.
+    async fn store_with_old_messages(n: usize) -> Arc<dyn Store> {
+        let s = SqliteStore::open_in_memory().await.unwrap();
+        let hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
+        for app in ["a", "b"] {
+            s.upsert_app(app, app == "a").await.unwrap();
+            let device = NewDevice {
+                device_id: "d".into(),
+                token: format!("token-{app}"),
+                ..Default::default()
+            };
+            s.put_device(app, device, hour_ago).await.unwrap();
+            for _ in 0..n {
+                let m = NewMessage {
+                    id: uuid::Uuid::now_v7(),
+                    app: app.into(),
+                    payload: serde_json::json!({"data": {}}),
+                    channel_override: None,
+                    default_channel: "main".into(),
+                    ttl_secs: 600,
+                    idempotency_key: None,
+                    request_hash: None,
+                    created_at: hour_ago,
+                };
+                let to = Targets {
+                    device_ids: vec!["d".into()],
+                    ..Default::default()
+                };
+                s.insert_message(m, &to).await.unwrap();
+            }
+            let claimed = s
+                .claim_due(app, "main", hour_ago, 100, Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert_eq!(claimed.len(), n);
+            let done = claimed
+                .iter()
+                .map(|d| Completion {
+                    delivery_id: d.id,
+                    attempt: d.attempts,
+                    outcome: Outcome::Delivered {
+                        message_id: "p".into(),
+                    },
+                    retry_at: None,
+                })
+                .collect();
+            s.complete(done, hour_ago).await.unwrap();
+        }
+        Arc::new(s)
+    }
+
+    #[tokio::test]
+    async fn a_pass_deletes_batch_after_batch_until_done_under_each_apps_limits() {
+        let store = store_with_old_messages(5).await;
+        let minute = RetentionLimits {
+            messages: Some(Duration::from_secs(60)),
+            events: None,
+            invalid_devices: None,
+        };
+        let task = Retention {
+            store: store.clone(),
+            settings: RetentionSettings {
+                default: minute,
+                // `b` keeps its messages for a day: an hour-old one stays.
+                apps: BTreeMap::from([(
+                    "b".to_string(),
+                    RetentionLimits {
+                        messages: Some(Duration::from_secs(24 * 3600)),
+                        ..minute
+                    },
+                )]),
+                batch: 2,
+                interval: Duration::from_secs(60),
+            },
+            stop: CancellationToken::new(),
+        };
+        let report = task.pass().await.unwrap();
+        assert_eq!((report.messages, report.deliveries), (5, 5), "{report:?}");
+        let a = store.purged_through("a").await.unwrap();
+        assert!(a.is_some());
+        assert_eq!(store.purged_through("b").await.unwrap(), None);
+        // Nothing is left to delete.
+        assert!(task.pass().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stopped_task_returns_without_deleting() {
+        let store = store_with_old_messages(3).await;
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let task = Retention {
+            store: store.clone(),
+            settings: RetentionSettings {
+                // Limits that would delete every message of the store.
+                default: RetentionLimits {
+                    messages: Some(Duration::from_secs(60)),
+                    events: None,
+                    invalid_devices: None,
+                },
+                batch: 1,
+                ..RetentionSettings::default()
+            },
+            stop,
+        };
+        task.run().await;
+        assert_eq!(store.purged_through("a").await.unwrap(), None);
+        assert_eq!(store.purged_through("b").await.unwrap(), None);
+    }
+}
