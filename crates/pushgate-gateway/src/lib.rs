@@ -18,6 +18,7 @@ pub mod device_rules;
 pub mod http_server;
 pub mod message;
 pub mod reload;
+pub mod retention;
 mod service;
 mod strict_json;
 pub mod worker;

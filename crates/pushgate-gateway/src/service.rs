@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::reload::channels::{self as channel_parts, ChannelRuntime};
 use crate::reload::webhooks::WebhookRuntime;
 use crate::reload::{ConfigSource, Hangups, KeyedTasks, ReloadError, ReloadReport, Reloader};
+use crate::retention::Retention;
 use crate::worker::{ChannelSet, Workers};
 
 /// How long background tasks may take to end at shutdown before they are aborted.
@@ -189,6 +190,14 @@ impl Gateway {
                 .clone()
                 .follow(hangups.clone(), background.stop.clone()),
         );
+        background.tasks.spawn(
+            Retention {
+                store: store.clone(),
+                settings: spec.retention.clone(),
+                stop: background.stop.clone(),
+            }
+            .run(),
+        );
         let state = api_state(spec, &shared, (apps, console), &reloader);
         let served = serve_api(spec, state, &hangups, &mut background).await?;
         tracing::info!(instance = %instance, addr = %served.addr, database = %pushgate_store::redacted(&spec.database), apps = spec.apps.len(), "gateway listening");
@@ -299,6 +308,7 @@ fn api_state(
         metrics_access: spec.metrics.clone(),
         console,
         reloader: Some(reloader.clone()),
+        retention: Arc::new(spec.retention.clone()),
     }
 }
 

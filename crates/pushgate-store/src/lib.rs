@@ -15,6 +15,7 @@ pub mod maintenance;
 pub mod model;
 mod open;
 pub mod postgres;
+pub mod retention;
 pub mod rules;
 pub mod sqlite;
 mod store;
@@ -25,5 +26,6 @@ pub use maintenance::{BackupReport, CheckReport, DatabaseStats, Maintenance, Tab
 pub use model::*;
 pub use open::{Backend, Migrated, StoreSettings, migrate, open, open_maintenance, redacted};
 pub use postgres::{PostgresMaintenance, PostgresStore};
+pub use retention::{PurgeLimits, PurgeReport};
 pub use sqlite::{SqliteMaintenance, SqliteStore};
 pub use store::{Confirmation, Store};

@@ -13,6 +13,7 @@ use crate::model::{
     NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
     UpstreamRecord, WebhookState,
 };
+use crate::retention::{PurgeLimits, PurgeReport};
 
 /// What [`Store::c2dm_flow_confirm`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,4 +279,21 @@ pub trait Store: Send + Sync {
         limit: u32,
         kind: Option<EventKind>,
     ) -> Result<Vec<Event>>;
+
+    /// Deletes the app's history older than `limits` (finished messages with their
+    /// deliveries, events its webhook delivered, long-invalid devices), at most
+    /// `limits.batch` rows of each table, in one short transaction; a caller purging
+    /// everything calls again while [`PurgeReport::more_left`]. Counters kept for metrics are
+    /// left as they are. Records how far messages were deleted ([`purged_through`](Self::purged_through)).
+    async fn purge(
+        &self,
+        app: &str,
+        limits: &PurgeLimits,
+        now: OffsetDateTime,
+    ) -> Result<PurgeReport>;
+
+    /// The newest acceptance time of an app's message that [`purge`](Self::purge) deleted:
+    /// an unknown message id (UUIDv7, so it carries its time) at or before it was most
+    /// likely deleted by retention rather than never sent.
+    async fn purged_through(&self, app: &str) -> Result<Option<OffsetDateTime>>;
 }

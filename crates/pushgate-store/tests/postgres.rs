@@ -186,3 +186,65 @@ async fn stored_and_released_work_is_announced_to_every_instance() {
     writer.close().await;
     watcher.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_registered_again_while_its_purge_waits_for_it_is_kept() {
+    use pushgate_store::{DeviceState, PurgeLimits};
+    use sqlx::Connection;
+
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let s = with_apps(PostgresStore::open(schema.url()).await.unwrap()).await;
+    s.put_device("app", dev("d1", "t1"), t0()).await.unwrap();
+    s.set_device_state("app", "d1", DeviceState::Invalid, Some("dead"), secs(1))
+        .await
+        .unwrap();
+    // Another writer makes the device active again and holds its row until told to commit.
+    let mut other = sqlx::PgConnection::connect(schema.url()).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE devices SET state = 'active', invalid_reason = NULL, updated_at = $1
+         WHERE app = 'app' AND device_id = 'd1'",
+    )
+    .bind(secs(5000).unix_timestamp() * 1000)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let limits = PurgeLimits {
+        messages: None,
+        events: None,
+        invalid_devices: Some(Duration::from_secs(60)),
+        batch: 10,
+    };
+    let purge = {
+        let s = s.clone();
+        tokio::spawn(async move { s.purge("app", &limits, secs(1000)).await })
+    };
+    // The purge chose the device (invalid in its snapshot) and waits for its row.
+    let watcher = sqlx::PgPool::connect(schema.url()).await.unwrap();
+    pushgate_testkit::eventually_ok(
+        "the purge waits for the device's row",
+        Duration::from_secs(20),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM devices%'",
+            )
+            .fetch_one(&watcher)
+            .await
+            .unwrap();
+            if waiting > 0 { Ok(()) } else { Err(waiting) }
+        },
+    )
+    .await;
+    tx.commit().await.unwrap();
+    let report = purge.await.unwrap().unwrap();
+    assert_eq!(report.devices, 0, "{report:?}");
+    let d = s
+        .get_device("app", "d1")
+        .await
+        .unwrap()
+        .expect("the device is kept");
+    assert_eq!(d.state, DeviceState::Active);
+}

@@ -120,3 +120,111 @@ async fn in_memory_store_works() {
     assert!(!s.upsert_app("a", false).await.unwrap().is_default);
     s.migrate().await.unwrap();
 }
+
+/// The file's size in pages, as SQLite counts it (committed write-ahead log included).
+async fn page_count(path: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{path}"))
+        .await
+        .unwrap();
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    pages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_stops_growing_once_retention_deletes_as_much_as_is_written() {
+    use pushgate_proto::outcome::Outcome;
+    use pushgate_store::{Completion, EventKind, NewMessage, PurgeLimits, UpstreamRecord};
+
+    let path = db_path();
+    let s = with_apps(SqliteStore::open(&path).await.unwrap()).await;
+    let batch: Vec<_> = (0..50)
+        .map(|i| dev(&format!("d{i}"), &format!("t{i}")))
+        .collect();
+    s.put_devices("app", batch, t0()).await.unwrap();
+    let empty = page_count(&path).await;
+    let filler = "x".repeat(1500);
+    // Keep messages and events for 1000 s; round r writes at r * 2000 s and purges at
+    // r * 2000 + 1500 s, when the previous round's rows are old.
+    let limits = PurgeLimits {
+        messages: Some(std::time::Duration::from_secs(1000)),
+        events: Some(std::time::Duration::from_secs(1000)),
+        invalid_devices: None,
+        batch: 100,
+    };
+    let mut pages = Vec::new();
+    for round in 0..8i64 {
+        let at = secs(round * 2000);
+        for i in 0..40 {
+            let m = NewMessage {
+                created_at: at,
+                payload: serde_json::json!({"data": {"filler": filler, "i": i}}),
+                ..msg(600)
+            };
+            let targets = Targets {
+                all: i == 0,
+                device_ids: vec![format!("d{i}")],
+                ..Default::default()
+            };
+            s.insert_message(m, &targets).await.unwrap();
+        }
+        let claimed = s.claim_due("app", CH, at, 1000, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 89, "a fan-out to 50 and 39 singles");
+        let answers: Vec<Completion> = claimed
+            .iter()
+            .map(|d| Completion {
+                delivery_id: d.id,
+                attempt: d.attempts,
+                outcome: Outcome::Delivered {
+                    message_id: format!("p-{}", d.id),
+                },
+                retry_at: None,
+            })
+            .collect();
+        s.complete(answers, at).await.unwrap();
+        for i in 0..40 {
+            let record = UpstreamRecord {
+                kind: EventKind::UpstreamMessage,
+                from_token: None,
+                original_message_id: None,
+                data: serde_json::json!({"filler": filler}),
+                dedup_key: format!("r{round}-{i}"),
+                require_link: false,
+            };
+            s.record_upstream("app", record, at).await.unwrap();
+        }
+        let purge_at = at + time::Duration::seconds(1500);
+        let mut deleted = 0;
+        loop {
+            let r = s.purge("app", &limits, purge_at).await.unwrap();
+            deleted += r.messages;
+            if !r.more_left(limits.batch) {
+                break;
+            }
+        }
+        if round > 0 {
+            assert_eq!(
+                deleted, 40,
+                "round {round} deletes the previous round's messages"
+            );
+        }
+        pages.push(page_count(&path).await);
+    }
+    s.close().await;
+    let (second, last) = (pages[1], pages[pages.len() - 1]);
+    assert!(
+        last <= second,
+        "the file grew from {second} to {last} pages while retention deleted as much as was \
+         written: {pages:?}"
+    );
+    // And it would have grown without retention: one round's rows fill many pages.
+    assert!(
+        pages[0] - empty >= 20,
+        "a round takes {} pages",
+        pages[0] - empty
+    );
+}

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use pushgate_store::{InsertOutcome, NewMessage};
+use pushgate_store::{InsertOutcome, NewMessage, StoreError};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
@@ -19,6 +19,9 @@ use super::error::{ApiError, ApiResult};
 use super::query::StrictQuery;
 use super::views::{Accepted, DeliveryView, ErrorBody, MessageStatus, rfc3339};
 use crate::message::{SendBody, parse_send_body, request_digest};
+
+/// The error code of a message that retention deleted.
+pub const EXPIRED_FROM_HISTORY: &str = "expired_from_history";
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -172,7 +175,7 @@ pub struct ResultsQuery {
     params(("id" = String, Path), ResultsQuery),
     responses((status = 200, body = MessageStatus), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 404, description = "Unknown, or another app's", body = ErrorBody)),
+        (status = 404, description = "Unknown, or another app's; `expired_from_history` when retention deleted it", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
@@ -182,14 +185,19 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let not_found = || ApiError::not_found(format!("no message {id:?}"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let message = state
-        .store
-        .get_message(uuid)
-        .await?
-        .filter(|m| m.app == caller.0.name)
-        .ok_or_else(not_found)?;
+    let app = caller.0.name.as_str();
+    let message = match state.store.get_message(uuid).await? {
+        Some(m) if m.app == app => m,
+        // Another app's message is as unknown as one never sent.
+        Some(_) => return Err(not_found()),
+        None => return Err(missing(&state, app, uuid, &id).await?),
+    };
     let limit = super::page_limit(q.limit)?;
-    let summary = state.store.message_summary(uuid).await?;
+    // Retention may delete the message between these reads.
+    let summary = match state.store.message_summary(uuid).await {
+        Err(StoreError::NotFound) => return Err(missing(&state, app, uuid, &id).await?),
+        other => other?,
+    };
     let page = state.store.list_deliveries(uuid, q.cursor, limit).await?;
     let counts = summary
         .iter()
@@ -214,12 +222,43 @@ pub async fn get(
     .into_response())
 }
 
+/// The answer for a message id that is not stored: `expired_from_history` when retention
+/// deleted the app's messages up to a time at or after the id's own (a UUIDv7 carries the
+/// millisecond it was made, just before its message was accepted), else plain `not_found`.
+async fn missing(state: &AppState, app: &str, id: Uuid, text: &str) -> ApiResult<ApiError> {
+    let not_found = ApiError::not_found(format!("no message {text:?}"));
+    let Some((secs, nanos)) = id.get_timestamp().map(|t| t.to_unix()) else {
+        return Ok(not_found);
+    };
+    let Some(horizon) = state.store.purged_through(app).await? else {
+        return Ok(not_found);
+    };
+    let made = i128::from(secs) * 1000 + i128::from(nanos / 1_000_000);
+    if made > horizon.unix_timestamp_nanos() / 1_000_000 {
+        return Ok(not_found);
+    }
+    let limit = state
+        .retention
+        .limits_for(app)
+        .messages
+        .map(|d| format!(" ({})", crate::config::limit_words(Some(d))))
+        .unwrap_or_default();
+    Ok(ApiError::new(
+        StatusCode::NOT_FOUND,
+        EXPIRED_FROM_HISTORY,
+        format!(
+            "message {text:?} is older than the app's retention{limit} and was deleted from \
+             history"
+        ),
+    ))
+}
+
 /// `GET /v1/apps/{app}/messages/{id}`: the same, with the app checked first.
 #[utoipa::path(get, path = "/v1/apps/{app}/messages/{id}", tag = "messages", operation_id = "get_app_message",
     params(("app" = String, Path), ("id" = String, Path), ResultsQuery),
     responses((status = 200, body = MessageStatus), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)),
+        (status = 404, description = "Unknown, or another app's; `expired_from_history` when retention deleted it", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_in_app(
     State(state): State<AppState>,

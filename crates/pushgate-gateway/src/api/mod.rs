@@ -85,6 +85,8 @@ pub struct AppState {
     pub console: Arc<crate::console::Console>,
     /// Applies a re-read configuration (`POST /v1/admin/reload`); `None` answers 409.
     pub reloader: Option<Arc<crate::reload::Reloader>>,
+    /// How long history is kept (to explain a message deleted by retention).
+    pub retention: Arc<crate::config::RetentionSettings>,
 }
 
 /// Adds the bearer-key security scheme the operations name.

@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::retention::{AppRetentionFile, RetentionFile};
 use super::secret::SecretRef;
 
 /// Top-level keys the environment may override (other `PUSHGATE_*` variables are not config).
@@ -26,6 +27,7 @@ pub(super) const ENV_KEYS: &[&str] = &[
     "storage",
     "delivery",
     "limits",
+    "retention",
     "apps",
 ];
 
@@ -63,6 +65,9 @@ pub struct ConfigFile {
     /// Limits of the HTTP API.
     #[serde(default)]
     pub limits: LimitsFile,
+    /// How long history (finished messages, events, invalid devices) is kept.
+    #[serde(default)]
+    pub retention: RetentionFile,
     /// The applications, by name (the name appears in URLs: `/v1/apps/{name}`).
     #[serde(default)]
     pub apps: BTreeMap<String, AppFile>,
@@ -186,6 +191,8 @@ pub struct AppFile {
     pub requests_per_second: Option<u32>,
     /// This app's keys' burst, instead of `limits.request_burst`.
     pub request_burst: Option<u32>,
+    /// This app's history limits, instead of `[retention]`'s.
+    pub retention: Option<AppRetentionFile>,
 }
 
 /// `[apps.NAME.webhook]`.

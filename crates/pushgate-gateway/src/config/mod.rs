@@ -5,11 +5,13 @@ mod file;
 pub mod reference;
 mod resolve;
 mod resolve_channel;
+mod retention;
 mod secret;
 mod spec;
 
 pub use file::{ChannelKind, ConfigError, ConfigFile, LegacyFormat, TlsFile, WebhookFile};
 pub use resolve::{DEFAULT_DATABASE, DEFAULT_LISTEN, is_valid_name};
+pub use retention::{RetentionLimits, RetentionSettings, limit_words};
 pub use secret::{Secret, SecretRef};
 pub use spec::{
     ApiLimits, AppSpec, C2dmFlowSpec, ChannelSettings, ChannelSpec, DeliverySettings, GatewaySpec,

@@ -14,6 +14,7 @@ use super::file::LegacyFormat;
 use super::file::{ConfigFile, ENV_KEYS};
 use super::resolve::{DEFAULT_DATABASE, DEFAULT_LISTEN, WEBHOOK_BATCH, WEBHOOK_TIMEOUT};
 use super::resolve_channel::{CCS_CONNECTIONS, CCS_HOST, CCS_WINDOW};
+use super::retention::RetentionSettings;
 use super::spec::{ApiLimits, DeliverySettings, StorageSettings};
 use crate::http_server::ServerSettings;
 
@@ -39,7 +40,9 @@ fn defaults() -> BTreeMap<&'static str, String> {
     let delivery = DeliverySettings::default();
     let limits = ApiLimits::default();
     let server = ServerSettings::default();
+    let retention = RetentionSettings::default();
     let d = |v: std::time::Duration| humantime::format_duration(v).to_string();
+    let keep = super::retention::limit_words;
     BTreeMap::from([
         ("listen", DEFAULT_LISTEN.to_string()),
         ("database", DEFAULT_DATABASE.to_string()),
@@ -75,6 +78,14 @@ fn defaults() -> BTreeMap<&'static str, String> {
         ),
         ("limits.body_read_timeout", d(limits.body_read_timeout)),
         ("limits.header_read_timeout", d(server.header_read_timeout)),
+        ("retention.messages", keep(retention.default.messages)),
+        ("retention.events", keep(retention.default.events)),
+        (
+            "retention.invalid_devices",
+            keep(retention.default.invalid_devices),
+        ),
+        ("retention.batch", retention.batch.to_string()),
+        ("retention.interval", d(retention.interval)),
         ("apps.<app>.default", "false".into()),
         ("apps.<app>.webhook.batch", WEBHOOK_BATCH.to_string()),
         ("apps.<app>.webhook.timeout", d(WEBHOOK_TIMEOUT)),
@@ -180,8 +191,10 @@ fn kind(schemas: &BTreeMap<String, Value>, schema: &Value) -> String {
             .collect();
         return words.join(" \\| ");
     }
-    if schema.get("format").and_then(Value::as_str) == Some("duration") {
-        return "duration (`10s`, `5m`, `28days`)".into();
+    match schema.get("format").and_then(Value::as_str) {
+        Some("duration") => return "duration (`10s`, `5m`, `28days`)".into(),
+        Some("duration_or_off") => return "duration (`12h`, `7d`) or `off`".into(),
+        _ => {}
     }
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],

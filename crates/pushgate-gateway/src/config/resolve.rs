@@ -71,6 +71,7 @@ impl ConfigFile {
             storage: storage(self)?,
             delivery: delivery(self)?,
             limits: limits(self)?,
+            retention: super::retention::retention(self)?,
             server: server(self)?,
             tls: self.tls.as_ref().map(tls).transpose()?,
             metrics: metrics_access(self)?,

@@ -11,6 +11,7 @@ use crate::http_server::ServerSettings;
 use crate::http_server::tls::TlsFiles;
 
 use super::file::{ChannelKind, LegacyFormat};
+use super::retention::RetentionSettings;
 use super::secret::Secret;
 
 /// The settings of the service itself, apart from its apps: what the sandbox shares with a
@@ -27,6 +28,8 @@ pub struct ServiceSettings {
     pub delivery: DeliverySettings,
     /// HTTP API limits.
     pub limits: ApiLimits,
+    /// How long history is kept.
+    pub retention: RetentionSettings,
     /// The listener's deadlines and connection cap.
     pub server: ServerSettings,
     /// TLS on the listener, when configured.
@@ -52,6 +55,8 @@ pub struct GatewaySpec {
     pub delivery: DeliverySettings,
     /// HTTP API limits.
     pub limits: ApiLimits,
+    /// How long history is kept.
+    pub retention: RetentionSettings,
     /// The listener's deadlines and connection cap.
     pub server: ServerSettings,
     /// TLS on the listener, when configured.
@@ -75,6 +80,7 @@ impl GatewaySpec {
             storage: service.storage,
             delivery: service.delivery,
             limits: service.limits,
+            retention: service.retention,
             server: service.server,
             tls: service.tls,
             metrics: service.metrics,
@@ -94,6 +100,7 @@ impl Default for ServiceSettings {
             storage: StorageSettings::default(),
             delivery: DeliverySettings::default(),
             limits: ApiLimits::default(),
+            retention: RetentionSettings::default(),
             server: ServerSettings::default(),
             tls: None,
             metrics: MetricsAccess::default(),

@@ -103,6 +103,7 @@ async fn fixture(secure: bool) -> Fixture {
             secure,
             HashMap::new(),
         )),
+        retention: Arc::default(),
     };
     Fixture {
         router: crate::api::router(state.clone()),

@@ -171,7 +171,7 @@ fn service_differences(old: &GatewaySpec, new: &GatewaySpec) -> Vec<String> {
         format!("{l:?}|{:?}", s.server)
     };
     let token = |s: &GatewaySpec| s.metrics.token.as_ref().map(Secret::fingerprint);
-    let pairs: [(&str, bool); 9] = [
+    let pairs: [(&str, bool); 10] = [
         ("listen", old.listen != new.listen),
         ("database", old.database != new.database),
         (
@@ -187,6 +187,8 @@ fn service_differences(old: &GatewaySpec, new: &GatewaySpec) -> Vec<String> {
         ("metrics_listen", old.metrics.listen != new.metrics.listen),
         ("metrics_token", token(old) != token(new)),
         ("instance_id", old.instance_id != new.instance_id),
+        // Read by the cleanup task at start (per-app limits included).
+        ("retention", old.retention != new.retention),
     ];
     pairs
         .iter()

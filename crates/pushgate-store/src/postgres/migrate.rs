@@ -22,10 +22,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "instances",
         include_str!("migrations/0003_instances.sql"),
     ),
+    (
+        5,
+        "retention",
+        include_str!("migrations/0005_retention.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 3;
+pub(super) const LATEST: i64 = 5;
 
 /// First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): the lock
 /// is per schema, so databases holding several pushgate schemas migrate them independently.

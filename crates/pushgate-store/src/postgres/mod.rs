@@ -44,7 +44,9 @@ use crate::model::{
     NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
     UpstreamRecord, WebhookState,
 };
+use crate::retention::{PurgeLimits, PurgeReport};
 use crate::store::Confirmation;
+use crate::stored::purge;
 
 use crate::{Result, Store, StoreError, StoreSettings};
 pub use maintenance::PostgresMaintenance;
@@ -479,5 +481,21 @@ impl Store for PostgresStore {
             &mut conn, app, cursor, limit, kind
         )
         .await)
+    }
+
+    async fn purge(
+        &self,
+        app: &str,
+        limits: &PurgeLimits,
+        now: OffsetDateTime,
+    ) -> Result<PurgeReport> {
+        write_tx!(self, |tx| purge::purge::<sqlx::Postgres>(
+            &mut tx, app, limits, now
+        )
+        .await?)
+    }
+
+    async fn purged_through(&self, app: &str) -> Result<Option<OffsetDateTime>> {
+        read!(self, |conn| purge::horizon(&mut *conn, app).await)
     }
 }

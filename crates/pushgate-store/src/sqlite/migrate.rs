@@ -26,10 +26,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "write_path",
         include_str!("migrations/0004_write_path.sql"),
     ),
+    (
+        6,
+        "retention",
+        include_str!("migrations/0006_retention.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 4;
+pub(super) const LATEST: i64 = 6;
 
 /// The highest migration applied to this database (0 for a new one).
 pub(super) async fn current(pool: &SqlitePool) -> Result<i64> {

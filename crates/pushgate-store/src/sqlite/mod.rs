@@ -40,7 +40,9 @@ use crate::model::{
     NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
     WebhookState,
 };
+use crate::retention::{PurgeLimits, PurgeReport};
 use crate::store::Confirmation;
+use crate::stored::purge;
 use crate::{Result, Store, StoreSettings};
 
 pub use maintenance::SqliteMaintenance;
@@ -527,5 +529,27 @@ impl Store for SqliteStore {
             &mut conn, app, cursor, limit, kind
         )
         .await)
+    }
+
+    /// Goes through the batching writer like every write: the purge is one job of a cycle,
+    /// so it never holds the write lock for longer than one batch of deletes.
+    async fn purge(
+        &self,
+        app: &str,
+        limits: &PurgeLimits,
+        now: OffsetDateTime,
+    ) -> Result<PurgeReport> {
+        write!(self, (app.to_string(), limits.clone(), now), |c,
+                                                              (
+            app,
+            limits,
+            now,
+        )| {
+            purge::purge::<sqlx::Sqlite>(c, app, limits, *now).await
+        })
+    }
+
+    async fn purged_through(&self, app: &str) -> Result<Option<OffsetDateTime>> {
+        read!(self, |conn| purge::horizon(&mut *conn, app).await)
     }
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod audience;
 pub(crate) mod decode;
+pub(crate) mod purge;
 pub(crate) mod reads;
 pub(crate) mod stats;
 pub(crate) mod webhooks;

@@ -56,6 +56,7 @@ mod instances;
 mod messages;
 mod outcomes;
 mod queue;
+mod retention;
 mod rotation;
 mod support;
 mod targets;
@@ -75,6 +76,7 @@ pub fn all_cases() -> Vec<&'static str> {
         messages::cases(),
         outcomes::cases(),
         queue::cases(),
+        retention::cases(),
         rotation::cases(),
         targets::cases(),
         upstream::cases(),
