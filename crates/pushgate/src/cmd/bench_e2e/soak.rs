@@ -116,6 +116,8 @@ fn retention_toml(retention: Duration, interval: Duration) -> String {
 struct Sample {
     /// Seconds since the first POST.
     at_s: f64,
+    /// Whether the load was still being offered when the sample was taken.
+    sending: bool,
     accepted: u64,
     accepted_per_s: f64,
     errors: u64,
@@ -250,6 +252,7 @@ async fn soak(ctx: &Ctx, args: &SoakArgs) -> anyhow::Result<ExitCode> {
         let interval = args.every.as_secs_f64();
         let sample = Sample {
             accepted_per_s: (sample.accepted - last_accepted) as f64 / interval,
+            sending: !finished,
             ..sample
         };
         last_accepted = sample.accepted;
@@ -400,6 +403,7 @@ async fn take_sample(
     };
     Ok(Sample {
         at_s: started.elapsed().as_secs_f64(),
+        sending: true,
         accepted: load.accepted.load(Ordering::Relaxed),
         accepted_per_s: 0.0,
         errors: load.errors.load(Ordering::Relaxed),
@@ -454,7 +458,7 @@ fn print_sample(s: &Sample) {
     );
 }
 
-/// The last interval against the first one after retention began to delete.
+/// The last interval under load against the first one after retention began to delete.
 fn print_verdict(
     samples: &[Sample],
     args: &SoakArgs,
@@ -466,7 +470,8 @@ fn print_verdict(
     println!();
     let settled = (args.retention + args.retention_interval + args.every).as_secs_f64();
     let first = samples.iter().find(|s| s.at_s >= settled);
-    match (first, samples.last()) {
+    let last = samples.iter().rev().find(|s| s.sending);
+    match (first, last) {
         (Some(first), Some(last)) if last.at_s > first.at_s => {
             let ratio = |a: f64, b: f64| if a > 0.0 { b / a } else { f64::NAN };
             let total = |s: &Sample| (s.db_bytes + s.wal_bytes) as f64;
