@@ -22,10 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "instances",
         include_str!("migrations/0003_instances.sql"),
     ),
+    (4, "counters", include_str!("migrations/0004_counters.sql")),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 3;
+pub(super) const LATEST: i64 = 4;
 
 /// First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): the lock
 /// is per schema, so databases holding several pushgate schemas migrate them independently.

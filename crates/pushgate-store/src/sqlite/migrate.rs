@@ -26,10 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "write_path",
         include_str!("migrations/0004_write_path.sql"),
     ),
+    (5, "counters", include_str!("migrations/0005_counters.sql")),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 4;
+pub(super) const LATEST: i64 = 5;
 
 /// The highest migration applied to this database (0 for a new one).
 pub(super) async fn current(pool: &SqlitePool) -> Result<i64> {
