@@ -60,7 +60,9 @@ where
         .collect()
 }
 
-/// Pending and due work per app and channel, from the partial index on active deliveries.
+/// Pending and due work per app and channel, from the partial index on active deliveries:
+/// one index search per app (every delivery belongs to a stored app; the `CROSS JOIN` makes
+/// SQLite walk the few apps first), so finished deliveries are never read.
 pub(crate) async fn queue_by_channel<'c, DB, E>(
     exec: E,
     now: OffsetDateTime,
@@ -73,11 +75,14 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     let rows = sqlx::query::<DB>(
-        "SELECT app, channel, COUNT(*) AS pending,
-                CAST(COALESCE(SUM(CASE WHEN due_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS due,
-                MIN(CASE WHEN due_at <= $1 THEN due_at END) AS oldest
-         FROM deliveries WHERE state IN ('queued', 'retry_wait', 'in_flight')
-         GROUP BY app, channel",
+        "SELECT deliveries.app AS app, deliveries.channel AS channel, COUNT(*) AS pending,
+                CAST(COALESCE(SUM(CASE WHEN deliveries.due_at <= $1 THEN 1 ELSE 0 END), 0)
+                     AS BIGINT) AS due,
+                MIN(CASE WHEN deliveries.due_at <= $1 THEN deliveries.due_at END) AS oldest
+         FROM apps CROSS JOIN deliveries
+         WHERE deliveries.app = apps.name
+           AND deliveries.state IN ('queued', 'retry_wait', 'in_flight')
+         GROUP BY deliveries.app, deliveries.channel",
     )
     .bind(ms(now))
     .fetch_all(exec)
