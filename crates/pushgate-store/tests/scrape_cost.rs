@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use pushgate_proto::outcome::Outcome;
 use pushgate_store::{
-    Completion, EventKind, NewDevice, NewMessage, PostgresStore, SqliteStore,
-    Store, Targets,
+    Completion, EventKind, NewDevice, NewMessage, PostgresStore, SqliteStore, Store, Targets,
 };
 use pushgate_testkit::postgres::fresh_schema;
 use sqlx::{AssertSqlSafe, PgPool, Row, SqlitePool};
@@ -168,41 +167,32 @@ impl Raw {
         .unwrap();
     }
 
-    /// Rows of text columns and one count, by plain SQL.
+    /// Rows of text and integer columns (integers as text), sorted, by plain SQL.
     async fn rows(&self, sql: String) -> Vec<Vec<String>> {
-        let rows: Vec<Vec<String>> = match self {
-            Raw::Sqlite(p) => sqlx::query(AssertSqlSafe(sql))
-                .fetch_all(p)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| {
-                            r.try_get::<String, _>(i)
-                                .or_else(|_| r.try_get::<i64, _>(i).map(|n| n.to_string()))
-                                .unwrap()
-                        })
-                        .collect()
-                })
-                .collect(),
-            Raw::Pg(p) => sqlx::query(AssertSqlSafe(sql))
-                .fetch_all(p)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| {
-                            r.try_get::<String, _>(i)
-                                .or_else(|_| r.try_get::<i64, _>(i).map(|n| n.to_string()))
-                                .unwrap()
-                        })
-                        .collect()
-                })
-                .collect(),
+        /// Each column as text, whatever the backend's row type.
+        macro_rules! as_text {
+            ($pool:expr) => {
+                sqlx::query(AssertSqlSafe(sql))
+                    .fetch_all($pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| {
+                                r.try_get::<String, _>(i)
+                                    .or_else(|_| r.try_get::<i64, _>(i).map(|n| n.to_string()))
+                                    .unwrap()
+                            })
+                            .collect::<Vec<String>>()
+                    })
+                    .collect::<Vec<_>>()
+            };
+        }
+        let mut rows = match self {
+            Raw::Sqlite(p) => as_text!(p),
+            Raw::Pg(p) => as_text!(p),
         };
-        let mut rows = rows;
         rows.sort();
         rows
     }
@@ -452,11 +442,18 @@ async fn scrape_cost_does_not_grow(store: Arc<dyn Store>, raw: Raw) {
         sqlx::query("ANALYZE").execute(p).await.unwrap();
     }
     let (large, at_100k) = scrape(&*store).await;
-    assert_eq!(at_100k, raw.counted().await, "the counters agree with the tables");
+    assert_eq!(
+        at_100k,
+        raw.counted().await,
+        "the counters agree with the tables"
+    );
     let finished: i64 = at_100k.deliveries.iter().map(|d| d.3).sum();
     assert_eq!(finished, 100_000);
     assert!(at_100k.backlog > 100_000);
-    assert_eq!(large, small, "a scrape runs the same statements at both sizes");
+    assert_eq!(
+        large, small,
+        "a scrape runs the same statements at both sizes"
+    );
     assert!(
         large.len() >= 5,
         "every read of the scrape was recorded: {large:#?}"
@@ -486,16 +483,86 @@ async fn scrape_cost_does_not_grow(store: Arc<dyn Store>, raw: Raw) {
     assert!(raw.counted().await.deliveries.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_scrape_costs_the_same_at_10_and_100k_finished_deliveries() {
+/// The migration fills the counters once from the rows already stored: undone on a database
+/// with history (its tables, triggers and record dropped), it runs again when the store opens.
+async fn migration_fills_counters_from_history<F>(raw: Raw, open: impl Fn() -> F)
+where
+    F: std::future::Future<Output = Arc<dyn Store>>,
+{
+    let store = open().await;
+    real_traffic(&*store).await;
+    raw.add_finished(0, 1_000).await;
+    raw.add_events(500).await;
+    let undo = match raw {
+        Raw::Sqlite(_) => {
+            "DROP TRIGGER deliveries_count_settled; DROP TRIGGER deliveries_count_settled_insert;
+             DROP TRIGGER events_count; DROP TABLE delivery_counts; DROP TABLE event_counts;"
+        }
+        Raw::Pg(_) => {
+            "DROP FUNCTION pushgate_count_settled_updates, pushgate_count_settled_inserts,
+                           pushgate_count_events CASCADE;
+             DROP TABLE delivery_counts; DROP TABLE event_counts;"
+        }
+    };
+    raw.exec(format!(
+        "{undo} DELETE FROM schema_migrations WHERE name = 'counters';"
+    ))
+    .await;
+    store.close().await;
+    // History written while no counter was kept.
+    raw.add_finished(1_000, 3_000).await;
+    raw.add_events(700).await;
+    let store = open().await;
+    let counted = raw.counted().await;
+    let (_, figures) = scrape(&*store).await;
+    assert_eq!(figures.deliveries, counted.deliveries);
+    assert_eq!(figures.events, counted.events);
+    let finished: i64 = figures.deliveries.iter().map(|d| d.3).sum();
+    assert_eq!(finished, 3 + 3_000);
+    let (applied, latest) = store.schema_version().await.unwrap();
+    assert_eq!(applied, latest);
+}
+
+/// A fresh SQLite file: its path and a pool beside the store's.
+async fn sqlite_file() -> (String, Raw, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("pushgate-scrape-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("store.db").to_string_lossy().into_owned();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    // The store creates the file and its schema first.
+    SqliteStore::open(&path).await.unwrap().close().await;
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&path)
         .busy_timeout(Duration::from_secs(30));
     let raw = Raw::Sqlite(SqlitePool::connect_with(options).await.unwrap());
+    (path, raw, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migration_fills_counters_from_history() {
+    let _turn = TURN.lock().await;
+    let (path, raw, dir) = sqlite_file().await;
+    let open = || async { Arc::new(SqliteStore::open(&path).await.unwrap()) as Arc<dyn Store> };
+    migration_fills_counters_from_history(raw, open).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_fills_counters_from_history() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let url = schema.url().to_string();
+    PostgresStore::open(&url).await.unwrap();
+    let raw = Raw::Pg(PgPool::connect(&url).await.unwrap());
+    let open = || async { Arc::new(PostgresStore::open(&url).await.unwrap()) as Arc<dyn Store> };
+    migration_fills_counters_from_history(raw, open).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_scrape_costs_the_same_at_10_and_100k_finished_deliveries() {
+    let (path, raw, dir) = sqlite_file().await;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
     scrape_cost_does_not_grow(store, raw).await;
     let _ = std::fs::remove_dir_all(dir);
 }
