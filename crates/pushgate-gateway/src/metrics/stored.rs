@@ -202,3 +202,51 @@ impl StoredMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(sent: u64, rotated: u64) -> Snapshot {
+        Snapshot {
+            now: OffsetDateTime::UNIX_EPOCH,
+            deliveries: vec![("a".into(), "c".into(), DeliveryState::Sent, sent)],
+            events: vec![("a".into(), EventKind::TokenRotated, rotated)],
+            queues: Vec::new(),
+            hooks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn counters_show_the_database_totals_however_often_scraped() {
+        let mut registry = Registry::with_prefix("pushgate");
+        let m = StoredMetrics::register(&mut registry);
+        let configured = [("a".to_string(), vec!["c".to_string()])];
+        for (sent, rotated) in [(5, 1), (5, 1), (9, 2)] {
+            m.apply(snapshot(sent, rotated), &configured);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(out.contains("# TYPE pushgate_deliveries counter"), "{out}");
+        assert!(
+            out.contains(r#"pushgate_deliveries_total{app="a",channel="c",state="sent"} 9"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"pushgate_events_total{app="a",kind="token_rotated"} 2"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"pushgate_token_rotations_total{app="a"} 2"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"pushgate_device_invalidations_total{app="a"} 0"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"pushgate_queue_pending{app="a",channel="c"} 0"#),
+            "{out}"
+        );
+    }
+}
