@@ -30,16 +30,11 @@ INSERT INTO event_counts (app, kind, n)
     SELECT app, kind, COUNT(*) FROM events GROUP BY app, kind;
 
 -- One upsert per delivery when it settles (never on claims or retries), on a table of a few
--- rows that stays in the page cache.
+-- rows that stays in the page cache. Deliveries stored already settled (a named device that
+-- cannot be sent to) are counted by the message's insert, once per message, so that the
+-- insert of a large fan-out pays no trigger per row.
 CREATE TRIGGER deliveries_count_settled AFTER UPDATE OF state ON deliveries
     WHEN old.state <> new.state AND new.state IN ('sent', 'failed', 'token_dead', 'expired')
-BEGIN
-    INSERT INTO delivery_counts (app, channel, state, n) VALUES (new.app, new.channel, new.state, 1)
-        ON CONFLICT (app, channel, state) DO UPDATE SET n = n + 1;
-END;
-
-CREATE TRIGGER deliveries_count_settled_insert AFTER INSERT ON deliveries
-    WHEN new.state IN ('sent', 'failed', 'token_dead', 'expired')
 BEGIN
     INSERT INTO delivery_counts (app, channel, state, n) VALUES (new.app, new.channel, new.state, 1)
         ON CONFLICT (app, channel, state) DO UPDATE SET n = n + 1;
