@@ -132,6 +132,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     for wanted in [
         "pushgate_provider_outcomes_total",
         "pushgate_provider_request_duration_seconds_bucket",
+        "pushgate_deliveries_total",
         "pushgate_queue_pending",
         "pushgate_queue_oldest_due_age_seconds",
         "pushgate_webhook_backlog_events",

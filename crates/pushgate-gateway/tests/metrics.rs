@@ -121,7 +121,8 @@ async fn metrics_parse_and_agree_with_the_database() {
     );
     let samples = parse(&a.text);
 
-    // Deliveries by state agree with the messages' own counts.
+    // Deliveries by final state (counters the database keeps) agree with the messages' own
+    // counts: every delivery has settled.
     let mut by_state: HashMap<String, f64> = HashMap::new();
     let mut attempts = 0.0;
     for id in &ids {
@@ -139,12 +140,29 @@ async fn metrics_parse_and_agree_with_the_database() {
     for (state, n) in &by_state {
         let got = sum(
             &samples,
-            "pushgate_deliveries",
+            "pushgate_deliveries_total",
             &[("app", APP), ("channel", "legacy"), ("state", state)],
         );
         assert_eq!(got, *n, "deliveries in state {state}");
     }
     assert_eq!(by_state.get("sent").copied(), Some(12.0), "{by_state:?}");
+    let settled: f64 = by_state.values().sum();
+    assert_eq!(
+        sum(&samples, "pushgate_deliveries_total", &[("app", APP)]),
+        settled
+    );
+    // Totals kept by the database are exported as counters.
+    for family in [
+        "pushgate_deliveries",
+        "pushgate_events",
+        "pushgate_token_rotations",
+        "pushgate_device_invalidations",
+    ] {
+        assert!(
+            a.text.contains(&format!("# TYPE {family} counter")),
+            "{family} is a counter"
+        );
+    }
     // Every provider answer was counted once per token, with its outcome and reason.
     let answers = sum(
         &samples,
@@ -175,13 +193,13 @@ async fn metrics_parse_and_agree_with_the_database() {
     let events: Vec<Value> = events.body["events"].as_array().unwrap().clone();
     let count = |t: &str| events.iter().filter(|e| e["type"] == t).count() as f64;
     assert_eq!(
-        sum(&samples, "pushgate_token_rotations_stored", &[("app", APP)]),
+        sum(&samples, "pushgate_token_rotations_total", &[("app", APP)]),
         count("token_rotated")
     );
     assert_eq!(
         sum(
             &samples,
-            "pushgate_device_invalidations_stored",
+            "pushgate_device_invalidations_total",
             &[("app", APP)]
         ),
         count("device_invalidated")
@@ -192,8 +210,8 @@ async fn metrics_parse_and_agree_with_the_database() {
         assert_eq!(
             sum(
                 &samples,
-                "pushgate_events_stored",
-                &[("app", APP), ("type", t)]
+                "pushgate_events_total",
+                &[("app", APP), ("kind", t)]
             ),
             count(t),
             "{t}"

@@ -251,13 +251,17 @@ pub trait Store: Send + Sync {
     /// The app's webhook cursor, if it has one.
     async fn webhook_state(&self, app: &str) -> Result<Option<WebhookState>>;
 
-    /// Deliveries per app, channel and state (for metrics).
+    /// Deliveries that ever reached each final state (sent, failed, token dead, expired), per
+    /// app and channel: totals kept by the database as deliveries settle, never lowered when
+    /// old rows are deleted (for metrics counters, at a cost independent of history).
     async fn delivery_counts(&self) -> Result<Vec<(String, String, DeliveryState, u64)>>;
 
-    /// Events per app and kind (for metrics).
+    /// Events ever written, per app and kind: totals kept as events are written, never
+    /// lowered when old events are deleted (for metrics counters).
     async fn event_counts(&self) -> Result<Vec<(String, EventKind, u64)>>;
 
-    /// Pending and due work per app and channel.
+    /// Pending and due work per app and channel, read through the index of active deliveries
+    /// (its cost follows the queue, not the history).
     async fn queue_by_channel(&self, now: OffsetDateTime) -> Result<Vec<ChannelQueue>>;
 
     /// Records that gateway instance `instance` is alive at `now`, forgets instances not seen

@@ -1,29 +1,32 @@
 //! `/metrics`: what an operator paged at night needs, in the Prometheus/OpenMetrics text
 //! format. Latencies are measured in process (provider requests by app, channel, outcome and
-//! reason; API requests by route and status); counts of what is stored (deliveries by state,
-//! queue depth and age, events, webhook backlog) are read from the database at scrape time,
-//! so they always agree with it, whichever gateway process did the work.
+//! reason; API requests by route and status). What is stored is read from the database at
+//! scrape time ([`stored`]), so every instance sharing it reports the same figures, at a cost
+//! that does not grow with history: deliveries by final state
+//! (`pushgate_deliveries_total{app,channel,state}`), events by kind
+//! (`pushgate_events_total{app,kind}`), token rotations and device invalidations are totals the
+//! database keeps as the writes happen, exported as counters that deleting old rows never
+//! lowers; the queue's depth and due age (`pushgate_queue_*`, the active states: queued,
+//! waiting to retry, in flight) and the webhook backlog are gauges read through indexes.
 
 mod http;
 mod instance;
+mod stored;
 
 pub use instance::InstanceMetrics;
 
 pub mod activity;
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use pushgate_proto::Outcome;
 use pushgate_store::{EventKind, Store};
-use time::OffsetDateTime;
 
 pub use http::track as track_http;
 
@@ -83,16 +86,8 @@ pub struct AppLabels {
 pub struct EventLabels {
     /// The app.
     pub app: String,
-    /// The event type.
-    #[prometheus(flatten)]
-    pub kind: KindLabel,
-}
-
-/// The event type label (`type` is a keyword, hence the wrapper).
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    /// The event type.
-    pub r#type: String,
+    /// The event kind (`token_rotated`, `delivery_failed`, ...).
+    pub kind: String,
 }
 
 /// Labels of upstream counts.
@@ -120,15 +115,7 @@ pub struct Metrics {
     provider_outcomes: Family<OutcomeLabels, Counter>,
     http_latency: HistogramFamily<HttpLabels>,
     upstream: Family<UpstreamLabels, Counter>,
-    deliveries: Family<StateLabels, Gauge>,
-    queue_pending: Family<ChannelLabels, Gauge>,
-    queue_due: Family<ChannelLabels, Gauge>,
-    queue_oldest_age: Family<ChannelLabels, Gauge<f64, AtomicU64>>,
-    events: Family<EventLabels, Gauge>,
-    rotations: Family<AppLabels, Gauge>,
-    invalidations: Family<AppLabels, Gauge>,
-    webhook_backlog: Family<AppLabels, Gauge>,
-    webhook_failures: Family<AppLabels, Gauge>,
+    stored: stored::StoredMetrics,
     /// This instance and its peers.
     pub instance: InstanceMetrics,
     scrape: Mutex<()>,
@@ -189,60 +176,7 @@ impl Metrics {
             "Upstream messages and receipts received from CCS and recorded",
             upstream.clone(),
         );
-        let deliveries = Family::<StateLabels, Gauge>::default();
-        registry.register(
-            "deliveries",
-            "Stored deliveries by state (final states: sent, failed, token_dead, expired)",
-            deliveries.clone(),
-        );
-        let queue_pending = Family::<ChannelLabels, Gauge>::default();
-        registry.register(
-            "queue_pending",
-            "Deliveries queued, waiting to retry or in flight",
-            queue_pending.clone(),
-        );
-        let queue_due = Family::<ChannelLabels, Gauge>::default();
-        registry.register(
-            "queue_due",
-            "Deliveries that may be sent now",
-            queue_due.clone(),
-        );
-        let queue_oldest_age = Family::<ChannelLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register(
-            "queue_oldest_due_age_seconds",
-            "How long the oldest due delivery has been due",
-            queue_oldest_age.clone(),
-        );
-        let events = Family::<EventLabels, Gauge>::default();
-        registry.register(
-            "events_stored",
-            "Events in the log, by app and type",
-            events.clone(),
-        );
-        let rotations = Family::<AppLabels, Gauge>::default();
-        registry.register(
-            "token_rotations_stored",
-            "Token rotations (canonical ids) recorded",
-            rotations.clone(),
-        );
-        let invalidations = Family::<AppLabels, Gauge>::default();
-        registry.register(
-            "device_invalidations_stored",
-            "Devices invalidated because the provider said their token is dead",
-            invalidations.clone(),
-        );
-        let webhook_backlog = Family::<AppLabels, Gauge>::default();
-        registry.register(
-            "webhook_backlog_events",
-            "Events the app's webhook has not delivered yet",
-            webhook_backlog.clone(),
-        );
-        let webhook_failures = Family::<AppLabels, Gauge>::default();
-        registry.register(
-            "webhook_failed_attempts",
-            "Failed webhook attempts in a row",
-            webhook_failures.clone(),
-        );
+        let stored = stored::StoredMetrics::register(&mut registry);
         let instance = InstanceMetrics::register(&mut registry);
         Self {
             registry,
@@ -251,15 +185,7 @@ impl Metrics {
             provider_outcomes,
             http_latency,
             upstream,
-            deliveries,
-            queue_pending,
-            queue_due,
-            queue_oldest_age,
-            events,
-            rotations,
-            invalidations,
-            webhook_backlog,
-            webhook_failures,
+            stored,
             scrape: Mutex::new(()),
             activity: activity::Activity::default(),
         }
@@ -309,110 +235,19 @@ impl Metrics {
             .inc();
     }
 
-    /// Refreshes the stored counts from the database and renders everything. Every
-    /// configured app and channel (`configured`: each app with its channels) has its queue and
-    /// registry series, at zero when empty, so dashboards never see them vanish.
+    /// Reads the stored figures from the database and renders everything. Every configured
+    /// app and channel (`configured`: each app with its channels) has its queue and registry
+    /// series, at zero when empty, so dashboards never see them vanish.
     pub async fn render(
         &self,
         store: &dyn Store,
         webhook_apps: &[String],
         configured: &[(String, Vec<String>)],
     ) -> Result<String, String> {
-        let now = OffsetDateTime::now_utc();
-        let counts = store.delivery_counts().await.map_err(|e| e.to_string())?;
-        let queues = store
-            .queue_by_channel(now)
-            .await
-            .map_err(|e| e.to_string())?;
-        let events = store.event_counts().await.map_err(|e| e.to_string())?;
-        let mut hooks = Vec::new();
-        for app in webhook_apps {
-            if let Some(state) = store.webhook_state(app).await.map_err(|e| e.to_string())? {
-                let backlog = store
-                    .count_events_after(app, state.delivered_seq)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                hooks.push((app.clone(), backlog, state.attempts));
-            }
-        }
-        // One scrape at a time: the families are cleared and refilled.
+        let snapshot = stored::Snapshot::read(store, webhook_apps).await?;
+        // One scrape at a time: the gauge families are cleared and refilled.
         let _one = self.scrape.lock();
-        self.deliveries.clear();
-        for (app, channel, state, n) in counts {
-            self.deliveries
-                .get_or_create(&StateLabels {
-                    app,
-                    channel,
-                    state: state.as_str().to_string(),
-                })
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-        self.queue_pending.clear();
-        self.queue_due.clear();
-        self.queue_oldest_age.clear();
-        for q in queues {
-            let labels = ChannelLabels {
-                app: q.app,
-                channel: q.channel,
-            };
-            self.queue_pending
-                .get_or_create(&labels)
-                .set(i64::try_from(q.stats.pending).unwrap_or(i64::MAX));
-            self.queue_due
-                .get_or_create(&labels)
-                .set(i64::try_from(q.stats.due).unwrap_or(i64::MAX));
-            let age = q
-                .stats
-                .oldest_due
-                .map(|t| (now - t).as_seconds_f64().max(0.0))
-                .unwrap_or(0.0);
-            self.queue_oldest_age.get_or_create(&labels).set(age);
-        }
-        for (app, channels) in configured {
-            for channel in channels {
-                let labels = ChannelLabels {
-                    app: app.clone(),
-                    channel: channel.clone(),
-                };
-                let _ = self.queue_pending.get_or_create(&labels);
-                let _ = self.queue_due.get_or_create(&labels);
-                let _ = self.queue_oldest_age.get_or_create(&labels);
-            }
-        }
-        self.events.clear();
-        self.rotations.clear();
-        self.invalidations.clear();
-        for (app, kind, n) in events {
-            let n = i64::try_from(n).unwrap_or(i64::MAX);
-            let labels = AppLabels { app: app.clone() };
-            match kind {
-                EventKind::TokenRotated => self.rotations.get_or_create(&labels).set(n),
-                EventKind::DeviceInvalidated => self.invalidations.get_or_create(&labels).set(n),
-                _ => 0,
-            };
-            self.events
-                .get_or_create(&EventLabels {
-                    app,
-                    kind: KindLabel {
-                        r#type: kind.as_str().to_string(),
-                    },
-                })
-                .set(n);
-        }
-        for (app, _) in configured {
-            let labels = AppLabels { app: app.clone() };
-            let _ = self.rotations.get_or_create(&labels);
-            let _ = self.invalidations.get_or_create(&labels);
-        }
-        self.webhook_backlog.clear();
-        self.webhook_failures.clear();
-        for (app, backlog, attempts) in hooks {
-            let labels = AppLabels { app };
-            self.webhook_backlog
-                .get_or_create(&labels)
-                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
-            self.webhook_failures.get_or_create(&labels).set(attempts);
-        }
+        self.stored.apply(snapshot, configured);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .map_err(|e| e.to_string())?;

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "instances",
         include_str!("migrations/0003_instances.sql"),
     ),
+    (4, "counters", include_str!("migrations/0004_counters.sql")),
     (
         5,
         "retention",

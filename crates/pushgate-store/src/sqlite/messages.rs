@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::rows::{self, count, message_columns, ms};
 use super::targets::{has_audience, json_list, push_audience};
-use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
+use crate::model::{DeliveryState, InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::{Result, StoreError};
 
 /// Column list of every `INSERT INTO deliveries` here.
@@ -75,6 +75,13 @@ async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertO
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
+    if counted.iter().any(|(state, _)| {
+        state
+            .parse::<DeliveryState>()
+            .is_ok_and(DeliveryState::is_final)
+    }) {
+        count_settled_at_insert(&mut *conn, id).await?;
+    }
     let n: i64 = counted.iter().map(|(_, n)| n).sum();
     let q: i64 = counted
         .iter()
@@ -94,6 +101,22 @@ async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertO
         duplicate: false,
         same_request: true,
     })
+}
+
+/// Adds the message's deliveries stored already settled to the kept totals (those settled
+/// later are counted by the `deliveries_count_settled` trigger).
+async fn count_settled_at_insert(conn: &mut SqliteConnection, id: Uuid) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_counts (app, channel, state, n)
+         SELECT app, channel, state, COUNT(*) FROM deliveries
+         WHERE message_id = $1 AND state IN ('sent', 'failed', 'token_dead', 'expired')
+         GROUP BY app, channel, state
+         ON CONFLICT (app, channel, state) DO UPDATE SET n = n + excluded.n",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Pushes `SELECT $message, $app, ` with the values every delivery insert starts with.

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "write_path",
         include_str!("migrations/0004_write_path.sql"),
     ),
+    (5, "counters", include_str!("migrations/0005_counters.sql")),
     (
         6,
         "retention",

@@ -8,14 +8,14 @@ use crate::Result;
 use crate::model::{ChannelQueue, DeliveryState, EventKind};
 use crate::stored::stats as shared;
 
-/// Deliveries per app, channel and state.
+/// Deliveries that ever reached each final state, per app and channel (kept counters).
 pub(super) async fn delivery_counts(
     conn: &mut SqliteConnection,
 ) -> Result<Vec<(String, String, DeliveryState, u64)>> {
     shared::delivery_counts(conn).await
 }
 
-/// Events per app and kind.
+/// Events ever written, per app and kind (kept counters).
 pub(super) async fn event_counts(
     conn: &mut SqliteConnection,
 ) -> Result<Vec<(String, EventKind, u64)>> {

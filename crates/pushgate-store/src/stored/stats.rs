@@ -1,6 +1,11 @@
-//! Counts for metrics and readiness, read straight from the tables so that they always agree
-//! with what is stored: the same SQL and decoding on every backend, run on the caller's
-//! connection.
+//! Counts for metrics and readiness at a cost that does not grow with history: the same SQL
+//! and decoding on every backend, run on the caller's connection.
+//!
+//! Totals (deliveries that reached each final state, events written per kind) are counters
+//! the database keeps as the writes happen (triggers of the `counters` migration) and never
+//! decrements, so deleting old rows leaves them unchanged; the queue's depth and due age are
+//! read through the partial index on active deliveries (`deliveries_due`), which holds only
+//! queued, waiting and in-flight rows however many finished ones are stored.
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use time::OffsetDateTime;
@@ -10,7 +15,8 @@ use super::{count, from_ms, ms};
 use crate::Result;
 use crate::model::{ChannelQueue, DeliveryState, EventKind, QueueStats};
 
-/// Deliveries per app, channel and state.
+/// Deliveries that ever reached each final state, per app and channel (the kept counters;
+/// PostgreSQL splits each in slots, added up here).
 pub(crate) async fn delivery_counts<'c, DB, E>(
     exec: E,
 ) -> Result<Vec<(String, String, DeliveryState, u64)>>
@@ -21,7 +27,8 @@ where
     E: Executor<'c, Database = DB>,
 {
     let rows = sqlx::query::<DB>(
-        "SELECT app, channel, state, COUNT(*) AS n FROM deliveries GROUP BY app, channel, state",
+        "SELECT app, channel, state, CAST(SUM(n) AS BIGINT) AS n FROM delivery_counts
+         GROUP BY app, channel, state",
     )
     .fetch_all(exec)
     .await?;
@@ -37,7 +44,7 @@ where
         .collect()
 }
 
-/// Events per app and kind.
+/// Events ever written per app and kind (the kept counters).
 pub(crate) async fn event_counts<'c, DB, E>(exec: E) -> Result<Vec<(String, EventKind, u64)>>
 where
     DB: Database,
@@ -45,7 +52,7 @@ where
     DB::Arguments: IntoArguments<DB>,
     E: Executor<'c, Database = DB>,
 {
-    let rows = sqlx::query::<DB>("SELECT app, kind, COUNT(*) AS n FROM events GROUP BY app, kind")
+    let rows = sqlx::query::<DB>("SELECT app, kind, n FROM event_counts")
         .fetch_all(exec)
         .await?;
     rows.iter()
@@ -53,7 +60,9 @@ where
         .collect()
 }
 
-/// Pending and due work per app and channel.
+/// Pending and due work per app and channel, from the partial index on active deliveries:
+/// one index search per app (every delivery belongs to a stored app; the `CROSS JOIN` makes
+/// SQLite walk the few apps first), so finished deliveries are never read.
 pub(crate) async fn queue_by_channel<'c, DB, E>(
     exec: E,
     now: OffsetDateTime,
@@ -66,11 +75,14 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     let rows = sqlx::query::<DB>(
-        "SELECT app, channel, COUNT(*) AS pending,
-                CAST(COALESCE(SUM(CASE WHEN due_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS due,
-                MIN(CASE WHEN due_at <= $1 THEN due_at END) AS oldest
-         FROM deliveries WHERE state IN ('queued', 'retry_wait', 'in_flight')
-         GROUP BY app, channel",
+        "SELECT deliveries.app AS app, deliveries.channel AS channel, COUNT(*) AS pending,
+                CAST(COALESCE(SUM(CASE WHEN deliveries.due_at <= $1 THEN 1 ELSE 0 END), 0)
+                     AS BIGINT) AS due,
+                MIN(CASE WHEN deliveries.due_at <= $1 THEN deliveries.due_at END) AS oldest
+         FROM apps CROSS JOIN deliveries
+         WHERE deliveries.app = apps.name
+           AND deliveries.state IN ('queued', 'retry_wait', 'in_flight')
+         GROUP BY deliveries.app, deliveries.channel",
     )
     .bind(ms(now))
     .fetch_all(exec)
