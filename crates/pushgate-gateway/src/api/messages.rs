@@ -223,19 +223,33 @@ pub async fn get(
 }
 
 /// The answer for a message id that is not stored: `expired_from_history` when retention
-/// deleted the app's messages up to a time at or after the id's own (a UUIDv7 carries the
-/// millisecond it was made, just before its message was accepted), else plain `not_found`.
+/// deleted it ([`expired_explanation`]), else plain `not_found`.
 async fn missing(state: &AppState, app: &str, id: Uuid, text: &str) -> ApiResult<ApiError> {
-    let not_found = ApiError::not_found(format!("no message {text:?}"));
+    Ok(match expired_explanation(state, app, id, text).await? {
+        Some(why) => ApiError::new(StatusCode::NOT_FOUND, EXPIRED_FROM_HISTORY, why),
+        None => ApiError::not_found(format!("no message {text:?}")),
+    })
+}
+
+/// Why message `id` (shown as `text`) of `app` is not stored, when retention deleted it: the
+/// app's messages were deleted up to a time at or after the id's own (a UUIDv7 carries the
+/// millisecond it was made, just before its message was accepted). `None` for an id that
+/// retention cannot have deleted. The API and the console both say it.
+pub(crate) async fn expired_explanation(
+    state: &AppState,
+    app: &str,
+    id: Uuid,
+    text: &str,
+) -> Result<Option<String>, pushgate_store::StoreError> {
     let Some((secs, nanos)) = id.get_timestamp().map(|t| t.to_unix()) else {
-        return Ok(not_found);
+        return Ok(None);
     };
     let Some(horizon) = state.store.purged_through(app).await? else {
-        return Ok(not_found);
+        return Ok(None);
     };
     let made = i128::from(secs) * 1000 + i128::from(nanos / 1_000_000);
     if made > horizon.unix_timestamp_nanos() / 1_000_000 {
-        return Ok(not_found);
+        return Ok(None);
     }
     let limit = state
         .retention
@@ -243,14 +257,9 @@ async fn missing(state: &AppState, app: &str, id: Uuid, text: &str) -> ApiResult
         .messages
         .map(|d| format!(" ({})", crate::config::limit_words(Some(d))))
         .unwrap_or_default();
-    Ok(ApiError::new(
-        StatusCode::NOT_FOUND,
-        EXPIRED_FROM_HISTORY,
-        format!(
-            "message {text:?} is older than the app's retention{limit} and was deleted from \
-             history"
-        ),
-    ))
+    Ok(Some(format!(
+        "message {text:?} is older than the app's retention{limit} and was deleted from history"
+    )))
 }
 
 /// `GET /v1/apps/{app}/messages/{id}`: the same, with the app checked first.

@@ -65,12 +65,20 @@ pub async fn show(
     let app = viewer.app(&state, &app)?;
     let not_found = || ConsoleError::not_found(format!("no message {id:?} in app {:?}", app.name));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let message = state
+    let Some(message) = state
         .store
         .get_message(uuid)
         .await?
         .filter(|m| m.app == app.name)
-        .ok_or_else(not_found)?;
+    else {
+        // Say so when retention deleted it, as the API does.
+        return Err(
+            match crate::api::messages::expired_explanation(&state, &app.name, uuid, &id).await? {
+                Some(why) => ConsoleError::not_found(why),
+                None => not_found(),
+            },
+        );
+    };
     let summary = state.store.message_summary(uuid).await?;
     let page = state.store.list_deliveries(uuid, q.cursor, PAGE).await?;
     let done = summary.iter().all(|(s, _)| s.is_final());

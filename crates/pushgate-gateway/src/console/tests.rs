@@ -682,3 +682,44 @@ async fn the_overview_shows_channel_health_and_credentials_by_reference_only() {
         "the credential itself is never shown"
     );
 }
+
+#[tokio::test]
+async fn a_message_deleted_by_retention_says_so_instead_of_not_found() {
+    let f = fixture(false).await;
+    let (session, _) = f.sign_in(KEY_A).await;
+    let token = f.get("/admin/apps/a/send", &session).await.csrf_field();
+    // To every device of an app that has none: accepted with no delivery, so finished at once.
+    let sent = f
+        .post(
+            "/admin/apps/a/send",
+            &session,
+            &[("csrf", &token), ("kind", "all"), ("title", "gone soon")],
+        )
+        .await;
+    let href = sent.location().to_string();
+    assert!(href.starts_with("/admin/apps/a/messages/"), "{href}");
+    assert_eq!(f.get(&href, &session).await.status, StatusCode::OK);
+
+    let limits = pushgate_store::PurgeLimits {
+        messages: Some(std::time::Duration::ZERO),
+        events: None,
+        invalid_devices: None,
+        batch: 100,
+    };
+    let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let purged = f.state.store.purge("a", &limits, later).await.unwrap();
+    assert_eq!(purged.messages, 1, "{purged:?}");
+
+    let page = f.get(&href, &session).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        unescape(&page.body).contains("deleted from history"),
+        "{}",
+        page.body
+    );
+    // An id retention cannot have deleted is still plainly unknown.
+    let unknown = format!("/admin/apps/a/messages/{}", uuid::Uuid::now_v7());
+    let page = f.get(&unknown, &session).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(!page.body.contains("deleted from history"), "{}", page.body);
+}
