@@ -248,3 +248,57 @@ async fn a_device_registered_again_while_its_purge_waits_for_it_is_kept() {
         .expect("the device is kept");
     assert_eq!(d.state, DeviceState::Active);
 }
+
+/// Messages stored at the same time share transactions (one flushed commit for many), and a
+/// message that fails in a shared transaction fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_messages_share_commits_and_fail_alone() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let store = PostgresStore::open(schema.url()).await.unwrap();
+    store.upsert_app("app", true).await.unwrap();
+    let batch: Vec<_> = (0..64)
+        .map(|i| dev(&format!("d{i}"), &format!("t{i}")))
+        .collect();
+    store.put_devices("app", batch, t0()).await.unwrap();
+    let before = store.message_commits();
+    let sends = (0..64).map(|i| {
+        let mut m = msg(600);
+        m.id = uuid::Uuid::now_v7();
+        // Message 7 names an app that does not exist: it must fail without the others.
+        if i == 7 {
+            m.app = "nope".into();
+        }
+        let targets = Targets {
+            device_ids: vec![format!("d{i}")],
+            ..Default::default()
+        };
+        let store = &store;
+        async move { (m.id, store.insert_message(m, &targets).await) }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let commits = store.message_commits() - before;
+    let mut stored = 0;
+    for (i, (id, result)) in results.into_iter().enumerate() {
+        if i == 7 {
+            assert!(result.is_err(), "message {i}: {result:?}");
+            assert!(store.get_message(id).await.unwrap().is_none());
+            continue;
+        }
+        let out = result.unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(out.queued, 1, "message {i}");
+        // Each 202 follows a commit: the message is there for any other connection.
+        assert!(
+            store.get_message(id).await.unwrap().is_some(),
+            "message {i}"
+        );
+        stored += 1;
+    }
+    assert_eq!(stored, 63);
+    assert!(
+        commits < 32,
+        "{commits} commits for 64 concurrent messages: they should share transactions"
+    );
+    store.close().await;
+}
