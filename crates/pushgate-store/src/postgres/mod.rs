@@ -12,7 +12,6 @@
 //! decisions, event JSON) are the shared [`crate::rules`]; stored values and row decoding are
 //! the shared [`crate::stored`].
 
-mod batch;
 mod c2dm_flow;
 mod claims;
 mod deliveries;
@@ -64,8 +63,6 @@ pub struct PostgresStore {
     options: PgConnectOptions,
     /// Announces committed work to the idle workers of every instance.
     announcer: notify::Announcer,
-    /// Stores new messages in shared transactions (group commit).
-    messages: batch::MessageBatcher,
 }
 
 impl PostgresStore {
@@ -91,19 +88,11 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await?;
         let announcer = notify::Announcer::start(pool.clone());
-        let messages = batch::MessageBatcher::start(pool.clone());
         Ok(PostgresStore {
             pool,
             options,
             announcer,
-            messages,
         })
-    }
-
-    /// How many transactions of new messages this handle committed so far: fewer than the
-    /// messages stored under concurrent load, since they share commits (for tests).
-    pub fn message_commits(&self) -> u64 {
-        self.messages.commits()
     }
 
     /// Applies the migrations not yet applied; returns how many this call applied (0 when the
@@ -293,9 +282,9 @@ impl Store for PostgresStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        let app = msg.app.clone();
-        let inserted = self.messages.insert(msg, targets).await?;
-        self.announcer.announce(&app, inserted.queued_channels);
+        let inserted = write_tx!(self, |tx| messages::insert_message(&mut tx, &msg, targets)
+            .await?)?;
+        self.announcer.announce(&msg.app, inserted.queued_channels);
         Ok(inserted.outcome)
     }
 
