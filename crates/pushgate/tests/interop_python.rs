@@ -8,6 +8,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use pushgate_emulator::{Emulator, EmulatorConfig};
 
@@ -15,8 +16,16 @@ fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
 }
 
-/// Returns the venv's python, running `tests/interop/setup.sh` (venv + pip install) first.
+/// Returns the venv's python, running `tests/interop/setup.sh` (venv + pip install) first,
+/// once per test process: the tests run in parallel, and two `python3 -m venv` on one
+/// directory at once fail.
 fn venv_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(set_up_venv).clone()
+}
+
+/// Runs `tests/interop/setup.sh` and returns the venv's python.
+fn set_up_venv() -> PathBuf {
     let dir = interop_dir();
     let status = Command::new("bash")
         .arg(dir.join("setup.sh"))
