@@ -91,7 +91,27 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    let done = sqlx::query::<DB>(DELETE_DELIVERIES)
+    delete_older(exec, DELETE_DELIVERIES, app, cutoff, batch).await
+}
+
+/// Runs one of the deletes that take (`$1` app, `$2` cutoff, `$3` batch); returns how many
+/// rows it deleted.
+async fn delete_older<'c, DB, E>(
+    exec: E,
+    sql: &'static str,
+    app: &str,
+    cutoff: i64,
+    batch: u32,
+) -> Result<u64>
+where
+    DB: Database,
+    DB::QueryResult: Affected,
+    DB::Arguments: IntoArguments<DB>,
+    E: Executor<'c, Database = DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let done = sqlx::query::<DB>(sql)
         .bind(app.to_string())
         .bind(cutoff)
         .bind(i64::from(batch))
@@ -213,13 +233,7 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    let done = sqlx::query::<DB>(DELETE_INVALID_DEVICES)
-        .bind(app.to_string())
-        .bind(cutoff)
-        .bind(i64::from(batch))
-        .execute(exec)
-        .await?;
-    Ok(done.affected())
+    delete_older(exec, DELETE_INVALID_DEVICES, app, cutoff, batch).await
 }
 
 /// `now - limit` as stored, saturating.

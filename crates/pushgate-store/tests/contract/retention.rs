@@ -44,6 +44,16 @@ async fn deliver_all(s: &dyn Store, app: &str, at: OffsetDateTime) -> usize {
     n
 }
 
+/// The seqs of the app's stored events, in order.
+async fn event_seqs(s: &dyn Store, app: &str) -> Vec<i64> {
+    s.events_after(app, 0, 100, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect()
+}
+
 /// Records an upstream message of `app` at `at` (an event); its seq.
 async fn event_at(s: &dyn Store, app: &str, key: &str, at: OffsetDateTime) -> i64 {
     let record = UpstreamRecord {
@@ -214,13 +224,7 @@ contract_cases! {
         let l = limits(None, Some(100), None, 100);
         let t = total(&purge_all(&*s, "app", &l, secs(1000)).await);
         assert_eq!(t.events, 3);
-        let left: Vec<i64> = s
-            .events_after("app", 0, 100, None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.seq)
-            .collect();
+        let left = event_seqs(&*s, "app").await;
         assert_eq!(left, [seqs[3], seqs[4], seqs[5], newer]);
         // Another app's events wait for their own purge.
         assert_eq!(s.events_after("other", 0, 100, None).await.unwrap().len(), 1);
@@ -230,13 +234,7 @@ contract_cases! {
         assert!(s.webhook_done("app", "me", newer, secs(20)).await.unwrap());
         let t = total(&purge_all(&*s, "app", &l, secs(1000)).await);
         assert_eq!(t.events, 3);
-        let left: Vec<i64> = s
-            .events_after("app", 0, 100, None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.seq)
-            .collect();
+        let left = event_seqs(&*s, "app").await;
         assert_eq!(left, [newer]);
         // An app without a webhook: nothing holds its events back.
         let t = total(&purge_all(&*s, "other", &l, secs(1000)).await);
