@@ -144,3 +144,120 @@ async fn a_failing_write_in_a_batch_fails_alone() {
         }
     }
 }
+
+/// What one caller of the mixed burst below sends, and so what it must be answered.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// To an active device: one queued delivery.
+    Sendable,
+    /// To a device id nobody registered: one delivery failed with `unknown_device`.
+    Unknown,
+    /// To a disabled device: one delivery failed with `device_disabled`.
+    Disabled,
+    /// A repeat of the idempotency key `k`, with the same request.
+    Repeat,
+    /// A repeat of the idempotency key `k` with another request.
+    Reused,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mixed_burst_of_single_device_messages_is_answered_as_if_each_were_alone() {
+    let store = Arc::new(SqliteStore::open(&db_path()).await.unwrap());
+    store.upsert_app("app", true).await.unwrap();
+    for (id, token) in [("on", "t-on"), ("off", "t-off")] {
+        let device = NewDevice {
+            device_id: id.into(),
+            token: token.into(),
+            ..Default::default()
+        };
+        store.put_device("app", device, t0()).await.unwrap();
+    }
+    store
+        .set_device_state(
+            "app",
+            "off",
+            pushgate_store::DeviceState::Disabled,
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
+    // The first message under the key `k` is stored before the burst, so that which of the
+    // burst's repeats comes first does not matter.
+    let mut first = message("app");
+    first.idempotency_key = Some("k".into());
+    first.request_hash = Some("h1".into());
+    let first_id = first.id;
+    let out = store.insert_message(first, &to_device("on")).await.unwrap();
+    assert!(!out.duplicate);
+
+    let kinds = [
+        Kind::Sendable,
+        Kind::Unknown,
+        Kind::Disabled,
+        Kind::Repeat,
+        Kind::Reused,
+    ];
+    let commits_before = store.commit_count();
+    let start = Arc::new(tokio::sync::Barrier::new(BURST));
+    let mut tasks = Vec::new();
+    for i in 0..BURST {
+        let (store, start) = (store.clone(), start.clone());
+        let kind = kinds[i % kinds.len()];
+        tasks.push(tokio::spawn(async move {
+            let mut m = message("app");
+            let device = match kind {
+                Kind::Sendable => "on".to_string(),
+                Kind::Unknown => format!("nobody-{i}"),
+                Kind::Disabled => "off".to_string(),
+                Kind::Repeat | Kind::Reused => "on".to_string(),
+            };
+            if let Kind::Repeat | Kind::Reused = kind {
+                m.idempotency_key = Some("k".into());
+                m.request_hash = Some(if let Kind::Repeat = kind { "h1" } else { "h2" }.into());
+            }
+            let id = m.id;
+            start.wait().await;
+            let out = store.insert_message(m, &to_device(&device)).await.unwrap();
+            (kind, id, out)
+        }));
+    }
+    for task in tasks {
+        let (kind, id, out) = task.await.unwrap();
+        match kind {
+            Kind::Repeat | Kind::Reused => {
+                assert!(out.duplicate, "{kind:?}: {out:?}");
+                assert_eq!(out.message_id, first_id, "{kind:?}");
+                assert_eq!(out.same_request, matches!(kind, Kind::Repeat), "{kind:?}");
+                assert_eq!((out.deliveries, out.queued), (1, 1), "{kind:?}");
+                assert!(store.get_message(id).await.unwrap().is_none(), "{kind:?}");
+            }
+            _ => {
+                assert!(!out.duplicate, "{kind:?}: {out:?}");
+                assert_eq!(out.message_id, id);
+                let queued = usize::from(matches!(kind, Kind::Sendable)) as u64;
+                assert_eq!((out.deliveries, out.queued), (1, queued), "{kind:?}");
+                let page = store.list_deliveries(id, None, 10).await.unwrap();
+                assert_eq!(page.items.len(), 1, "{kind:?}");
+                let d = &page.items[0];
+                let (state, error) = match kind {
+                    Kind::Sendable => (DeliveryState::Queued, None),
+                    Kind::Unknown => (DeliveryState::Failed, Some("unknown_device")),
+                    _ => (DeliveryState::Failed, Some("device_disabled")),
+                };
+                assert_eq!(
+                    (d.state, d.error_code.as_deref()),
+                    (state, error),
+                    "{kind:?}"
+                );
+                let summary = store.message_summary(id).await.unwrap();
+                assert_eq!(summary.get(&state).copied(), Some(1), "{kind:?}");
+            }
+        }
+    }
+    let commits = store.commit_count() - commits_before;
+    assert!(
+        commits < BURST as u64,
+        "{BURST} concurrent inserts took {commits} commits: none was shared"
+    );
+}

@@ -45,6 +45,11 @@ async fn insert_message_row(
     if inserted.is_some() {
         return Ok(None);
     }
+    earlier_message(conn, msg).await.map(Some)
+}
+
+/// The message stored earlier under `msg`'s idempotency key, as the answer to a repeat.
+async fn earlier_message(conn: &mut SqliteConnection, msg: &NewMessage) -> Result<InsertOutcome> {
     let row = sqlx::query(
         "SELECT id, deliveries, queued, request_hash FROM messages
          WHERE app = $1 AND idempotency_key = $2",
@@ -54,13 +59,13 @@ async fn insert_message_row(
     .fetch_one(conn)
     .await?;
     let first_hash: Option<String> = row.try_get("request_hash")?;
-    Ok(Some(InsertOutcome {
+    Ok(InsertOutcome {
         message_id: row.try_get("id")?,
         deliveries: count(row.try_get("deliveries")?),
         queued: count(row.try_get("queued")?),
         duplicate: true,
         same_request: first_hash == msg.request_hash,
-    }))
+    })
 }
 
 /// Records the counts of the message's deliveries by state (kept up to date from here on by
@@ -193,6 +198,140 @@ pub(super) async fn insert_message(
     } else {
         finish_message(conn, msg.id).await
     }
+}
+
+/// True when [`insert_batch`] can store a message with these targets: one device by id,
+/// nothing else (the usual transactional notification).
+pub(super) fn batchable(t: &Targets) -> bool {
+    t.device_ids.len() == 1
+        && t.tokens.is_empty()
+        && t.users.is_empty()
+        && t.tags.is_empty()
+        && t.topic.is_none()
+        && t.condition.is_none()
+        && !t.all
+}
+
+/// Stores many [`batchable`] messages, concurrent callers' messages of one writer cycle, with
+/// three round trips to the connection's thread whatever their number (one for the message
+/// rows, one for the deliveries, one for the counts), instead of three each; answers what
+/// [`insert_message`] would answer for each, in order. A message whose device cannot be sent
+/// to, or whose idempotency key was used before, takes [`insert_message`]'s own steps for
+/// the rest. An unknown app fails the whole batch (the writer then stores each alone).
+pub(super) async fn insert_batch(
+    conn: &mut SqliteConnection,
+    inputs: &[(NewMessage, Targets)],
+) -> Result<Vec<InsertOutcome>> {
+    if let [(msg, t)] = inputs {
+        return Ok(vec![insert_message(conn, msg, t).await?]);
+    }
+    let hex = |msg: &NewMessage| msg.id.simple().to_string();
+    let rows: Vec<serde_json::Value> = inputs
+        .iter()
+        .map(|(m, _)| {
+            serde_json::json!([
+                hex(m),
+                m.app,
+                m.payload.to_string(),
+                m.channel_override,
+                m.ttl_secs,
+                m.idempotency_key,
+                m.request_hash,
+                ms(m.created_at),
+            ])
+        })
+        .collect();
+    let inserted: HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO messages (id, app, payload, channel, ttl_secs, idempotency_key,
+                               request_hash, created_at)
+         SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3,
+                j.value ->> 4, j.value ->> 5, j.value ->> 6, j.value ->> 7
+         FROM json_each($1) j WHERE true
+         ON CONFLICT (app, idempotency_key) DO NOTHING
+         RETURNING id",
+    )
+    .bind(serde_json::Value::from(rows).to_string())
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let fresh: Vec<&(NewMessage, Targets)> = inputs
+        .iter()
+        .filter(|(m, _)| inserted.contains(&m.id))
+        .collect();
+    // The one delivery of each new message whose device can be sent to (the condition of
+    // `push_audience` for a named device); json_each drives, each device found by its key.
+    let rows: Vec<serde_json::Value> = fresh
+        .iter()
+        .map(|(m, t)| {
+            serde_json::json!([
+                hex(m),
+                m.app,
+                t.device_ids[0],
+                m.channel_override,
+                m.default_channel,
+                ms(m.created_at),
+                deadline_ms(m),
+            ])
+        })
+        .collect();
+    let queued: HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO deliveries (message_id, app, device_id, token, channel, state, error_code,
+                                 attempts, due_at, deadline, updated_at)
+         SELECT unhex(j.value ->> 0), d.app, d.device_id, d.token,
+                COALESCE(j.value ->> 3, d.channel, j.value ->> 4), 'queued', NULL, 0,
+                j.value ->> 5, j.value ->> 6, j.value ->> 5
+         FROM json_each($1) j
+         CROSS JOIN devices d ON d.app = j.value ->> 1 AND d.device_id = j.value ->> 2
+         WHERE d.state = 'active' AND d.token IS NOT NULL
+         RETURNING message_id",
+    )
+    .bind(serde_json::Value::from(rows).to_string())
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    if !queued.is_empty() {
+        // The ids are hex digits, nothing a caller wrote: both writes in one round trip.
+        let ids = serde_json::Value::from(
+            queued
+                .iter()
+                .map(|id| id.simple().to_string())
+                .collect::<Vec<_>>(),
+        );
+        let sql = format!(
+            "INSERT INTO message_state_counts (message_id, state, n)
+                 SELECT unhex(value), 'queued', 1 FROM json_each('{ids}');
+             UPDATE messages SET deliveries = 1, queued = 1
+                 WHERE id IN (SELECT unhex(value) FROM json_each('{ids}'));"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let mut unsendable = std::collections::HashMap::new();
+    for (msg, t) in &fresh {
+        if !queued.contains(&msg.id) {
+            insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
+            unsendable.insert(msg.id, finish_message(&mut *conn, msg.id).await?);
+        }
+    }
+    // Repeats last: an idempotency key may have been used by a message of this same batch.
+    let mut out = Vec::with_capacity(inputs.len());
+    for (msg, _) in inputs {
+        out.push(match unsendable.remove(&msg.id) {
+            Some(outcome) => outcome,
+            None if inserted.contains(&msg.id) => InsertOutcome {
+                message_id: msg.id,
+                deliveries: 1,
+                queued: 1,
+                duplicate: false,
+                same_request: true,
+            },
+            None => earlier_message(&mut *conn, msg).await?,
+        });
+    }
+    Ok(out)
 }
 
 /// True when the targets name devices only and each of them got a queued delivery (the

@@ -326,6 +326,18 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
+        if messages::batchable(targets) {
+            // Concurrent single-device messages are stored together (see `insert_batch`).
+            return self
+                .writer
+                .write_batched(
+                    &self.pool,
+                    "insert_message",
+                    (msg, targets.clone()),
+                    |c, inputs| Box::pin(messages::insert_batch(c, inputs)),
+                )
+                .await;
+        }
         write!(self, (msg, targets.clone()), |c, (msg, targets)| {
             messages::insert_message(c, msg, targets).await
         })

@@ -11,12 +11,20 @@
 //! one commit. If even that transaction fails (the database itself refused), each job is
 //! retried in a transaction of its own: one bad job never fails the others.
 //!
+//! Jobs of one kind that can be stored together (new single-device messages) are queued as
+//! batch jobs: a cycle merges every batch job of a kind into one, whose work stores all their
+//! inputs with a few set-based statements instead of a few statements each (each statement
+//! is a hand-off to sqlx's connection thread, which is where the CPU of a write went). If a
+//! merged batch fails, it is split again before the cycle is retried, so each input is then
+//! stored, and fails, alone.
+//!
 //! There is no writer thread to start or stop: the first caller that finds no cycle running
 //! becomes the leader and runs a cycle on a task of its own (so that a caller giving up
 //! cannot cancel the others' commit); callers arriving meanwhile queue and are served by the
 //! next cycle, so none waits longer than the cycle that was running when it came plus its
 //! own.
 
+use std::any::{Any, TypeId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,8 +47,16 @@ pub(super) type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send
 /// function so that it can run again (a cycle may run a job more than once, rolled back).
 pub(super) type Work<D, T> = for<'c> fn(&'c mut SqliteConnection, &'c D) -> JobFuture<'c, T>;
 
+/// The work of a batch job: stores every input given, in order, and answers one result per
+/// input; all or nothing (an error undoes the whole batch, which is then retried split).
+pub(super) type BatchWork<D, T> =
+    for<'c> fn(&'c mut SqliteConnection, &'c [D]) -> JobFuture<'c, Vec<T>>;
+
+/// What makes two batch jobs mergeable: their types and the name of their work.
+type BatchKind = (TypeId, &'static str);
+
 /// A queued job with its typed input and answer, seen through the cycle's untyped view.
-trait Job: Send {
+trait Job: Send + Any {
     /// Runs the job inside the cycle's transaction and keeps its result for the answer;
     /// false when it failed.
     fn run<'c>(
@@ -53,6 +69,20 @@ trait Job: Send {
     fn answer(self: Box<Self>);
     /// Sends `err` instead of a result.
     fn fail(self: Box<Self>, err: StoreError);
+    /// The callers this job answers.
+    fn size(&self) -> usize {
+        1
+    }
+    /// Which batch jobs this one can merge with; `None` for a job that runs alone.
+    fn batch_kind(&self) -> Option<BatchKind> {
+        None
+    }
+    /// Takes in another job of the same [`Job::batch_kind`].
+    fn absorb(&mut self, _other: Box<dyn Job>) {}
+    /// The job as one job per caller.
+    fn split(self: Box<Self>) -> Vec<Box<dyn Job>>;
+    /// For [`Job::absorb`]'s downcast.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
 /// A job: input, work, result once run, and the caller waiting for it.
@@ -90,6 +120,152 @@ impl<D: Send + Sync + 'static, T: Send + 'static> Job for Typed<D, T> {
     fn fail(self: Box<Self>, err: StoreError) {
         let _ = self.reply.send(Err(err));
     }
+
+    fn split(self: Box<Self>) -> Vec<Box<dyn Job>> {
+        vec![self]
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// A batch job: the inputs of every caller merged into it, their work, the results once run,
+/// and the callers waiting, in the order of the inputs.
+struct Batched<D, T> {
+    kind: &'static str,
+    inputs: Vec<D>,
+    work: BatchWork<D, T>,
+    results: Option<Result<Vec<T>>>,
+    replies: Vec<oneshot::Sender<Result<T>>>,
+}
+
+impl<D: Send + Sync + 'static, T: Send + 'static> Job for Batched<D, T> {
+    fn run<'c>(
+        &'c mut self,
+        conn: &'c mut SqliteConnection,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'c>> {
+        Box::pin(async move {
+            let out = match (self.work)(conn, &self.inputs).await {
+                Ok(out) if out.len() != self.inputs.len() => Err(StoreError::Corrupt(format!(
+                    "batch write {} answered {} results for {} inputs",
+                    self.kind,
+                    out.len(),
+                    self.inputs.len()
+                ))),
+                other => other,
+            };
+            let ok = out.is_ok();
+            self.results = Some(out);
+            ok
+        })
+    }
+
+    fn forget(&mut self) {
+        self.results = None;
+    }
+
+    fn answer(self: Box<Self>) {
+        match self.results {
+            Some(Ok(results)) => {
+                for (reply, out) in self.replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(out));
+                }
+            }
+            Some(Err(err)) => {
+                // Only a split batch (one input) is answered with its own error; a larger
+                // one that failed was split and run again before any answer.
+                let mut replies = self.replies.into_iter();
+                if let Some(first) = replies.next() {
+                    let _ = first.send(Err(err));
+                }
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Corrupt(format!(
+                        "batch write {} failed as a whole",
+                        self.kind
+                    ))));
+                }
+            }
+            None => {
+                for reply in self.replies {
+                    let _ = reply.send(Err(StoreError::Corrupt("write job never ran".into())));
+                }
+            }
+        }
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        let mut replies = self.replies.into_iter();
+        if let Some(first) = replies.next() {
+            let _ = first.send(Err(err));
+        }
+        for reply in replies {
+            let _ = reply.send(Err(StoreError::Corrupt(format!(
+                "batch write {} failed as a whole",
+                self.kind
+            ))));
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.inputs.len()
+    }
+
+    fn batch_kind(&self) -> Option<BatchKind> {
+        Some((TypeId::of::<Self>(), self.kind))
+    }
+
+    fn absorb(&mut self, other: Box<dyn Job>) {
+        // Callers check the kind first, so the downcast cannot fail; if it did, the other
+        // job's callers would get "write answer lost" rather than a wrong answer.
+        if let Ok(other) = other.into_any().downcast::<Self>() {
+            let other = *other;
+            self.inputs.extend(other.inputs);
+            self.replies.extend(other.replies);
+        }
+    }
+
+    fn split(self: Box<Self>) -> Vec<Box<dyn Job>> {
+        let (kind, work) = (self.kind, self.work);
+        self.inputs
+            .into_iter()
+            .zip(self.replies)
+            .map(|(input, reply)| {
+                Box::new(Batched {
+                    kind,
+                    inputs: vec![input],
+                    work,
+                    results: None,
+                    replies: vec![reply],
+                }) as Box<dyn Job>
+            })
+            .collect()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// Merges the batch jobs of each kind into the first of them (jobs in one cycle are
+/// concurrent, so their order within it is free).
+fn merge(jobs: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
+    let mut merged: Vec<Box<dyn Job>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Some(kind) = job.batch_kind()
+            && let Some(host) = merged.iter_mut().find(|j| j.batch_kind() == Some(kind))
+        {
+            host.absorb(job);
+            continue;
+        }
+        merged.push(job);
+    }
+    merged
+}
+
+/// Splits every batch job back into one job per caller.
+fn split(jobs: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
+    jobs.into_iter().flat_map(|job| job.split()).collect()
 }
 
 /// The queue of waiting jobs and the turn to run a cycle.
@@ -132,13 +308,49 @@ impl Writer {
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        let (reply, mut answer) = oneshot::channel();
-        self.queue.lock().push(Box::new(Typed {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Typed {
             input,
             work,
             result: None,
             reply,
-        }));
+        });
+        self.submit(pool, job, answer).await
+    }
+
+    /// Queues an input of a batch job (see [`BatchWork`]): every such input waiting when a
+    /// cycle starts is stored by one run of `work`. `kind` names the work; inputs of one kind
+    /// must always come with the same `work`.
+    pub(super) async fn write_batched<D, T>(
+        self: &Arc<Self>,
+        pool: &SqlitePool,
+        kind: &'static str,
+        input: D,
+        work: BatchWork<D, T>,
+    ) -> Result<T>
+    where
+        D: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Batched {
+            kind,
+            inputs: vec![input],
+            work,
+            results: None,
+            replies: vec![reply],
+        });
+        self.submit(pool, job, answer).await
+    }
+
+    /// Queues `job` and leads cycles until one of them answered it.
+    async fn submit<T>(
+        self: &Arc<Self>,
+        pool: &SqlitePool,
+        job: Box<dyn Job>,
+        mut answer: oneshot::Receiver<Result<T>>,
+    ) -> Result<T> {
+        self.queue.lock().push(job);
         loop {
             // Whichever comes first: a cycle that ran meanwhile answers us, or the turn to
             // lead the next cycle is ours.
@@ -177,14 +389,16 @@ impl Writer {
     }
 
     /// Stores `jobs` and answers each of them.
-    async fn cycle(&self, pool: &SqlitePool, mut jobs: Vec<Box<dyn Job>>) {
+    async fn cycle(&self, pool: &SqlitePool, jobs: Vec<Box<dyn Job>>) {
         if jobs.is_empty() {
             return;
         }
-        let n = jobs.len() as u64;
+        let n = jobs.iter().map(|job| job.size() as u64).sum();
+        let mut jobs = merge(jobs);
         match together(pool, &mut jobs, false).await {
             Ok(true) => self.committed(jobs),
             Ok(false) => {
+                let mut jobs = split(jobs);
                 for job in &mut jobs {
                     job.forget();
                 }
@@ -193,7 +407,7 @@ impl Writer {
                     Err(_) => self.each_alone(pool, jobs).await,
                 }
             }
-            Err(_) => self.each_alone(pool, jobs).await,
+            Err(_) => self.each_alone(pool, split(jobs)).await,
         }
         self.jobs_done.fetch_add(n, Ordering::Relaxed);
     }
