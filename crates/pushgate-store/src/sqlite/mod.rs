@@ -103,6 +103,9 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
+            // A ping before each use is a round trip to the connection's thread for every
+            // read and every write cycle; a local file cannot drop a connection meanwhile.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let store = SqliteStore {
@@ -122,6 +125,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
