@@ -261,3 +261,61 @@ async fn a_mixed_burst_of_single_device_messages_is_answered_as_if_each_were_alo
         "{BURST} concurrent inserts took {commits} commits: none was shared"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_bookkeeping_defers_its_flush_but_new_messages_never_do() {
+    let store = SqliteStore::open(&db_path()).await.unwrap();
+    store.upsert_app("app", true).await.unwrap();
+    let device = NewDevice {
+        device_id: "d".into(),
+        token: "t".into(),
+        ..Default::default()
+    };
+    store.put_device("app", device, t0()).await.unwrap();
+
+    // A new message: its commit is flushed before the answer.
+    let before = store.flush_count();
+    store
+        .insert_message(message("app"), &to_device("d"))
+        .await
+        .unwrap();
+    assert_eq!(store.flush_count(), before + 1, "a new message was not flushed");
+
+    // Claims right after it: committed, not flushed while the last flush is recent (a slow
+    // machine may take longer than the 200 ms window: then one flush per window is allowed).
+    let (commits, flushes) = (store.commit_count(), store.flush_count());
+    let since_flush = std::time::Instant::now();
+    for _ in 0..5 {
+        store
+            .claim_due(
+                "app",
+                "main",
+                t0(),
+                10,
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.commit_count(), commits + 5);
+    let windows = (since_flush.elapsed().as_millis() / 200) as u64;
+    assert!(
+        store.flush_count() - flushes <= windows,
+        "5 claims in {:?} after a flush made {} flushes",
+        since_flush.elapsed(),
+        store.flush_count() - flushes
+    );
+    let flushes = store.flush_count();
+
+    // Once the last flush is older than the window, bookkeeping is flushed too.
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    store
+        .claim_due("app", "main", t0(), 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.flush_count(),
+        flushes + 1,
+        "bookkeeping went unflushed for longer than the window"
+    );
+}

@@ -71,6 +71,13 @@ impl SqliteStore {
         self.writer.commits()
     }
 
+    /// How many of those commits were flushed to disk (`synchronous=FULL`): with durable
+    /// commits, every commit holding more than delivery bookkeeping, and at least one every
+    /// 200 ms of bookkeeping (for tests and metrics).
+    pub fn flush_count(&self) -> u64 {
+        self.writer.flushes()
+    }
+
     /// How many writes (jobs of the batching writer) this handle answered so far.
     pub fn write_count(&self) -> u64 {
         self.writer.jobs()
@@ -110,7 +117,7 @@ impl SqliteStore {
             .await?;
         let store = SqliteStore {
             pool,
-            writer: Default::default(),
+            writer: std::sync::Arc::new(writer::Writer::new(settings.durable_commits)),
         };
         store.migrate().await?;
         Ok(store)
@@ -132,7 +139,8 @@ impl SqliteStore {
             .await?;
         let store = SqliteStore {
             pool,
-            writer: Default::default(),
+            // Nothing of an in-memory database reaches a disk.
+            writer: std::sync::Arc::new(writer::Writer::new(false)),
         };
         store.migrate().await?;
         Ok(store)
@@ -142,11 +150,19 @@ impl SqliteStore {
 /// Queues a write: `$body` runs with `$conn` bound to the writer's connection inside the
 /// transaction of the next cycle and `$input` bound (by reference) to `$data`, owned input the
 /// job keeps so that the cycle can run it again; answers once that transaction committed.
+/// `write!(deferred …)` marks delivery bookkeeping whose flush may wait (see
+/// [`writer::Flush`]).
 macro_rules! write {
     ($self:ident, $data:expr, |$conn:ident, $input:pat_param| $body:expr) => {
+        write!(@ writer::Flush::Required, $self, $data, |$conn, $input| $body)
+    };
+    (deferred $self:ident, $data:expr, |$conn:ident, $input:pat_param| $body:expr) => {
+        write!(@ writer::Flush::Deferred, $self, $data, |$conn, $input| $body)
+    };
+    (@ $flush:expr, $self:ident, $data:expr, |$conn:ident, $input:pat_param| $body:expr) => {
         $self
             .writer
-            .write(&$self.pool, $data, |$conn, $input| {
+            .write(&$self.pool, $flush, $data, |$conn, $input| {
                 Box::pin(async move { $body })
             })
             .await
@@ -366,7 +382,7 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> Result<Vec<Delivery>> {
         let data = (app.to_string(), channel.to_string(), now, limit, lease);
-        write!(self, data, |c, (app, channel, now, limit, lease)| {
+        write!(deferred self, data, |c, (app, channel, now, limit, lease)| {
             claims::claim_due(c, app, channel, *now, *limit, *lease).await
         })
     }
@@ -376,13 +392,13 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, results: Vec<Completion>, now: OffsetDateTime) -> Result<u64> {
-        write!(self, (results, now), |c, (results, now)| {
+        write!(deferred self, (results, now), |c, (results, now)| {
             outcomes::complete(c, results, *now).await
         })
     }
 
     async fn release(&self, releases: &[Release], now: OffsetDateTime) -> Result<u64> {
-        write!(self, (releases.to_vec(), now), |c, (releases, now)| {
+        write!(deferred self, (releases.to_vec(), now), |c, (releases, now)| {
             claims::release(c, releases, *now).await
         })
     }

@@ -18,6 +18,14 @@
 //! merged batch fails, it is split again before the cycle is retried, so each input is then
 //! stored, and fails, alone.
 //!
+//! Not every write needs its own flush. A cycle holding only delivery bookkeeping (claims,
+//! provider answers, releases: see [`Flush::Deferred`]) commits without one, as long as the
+//! last flushed commit is less than [`DEFERRED_FLUSH_WITHIN`] old: it is committed (every
+//! connection, and the process after a crash, sees it), and it reaches the disk with the next
+//! flushed commit. A power cut in that window can only make the gateway send again what it
+//! had already sent (at-least-once), never lose an accepted message: every cycle holding a
+//! new message, a device change or an event cursor flushes before it answers.
+//!
 //! There is no writer thread to start or stop: the first caller that finds no cycle running
 //! becomes the leader and runs a cycle on a task of its own (so that a caller giving up
 //! cannot cancel the others' commit); callers arriving meanwhile queue and are served by the
@@ -29,16 +37,36 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::oneshot;
 
-use super::BEGIN_WRITE;
 use crate::{Result, StoreError};
 
 /// Most jobs one cycle stores (bounds how long a cycle holds SQLite's write lock).
 const MAX_CYCLE: usize = 1024;
+
+/// Longest a cycle of [`Flush::Deferred`] jobs may go without a flushed commit before it:
+/// what a power cut can make the gateway send a second time.
+pub(super) const DEFERRED_FLUSH_WITHIN: Duration = Duration::from_millis(200);
+
+/// The statements a cycle starts with: the flush its commit makes, then the write lock.
+const BEGIN_FLUSHED: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
+const BEGIN_UNFLUSHED: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
+
+/// Whether a job's commit must be on disk before its caller is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flush {
+    /// Flushed before the answer (with durable commits on): new messages, devices, events,
+    /// webhook cursors, everything a caller was promised.
+    Required,
+    /// Delivery bookkeeping whose loss in a power cut only means sending again: claims,
+    /// provider answers, releases. Flushed by the next flushed commit, within
+    /// [`DEFERRED_FLUSH_WITHIN`].
+    Deferred,
+}
 
 /// A boxed future borrowing the connection and the job's input for `'c`.
 pub(super) type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
@@ -73,6 +101,10 @@ trait Job: Send + Any {
     fn size(&self) -> usize {
         1
     }
+    /// Whether its commit must be flushed before the answer.
+    fn flush(&self) -> Flush {
+        Flush::Required
+    }
     /// Which batch jobs this one can merge with; `None` for a job that runs alone.
     fn batch_kind(&self) -> Option<BatchKind> {
         None
@@ -89,6 +121,7 @@ trait Job: Send + Any {
 struct Typed<D, T> {
     input: D,
     work: Work<D, T>,
+    flush: Flush,
     result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -119,6 +152,10 @@ impl<D: Send + Sync + 'static, T: Send + 'static> Job for Typed<D, T> {
 
     fn fail(self: Box<Self>, err: StoreError) {
         let _ = self.reply.send(Err(err));
+    }
+
+    fn flush(&self) -> Flush {
+        self.flush
     }
 
     fn split(self: Box<Self>) -> Vec<Box<dyn Job>> {
@@ -269,12 +306,16 @@ fn split(jobs: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
 }
 
 /// The queue of waiting jobs and the turn to run a cycle.
-#[derive(Default)]
 pub(super) struct Writer {
     queue: Mutex<Vec<Box<dyn Job>>>,
     turn: Arc<tokio::sync::Mutex<()>>,
     commits: AtomicU64,
+    flushes: AtomicU64,
     jobs_done: AtomicU64,
+    /// Whether commits are flushed at all (`durable_commits`).
+    durable: bool,
+    /// When the last flushed commit returned.
+    last_flush: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -287,9 +328,28 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
+    /// A writer whose commits are flushed (`synchronous=FULL`) when `durable`, as
+    /// [`Flush`] says; never when not.
+    pub(super) fn new(durable: bool) -> Self {
+        Self {
+            queue: Mutex::default(),
+            turn: Arc::default(),
+            commits: AtomicU64::default(),
+            flushes: AtomicU64::default(),
+            jobs_done: AtomicU64::default(),
+            durable,
+            last_flush: Mutex::new(Instant::now()),
+        }
+    }
+
     /// Transactions this writer committed so far.
     pub(super) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Commits of this writer that were flushed so far.
+    pub(super) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
     }
 
     /// Jobs this writer ran to an answer so far.
@@ -297,10 +357,12 @@ impl Writer {
         self.jobs_done.load(Ordering::Relaxed)
     }
 
-    /// Queues a job and returns its answer once the transaction holding it committed.
+    /// Queues a job and returns its answer once the transaction holding it committed (and,
+    /// for [`Flush::Required`] with durable commits, was flushed).
     pub(super) async fn write<D, T>(
         self: &Arc<Self>,
         pool: &SqlitePool,
+        flush: Flush,
         input: D,
         work: Work<D, T>,
     ) -> Result<T>
@@ -312,6 +374,7 @@ impl Writer {
         let job = Box::new(Typed {
             input,
             work,
+            flush,
             result: None,
             reply,
         });
@@ -395,15 +458,16 @@ impl Writer {
         }
         let n = jobs.iter().map(|job| job.size() as u64).sum();
         let mut jobs = merge(jobs);
-        match together(pool, &mut jobs, false).await {
-            Ok(true) => self.committed(jobs),
+        let begin = self.begin_for(&jobs);
+        match together(pool, begin, &mut jobs, false).await {
+            Ok(true) => self.committed(begin, jobs),
             Ok(false) => {
                 let mut jobs = split(jobs);
                 for job in &mut jobs {
                     job.forget();
                 }
-                match together(pool, &mut jobs, true).await {
-                    Ok(_) => self.committed(jobs),
+                match together(pool, begin, &mut jobs, true).await {
+                    Ok(_) => self.committed(begin, jobs),
                     Err(_) => self.each_alone(pool, jobs).await,
                 }
             }
@@ -412,8 +476,25 @@ impl Writer {
         self.jobs_done.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// How a cycle of `jobs` starts: flushed if durable commits are on and a job needs it or
+    /// the last flushed commit is [`DEFERRED_FLUSH_WITHIN`] old.
+    fn begin_for(&self, jobs: &[Box<dyn Job>]) -> &'static str {
+        let flushed = self.durable
+            && (jobs.iter().any(|job| job.flush() == Flush::Required)
+                || self.last_flush.lock().elapsed() >= DEFERRED_FLUSH_WITHIN);
+        if flushed {
+            BEGIN_FLUSHED
+        } else {
+            BEGIN_UNFLUSHED
+        }
+    }
+
     /// Answers every job of a committed transaction.
-    fn committed(&self, jobs: Vec<Box<dyn Job>>) {
+    fn committed(&self, begin: &'static str, jobs: Vec<Box<dyn Job>>) {
+        if begin == BEGIN_FLUSHED {
+            *self.last_flush.lock() = Instant::now();
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+        }
         self.commits.fetch_add(1, Ordering::Relaxed);
         for job in jobs {
             job.answer();
@@ -425,8 +506,9 @@ impl Writer {
         for mut job in jobs {
             job.forget();
             let mut one = vec![job];
-            match together(pool, &mut one, false).await {
-                Ok(true) => self.committed(one),
+            let begin = self.begin_for(&one);
+            match together(pool, begin, &mut one, false).await {
+                Ok(true) => self.committed(begin, one),
                 // The job failed: its transaction was rolled back, its error is kept.
                 Ok(false) => one.into_iter().for_each(|job| job.answer()),
                 Err(err) => {
@@ -439,11 +521,16 @@ impl Writer {
     }
 }
 
-/// Runs `jobs` in one transaction. Without savepoints, the first failing job rolls the whole
+/// Runs `jobs` in one transaction started with `begin`. Without savepoints, the first failing job rolls the whole
 /// transaction back (`Ok(false)`); with them, a failing job's writes alone are undone and the
 /// transaction commits (`Ok(true)`). `Err` when the transaction itself failed.
-async fn together(pool: &SqlitePool, jobs: &mut [Box<dyn Job>], savepoints: bool) -> Result<bool> {
-    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+async fn together(
+    pool: &SqlitePool,
+    begin: &'static str,
+    jobs: &mut [Box<dyn Job>],
+    savepoints: bool,
+) -> Result<bool> {
+    let mut tx = pool.begin_with(begin).await?;
     for job in jobs.iter_mut() {
         if savepoints {
             sqlx::raw_sql("SAVEPOINT job").execute(&mut *tx).await?;
