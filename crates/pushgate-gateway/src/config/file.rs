@@ -93,7 +93,8 @@ pub struct StorageFile {
     #[serde(default, with = "humantime_serde")]
     #[schema(value_type = Option<String>, format = "duration")]
     pub busy_timeout: Option<Duration>,
-    /// Flush every commit to disk (default true): accepted messages survive a power cut.
+    /// Flush commits to disk (default true): accepted messages survive a power cut. Delivery
+    /// bookkeeping (claims, provider answers) is flushed with the next flushed commit, within 200 ms.
     pub durable_commits: Option<bool>,
     /// PostgreSQL: most connections this instance opens (default 16).
     pub pool_max_connections: Option<u32>,
