@@ -17,6 +17,7 @@ use reqwest::{Client, Url};
 use tracing::{Instrument, debug, debug_span, field, warn};
 
 use super::LegacyError;
+use super::fast_answer;
 use super::message::sealed::Sealed;
 use super::message::{JsonMessage, JsonTarget, LegacyMessage, PlainTextMessage};
 use super::result::{Answer, LegacyResult};
@@ -517,10 +518,14 @@ fn needs_escaping(s: &[u8]) -> bool {
     })
 }
 
-/// The answer to a `registration_ids` request: read straight into the multicast shape it
-/// should have (one pass over up to 1000 results), else through [`JsonResponse::parse`],
-/// which tells the other shapes apart and words the errors.
+/// The answer to a `registration_ids` request: FCM's usual layout read by hand (see
+/// [`fast_answer`]), else read straight into the multicast shape it should have (one pass
+/// over up to 1000 results), else through [`JsonResponse::parse`], which tells the other
+/// shapes apart and words the errors.
 fn parse_token_answer(body: &[u8]) -> Result<JsonResponse, ResponseError> {
+    if let Some(m) = fast_answer::read(body) {
+        return Ok(JsonResponse::Multicast(m));
+    }
     match serde_json::from_slice::<MulticastResponse>(body) {
         Ok(m) => Ok(JsonResponse::Multicast(m)),
         Err(_) => JsonResponse::parse(body),
