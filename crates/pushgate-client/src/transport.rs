@@ -94,6 +94,17 @@ impl fmt::Display for TransportError {
     }
 }
 
+impl TransportError {
+    /// The same failure, for another request that waited on it.
+    fn again(&self) -> TransportError {
+        match self {
+            TransportError::TimedOut => TransportError::TimedOut,
+            TransportError::Connect(cause) => TransportError::Connect(cause.clone()),
+            TransportError::Request(cause) => TransportError::Request(cause.clone()),
+        }
+    }
+}
+
 impl Transport {
     /// `count` transports (each its own connection) for requests to `origin`, sharing one
     /// TLS configuration: the platform's roots are loaded once.
@@ -139,7 +150,8 @@ impl Transport {
                 connect_timeout: config.connect_timeout,
                 idle_timeout: config.pool_idle_timeout,
                 current: Arc::default(),
-                connecting: tokio::sync::Mutex::new(()),
+                connecting: tokio::sync::Mutex::new(None),
+                attempts: AtomicU64::new(0),
                 fallback: AtomicBool::new(false),
                 next_id: AtomicU64::new(0),
             })
@@ -236,8 +248,11 @@ struct H2Direct {
     idle_timeout: Duration,
     /// The live connection, if any.
     current: Arc<parking_lot::Mutex<Option<Live>>>,
-    /// Held while connecting, so that concurrent first requests share one connection.
-    connecting: tokio::sync::Mutex<()>,
+    /// Held while connecting, so that concurrent first requests share one connection;
+    /// holds the failure of the last attempt, if it failed.
+    connecting: tokio::sync::Mutex<Option<TransportError>>,
+    /// Connection attempts finished, to tell whether one failed while a request waited.
+    attempts: AtomicU64,
     /// The server answered ALPN with HTTP/1.1: everything goes through the pool from now on.
     fallback: AtomicBool,
     next_id: AtomicU64,
@@ -324,14 +339,33 @@ impl H2Direct {
     }
 
     /// Makes the connection (one caller at a time; the others then share it).
+    ///
+    /// Requests that waited for an attempt that failed get its failure instead of trying
+    /// in turn: against an unreachable server they would otherwise wait for one connect
+    /// timeout per request queued ahead of them.
     async fn connect(&self) -> Result<Option<Live>, TransportError> {
-        let _connecting = self.connecting.lock().await;
+        let attempts_seen = self.attempts.load(Ordering::Acquire);
+        let mut last_failure = self.connecting.lock().await;
         if let Some(live) = self.current.lock().clone() {
             return Ok(Some(live));
         }
         if self.fallback.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        if self.attempts.load(Ordering::Acquire) != attempts_seen
+            && let Some(failure) = last_failure.as_ref()
+        {
+            return Err(failure.again());
+        }
+        let made = self.handshake().await;
+        *last_failure = made.as_ref().err().map(TransportError::again);
+        // Counted once finished: requests that arrived during the attempt see the change.
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        made
+    }
+
+    /// One connection attempt: connect, check ALPN, HTTP/2 handshake, start the driver.
+    async fn handshake(&self) -> Result<Option<Live>, TransportError> {
         let io = self
             .connector
             .clone()
@@ -398,6 +432,8 @@ async fn drive(
     idle: Duration,
     current: Weak<parking_lot::Mutex<Option<Live>>>,
 ) {
+    // A zero timeout would spin while requests are in flight.
+    let idle = idle.max(Duration::from_millis(10));
     let mut connection = std::pin::pin!(connection);
     let mut seen = usage.started.load(Ordering::Relaxed);
     loop {

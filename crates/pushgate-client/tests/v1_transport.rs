@@ -352,3 +352,44 @@ async fn proxy_passwords_never_reach_a_failure() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn requests_waiting_on_a_failed_connect_fail_with_it_not_one_after_another() {
+    // A proxy that accepts and never answers CONNECT: every attempt hits the connect
+    // timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let emu = Emu::start().await;
+    let key = emu.create_project(PROJECT).await;
+    let token = emu.project_devices(PROJECT, 1).await.remove(0);
+    let http = HttpConfig::new()
+        .with_http2_prior_knowledge(true)
+        .with_connect_timeout(Duration::from_millis(300))
+        .with_proxy(format!("http://{proxy}"));
+    let sender = sender(&key, &emu.base, http);
+    let messages: Vec<Message> = (0..20).map(|_| to_token(&token)).collect();
+    let started = std::time::Instant::now();
+    let outcomes = sender.send_each(&messages).await;
+    let elapsed = started.elapsed();
+    for outcome in &outcomes {
+        assert_eq!(outcome.kind(), OutcomeKind::RetryLater, "{outcome:?}");
+        assert_eq!(
+            outcome.reason(),
+            Some("transport: timed out"),
+            "{outcome:?}"
+        );
+    }
+    // One attempt for all of them (20 in turn would take 6 s).
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    emu.shutdown().await;
+}
