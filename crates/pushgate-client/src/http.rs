@@ -29,12 +29,18 @@ pub enum BuildError {
     /// reqwest refused the combination of settings.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// The hyper-based transport (the FCM v1 sender's) refused the settings: an unusable
+    /// proxy URL (shown without its password) or no platform root certificates.
+    #[error("cannot build the HTTP transport: {0}")]
+    Transport(String),
 }
 
-/// Connection settings shared by the protocol senders (legacy HTTP now, FCM v1 later).
+/// Connection settings shared by the protocol senders.
 ///
-/// One [`HttpConfig`] builds one `reqwest::Client`, whose keep-alive pool is reused for every
-/// request of the sender that owns it.
+/// Most senders build one `reqwest::Client` from it ([`HttpConfig::build_client`]), whose
+/// keep-alive pool is reused for every request of the sender that owns it. The FCM v1
+/// sender, whose per-request CPU matters most, builds its own transport on hyper and h2 from
+/// the same settings (every field is honoured the same way).
 #[derive(Clone)]
 pub struct HttpConfig {
     /// Where to send. Each sender reads it in its protocol's way (legacy: the full send URL,
@@ -47,7 +53,9 @@ pub struct HttpConfig {
     /// How long an idle pooled connection is kept.
     pub pool_idle_timeout: Duration,
     /// Proxy for every request (`http://`, `https://` or `socks5://`). `None` connects
-    /// directly: proxy environment variables are deliberately ignored.
+    /// directly: proxy environment variables are deliberately ignored. The v1 sender also
+    /// takes `socks5h://` (names resolved by the proxy) and tunnels plain-HTTP requests
+    /// through `CONNECT` too.
     pub proxy: Option<String>,
     /// Extra trusted root certificates (PEM, one or several), e.g. an emulator's CA.
     pub extra_ca_pem: Option<Vec<u8>>,
@@ -203,7 +211,7 @@ impl fmt::Debug for HttpConfig {
 }
 
 /// A URL with any `user:password@` replaced, for logs and `Debug`.
-fn redact_userinfo(url: &str) -> String {
+pub(crate) fn redact_userinfo(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
             // Both setters only fail for URLs that cannot have credentials at all.

@@ -20,6 +20,7 @@ pub mod iid;
 pub mod legacy;
 pub mod oauth;
 pub mod retry;
+mod transport;
 pub mod v1;
 
 pub use http::{BuildError, HttpConfig};

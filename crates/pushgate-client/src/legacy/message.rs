@@ -218,6 +218,27 @@ impl JsonMessage {
         self.checked_requests().map(|_| ())
     }
 
+    /// For a token message: its request for the first token alone, checked as
+    /// [`validate`](Self::validate) checks every chunk. Chunks differ only in their tokens
+    /// (all checked non-empty here; at most 1000 per chunk by construction), so this one
+    /// check covers them all, and its other fields, serialized once, serve every chunk
+    /// without cloning the tokens into a [`JsonRequest`] per chunk. `None` for other targets
+    /// and for an empty token list.
+    pub(crate) fn checked_token_template(&self) -> Option<Result<JsonRequest, ValidationError>> {
+        let JsonTarget::Tokens(ids) = &self.target else {
+            return None;
+        };
+        let first = ids.first()?;
+        if let Some(i) = ids.iter().position(String::is_empty) {
+            return Some(Err(ValidationError::new(
+                format!("registration_ids[{i}]"),
+                "must not be empty",
+            )));
+        }
+        let request = self.request_for(Some(std::slice::from_ref(first)));
+        Some(request.validate().map(|()| request))
+    }
+
     /// [`requests`](Self::requests), each checked as [`validate`](Self::validate) checks
     /// them: what a sender sends, built once.
     pub(crate) fn checked_requests(&self) -> Result<Vec<JsonRequest>, ValidationError> {

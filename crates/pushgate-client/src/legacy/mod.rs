@@ -21,6 +21,7 @@
 //! ```
 
 mod error;
+mod fast_answer;
 mod message;
 mod result;
 mod sender;
