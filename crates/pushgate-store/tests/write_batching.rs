@@ -316,4 +316,17 @@ async fn delivery_bookkeeping_defers_its_flush_but_new_messages_never_do() {
         flushes + 1,
         "bookkeeping went unflushed for longer than the window"
     );
+
+    // A last unflushed commit with nothing written after it reaches the disk anyway, within
+    // the window (a checkpoint syncs the log).
+    let flushes = store.flush_count();
+    store
+        .claim_due("app", "main", t0(), 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(
+        store.flush_count() > flushes,
+        "an unflushed commit stayed unflushed with nothing written after it"
+    );
 }

@@ -22,7 +22,8 @@
 //! provider answers, releases: see [`Flush::Deferred`]) commits without one, as long as the
 //! last flushed commit is less than [`DEFERRED_FLUSH_WITHIN`] old: it is committed (every
 //! connection, and the process after a crash, sees it), and it reaches the disk with the next
-//! flushed commit. A power cut in that window can only make the gateway send again what it
+//! flushed commit, or at the latest [`DEFERRED_FLUSH_WITHIN`] later with a passive checkpoint
+//! (which syncs the write-ahead log first) when nothing else is written. A power cut in that window can only make the gateway send again what it
 //! had already sent (at-least-once), never lose an accepted message: every cycle holding a
 //! new message, a device change or an event cursor flushes before it answers.
 //!
@@ -209,20 +210,9 @@ impl<D: Send + Sync + 'static, T: Send + 'static> Job for Batched<D, T> {
                     let _ = reply.send(Ok(out));
                 }
             }
-            Some(Err(err)) => {
-                // Only a split batch (one input) is answered with its own error; a larger
-                // one that failed was split and run again before any answer.
-                let mut replies = self.replies.into_iter();
-                if let Some(first) = replies.next() {
-                    let _ = first.send(Err(err));
-                }
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Corrupt(format!(
-                        "batch write {} failed as a whole",
-                        self.kind
-                    ))));
-                }
-            }
+            // Only a split batch (one input) is answered with its own error; a larger one
+            // that failed was split and run again before any answer.
+            Some(Err(err)) => fail_replies(self.kind, self.replies, err),
             None => {
                 for reply in self.replies {
                     let _ = reply.send(Err(StoreError::Corrupt("write job never ran".into())));
@@ -232,16 +222,7 @@ impl<D: Send + Sync + 'static, T: Send + 'static> Job for Batched<D, T> {
     }
 
     fn fail(self: Box<Self>, err: StoreError) {
-        let mut replies = self.replies.into_iter();
-        if let Some(first) = replies.next() {
-            let _ = first.send(Err(err));
-        }
-        for reply in replies {
-            let _ = reply.send(Err(StoreError::Corrupt(format!(
-                "batch write {} failed as a whole",
-                self.kind
-            ))));
-        }
+        fail_replies(self.kind, self.replies, err);
     }
 
     fn size(&self) -> usize {
@@ -284,6 +265,20 @@ impl<D: Send + Sync + 'static, T: Send + 'static> Job for Batched<D, T> {
     }
 }
 
+/// Answers the first caller of a failed batch with `err` and the others with an error saying
+/// the batch failed as a whole (errors cannot be cloned).
+fn fail_replies<T>(kind: &str, replies: Vec<oneshot::Sender<Result<T>>>, err: StoreError) {
+    let mut replies = replies.into_iter();
+    if let Some(first) = replies.next() {
+        let _ = first.send(Err(err));
+    }
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Corrupt(format!(
+            "batch write {kind} failed as a whole"
+        ))));
+    }
+}
+
 /// Merges the batch jobs of each kind into the first of them (jobs in one cycle are
 /// concurrent, so their order within it is free).
 fn merge(jobs: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
@@ -314,8 +309,11 @@ pub(super) struct Writer {
     jobs_done: AtomicU64,
     /// Whether commits are flushed at all (`durable_commits`).
     durable: bool,
-    /// When the last flushed commit returned.
+    /// When the last flushed commit returned, and the last unflushed one.
     last_flush: Mutex<Instant>,
+    last_unflushed: Mutex<Option<Instant>>,
+    /// Whether a later flush of unflushed commits is scheduled ([`Writer::flush_later`]).
+    flush_pending: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -339,6 +337,8 @@ impl Writer {
             jobs_done: AtomicU64::default(),
             durable,
             last_flush: Mutex::new(Instant::now()),
+            last_unflushed: Mutex::new(None),
+            flush_pending: Default::default(),
         }
     }
 
@@ -452,7 +452,7 @@ impl Writer {
     }
 
     /// Stores `jobs` and answers each of them.
-    async fn cycle(&self, pool: &SqlitePool, jobs: Vec<Box<dyn Job>>) {
+    async fn cycle(self: &Arc<Self>, pool: &SqlitePool, jobs: Vec<Box<dyn Job>>) {
         if jobs.is_empty() {
             return;
         }
@@ -474,6 +474,9 @@ impl Writer {
             Err(_) => self.each_alone(pool, split(jobs)).await,
         }
         self.jobs_done.fetch_add(n, Ordering::Relaxed);
+        if self.last_unflushed.lock().is_some() {
+            self.flush_later(pool);
+        }
     }
 
     /// How a cycle of `jobs` starts: flushed if durable commits are on and a job needs it or
@@ -493,12 +496,49 @@ impl Writer {
     fn committed(&self, begin: &'static str, jobs: Vec<Box<dyn Job>>) {
         if begin == BEGIN_FLUSHED {
             *self.last_flush.lock() = Instant::now();
+            *self.last_unflushed.lock() = None;
             self.flushes.fetch_add(1, Ordering::Relaxed);
+        } else if self.durable {
+            *self.last_unflushed.lock() = Some(Instant::now());
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         for job in jobs {
             job.answer();
         }
+    }
+
+    /// Makes sure unflushed commits reach the disk within [`DEFERRED_FLUSH_WITHIN`] even when
+    /// no flushed commit follows (the gateway went quiet): unless a flushed commit came
+    /// meanwhile, a passive checkpoint then syncs the write-ahead log, which holds them.
+    fn flush_later(self: &Arc<Self>, pool: &SqlitePool) {
+        if self.flush_pending.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (this, pool) = (self.clone(), pool.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(DEFERRED_FLUSH_WITHIN).await;
+            this.flush_pending.store(false, Ordering::SeqCst);
+            let Some(marked) = *this.last_unflushed.lock() else {
+                return;
+            };
+            match sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => {
+                    // A commit that came during the checkpoint keeps its mark (and the timer
+                    // it started).
+                    let mut unflushed = this.last_unflushed.lock();
+                    if *unflushed == Some(marked) {
+                        *unflushed = None;
+                    }
+                    *this.last_flush.lock() = Instant::now();
+                    this.flushes.fetch_add(1, Ordering::Relaxed);
+                }
+                // The next flushed commit or checkpoint flushes them instead.
+                Err(e) => tracing::warn!(error = %e, "cannot flush the write-ahead log"),
+            }
+        });
     }
 
     /// The last resort: each job in a transaction of its own.
