@@ -86,8 +86,15 @@ impl Emulator {
             .collect()
     }
 
-    /// Every legacy request answers `delay_ms` later (a slow provider keeps work in flight).
+    /// Every legacy request answers `delay_ms` later (a slow provider keeps work in flight),
+    /// instead of any delay set before.
     async fn slow_down(&self, delay_ms: u64) {
+        let cleared = client()
+            .delete(format!("{}/emulator/faults", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(cleared.status().is_success(), "{}", cleared.status());
         self.post(
             "/emulator/faults",
             json!({"path": "/fcm/send", "delay_ms": delay_ms, "count": 1_000_000}),
@@ -323,7 +330,12 @@ async fn a_killed_instance_s_work_is_taken_over_and_a_new_one_takes_a_share() {
     let b_delivered = b.delivered().await;
     assert!(b_delivered > 0, "b worked before it died");
     b.process.kill(); // SIGKILL: no graceful release
+    // Slower answers while the fourth instance starts (under the channel's 2 s timeout): a
+    // and c cannot drain the queue before it claims, however slowly it starts on a busy
+    // machine.
+    emulator.slow_down(1500).await;
     let d = Instance::start(&dir.0, "d", schema.url(), &emulator).await;
+    emulator.slow_down(400).await;
 
     eventually(
         "every accepted delivery",
