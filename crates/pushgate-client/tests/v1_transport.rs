@@ -154,6 +154,14 @@ async fn socks5(mut inbound: TcpStream, seen: Arc<Seen>) -> std::io::Result<()> 
     Ok(())
 }
 
+/// An emulator with the test project, its service-account key and one device's token.
+async fn one_device() -> (Emu, String, String) {
+    let emu = Emu::start().await;
+    let key = emu.create_project(PROJECT).await;
+    let token = emu.project_devices(PROJECT, 1).await.remove(0);
+    (emu, key, token)
+}
+
 fn to_token(token: &str) -> Message {
     Message {
         token: Some(token.to_string()),
@@ -247,9 +255,7 @@ async fn https_without_the_emulators_ca_is_refused() {
 
 #[tokio::test]
 async fn http1_through_a_socks5_proxy_with_credentials() {
-    let emu = Emu::start().await;
-    let key = emu.create_project(PROJECT).await;
-    let token = emu.project_devices(PROJECT, 1).await.remove(0);
+    let (emu, key, token) = one_device().await;
     let (proxy, seen) = socks5_proxy().await;
     let http = HttpConfig::new().with_proxy(format!("socks5://bob:hunter2@{proxy}"));
     let sender = sender(&key, &emu.base, http);
@@ -266,9 +272,7 @@ async fn http1_through_a_socks5_proxy_with_credentials() {
 
 #[tokio::test]
 async fn h2c_through_a_socks5_proxy() {
-    let emu = Emu::start().await;
-    let key = emu.create_project(PROJECT).await;
-    let token = emu.project_devices(PROJECT, 1).await.remove(0);
+    let (emu, key, token) = one_device().await;
     let (proxy, seen) = socks5_proxy().await;
     let http = HttpConfig::new()
         .with_http2_prior_knowledge(true)
@@ -284,9 +288,7 @@ async fn h2c_through_a_socks5_proxy() {
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_and_made_again() {
-    let emu = Emu::start().await;
-    let key = emu.create_project(PROJECT).await;
-    let token = emu.project_devices(PROJECT, 1).await.remove(0);
+    let (emu, key, token) = one_device().await;
     let (proxy, seen) = connect_proxy().await;
     let mut http = HttpConfig::new()
         .with_http2_prior_knowledge(true)
@@ -305,9 +307,7 @@ async fn an_idle_http2_connection_is_closed_and_made_again() {
 
 #[tokio::test]
 async fn a_connection_cut_under_the_sender_is_made_again() {
-    let emu = Emu::start().await;
-    let key = emu.create_project(PROJECT).await;
-    let token = emu.project_devices(PROJECT, 1).await.remove(0);
+    let (emu, key, token) = one_device().await;
     let (proxy, seen) = connect_proxy().await;
     let http = HttpConfig::new()
         .with_http2_prior_knowledge(true)
@@ -327,9 +327,7 @@ async fn a_connection_cut_under_the_sender_is_made_again() {
 #[tokio::test]
 async fn proxy_passwords_never_reach_a_failure() {
     // Nothing listens on port 1: the proxy cannot be reached.
-    let emu = Emu::start().await;
-    let key = emu.create_project(PROJECT).await;
-    let token = emu.project_devices(PROJECT, 1).await.remove(0);
+    let (emu, key, token) = one_device().await;
     for proxy in [
         "http://alice:s3cr3t-pw@127.0.0.1:1",
         "socks5://alice:s3cr3t-pw@127.0.0.1:1",
@@ -368,9 +366,7 @@ async fn requests_waiting_on_a_failed_connect_fail_with_it_not_one_after_another
             held.push(socket);
         }
     });
-    let emu = Emu::start().await;
-    let key = emu.create_project(PROJECT).await;
-    let token = emu.project_devices(PROJECT, 1).await.remove(0);
+    let (emu, key, token) = one_device().await;
     let http = HttpConfig::new()
         .with_http2_prior_knowledge(true)
         .with_connect_timeout(Duration::from_millis(300))

@@ -43,6 +43,17 @@ fn to_device(id: &str) -> Targets {
     }
 }
 
+/// Creates the app `app` with one active device `d` (token `t`).
+async fn with_one_device(store: &SqliteStore) {
+    store.upsert_app("app", true).await.unwrap();
+    let device = NewDevice {
+        device_id: "d".into(),
+        token: "t".into(),
+        ..Default::default()
+    };
+    store.put_device("app", device, t0()).await.unwrap();
+}
+
 /// How many concurrent callers the bursts below use.
 const BURST: usize = 200;
 
@@ -107,13 +118,7 @@ async fn a_burst_of_inserts_shares_commits_and_each_answer_follows_its_commit() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_write_in_a_batch_fails_alone() {
     let store = Arc::new(SqliteStore::open(&db_path()).await.unwrap());
-    store.upsert_app("app", true).await.unwrap();
-    let device = NewDevice {
-        device_id: "d".into(),
-        token: "t".into(),
-        ..Default::default()
-    };
-    store.put_device("app", device, t0()).await.unwrap();
+    with_one_device(&store).await;
 
     let start = Arc::new(tokio::sync::Barrier::new(BURST));
     let mut tasks = Vec::new();
@@ -265,13 +270,7 @@ async fn a_mixed_burst_of_single_device_messages_is_answered_as_if_each_were_alo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_bookkeeping_defers_its_flush_but_new_messages_never_do() {
     let store = SqliteStore::open(&db_path()).await.unwrap();
-    store.upsert_app("app", true).await.unwrap();
-    let device = NewDevice {
-        device_id: "d".into(),
-        token: "t".into(),
-        ..Default::default()
-    };
-    store.put_device("app", device, t0()).await.unwrap();
+    with_one_device(&store).await;
 
     // A new message: its commit is flushed before the answer.
     let before = store.flush_count();
