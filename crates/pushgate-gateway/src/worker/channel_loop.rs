@@ -1,8 +1,7 @@
 //! One channel's delivery loop: claim due work with a lease, send it in the protocol's
 //! batches with at most the channel's capacity in flight to the provider (and at most twice
-//! that sent but not yet recorded), and commit every answer with its effects. On shutdown it
-//! stops claiming, lets sends finish for a grace period, and hands back (releases) whatever
-//! is still unanswered.
+//! that sent but not yet recorded), and commit every answer with its effects. On shutdown it stops claiming, lets sends finish for a grace period, and hands
+//! back (releases) whatever is still unanswered.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
