@@ -1,6 +1,6 @@
 //! One channel's delivery loop: claim due work with a lease, send it in the protocol's
-//! batches with at most the channel's capacity in flight to the provider (and at most twice
-//! that sent but not yet recorded), and commit every answer with its effects. On shutdown it stops claiming, lets sends finish for a grace period, and hands
+//! batches with at most `concurrency` batches in flight, and commit every answer with its
+//! effects. On shutdown it stops claiming, lets sends finish for a grace period, and hands
 //! back (releases) whatever is still unanswered.
 
 use std::collections::HashMap;
@@ -32,26 +32,6 @@ use crate::metrics::Metrics;
 const PAYLOAD_CACHE: usize = 4096;
 /// How often a failed commit is retried before the work is left to its lease.
 const COMMIT_ATTEMPTS: u32 = 5;
-/// Work answered but not yet recorded may reach this many times the channel's capacity, so
-/// that sending goes on while the answers of earlier batches are being committed.
-const UNRECORDED_PER_CAPACITY: usize = 2;
-
-/// The two limits of a channel's loop: requests in flight to the provider (`capacity`), and
-/// work sent but not recorded yet (a bigger window: sent, answered or being committed), which
-/// bounds what a crash can make the gateway send twice.
-struct Permits {
-    sending: Arc<Semaphore>,
-    unrecorded: Arc<Semaphore>,
-}
-
-impl Permits {
-    fn new(capacity: usize) -> Self {
-        Self {
-            sending: Arc::new(Semaphore::new(capacity)),
-            unrecorded: Arc::new(Semaphore::new(capacity * UNRECORDED_PER_CAPACITY)),
-        }
-    }
-}
 
 /// Everything one channel's loop needs.
 pub(super) struct ChannelLoop {
@@ -138,7 +118,7 @@ impl ChannelLoop {
 async fn run_loop(shared: Arc<Shared>) {
     let l = &shared.l;
     let capacity = l.channel.capacity().max(1);
-    let permits = Permits::new(capacity);
+    let permits = Arc::new(Semaphore::new(capacity));
     let (commits, committer) = committer(shared.clone());
     let mut tasks = JoinSet::new();
     loop {
@@ -193,20 +173,19 @@ async fn sit_out_pause(shared: &Shared) -> ControlFlow<()> {
     ControlFlow::Continue(())
 }
 
-/// Waits for at least one free permit of each kind, so nothing is claimed that cannot be
-/// sent soon, and returns how many are free; `None` when the loop is stopped.
-async fn wait_for_room(l: &ChannelLoop, permits: &Permits) -> Option<usize> {
-    let room = async {
-        let sending = permits.sending.clone().acquire_owned().await.ok()?;
-        let unrecorded = permits.unrecorded.clone().acquire_owned().await.ok()?;
-        let free = (permits.sending.available_permits() + 1)
-            .min(permits.unrecorded.available_permits() + 1);
-        drop((sending, unrecorded));
-        Some(free)
-    };
+/// Waits for at least one free permit, so nothing is claimed that cannot be sent soon, and
+/// returns how many are free; `None` when the loop is stopped.
+async fn wait_for_room(l: &ChannelLoop, permits: &Arc<Semaphore>) -> Option<usize> {
     tokio::select! {
         _ = l.stop.cancelled() => None,
-        room = room => room,
+        permit = permits.clone().acquire_owned() => match permit {
+            Ok(p) => {
+                let free = permits.available_permits() + 1;
+                drop(p);
+                Some(free)
+            }
+            Err(_) => None,
+        },
     }
 }
 
@@ -248,7 +227,7 @@ async fn claim(l: &ChannelLoop, room: usize) -> Claimed {
 
 /// What sending batches needs from the loop: its permits and the committer's queue.
 struct Sending<'a> {
-    permits: &'a Permits,
+    permits: &'a Arc<Semaphore>,
     capacity: usize,
     commits: &'a mpsc::Sender<CommitJob>,
 }
@@ -264,29 +243,14 @@ async fn dispatch(
     let l = &shared.l;
     for chunk in batches(claimed, l.channel.batch_size().max(1)) {
         let cost = l.channel.cost(chunk.len()).min(sending.capacity) as u32;
-        let both = async {
-            let unrecorded = sending
-                .permits
-                .unrecorded
-                .clone()
-                .acquire_many_owned(cost)
-                .await;
-            let sent = sending
-                .permits
-                .sending
-                .clone()
-                .acquire_many_owned(cost)
-                .await;
-            unrecorded.ok().zip(sent.ok())
-        };
-        let (unrecorded, sent) = tokio::select! {
+        let permit = tokio::select! {
             _ = l.stop.cancelled() => {
                 release(l, &chunk).await;
                 continue;
             }
-            permits = both => match permits {
-                Some(p) => p,
-                None => {
+            permit = sending.permits.clone().acquire_many_owned(cost) => match permit {
+                Ok(p) => p,
+                Err(_) => {
                     release(l, &chunk).await;
                     continue;
                 }
@@ -297,11 +261,11 @@ async fn dispatch(
         let commits = sending.commits.clone();
         tasks.spawn(
             async move {
-                send_batch(&shared, chunk, &commits, sent).await;
+                send_batch(&shared, chunk, &commits).await;
                 shared.unanswered.lock().done(id);
-                // Held until the answers are committed: at most `UNRECORDED_PER_CAPACITY`
-                // times the capacity is ever sent but not recorded.
-                drop(unrecorded);
+                // The permit is held until the answers are committed: at most
+                // `capacity` worth of work is ever sent but not recorded.
+                drop(permit);
             }
             .in_current_span(),
         );
@@ -407,15 +371,9 @@ async fn payload(shared: &Shared, id: Uuid) -> Result<Arc<Payload>, String> {
     Ok(p)
 }
 
-/// Sends one batch (one message, several tokens), gives back its sending permits once the
-/// provider answered, and hands the answers to the committer, returning once they are
-/// committed (or given up on).
-async fn send_batch(
-    shared: &Shared,
-    chunk: Vec<Delivery>,
-    commits: &mpsc::Sender<CommitJob>,
-    sent: tokio::sync::OwnedSemaphorePermit,
-) {
+/// Sends one batch (one message, several tokens) and hands the answers to the committer,
+/// returning once they are committed (or given up on).
+async fn send_batch(shared: &Shared, chunk: Vec<Delivery>, commits: &mpsc::Sender<CommitJob>) {
     let l = &shared.l;
     let Some(first) = chunk.first() else { return };
     let outcomes = match payload(shared, first.message_id).await {
@@ -430,8 +388,6 @@ async fn send_batch(
             ]
         }
     };
-    // Answered: the provider-side room is free for the next batch while this one is recorded.
-    drop(sent);
     let failures = *shared.failures.lock();
     let decision = decide(&chunk, outcomes, now(), &l.settings, failures);
     record_channel_state(shared, &decision);
