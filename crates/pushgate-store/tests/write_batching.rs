@@ -278,7 +278,11 @@ async fn delivery_bookkeeping_defers_its_flush_but_new_messages_never_do() {
         .insert_message(message("app"), &to_device("d"))
         .await
         .unwrap();
-    assert_eq!(store.flush_count(), before + 1, "a new message was not flushed");
+    assert_eq!(
+        store.flush_count(),
+        before + 1,
+        "a new message was not flushed"
+    );
 
     // Claims right after it: committed, not flushed while the last flush is recent (a slow
     // machine may take longer than the 200 ms window: then one flush per window is allowed).
@@ -286,13 +290,7 @@ async fn delivery_bookkeeping_defers_its_flush_but_new_messages_never_do() {
     let since_flush = std::time::Instant::now();
     for _ in 0..5 {
         store
-            .claim_due(
-                "app",
-                "main",
-                t0(),
-                10,
-                std::time::Duration::from_secs(60),
-            )
+            .claim_due("app", "main", t0(), 10, std::time::Duration::from_secs(60))
             .await
             .unwrap();
     }
