@@ -7,13 +7,18 @@ use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::events;
-use super::rows::{self, count, delivery_columns, ms, ms_after};
-use crate::Result;
-use crate::model::{Delivery, QueueStats, Release};
-use crate::rules;
+use super::rows::{self, count, delivery_json_object, ms, ms_after};
+use super::state_counts::{self, Move};
+use crate::model::{Delivery, DeliveryState, QueueStats, Release};
+use crate::stored::decode::JsonRow;
+use crate::{Result, StoreError, rules};
 
 /// Leases up to `limit` due deliveries of one channel; those past their deadline expire
 /// instead ([`rules::expiry`] decides which).
+///
+/// The due rows come back in one aggregated JSON value (one hand-off from SQLite's thread
+/// instead of one per row); the claimed rows are not read again, since the claim's update
+/// says what they now hold.
 pub(super) async fn claim_due(
     conn: &mut SqliteConnection,
     app: &str,
@@ -22,86 +27,106 @@ pub(super) async fn claim_due(
     limit: u32,
     lease: Duration,
 ) -> Result<Vec<Delivery>> {
-    let due: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT id, deadline FROM deliveries
-         WHERE app = $1 AND channel = $2
-           AND state IN ('queued', 'retry_wait', 'in_flight') AND due_at <= $3
-         ORDER BY due_at, id LIMIT $4",
-    )
+    let due: String = sqlx::query_scalar(concat!(
+        "SELECT json_group_array(",
+        delivery_json_object!(),
+        ") FROM (SELECT * FROM deliveries
+                 WHERE app = $1 AND channel = $2
+                   AND state IN ('queued', 'retry_wait', 'in_flight') AND due_at <= $3
+                 ORDER BY due_at, id LIMIT $4)"
+    ))
     .bind(app)
     .bind(channel)
     .bind(ms(now))
     .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    let due: Vec<JsonRow> = serde_json::from_str(&due)
+        .map_err(|e| StoreError::Corrupt(format!("due deliveries: {e}")))?;
     let mut to_claim = Vec::with_capacity(due.len());
     let mut to_expire = Vec::new();
-    for (id, deadline) in due {
-        if rules::expiry::is_expired(rows::from_ms(deadline)?, now) {
-            to_expire.push(id);
+    for row in &due {
+        let d = rows::delivery(row)?;
+        if rules::expiry::is_expired(d.deadline, now) {
+            to_expire.push(d);
         } else {
-            to_claim.push(id);
+            to_claim.push(d);
         }
     }
     if !to_expire.is_empty() {
-        expire(&mut *conn, app, &to_expire, now).await?;
+        expire(&mut *conn, app, to_expire, now).await?;
     }
     if to_claim.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(concat!(
+    let lease_until = ms_after(now, lease);
+    sqlx::query(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, due_at = $1,
              attempts = attempts + 1, updated_at = $2
-         WHERE id IN (SELECT value FROM json_each($3))
-         RETURNING ",
-        delivery_columns!()
-    ))
-    .bind(ms_after(now, lease))
+         WHERE id IN (SELECT value FROM json_each($3))",
+    )
+    .bind(lease_until)
     .bind(ms(now))
-    .bind(json_ids(&to_claim))
-    .fetch_all(&mut *conn)
+    .bind(json_ids(to_claim.iter().map(|d| d.id)))
+    .execute(&mut *conn)
     .await?;
-    let mut claimed = rows
+    let moves: Vec<Move> = to_claim
         .iter()
-        .map(rows::delivery)
-        .collect::<Result<Vec<_>>>()?;
-    claimed.sort_by_key(|d| d.id);
-    Ok(claimed)
+        .map(|d| d.moved_to(DeliveryState::InFlight))
+        .collect();
+    state_counts::record(&mut *conn, &moves).await?;
+    let (lease_until, now) = (rows::from_ms(lease_until)?, rows::from_ms(ms(now))?);
+    for d in &mut to_claim {
+        d.state = DeliveryState::InFlight;
+        d.lease_until = Some(lease_until);
+        d.due_at = lease_until;
+        d.attempts += 1;
+        d.updated_at = now;
+    }
+    to_claim.sort_by_key(|d| d.id);
+    Ok(to_claim)
 }
 
 /// Settles due deliveries past their deadline as expired, each with its event.
 async fn expire(
     conn: &mut SqliteConnection,
     app: &str,
-    ids: &[i64],
+    mut list: Vec<Delivery>,
     now: OffsetDateTime,
 ) -> Result<()> {
-    let rows = sqlx::query(concat!(
+    sqlx::query(
         "UPDATE deliveries SET state = 'expired', lease_until = NULL,
              error_code = COALESCE(error_code, $1), updated_at = $2
-         WHERE id IN (SELECT value FROM json_each($3))
-         RETURNING ",
-        delivery_columns!()
-    ))
+         WHERE id IN (SELECT value FROM json_each($3))",
+    )
     .bind(rules::expiry::TTL_EXPIRED)
     .bind(ms(now))
-    .bind(json_ids(ids))
-    .fetch_all(&mut *conn)
+    .bind(json_ids(list.iter().map(|d| d.id)))
+    .execute(&mut *conn)
     .await?;
-    let mut expired = rows
+    // Leased work is counted here; the triggers count the rest (see `state_counts`).
+    let moves: Vec<Move> = list
         .iter()
-        .map(rows::delivery)
-        .collect::<Result<Vec<_>>>()?;
-    expired.sort_by_key(|d| d.id);
-    for d in &expired {
+        .filter(|d| d.state == DeliveryState::InFlight)
+        .map(|d| d.moved_to(DeliveryState::Expired))
+        .collect();
+    state_counts::record(&mut *conn, &moves).await?;
+    let now = rows::from_ms(ms(now))?;
+    list.sort_by_key(|d| d.id);
+    for d in &mut list {
+        d.state = DeliveryState::Expired;
+        d.lease_until = None;
+        d.error_code
+            .get_or_insert_with(|| rules::expiry::TTL_EXPIRED.to_string());
+        d.updated_at = now;
         events::append(&mut *conn, app, &rules::expiry::expired_event(d), now).await?;
     }
     Ok(())
 }
 
 /// Delivery ids as one JSON array, for `json_each`.
-fn json_ids(ids: &[i64]) -> String {
-    serde_json::Value::from(ids.to_vec()).to_string()
+fn json_ids(ids: impl Iterator<Item = i64>) -> String {
+    serde_json::Value::from(ids.collect::<Vec<_>>()).to_string()
 }
 
 /// When the next pending delivery of one channel is due.
@@ -127,22 +152,38 @@ pub(super) async fn release(
     releases: &[Release],
     now: OffsetDateTime,
 ) -> Result<u64> {
-    let mut released = 0;
+    let mut released = Vec::new();
     for r in releases {
-        let done = sqlx::query(
+        let row = sqlx::query(
             "UPDATE deliveries
              SET state = 'queued', lease_until = NULL, due_at = $1, updated_at = $1,
                  attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
-             WHERE id = $2 AND state = 'in_flight' AND attempts = $3",
+             WHERE id = $2 AND state = 'in_flight' AND attempts = $3
+             RETURNING message_id, app, channel",
         )
         .bind(ms(now))
         .bind(r.delivery_id)
         .bind(r.attempt)
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-        released += done.rows_affected();
+        if let Some(row) = row {
+            let message: uuid::Uuid = row.try_get("message_id")?;
+            let (app, channel): (String, String) = (row.try_get("app")?, row.try_get("channel")?);
+            released.push((message, app, channel));
+        }
     }
-    Ok(released)
+    let moves: Vec<Move> = released
+        .iter()
+        .map(|(message, app, channel)| Move {
+            message: *message,
+            app,
+            channel,
+            from: DeliveryState::InFlight,
+            to: DeliveryState::Queued,
+        })
+        .collect();
+    state_counts::record(&mut *conn, &moves).await?;
+    Ok(released.len() as u64)
 }
 
 /// Pending and due deliveries over every app.

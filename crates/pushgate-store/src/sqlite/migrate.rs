@@ -32,10 +32,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("migrations/0006_retention.sql"),
     ),
+    (
+        7,
+        "counted_in_sets",
+        include_str!("migrations/0007_counted_in_sets.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 6;
+pub(super) const LATEST: i64 = 7;
 
 /// The highest migration applied to this database (0 for a new one).
 pub(super) async fn current(pool: &SqlitePool) -> Result<i64> {

@@ -19,6 +19,7 @@ mod migrate;
 mod outcomes;
 mod registry;
 mod rows;
+mod state_counts;
 mod stats;
 mod targets;
 mod upstream;
@@ -117,7 +118,7 @@ impl SqliteStore {
             .await?;
         let store = SqliteStore {
             pool,
-            writer: std::sync::Arc::new(writer::Writer::new(settings.durable_commits)),
+            writer: std::sync::Arc::new(writer::Writer::new(settings.durable_commits, true)),
         };
         store.migrate().await?;
         Ok(store)
@@ -140,7 +141,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             // Nothing of an in-memory database reaches a disk.
-            writer: std::sync::Arc::new(writer::Writer::new(false)),
+            writer: std::sync::Arc::new(writer::Writer::new(false, false)),
         };
         store.migrate().await?;
         Ok(store)
@@ -183,8 +184,10 @@ impl Store for SqliteStore {
         migrate::run(&self.pool).await
     }
 
-    /// Closes the pool, waiting for connections to be returned (checkpoints the WAL).
+    /// Closes the writer's connection, then the pool, waiting for connections to be returned
+    /// (the last one closed checkpoints the WAL).
     async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 

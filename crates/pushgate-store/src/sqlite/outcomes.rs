@@ -10,11 +10,12 @@ use time::OffsetDateTime;
 use super::events;
 use super::registry;
 use super::rows::{self, ms};
-use crate::Result;
-use crate::model::Completion;
+use super::state_counts::{self, Move};
+use crate::model::{Completion, DeliveryState};
 use crate::rules;
 use crate::rules::events::DeliveryRef;
 use crate::rules::outcome::{Effect, HolderLookup, Settlement, TokenHolders};
+use crate::{Result, StoreError};
 
 /// Sets the delivery's state if it is still in flight under the claim `c` names; `None` when
 /// the answer is stale (the lease ran out and another claim took the delivery).
@@ -29,7 +30,7 @@ async fn settle(
          SET state = $1, due_at = COALESCE($2, due_at), lease_until = NULL,
              provider_message_id = $3, error_code = $4, updated_at = $5
          WHERE id = $6 AND state = 'in_flight' AND attempts = $7
-         RETURNING id, message_id, app, device_id, token",
+         RETURNING id, message_id, app, channel, device_id, token",
     )
     .bind(settlement.state.as_str())
     .bind(settlement.due_at.map(ms))
@@ -38,10 +39,20 @@ async fn settle(
     .bind(ms(now))
     .bind(c.delivery_id)
     .bind(c.attempt)
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    row.map(|row| Ok((row.try_get("app")?, events::delivery_ref(&row)?)))
-        .transpose()
+    let Some(row) = row else { return Ok(None) };
+    let (app, channel): (String, String) = (row.try_get("app")?, row.try_get("channel")?);
+    let delivery = events::delivery_ref(&row)?;
+    let moved = Move {
+        message: delivery.message_id,
+        app: &app,
+        channel: &channel,
+        from: DeliveryState::InFlight,
+        to: settlement.state,
+    };
+    state_counts::record(conn, &[moved]).await?;
+    Ok(Some((app, delivery)))
 }
 
 /// The deadline of a delivery, if it still exists.
@@ -156,7 +167,7 @@ fn distinct_deliveries(results: &[Completion]) -> bool {
 }
 
 /// Sets the state of every delivery in `list` still in flight under the claim its answer
-/// names, in one statement; returns how many were.
+/// names, in one statement, and counts the changes; returns how many were.
 async fn settle_together(
     conn: &mut SqliteConnection,
     list: &[&Completion],
@@ -179,7 +190,23 @@ async fn settle_together(
             ])
         })
         .collect();
-    let done = sqlx::query(
+    let answers = serde_json::Value::from(rows).to_string();
+    // Which answers are current (the others are stale: skipped), with what the counts need;
+    // one aggregated value, read before the update changes the states it selects on.
+    let live: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(hex(d.message_id), d.app, d.channel, j.value ->> 2))
+         FROM json_each($1) j JOIN deliveries d ON d.id = j.value ->> 0
+         WHERE d.state = 'in_flight' AND d.attempts = j.value ->> 1",
+    )
+    .bind(&answers)
+    .fetch_one(&mut *conn)
+    .await?;
+    let live: Vec<(String, String, String, String)> = serde_json::from_str(&live)
+        .map_err(|e| StoreError::Corrupt(format!("answered deliveries: {e}")))?;
+    if live.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query(
         "UPDATE deliveries
          SET state = j.value ->> 2, due_at = COALESCE(j.value ->> 3, due_at), lease_until = NULL,
              provider_message_id = j.value ->> 4, error_code = j.value ->> 5, updated_at = $1
@@ -188,8 +215,22 @@ async fn settle_together(
            AND deliveries.attempts = j.value ->> 1",
     )
     .bind(ms(now))
-    .bind(serde_json::Value::from(rows).to_string())
-    .execute(conn)
+    .bind(&answers)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected())
+    let moves = live
+        .iter()
+        .map(|(message, app, channel, state)| {
+            Ok(Move {
+                message: uuid::Uuid::try_parse(message)
+                    .map_err(|e| StoreError::Corrupt(format!("message id {message:?}: {e}")))?,
+                app,
+                channel,
+                from: DeliveryState::InFlight,
+                to: state.parse()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    state_counts::record(conn, &moves).await?;
+    Ok(live.len() as u64)
 }

@@ -3,5 +3,6 @@
 
 pub(super) use crate::stored::decode::{channel, delivery, device, event, message};
 pub(super) use crate::stored::{
-    count, delivery_columns, device_select, from_ms, message_columns, ms, ms_after, normalized_list,
+    count, delivery_json_object, device_select, from_ms, message_columns, ms, ms_after,
+    normalized_list,
 };

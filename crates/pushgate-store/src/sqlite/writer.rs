@@ -27,6 +27,12 @@
 //! had already sent (at-least-once), never lose an accepted message: every cycle holding a
 //! new message, a device change or an event cursor flushes before it answers.
 //!
+//! Every cycle runs on the same connection, kept by the writer and outside the pool of
+//! readers: SQLite drops a connection's page cache whenever another connection wrote since
+//! its last transaction, so cycles taking turns over the pool's connections each began by
+//! reading back, through the kernel, the index and table pages the cycle before had just
+//! written. Kept apart, the writer's cache stays warm; only readers pay for the writes.
+//!
 //! There is no writer thread to start or stop: the first caller that finds no cycle running
 //! becomes the leader and runs a cycle on a task of its own (so that a caller giving up
 //! cannot cancel the others' commit); callers arriving meanwhile queue and are served by the
@@ -41,7 +47,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::oneshot;
 
 use crate::{Result, StoreError};
@@ -314,6 +321,27 @@ pub(super) struct Writer {
     last_unflushed: Mutex<Option<Instant>>,
     /// Whether a later flush of unflushed commits is scheduled ([`Writer::flush_later`]).
     flush_pending: std::sync::atomic::AtomicBool,
+    /// Whether cycles keep a connection of their own (see the module); if not, each takes one
+    /// from the pool.
+    dedicated: bool,
+    /// The connection every cycle runs on, taken out of the pool once; empty before the first
+    /// cycle and after one whose transaction failed (the next takes a fresh one).
+    own: Mutex<Option<SqliteConnection>>,
+}
+
+/// The connection a cycle runs on: the writer's own, or one borrowed from the pool.
+enum CycleConnection {
+    Own(SqliteConnection),
+    Pooled(PoolConnection<Sqlite>),
+}
+
+impl CycleConnection {
+    fn get(&mut self) -> &mut SqliteConnection {
+        match self {
+            Self::Own(conn) => conn,
+            Self::Pooled(conn) => conn,
+        }
+    }
 }
 
 impl std::fmt::Debug for Writer {
@@ -327,8 +355,10 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// A writer whose commits are flushed (`synchronous=FULL`) when `durable`, as
-    /// [`Flush`] says; never when not.
-    pub(super) fn new(durable: bool) -> Self {
+    /// [`Flush`] says; never when not. With `dedicated`, cycles run on a connection the
+    /// writer takes out of the pool for good (see the module); without it (a database that
+    /// exists only in its one pooled connection, in memory), on whichever the pool lends.
+    pub(super) fn new(durable: bool, dedicated: bool) -> Self {
         Self {
             queue: Mutex::default(),
             turn: Arc::default(),
@@ -339,6 +369,38 @@ impl Writer {
             last_flush: Mutex::new(Instant::now()),
             last_unflushed: Mutex::new(None),
             flush_pending: Default::default(),
+            dedicated,
+            own: Mutex::default(),
+        }
+    }
+
+    /// The connection for the next cycle: the writer's own (taken from the pool the first
+    /// time), or a pooled one.
+    async fn connection(&self, pool: &SqlitePool) -> Result<CycleConnection> {
+        if !self.dedicated {
+            return Ok(CycleConnection::Pooled(pool.acquire().await?));
+        }
+        if let Some(conn) = self.own.lock().take() {
+            return Ok(CycleConnection::Own(conn));
+        }
+        Ok(CycleConnection::Own(pool.acquire().await?.detach()))
+    }
+
+    /// Keeps a cycle's connection for the next cycle, unless its transaction failed (then
+    /// the next cycle starts on a fresh one).
+    fn keep(&self, conn: CycleConnection, healthy: bool) {
+        if let (CycleConnection::Own(conn), true) = (conn, healthy) {
+            *self.own.lock() = Some(conn);
+        }
+    }
+
+    /// Closes the writer's own connection (on the store's close; a later write opens another).
+    pub(super) async fn close(&self) {
+        let own = self.own.lock().take();
+        if let Some(conn) = own
+            && let Err(e) = conn.close().await
+        {
+            tracing::warn!(error = %e, "cannot close the writer's connection");
         }
     }
 
@@ -457,25 +519,52 @@ impl Writer {
             return;
         }
         let n = jobs.iter().map(|job| job.size() as u64).sum();
-        let mut jobs = merge(jobs);
+        let jobs = merge(jobs);
+        match self.connection(pool).await {
+            Ok(mut conn) => {
+                let healthy = self.run_cycle(conn.get(), jobs).await;
+                self.keep(conn, healthy);
+            }
+            Err(err) => {
+                // The first job gets the pool's own error (closed, or cannot connect).
+                let what = err.to_string();
+                let mut err = Some(err);
+                for job in split(jobs) {
+                    job.fail(err.take().unwrap_or_else(|| {
+                        StoreError::Corrupt(format!("no connection to write on: {what}"))
+                    }));
+                }
+            }
+        }
+        self.jobs_done.fetch_add(n, Ordering::Relaxed);
+        if self.last_unflushed.lock().is_some() {
+            self.flush_later(pool);
+        }
+    }
+
+    /// Runs a cycle's jobs on `conn`: together, then with savepoints, then each alone (see
+    /// the module); false when a transaction itself failed.
+    async fn run_cycle(&self, conn: &mut SqliteConnection, mut jobs: Vec<Box<dyn Job>>) -> bool {
         let begin = self.begin_for(&jobs);
-        match together(pool, begin, &mut jobs, false).await {
-            Ok(true) => self.committed(begin, jobs),
+        match together(&mut *conn, begin, &mut jobs, false).await {
+            Ok(true) => {
+                self.committed(begin, jobs);
+                true
+            }
             Ok(false) => {
                 let mut jobs = split(jobs);
                 for job in &mut jobs {
                     job.forget();
                 }
-                match together(pool, begin, &mut jobs, true).await {
-                    Ok(_) => self.committed(begin, jobs),
-                    Err(_) => self.each_alone(pool, jobs).await,
+                match together(&mut *conn, begin, &mut jobs, true).await {
+                    Ok(_) => {
+                        self.committed(begin, jobs);
+                        true
+                    }
+                    Err(_) => self.each_alone(conn, jobs).await,
                 }
             }
-            Err(_) => self.each_alone(pool, split(jobs)).await,
-        }
-        self.jobs_done.fetch_add(n, Ordering::Relaxed);
-        if self.last_unflushed.lock().is_some() {
-            self.flush_later(pool);
+            Err(_) => self.each_alone(conn, split(jobs)).await,
         }
     }
 
@@ -541,23 +630,27 @@ impl Writer {
         });
     }
 
-    /// The last resort: each job in a transaction of its own.
-    async fn each_alone(&self, pool: &SqlitePool, jobs: Vec<Box<dyn Job>>) {
+    /// The last resort: each job in a transaction of its own; false when a transaction
+    /// itself failed.
+    async fn each_alone(&self, conn: &mut SqliteConnection, jobs: Vec<Box<dyn Job>>) -> bool {
+        let mut healthy = true;
         for mut job in jobs {
             job.forget();
             let mut one = vec![job];
             let begin = self.begin_for(&one);
-            match together(pool, begin, &mut one, false).await {
+            match together(&mut *conn, begin, &mut one, false).await {
                 Ok(true) => self.committed(begin, one),
                 // The job failed: its transaction was rolled back, its error is kept.
                 Ok(false) => one.into_iter().for_each(|job| job.answer()),
                 Err(err) => {
+                    healthy = false;
                     if let Some(job) = one.pop() {
                         job.fail(err);
                     }
                 }
             }
         }
+        healthy
     }
 }
 
@@ -565,12 +658,12 @@ impl Writer {
 /// transaction back (`Ok(false)`); with them, a failing job's writes alone are undone and the
 /// transaction commits (`Ok(true)`). `Err` when the transaction itself failed.
 async fn together(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     begin: &'static str,
     jobs: &mut [Box<dyn Job>],
     savepoints: bool,
 ) -> Result<bool> {
-    let mut tx = pool.begin_with(begin).await?;
+    let mut tx = conn.begin_with(begin).await?;
     for job in jobs.iter_mut() {
         if savepoints {
             sqlx::raw_sql("SAVEPOINT job").execute(&mut *tx).await?;

@@ -54,6 +54,62 @@ macro_rules! row_read {
 row_read!(sqlx::sqlite::SqliteRow);
 row_read!(sqlx::postgres::PgRow);
 
+/// A row read back as one JSON object (column name to value), for statements that return
+/// many rows as a single aggregated value: one hand-off from SQLite's thread instead of one
+/// per row. Ids (blobs) come as hex text, booleans as 0 or 1.
+pub(crate) type JsonRow = serde_json::Map<String, serde_json::Value>;
+
+/// A column of a [`JsonRow`], `None` for SQL `NULL`; an error if it is missing.
+fn json_column<'r>(row: &'r JsonRow, column: &str) -> Result<Option<&'r serde_json::Value>> {
+    match row.get(column) {
+        None => Err(StoreError::Corrupt(format!(
+            "no column {column:?} in the row"
+        ))),
+        Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => Ok(Some(v)),
+    }
+}
+
+/// The error of a [`JsonRow`] column of an unexpected type.
+fn json_mismatch(column: &str, value: &serde_json::Value, wanted: &str) -> StoreError {
+    StoreError::Corrupt(format!("column {column:?} is {value}, not {wanted}"))
+}
+
+impl RowRead for JsonRow {
+    fn text(&self, column: &str) -> Result<String> {
+        self.opt_text(column)?
+            .ok_or_else(|| StoreError::Corrupt(format!("column {column:?} is NULL")))
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        json_column(self, column)?
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| json_mismatch(column, v, "text"))
+            })
+            .transpose()
+    }
+    fn int(&self, column: &str) -> Result<i64> {
+        self.opt_int(column)?
+            .ok_or_else(|| StoreError::Corrupt(format!("column {column:?} is NULL")))
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        json_column(self, column)?
+            .map(|v| {
+                v.as_i64()
+                    .ok_or_else(|| json_mismatch(column, v, "an integer"))
+            })
+            .transpose()
+    }
+    fn uuid(&self, column: &str) -> Result<Uuid> {
+        let hex = self.text(column)?;
+        Uuid::try_parse(&hex).map_err(|e| StoreError::Corrupt(format!("column {column:?}: {e}")))
+    }
+    fn flag(&self, column: &str) -> Result<bool> {
+        Ok(self.int(column)? != 0)
+    }
+}
+
 /// A stored time column read back.
 fn time(row: &impl RowRead, column: &str) -> Result<time::OffsetDateTime> {
     from_ms(row.int(column)?)

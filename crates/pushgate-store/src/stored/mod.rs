@@ -37,6 +37,19 @@ macro_rules! delivery_columns {
 }
 pub(crate) use delivery_columns;
 
+/// The columns of `delivery_columns!()` as the arguments of SQLite's `json_object`, for
+/// reading many deliveries back as one value (see [`decode::JsonRow`]).
+macro_rules! delivery_json_object {
+    () => {
+        "json_object('id', id, 'message_id', hex(message_id), 'app', app, 'device_id', device_id,
+             'token', token, 'channel', channel, 'state', state, 'attempts', attempts,
+             'due_at', due_at, 'lease_until', lease_until, 'deadline', deadline,
+             'provider_message_id', provider_message_id, 'error_code', error_code,
+             'updated_at', updated_at)"
+    };
+}
+pub(crate) use delivery_json_object;
+
 /// Columns of `messages` that [`decode::message`] reads, as a literal for `concat!`.
 macro_rules! message_columns {
     () => {
