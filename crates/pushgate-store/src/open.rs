@@ -15,8 +15,8 @@ pub struct StoreSettings {
     /// How long a writer waits for another one's lock before failing (SQLite's
     /// `busy_timeout`: "database is locked").
     pub busy_timeout: Duration,
-    /// Connections in the SQLite pool (under SQLite's WAL, readers run in parallel and
-    /// writers queue on the lock).
+    /// Connections in the SQLite pool of readers (under SQLite's WAL they run in parallel);
+    /// the writer keeps one more connection of its own.
     pub max_connections: u32,
     /// `true`: every commit is flushed to disk (SQLite `synchronous=FULL`), so an accepted
     /// message survives a power cut; `false` (`NORMAL`) survives a crash of the process but may
