@@ -53,6 +53,12 @@ use tokio::sync::oneshot;
 
 use crate::{Result, StoreError};
 
+/// The page cache of the writer's own connection, in KiB (SQLite's default is 2,000): the
+/// registry's token index and the queue's indexes stay in it between cycles. Measured on
+/// `devices:import` of 100,000 devices, two sets of three alternating pairs: +15% and +3%
+/// (medians), for about 7 MiB more of idle RSS at 1,000,000 devices (46 → 53 MiB).
+const WRITER_CACHE_KIB: u32 = 8192;
+
 /// Most jobs one cycle stores (bounds how long a cycle holds SQLite's write lock).
 const MAX_CYCLE: usize = 1024;
 
@@ -383,7 +389,13 @@ impl Writer {
         if let Some(conn) = self.own.lock().take() {
             return Ok(CycleConnection::Own(conn));
         }
-        Ok(CycleConnection::Own(pool.acquire().await?.detach()))
+        let mut conn = pool.acquire().await?.detach();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA cache_size = -{WRITER_CACHE_KIB}"
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(CycleConnection::Own(conn))
     }
 
     /// Keeps a cycle's connection for the next cycle, unless its transaction failed (then
