@@ -406,7 +406,7 @@ impl Writer {
         }
     }
 
-    /// Closes the writer's own connection (on the store's close; a later write opens another).
+    /// Closes the writer's own connection, on the store's close (the pool closes after it).
     pub(super) async fn close(&self) {
         let own = self.own.lock().take();
         if let Some(conn) = own
