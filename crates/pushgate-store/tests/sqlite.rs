@@ -2,6 +2,8 @@
 //! (processes) on one file, reopening, and the in-memory variant.
 
 mod contract;
+#[path = "sqlite/state_counts.rs"]
+mod state_counts;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

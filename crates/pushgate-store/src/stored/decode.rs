@@ -70,6 +70,11 @@ fn json_column<'r>(row: &'r JsonRow, column: &str) -> Result<Option<&'r serde_js
     }
 }
 
+/// The value of a [`JsonRow`] column that must not be `NULL`.
+fn not_null<T>(column: &str, value: Option<T>) -> Result<T> {
+    value.ok_or_else(|| StoreError::Corrupt(format!("column {column:?} is NULL")))
+}
+
 /// The error of a [`JsonRow`] column of an unexpected type.
 fn json_mismatch(column: &str, value: &serde_json::Value, wanted: &str) -> StoreError {
     StoreError::Corrupt(format!("column {column:?} is {value}, not {wanted}"))
@@ -77,8 +82,7 @@ fn json_mismatch(column: &str, value: &serde_json::Value, wanted: &str) -> Store
 
 impl RowRead for JsonRow {
     fn text(&self, column: &str) -> Result<String> {
-        self.opt_text(column)?
-            .ok_or_else(|| StoreError::Corrupt(format!("column {column:?} is NULL")))
+        not_null(column, self.opt_text(column)?)
     }
     fn opt_text(&self, column: &str) -> Result<Option<String>> {
         json_column(self, column)?
@@ -90,8 +94,7 @@ impl RowRead for JsonRow {
             .transpose()
     }
     fn int(&self, column: &str) -> Result<i64> {
-        self.opt_int(column)?
-            .ok_or_else(|| StoreError::Corrupt(format!("column {column:?} is NULL")))
+        not_null(column, self.opt_int(column)?)
     }
     fn opt_int(&self, column: &str) -> Result<Option<i64>> {
         json_column(self, column)?

@@ -1,4 +1,4 @@
-//! The kept counts (a message's deliveries by state, and the per-channel totals of settled
+//! (Part of the SQLite test binary, `tests/sqlite.rs`.) The kept counts (a message's deliveries by state, and the per-channel totals of settled
 //! deliveries behind the metrics) stay equal to what the deliveries themselves say through
 //! every change a delivery can go through: claims, plain and effectful answers, stale and
 //! repeated answers, releases, and expiry of queued and of leased work. The counts are kept
@@ -17,15 +17,7 @@ use pushgate_store::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-fn db_path() -> String {
-    let dir = std::env::temp_dir().join(format!(
-        "pushgate-state-counts-{}-{}",
-        std::process::id(),
-        Uuid::now_v7()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("store.db").to_string_lossy().into_owned()
-}
+use crate::contract::deliveries_of;
 
 fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
@@ -59,26 +51,12 @@ async fn send(store: &SqliteStore, devices: std::ops::Range<usize>, ttl_secs: i6
         .message_id
 }
 
-/// Every delivery of a message, read page by page.
-async fn deliveries(store: &SqliteStore, message: Uuid) -> Vec<Delivery> {
-    let mut all = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store.list_deliveries(message, cursor, 7).await.unwrap();
-        all.extend(page.items);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return all,
-        }
-    }
-}
-
 /// Checks the kept counts of `messages` against their deliveries, recounted.
 async fn check_counts(store: &SqliteStore, messages: &[Uuid], step: &str) {
     let mut settled: BTreeMap<(String, String, DeliveryState), u64> = BTreeMap::new();
     for &message in messages {
         let mut by_state: BTreeMap<DeliveryState, u64> = BTreeMap::new();
-        for d in deliveries(store, message).await {
+        for d in deliveries_of(store, message).await {
             *by_state.entry(d.state).or_default() += 1;
             if d.state.is_final() {
                 *settled.entry((d.app, d.channel, d.state)).or_default() += 1;
@@ -119,7 +97,7 @@ fn delivered(d: &Delivery) -> Completion {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_counts_follow_every_change_of_state() {
-    let store = SqliteStore::open(&db_path()).await.unwrap();
+    let store = SqliteStore::open(&super::db_path()).await.unwrap();
     store.upsert_app("app", true).await.unwrap();
     let mut devices = Vec::new();
     for i in 0..40 {
@@ -216,7 +194,7 @@ async fn kept_counts_follow_every_change_of_state() {
         .await
         .unwrap();
     assert!(later.iter().all(|d| d.message_id == fan_out));
-    let short_states: Vec<DeliveryState> = deliveries(&store, short)
+    let short_states: Vec<DeliveryState> = deliveries_of(&store, short)
         .await
         .into_iter()
         .map(|d| d.state)
