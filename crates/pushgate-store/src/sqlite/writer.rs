@@ -406,8 +406,11 @@ impl Writer {
         }
     }
 
-    /// Closes the writer's own connection, on the store's close (the pool closes after it).
+    /// Closes the writer's own connection, on the store's close (the pool closes after it),
+    /// once the cycle running, if any, has committed: closing the pool used to wait for it,
+    /// but this connection is not the pool's.
     pub(super) async fn close(&self) {
+        let _turn = self.turn.lock().await;
         let own = self.own.lock().take();
         if let Some(conn) = own
             && let Err(e) = conn.close().await
