@@ -1,6 +1,7 @@
 //! Starting and stopping the whole gateway: the store (migrated), the apps and channels of
 //! the configuration recorded in it, one worker per channel, and the HTTP API.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,11 +167,12 @@ impl Gateway {
             stop: background.stop.clone(),
         };
         let mut senders = KeyedTasks::default();
-        let webhook_nudges = spec
-            .apps
-            .iter()
-            .filter_map(|app| Some((app.name.clone(), webhooks.start(app, &mut senders)?)))
-            .collect();
+        let mut webhook_nudges = HashMap::new();
+        for app in &spec.apps {
+            if let Some(nudge) = webhooks.start(app, &mut senders).await {
+                webhook_nudges.insert(app.name.clone(), nudge);
+            }
+        }
         let apps = Arc::new(Apps::from_specs(&spec.apps));
         let console = Arc::new(Console::new(
             &spec.admin_keys,

@@ -248,3 +248,23 @@ async fn undelivered_events_wait_across_a_restart() {
     })
     .await;
 }
+
+/// The cursor is made while the gateway starts, not later by the sender's task: once
+/// `Gateway::start` has returned it exists at the end of the log, so the events of the very
+/// first requests reach the receiver. (On one runtime thread the sender's task cannot have
+/// run before the test looks, so a cursor made by that task would be missing here.)
+#[tokio::test(flavor = "current_thread")]
+async fn the_cursor_exists_before_the_first_request() {
+    let (receiver, url) = start_receiver().await;
+    let env = start_with(|spec| spec.apps[0].webhook = Some(hook(&url))).await;
+    let store = env.gw.as_ref().unwrap().store();
+    let cursor = store.webhook_state(APP).await.unwrap();
+    assert_eq!(
+        cursor.map(|c| c.delivered_seq),
+        Some(0),
+        "a cursor at the end of the (empty) log as soon as the gateway has started"
+    );
+    dead_devices(&env, "first", 2).await;
+    let got = wait_for(&receiver, 4).await;
+    assert_eq!(got.len(), 4, "the first requests' 4 events, none twice");
+}

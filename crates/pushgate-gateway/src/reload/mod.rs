@@ -228,17 +228,18 @@ impl Reloader {
             let entry = self.runtime.install(p, &mut live.companions);
             live.workers.add(&app, &name, &entry);
         }
-        self.apps.replace(&effective.apps);
-        self.console.replace_admin_keys(&effective.admin_keys);
+        // Webhooks before the apps swap, so that a new app's cursor exists before its first
+        // request can write an event.
         for name in &plan.webhooks_changed {
             live.webhooks.stop(name).await;
-            let nudge = effective
-                .apps
-                .iter()
-                .find(|a| &a.name == name)
-                .and_then(|app| self.webhooks.start(app, &mut live.webhooks));
+            let nudge = match effective.apps.iter().find(|a| &a.name == name) {
+                Some(app) => self.webhooks.start(app, &mut live.webhooks).await,
+                None => None,
+            };
             self.console.set_webhook_nudge(name, nudge);
         }
+        self.apps.replace(&effective.apps);
+        self.console.replace_admin_keys(&effective.admin_keys);
         // Removed apps and channels take no more requests; their workers stop as at
         // shutdown, releasing what they had claimed and not sent.
         for (app, name) in &plan.channels_removed {

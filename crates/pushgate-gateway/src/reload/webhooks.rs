@@ -8,6 +8,7 @@ use std::time::Duration;
 use pushgate_store::Store;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use super::tasks::KeyedTasks;
 use crate::config::AppSpec;
@@ -31,8 +32,13 @@ pub struct WebhookRuntime {
 
 impl WebhookRuntime {
     /// Starts `app`'s webhook sender under its name, when it has a webhook; returns what asks
-    /// it to try again now.
-    pub fn start(&self, app: &AppSpec, senders: &mut KeyedTasks<String>) -> Option<Arc<Notify>> {
+    /// it to try again now. Its cursor is made first, so that every event written after
+    /// this returns is delivered.
+    pub async fn start(
+        &self,
+        app: &AppSpec,
+        senders: &mut KeyedTasks<String>,
+    ) -> Option<Arc<Notify>> {
         let hook = app.webhook.as_ref()?;
         let retry_now = Arc::new(Notify::new());
         let stop = self.stop.child_token();
@@ -46,7 +52,14 @@ impl WebhookRuntime {
             stop: stop.clone(),
             retry_now: retry_now.clone(),
         };
-        senders.spawn(app.name.clone(), stop, sender.run());
+        let cursor_ready = match sender.ensure_cursor().await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(app = %app.name, error = %e, "cannot set up the webhook cursor yet; the sender tries again");
+                false
+            }
+        };
+        senders.spawn(app.name.clone(), stop, sender.run(cursor_ready));
         Some(retry_now)
     }
 }

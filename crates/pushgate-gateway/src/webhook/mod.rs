@@ -49,23 +49,25 @@ pub struct WebhookSender {
 }
 
 impl WebhookSender {
-    /// Makes sure the cursor exists (at the current end of the log, or before the first event
-    /// with `replay_existing`), then delivers until stopped.
-    pub async fn run(self) {
+    /// Makes sure the app's cursor exists: at the current end of the log, or before the
+    /// first event with `replay_existing`. Done before the sender is spawned, and before the
+    /// app takes requests, so that no event written after start is skipped; an existing
+    /// cursor is kept as it is.
+    pub async fn ensure_cursor(&self) -> Result<(), pushgate_store::StoreError> {
         let start = if self.spec.replay_existing {
-            Ok(0)
+            0
         } else {
-            self.store.last_event_seq(&self.app).await
+            self.store.last_event_seq(&self.app).await?
         };
-        let init = match start {
-            Ok(seq) => {
-                self.store
-                    .webhook_init(&self.app, seq, OffsetDateTime::now_utc())
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = init {
+        self.store
+            .webhook_init(&self.app, start, OffsetDateTime::now_utc())
+            .await
+    }
+
+    /// Delivers until stopped. `cursor_ready` says whether [`Self::ensure_cursor`] has
+    /// succeeded; when not, it is tried again here first.
+    pub async fn run(self, cursor_ready: bool) {
+        if !cursor_ready && let Err(e) = self.ensure_cursor().await {
             warn!(app = %self.app, error = %e, "cannot set up the webhook cursor");
         }
         let client = match reqwest::Client::builder()
