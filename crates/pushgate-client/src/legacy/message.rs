@@ -5,6 +5,7 @@
 //! arguments; the wire encoding and the validation rules are `pushgate-proto`'s.
 
 use std::fmt;
+use std::sync::Arc;
 
 use pushgate_proto::ValidationError;
 use pushgate_proto::legacy::limits::{MAX_REGISTRATION_IDS, TOPIC_PREFIX};
@@ -24,8 +25,9 @@ pub(crate) mod sealed {
     pub trait Sealed {
         /// True when the answer has one entry per token (not a topic or device group).
         fn is_token_target(&self) -> bool;
-        /// The tokens the answer's entries belong to, in request order.
-        fn tokens(&self) -> Vec<String>;
+        /// The tokens the answer's entries belong to, in request order (the one name of a
+        /// topic, condition or device group).
+        fn tokens(&self) -> &[String];
         /// The same message (data, options) for other tokens of the same kind.
         fn with_tokens(&self, tokens: Vec<String>) -> Self;
     }
@@ -35,7 +37,8 @@ pub(crate) mod sealed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JsonTarget {
     /// Registration tokens (any number: sent in chunks of 1000 as `registration_ids`).
-    Tokens(Vec<String>),
+    /// Shared, so that a clone of the message (a result keeps one) copies no token.
+    Tokens(Arc<[String]>),
     /// A topic name, without the `/topics/` prefix (sent as `to: "/topics/<name>"`).
     Topic(String),
     /// A condition over topics, e.g. `'a' in topics && 'b' in topics`.
@@ -66,6 +69,12 @@ impl JsonMessage {
         Self::with_target(JsonTarget::Tokens(
             registration_ids.into_iter().map(Into::into).collect(),
         ))
+    }
+
+    /// A message to a token list already shared (no token is copied): a caller sending
+    /// the same tokens often keeps the list and clones the `Arc`.
+    pub fn to_shared_tokens(registration_ids: Arc<[String]>) -> Self {
+        Self::with_target(JsonTarget::Tokens(registration_ids))
     }
 
     /// A message to every subscriber of a topic; `name` may carry the `/topics/` prefix.
@@ -190,7 +199,7 @@ impl JsonMessage {
         };
         match (&self.target, tokens) {
             (JsonTarget::Tokens(_), Some(ids)) => request.registration_ids = Some(ids.to_vec()),
-            (JsonTarget::Tokens(ids), None) => request.registration_ids = Some(ids.clone()),
+            (JsonTarget::Tokens(ids), None) => request.registration_ids = Some(ids.to_vec()),
             (JsonTarget::Topic(name), _) => request.to = Some(format!("{TOPIC_PREFIX}{name}")),
             (JsonTarget::Condition(c), _) => request.condition = Some(c.clone()),
             (JsonTarget::NotificationKey(key), _) | (JsonTarget::To(key), _) => {
@@ -262,7 +271,7 @@ impl TryFrom<JsonRequest> for JsonMessage {
     /// Reads a wire request (e.g. stored by the gateway); it must name exactly one target.
     fn try_from(request: JsonRequest) -> Result<Self, ValidationError> {
         let target = match request.target()? {
-            Target::RegistrationIds(ids) => JsonTarget::Tokens(ids.to_vec()),
+            Target::RegistrationIds(ids) => JsonTarget::Tokens(ids.into()),
             Target::To(to) => JsonTarget::To(to.to_string()),
             Target::NotificationKey(key) => JsonTarget::NotificationKey(key.to_string()),
             Target::Topic(name) => JsonTarget::Topic(name.to_string()),
@@ -282,19 +291,18 @@ impl sealed::Sealed for JsonMessage {
         matches!(self.target, JsonTarget::Tokens(_) | JsonTarget::To(_))
     }
 
-    fn tokens(&self) -> Vec<String> {
+    fn tokens(&self) -> &[String] {
         match &self.target {
-            JsonTarget::Tokens(ids) => ids.clone(),
-            JsonTarget::Topic(name) => vec![format!("{TOPIC_PREFIX}{name}")],
-            JsonTarget::Condition(c) => vec![c.clone()],
-            JsonTarget::NotificationKey(key) | JsonTarget::To(key) => vec![key.clone()],
+            JsonTarget::Tokens(ids) => ids,
+            JsonTarget::Topic(name) | JsonTarget::Condition(name) => std::slice::from_ref(name),
+            JsonTarget::NotificationKey(key) | JsonTarget::To(key) => std::slice::from_ref(key),
         }
     }
 
     fn with_tokens(&self, tokens: Vec<String>) -> Self {
         match &self.target {
             JsonTarget::Tokens(_) => Self {
-                target: JsonTarget::Tokens(tokens),
+                target: JsonTarget::Tokens(tokens.into()),
                 ..self.clone()
             },
             JsonTarget::To(_) => match <[String; 1]>::try_from(tokens) {
@@ -392,8 +400,8 @@ impl sealed::Sealed for PlainTextMessage {
         true
     }
 
-    fn tokens(&self) -> Vec<String> {
-        vec![self.request.registration_id.clone()]
+    fn tokens(&self) -> &[String] {
+        std::slice::from_ref(&self.request.registration_id)
     }
 
     fn with_tokens(&self, tokens: Vec<String>) -> Self {

@@ -1,6 +1,7 @@
 //! The answer to a legacy send, in gcm-client's `Result` shape over the shared [`Outcome`].
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use pushgate_proto::legacy::{ErrorCode, GroupResponse, ResponseError, TopicResponse};
@@ -12,8 +13,9 @@ use crate::RetryPolicy;
 /// What the service answered, by kind of target.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Answer {
-    /// One outcome per token, in request order.
-    Tokens(Vec<(String, Outcome)>),
+    /// One outcome per token of the result's message, in request order (the tokens are
+    /// the message's: not copied here).
+    Tokens(Vec<Outcome>),
     /// Topic or condition: a numeric message id or an error.
     Topic(TopicResponse),
     /// Device group: counts and the members that failed.
@@ -34,6 +36,9 @@ pub struct LegacyResult<M: LegacyMessage = JsonMessage> {
     multicast_ids: Vec<i64>,
     retry_after: Option<RetryAfter>,
     policy: RetryPolicy,
+    /// [`outcomes`](Self::outcomes), made on first use: the tokens paired with their
+    /// outcomes cost a copy of every token, which senders that know their tokens skip.
+    pairs: OnceLock<Vec<(String, Outcome)>>,
 }
 
 impl<M: LegacyMessage> LegacyResult<M> {
@@ -51,6 +56,7 @@ impl<M: LegacyMessage> LegacyResult<M> {
             multicast_ids,
             retry_after,
             policy,
+            pairs: OnceLock::new(),
         }
     }
 
@@ -65,37 +71,65 @@ impl<M: LegacyMessage> LegacyResult<M> {
     }
 
     /// One `(token, outcome)` per requested token, in request order. Empty for topic,
-    /// condition and device-group sends.
+    /// condition and device-group sends. Made (copying the tokens) on the first call;
+    /// [`outcome_list`](Self::outcome_list) is the same without the tokens.
     pub fn outcomes(&self) -> &[(String, Outcome)] {
+        self.pairs.get_or_init(|| {
+            self.pairs()
+                .map(|(t, o)| (t.to_string(), o.clone()))
+                .collect()
+        })
+    }
+
+    /// The per-token outcomes, owned.
+    pub fn into_outcomes(self) -> Vec<(String, Outcome)> {
+        let tokens = self.message.tokens();
+        match self.answer {
+            Answer::Tokens(outcomes) => tokens.iter().cloned().zip(outcomes).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// One outcome per requested token, in the order of the message's tokens
+    /// ([`JsonMessage::registration_ids`]), without the tokens: what a sender that keeps
+    /// its own token list reads, at no copy.
+    pub fn outcome_list(&self) -> &[Outcome] {
         match &self.answer {
             Answer::Tokens(outcomes) => outcomes,
             _ => &[],
         }
     }
 
-    /// The per-token outcomes, owned.
-    pub fn into_outcomes(self) -> Vec<(String, Outcome)> {
+    /// [`outcome_list`](Self::outcome_list), owned.
+    pub fn into_outcome_list(self) -> Vec<Outcome> {
         match self.answer {
             Answer::Tokens(outcomes) => outcomes,
             _ => Vec::new(),
         }
     }
 
+    /// Each token of the message with its outcome, borrowed.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &Outcome)> {
+        self.message
+            .tokens()
+            .iter()
+            .map(String::as_str)
+            .zip(self.outcome_list())
+    }
+
     /// Token → provider message id, for every token the service accepted.
     pub fn success(&self) -> HashMap<&str, &str> {
-        self.outcomes()
-            .iter()
-            .filter_map(|(t, o)| o.message_id().map(|id| (t.as_str(), id)))
+        self.pairs()
+            .filter_map(|(t, o)| o.message_id().map(|id| (t, id)))
             .collect()
     }
 
     /// Old token → canonical token: store the new one (docs/protocols.md,
     /// "Legacy HTTP: canonical ids").
     pub fn canonical(&self) -> HashMap<&str, &str> {
-        self.outcomes()
-            .iter()
+        self.pairs()
             .filter_map(|(t, o)| match o {
-                Outcome::Rotated { new_token, .. } => Some((t.as_str(), new_token.as_str())),
+                Outcome::Rotated { new_token, .. } => Some((t, new_token.as_str())),
                 _ => None,
             })
             .collect()
@@ -103,21 +137,19 @@ impl<M: LegacyMessage> LegacyResult<M> {
 
     /// Tokens the service no longer knows (`NotRegistered`): delete them.
     pub fn not_registered(&self) -> Vec<&str> {
-        self.outcomes()
-            .iter()
+        self.pairs()
             .filter(|(_, o)| o.reason() == Some(ErrorCode::NotRegistered.as_str()))
-            .map(|(t, _)| t.as_str())
+            .map(|(t, _)| t)
             .collect()
     }
 
     /// Token → error code for every other failure that retrying will not fix.
     pub fn failed(&self) -> HashMap<&str, ErrorCode> {
-        self.outcomes()
-            .iter()
+        self.pairs()
             .filter(|(_, o)| !o.is_success() && !o.is_retriable())
             .filter_map(|(t, o)| {
                 let code = ErrorCode::parse(o.reason()?);
-                (code != ErrorCode::NotRegistered).then_some((t.as_str(), code))
+                (code != ErrorCode::NotRegistered).then_some((t, code))
             })
             .collect()
     }
@@ -125,7 +157,7 @@ impl<M: LegacyMessage> LegacyResult<M> {
     /// True when [`retry`](Self::retry) has something to send.
     pub fn needs_retry(&self) -> bool {
         match &self.answer {
-            Answer::Tokens(outcomes) => outcomes.iter().any(|(_, o)| o.is_retriable()),
+            Answer::Tokens(outcomes) => outcomes.iter().any(Outcome::is_retriable),
             Answer::Topic(topic) => topic_error_is_retriable(topic),
             Answer::Group(_) => false,
         }
@@ -137,11 +169,11 @@ impl<M: LegacyMessage> LegacyResult<M> {
     /// retriable. `None` when nothing needs retrying.
     pub fn retry(&self) -> Option<M> {
         match &self.answer {
-            Answer::Tokens(outcomes) => {
-                let tokens: Vec<String> = outcomes
-                    .iter()
+            Answer::Tokens(_) => {
+                let tokens: Vec<String> = self
+                    .pairs()
                     .filter(|(_, o)| o.is_retriable())
-                    .map(|(t, _)| t.clone())
+                    .map(|(t, _)| t.to_string())
                     .collect();
                 (!tokens.is_empty()).then(|| self.message.with_tokens(tokens))
             }
@@ -170,9 +202,9 @@ impl<M: LegacyMessage> LegacyResult<M> {
     pub(crate) fn server_delay(&self) -> Option<Duration> {
         let header = self.retry_after.map(|r| r.delay_from(SystemTime::now()));
         let per_token = self
-            .outcomes()
+            .outcome_list()
             .iter()
-            .filter_map(|(_, o)| o.retry_after())
+            .filter_map(Outcome::retry_after)
             .max();
         header.max(per_token)
     }
@@ -232,34 +264,36 @@ impl<M: LegacyMessage> LegacyResult<M> {
     /// token's new outcome goes back to its original position, everything else (successes,
     /// canonical ids, dead tokens of earlier rounds) stays.
     pub fn merge(&mut self, retried: LegacyResult<M>) -> Result<(), ResponseError> {
+        let tokens = self.message.tokens();
+        let retried_tokens = retried.message.tokens();
         match (&mut self.answer, retried.answer) {
             (Answer::Tokens(outcomes), Answer::Tokens(new)) => {
                 let positions: Vec<usize> = outcomes
                     .iter()
                     .enumerate()
-                    .filter(|(_, (_, o))| o.is_retriable())
+                    .filter(|(_, o)| o.is_retriable())
                     .map(|(i, _)| i)
                     .collect();
-                if positions.len() != new.len() {
+                if positions.len() != new.len() || new.len() != retried_tokens.len() {
                     return Err(ResponseError(format!(
                         "the retry answered {} tokens, but {} were waiting for a retry",
                         new.len(),
                         positions.len()
                     )));
                 }
-                if let Some((i, (token, _))) = positions
+                if let Some((i, token)) = positions
                     .iter()
-                    .zip(&new)
-                    .find(|(i, (token, _))| outcomes[**i].0 != *token)
+                    .zip(retried_tokens)
+                    .find(|(i, token)| tokens[**i] != **token)
                 {
                     return Err(ResponseError(format!(
                         "the retry answered token {} where {} was expected",
                         pushgate_proto::token::short_token(token),
-                        pushgate_proto::token::short_token(&outcomes[*i].0)
+                        pushgate_proto::token::short_token(&tokens[*i])
                     )));
                 }
-                for (i, (_, outcome)) in positions.into_iter().zip(new) {
-                    outcomes[i].1 = outcome;
+                for (i, outcome) in positions.into_iter().zip(new) {
+                    outcomes[i] = outcome;
                 }
             }
             (Answer::Topic(topic), Answer::Topic(new)) => *topic = new,
@@ -272,6 +306,7 @@ impl<M: LegacyMessage> LegacyResult<M> {
         }
         self.multicast_ids.extend(retried.multicast_ids);
         self.retry_after = retried.retry_after;
+        self.pairs = OnceLock::new();
         Ok(())
     }
 }
@@ -303,12 +338,7 @@ mod tests {
         let tokens: Vec<String> = outcomes.iter().map(|(t, _)| t.to_string()).collect();
         LegacyResult::new(
             JsonMessage::new(tokens).data("k", "v").collapse_key("ck"),
-            Answer::Tokens(
-                outcomes
-                    .into_iter()
-                    .map(|(t, o)| (t.to_string(), o))
-                    .collect(),
-            ),
+            Answer::Tokens(outcomes.into_iter().map(|(_, o)| o).collect()),
             vec![216],
             None,
             RetryPolicy::default(),
@@ -377,6 +407,45 @@ mod tests {
     }
 
     #[test]
+    fn merge_refuses_an_answer_for_other_tokens() {
+        let mut r = json_result(vec![
+            ("a", code("Unavailable")),
+            ("b", delivered("1")),
+            ("c", code("Unavailable")),
+        ]);
+        let wrong = LegacyResult::new(
+            JsonMessage::new(["a", "b"]),
+            Answer::Tokens(vec![delivered("2"), delivered("3")]),
+            Vec::new(),
+            None,
+            RetryPolicy::default(),
+        );
+        let error = r.merge(wrong).unwrap_err().to_string();
+        assert!(
+            error.contains("token b where c was expected"),
+            "names the tokens: {error}"
+        );
+        assert!(r.needs_retry(), "nothing merged");
+        let fewer = LegacyResult::new(
+            JsonMessage::new(["a"]),
+            Answer::Tokens(vec![delivered("2")]),
+            Vec::new(),
+            None,
+            RetryPolicy::default(),
+        );
+        assert!(r.merge(fewer).is_err());
+        let kinds: Vec<_> = r.outcomes().iter().map(|(_, o)| o.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                code("Unavailable").kind(),
+                delivered("1").kind(),
+                code("Unavailable").kind()
+            ]
+        );
+    }
+
+    #[test]
     fn merge_puts_outcomes_back_in_place() {
         let mut r = json_result(vec![
             ("a", code("Unavailable")),
@@ -385,18 +454,17 @@ mod tests {
             ("d", code("NotRegistered")),
             ("e", code("Unavailable")),
         ]);
+        // Read before the merge too: the pairs made then must not outlive it.
+        assert_eq!(r.outcomes()[0].1.message_id(), None);
         let round2 = LegacyResult::new(
             r.retry().unwrap(),
             Answer::Tokens(vec![
-                ("a".into(), delivered("2")),
-                ("c".into(), code("Unavailable")),
-                (
-                    "e".into(),
-                    Outcome::Rotated {
-                        message_id: "3".into(),
-                        new_token: "E".into(),
-                    },
-                ),
+                delivered("2"),
+                code("Unavailable"),
+                Outcome::Rotated {
+                    message_id: "3".into(),
+                    new_token: "E".into(),
+                },
             ]),
             vec![217],
             Some(RetryAfter::Seconds(9)),
@@ -460,7 +528,7 @@ mod tests {
     fn plain_text_result_retries_as_plain_text() {
         let r: LegacyResult<PlainTextMessage> = LegacyResult::new(
             PlainTextMessage::new("tok").data("k", "v"),
-            Answer::Tokens(vec![("tok".into(), code("DeviceMessageRateExceeded"))]),
+            Answer::Tokens(vec![code("DeviceMessageRateExceeded")]),
             Vec::new(),
             None,
             RetryPolicy::default(),
@@ -555,7 +623,7 @@ mod tests {
                 .collect();
             let mut r = LegacyResult::new(
                 JsonMessage::new(tokens.clone()).data("k", "v"),
-                Answer::Tokens(tokens.iter().cloned().zip(outcomes.clone()).collect()),
+                Answer::Tokens(outcomes.clone()),
                 Vec::new(),
                 None,
                 RetryPolicy::default(),
@@ -567,7 +635,7 @@ mod tests {
             prop_assert_eq!(retry.registration_ids().unwrap(), &expected[..]);
             prop_assert_eq!(retry.data_payload(), r.message().data_payload());
 
-            let answer = expected.iter().map(|t| (t.clone(), delivered(&format!("new-{t}")))).collect();
+            let answer = expected.iter().map(|t| delivered(&format!("new-{t}"))).collect();
             r.merge(LegacyResult::new(retry, Answer::Tokens(answer), Vec::new(), None, RetryPolicy::default())).unwrap();
             prop_assert!(!r.needs_retry());
             for (i, ((token, merged), original)) in r.outcomes().iter().zip(&outcomes).enumerate() {

@@ -62,7 +62,7 @@ impl fmt::Debug for LegacySender {
 
 /// A 200 answer before it is decoded.
 struct Reply {
-    body: reqwest::Result<Vec<u8>>,
+    body: reqwest::Result<bytes::Bytes>,
     retry_after: Option<RetryAfter>,
 }
 
@@ -144,7 +144,7 @@ impl LegacySender {
         span.in_scope(|| log_outcome(token, &outcome));
         Ok(LegacyResult::new(
             message.clone(),
-            Answer::Tokens(vec![(token.to_string(), outcome)]),
+            Answer::Tokens(vec![outcome]),
             Vec::new(),
             reply.retry_after,
             self.policy.clone(),
@@ -291,8 +291,7 @@ impl LegacySender {
                     retry_after = longer(retry_after, a.retry_after);
                 }
                 Err(e) => {
-                    let outcome = e.outcome();
-                    outcomes.extend(chunk.iter().map(|t| (t.clone(), outcome.clone())));
+                    outcomes.extend(std::iter::repeat_n(e.outcome(), chunk.len()));
                     retry_after = longer(retry_after, e.retry_after());
                     first_error.get_or_insert(e);
                 }
@@ -352,7 +351,7 @@ impl LegacySender {
             let body = reply.body?;
             let (answer, multicast_ids) = match JsonResponse::parse(&body)? {
                 JsonResponse::Multicast(m) => (
-                    Answer::Tokens(token_outcomes(&tokens, m.results, reply.retry_after)?),
+                    Answer::Tokens(token_outcomes(tokens, m.results, reply.retry_after)?),
                     vec![m.multicast_id],
                 ),
                 JsonResponse::Topic(t) => {
@@ -399,7 +398,7 @@ impl LegacySender {
             .and_then(RetryAfter::parse);
         match status {
             200 => Ok(Reply {
-                body: response.bytes().await.map(|b| b.to_vec()),
+                body: response.bytes().await,
                 retry_after,
             }),
             401 => Err(LegacyError::Authentication),
@@ -420,7 +419,7 @@ impl LegacySender {
 
 /// One chunk's answer, decoded.
 struct ChunkAnswer {
-    outcomes: Vec<(String, Outcome)>,
+    outcomes: Vec<Outcome>,
     multicast_id: i64,
     retry_after: Option<RetryAfter>,
 }
@@ -532,12 +531,13 @@ fn parse_token_answer(body: &[u8]) -> Result<JsonResponse, ResponseError> {
     }
 }
 
-/// Pairs `results[i]` with the i-th token; the counts must match (gcm-client checks too).
+/// The outcome of each token, `results[i]` for the i-th token; the counts must match
+/// (gcm-client checks too).
 fn token_outcomes(
     tokens: &[String],
     results: Vec<RecipientResult>,
     retry_after: Option<RetryAfter>,
-) -> Result<Vec<(String, Outcome)>, ResponseError> {
+) -> Result<Vec<Outcome>, ResponseError> {
     if results.len() != tokens.len() {
         return Err(ResponseError(format!(
             "{} results for {} registration ids",
@@ -546,12 +546,11 @@ fn token_outcomes(
         )));
     }
     let after = delay_now(retry_after);
-    let outcomes = tokens
-        .iter()
-        .zip(results)
-        .map(|(t, r)| Ok((t.clone(), into_outcome(r, after)?)))
+    let outcomes = results
+        .into_iter()
+        .map(|r| into_outcome(r, after))
         .collect::<Result<Vec<_>, ResponseError>>()?;
-    for (token, outcome) in &outcomes {
+    for (token, outcome) in tokens.iter().zip(&outcomes) {
         log_outcome(token, outcome);
     }
     Ok(outcomes)
@@ -743,14 +742,14 @@ mod tests {
             RecipientResult::failed(&pushgate_proto::legacy::ErrorCode::Unavailable),
         ];
         let outcomes = token_outcomes(&tokens, two, Some(RetryAfter::Seconds(4))).unwrap();
-        assert_eq!(outcomes[0].0, "a");
+        assert_eq!(outcomes.len(), 2);
         assert_eq!(
-            outcomes[0].1,
+            outcomes[0],
             Outcome::Rotated {
                 message_id: "1".into(),
                 new_token: "A2".into()
             }
         );
-        assert_eq!(outcomes[1].1.retry_after(), Some(Duration::from_secs(4)));
+        assert_eq!(outcomes[1].retry_after(), Some(Duration::from_secs(4)));
     }
 }

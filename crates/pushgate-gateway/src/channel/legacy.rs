@@ -115,8 +115,7 @@ impl Channel for LegacyChannel {
         match self.format {
             LegacyFormat::Json => match self.sender.send(&json_message(p, tokens)).await {
                 Ok(result) => {
-                    let outcomes: Vec<Outcome> =
-                        result.into_outcomes().into_iter().map(|(_, o)| o).collect();
+                    let outcomes = result.into_outcome_list();
                     if outcomes.len() == tokens.len() {
                         outcomes
                     } else {
@@ -140,16 +139,15 @@ impl Channel for LegacyChannel {
                         let message = plain_message(p, &token);
                         async move {
                             match sender.send_plain(&message).await {
-                                Ok(result) => result
-                                    .into_outcomes()
-                                    .into_iter()
-                                    .next()
-                                    .map(|(_, o)| o)
-                                    .unwrap_or(Outcome::RetryLater {
-                                        reason: "empty answer".into(),
-                                        after: None,
-                                        scope: FailureScope::Token,
-                                    }),
+                                Ok(result) => {
+                                    result.into_outcome_list().into_iter().next().unwrap_or(
+                                        Outcome::RetryLater {
+                                            reason: "empty answer".into(),
+                                            after: None,
+                                            scope: FailureScope::Token,
+                                        },
+                                    )
+                                }
                                 Err(e) => e.outcome(),
                             }
                         }
