@@ -31,10 +31,21 @@ impl Child {
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find this executable")?;
+        Self::spawn_program(&exe, name, args, dir, env)
+    }
+
+    /// [`Child::spawn`] for another program than this executable.
+    fn spawn_program(
+        exe: &Path,
+        name: &str,
+        args: &[String],
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
-        let mut command = Command::new(&exe);
+        let mut command = Command::new(exe);
         command
             .args(args)
             .current_dir(dir)
@@ -121,11 +132,18 @@ pub(super) fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Waits until `GET url` answers 2xx: `Ok(true)`; `Ok(false)` when the child exits first
-/// (its port was taken, say); an error after `timeout`.
+/// Waits until `GET url` answers 2xx from `child` itself: `Ok(true)`; `Ok(false)` when the
+/// child exits first (its port was taken, say); an error after `timeout`.
+///
+/// The port was free when [`free_port`] chose it, but another process (another benchmark's
+/// gateway or emulator, say) may bind it before the child does. An answer on that port then
+/// comes from that process, and taking it for the child's would send this run's load to
+/// someone else's server, so an answer counts only once the child holds the listening socket
+/// of `port` ([`holds_listener`]).
 pub(super) async fn wait_ready(
     http: &reqwest::Client,
     url: &str,
+    port: u16,
     child: &mut Child,
     timeout: Duration,
 ) -> anyhow::Result<bool> {
@@ -136,6 +154,7 @@ pub(super) async fn wait_ready(
         }
         if let Ok(r) = http.get(url).send().await
             && r.status().is_success()
+            && holds_listener(child.pid, port)
         {
             return Ok(true);
         }
@@ -149,5 +168,90 @@ pub(super) async fn wait_ready(
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// True when process `pid` holds the socket listening on 127.0.0.1:`port`: the socket's inode,
+/// from `/proc/net/tcp`, is one of the process's open files (`/proc/<pid>/fd`).
+pub(super) fn holds_listener(pid: u32, port: u16) -> bool {
+    let Some(inode) = listener_inode(port) else {
+        return false;
+    };
+    let wanted = format!("socket:[{inode}]");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str())
+    })
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port`, from `/proc/net/tcp` (addresses
+/// in hex, the IPv4 one in host byte order; state `0A` is LISTEN).
+fn listener_inode(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, addr, _, "0A", _, _, _, _, _, inode, ..] if *addr == local => {
+                Some((*inode).to_string())
+            }
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_is_held_by_the_process_that_bound_it_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(holds_listener(std::process::id(), port));
+        // Another process does not hold it, even while it runs.
+        let mut other = Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(!holds_listener(other.id(), port));
+        let _ = other.kill();
+        let _ = other.wait();
+        // Nobody holds a port once its listener is closed.
+        drop(listener);
+        assert!(!holds_listener(std::process::id(), port));
+    }
+
+    /// Another process answering on the chosen port (this test, here) is not taken for the
+    /// child: the wait goes on until the child, which never bound it, has exited.
+    #[tokio::test]
+    async fn an_answer_from_another_process_is_not_the_child_being_ready() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut request = [0u8; 1024];
+                let _ = std::io::Read::read(&mut stream, &mut request);
+                let _ = std::io::Write::write_all(
+                    &mut stream,
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // A child that binds nothing, and exits after a while.
+        let args = ["1".to_string()];
+        let mut child =
+            Child::spawn_program(Path::new("sleep"), "stand-in", &args, dir.path(), &[]).unwrap();
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        let ready = wait_ready(&http, &url, port, &mut child, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(
+            !ready,
+            "the other process's answer was taken for the child's"
+        );
+        assert!(child.exited().is_some());
     }
 }

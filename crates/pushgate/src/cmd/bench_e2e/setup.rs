@@ -168,7 +168,7 @@ impl EmulatorSide {
             let mut child = Child::spawn("emulator", &argv, &dir.path, &[])?;
             let base = format!("http://127.0.0.1:{port}");
             let url = format!("{base}/emulator/stats");
-            if wait_ready(http, &url, &mut child, START_TIMEOUT).await? {
+            if wait_ready(http, &url, port, &mut child, START_TIMEOUT).await? {
                 if with_ccs {
                     // The certificate is written right after the listeners are up.
                     let deadline = Instant::now() + Duration::from_secs(10);
@@ -311,6 +311,7 @@ impl GatewaySide {
             if wait_ready(
                 &ctx.http,
                 &format!("{base}/healthz"),
+                listen.port(),
                 &mut child,
                 START_TIMEOUT,
             )
