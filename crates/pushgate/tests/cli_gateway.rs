@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+/// Who holds a port: the benchmark's own check, this very file.
+#[path = "../src/support/ports.rs"]
+mod ports;
+
 /// The sandbox app's API key in these tests (32 characters).
 const KEY: &str = "cli-gateway-test-key-0123456789a";
 /// How long the gateway may take to start answering.
@@ -34,8 +38,9 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// Polls `{api}/healthz` until it answers, the child exits or the deadline passes.
-async fn wait_healthy(child: &mut Child, api: &str) -> bool {
+/// Polls `{api}/healthz` until the child itself answers (it holds `port`: another process
+/// that took the port first is not taken for it), the child exits or the deadline passes.
+async fn wait_healthy(child: &mut Child, api: &str, port: u16) -> bool {
     let deadline = Instant::now() + START_DEADLINE;
     let client = http();
     while Instant::now() < deadline {
@@ -44,6 +49,7 @@ async fn wait_healthy(child: &mut Child, api: &str) -> bool {
         }
         if let Ok(r) = client.get(format!("{api}/healthz")).send().await
             && r.status().is_success()
+            && ports::holds_listener(child.id(), port)
         {
             return true;
         }
@@ -99,7 +105,7 @@ impl Sandbox {
                 .stderr(log)
                 .spawn()
                 .expect("pushgate serve starts");
-            if wait_healthy(&mut child, &api).await {
+            if wait_healthy(&mut child, &api, api_port).await {
                 return Sandbox {
                     child,
                     http: http(),

@@ -51,10 +51,7 @@ impl Emulator {
             Duration::from_secs(30),
             async || {
                 process.check_alive();
-                match http.get(format!("{base}/emulator/stats")).send().await {
-                    Ok(r) if r.status().is_success() => Ok(()),
-                    other => Err(format!("{other:?}")),
-                }
+                support::answers(&http, &base, "/emulator/stats", &process).await
             },
         )
         .await;
@@ -179,10 +176,7 @@ api_keys = ["{KEY}"]
         let what = format!("{name} to be ready");
         eventually_ok(&what, Duration::from_secs(60), async || {
             process.check_alive();
-            match http.get(format!("{base}/readyz")).send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
+            support::answers(&http, &base, "/readyz", &process).await
         })
         .await;
         Instance { process, base }

@@ -112,7 +112,9 @@ fn start_sandbox() -> Sandbox {
             if let Ok(Some(_)) = sandbox.child.try_wait() {
                 break;
             }
-            if healthy(&format!("127.0.0.1:{api_port}")) {
+            if healthy(&format!("127.0.0.1:{api_port}"))
+                && support::holds_listener(sandbox.child.id(), api_port)
+            {
                 return sandbox;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -1,5 +1,6 @@
 //! What the tests that run `pushgate serve` as a child process share: the process guard
-//! (SIGKILL and reap on drop, logs on failure), a kept-on-failure temp dir, free ports.
+//! (SIGKILL and reap on drop, logs on failure), a kept-on-failure temp dir, free ports, and
+//! the check that an answer on a child's port comes from the child.
 
 #![allow(dead_code)]
 
@@ -9,6 +10,11 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+/// The benchmark's own check of who holds a port, this very file.
+#[path = "../../src/support/ports.rs"]
+mod ports;
+pub use ports::holds_listener;
 
 /// A plain client (no proxy) for the gateway and the emulator.
 pub fn client() -> reqwest::Client {
@@ -183,16 +189,43 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits for `GET /healthz`, failing with the logs if the process dies or never answers.
+/// The port of `http://127.0.0.1:<port>`.
+pub fn port_of(base: &str) -> u16 {
+    base.trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {base}"))
+}
+
+/// `GET base+path` answered 2xx by `process` itself: another process that took the port
+/// first (another test's gateway, say) is not taken for it.
+pub async fn answers(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    process: &GatewayProcess,
+) -> Result<(), String> {
+    match http.get(format!("{base}{path}")).send().await {
+        Ok(r) if r.status().is_success() => match process.pid() {
+            Some(pid) if holds_listener(pid, port_of(base)) => Ok(()),
+            _ => Err(format!(
+                "{base} answers, but {} does not hold its port",
+                process.name
+            )),
+        },
+        Ok(r) => Err(format!("HTTP {}\n{}", r.status(), process.logs())),
+        Err(e) => Err(format!("{e}\n{}", process.logs())),
+    }
+}
+
+/// Waits for `GET /healthz` answered by `gw` itself, failing with the logs if the process
+/// dies (its port taken, say) or never answers.
 pub async fn wait_healthy(http: &reqwest::Client, base: &str, gw: &mut GatewayProcess) {
     let what = format!("{} to answer /healthz", gw.name);
     pushgate_testkit::eventually_ok(&what, Duration::from_secs(30), async || {
         gw.check_alive();
-        match http.get(format!("{base}/healthz")).send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("HTTP {}\n{}", r.status(), gw.logs())),
-            Err(e) => Err(format!("{e}\n{}", gw.logs())),
-        }
+        answers(http, base, "/healthz", gw).await
     })
     .await
 }
@@ -229,11 +262,7 @@ pub async fn sandbox(
             if gw.exit_status().is_some() {
                 return Ok(false);
             }
-            match http.get(format!("{base}/healthz")).send().await {
-                Ok(r) if r.status().is_success() => Ok(true),
-                Ok(r) => Err(format!("HTTP {}\n{}", r.status(), gw.logs())),
-                Err(e) => Err(format!("{e}\n{}", gw.logs())),
-            }
+            answers(&http, &base, "/healthz", &gw).await.map(|()| true)
         })
         .await;
         if started {

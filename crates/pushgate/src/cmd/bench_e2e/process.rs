@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::support::ports::holds_listener;
+
 /// A child `pushgate` process, killed (SIGKILL) and reaped when dropped while still running.
 pub(super) struct Child {
     child: std::process::Child,
@@ -169,37 +171,6 @@ pub(super) async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// True when process `pid` holds the socket listening on 127.0.0.1:`port`: the socket's inode,
-/// from `/proc/net/tcp`, is one of the process's open files (`/proc/<pid>/fd`).
-pub(super) fn holds_listener(pid: u32, port: u16) -> bool {
-    let Some(inode) = listener_inode(port) else {
-        return false;
-    };
-    let wanted = format!("socket:[{inode}]");
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str())
-    })
-}
-
-/// The inode of the socket listening on 127.0.0.1:`port`, from `/proc/net/tcp` (addresses
-/// in hex, the IPv4 one in host byte order; state `0A` is LISTEN).
-fn listener_inode(port: u16) -> Option<String> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let local = format!("0100007F:{port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.as_slice() {
-            [_, addr, _, "0A", _, _, _, _, _, inode, ..] if *addr == local => {
-                Some((*inode).to_string())
-            }
-            _ => None,
-        }
-    })
 }
 
 #[cfg(test)]
