@@ -104,15 +104,17 @@ pub(crate) async fn accept(
             format!("app {:?} has no channel {ch:?}", app.name),
         ));
     }
-    let reached = state
-        .store
-        .reached_channels(
-            &app.name,
-            &parsed.targets,
-            channel_override.as_deref(),
-            &app.default_channel,
-        )
-        .await?;
+    // A channel named in the request is the only one reached (and it exists, checked just
+    // above): no need to ask the database.
+    let reached = match &channel_override {
+        Some(ch) => vec![ch.clone()],
+        None => {
+            state
+                .store
+                .reached_channels(&app.name, &parsed.targets, None, &app.default_channel)
+                .await?
+        }
+    };
     for name in &reached {
         let entry = state.channels.get(&app.name, name).ok_or_else(|| {
             ApiError::invalid(
@@ -131,6 +133,8 @@ pub(crate) async fn accept(
             )
         })?;
     }
+    // Compared only when the same key comes again: a message without one needs none.
+    let request_hash = key.as_ref().map(|_| request_digest(&parsed.body));
     let msg = NewMessage {
         id: Uuid::now_v7(),
         app: app.name.clone(),
@@ -140,7 +144,7 @@ pub(crate) async fn accept(
         // The queue never expires a message before its first chance to be sent.
         ttl_secs: i64::from(parsed.payload.ttl_secs.max(1)),
         idempotency_key: key,
-        request_hash: Some(request_digest(&parsed.body)),
+        request_hash,
         created_at: OffsetDateTime::now_utc(),
     };
     let out = state.store.insert_message(msg, &parsed.targets).await?;
