@@ -334,6 +334,18 @@ mod tests {
         ErrorCode::parse(c).outcome(None)
     }
 
+    /// The answer `outcomes` to `message`, with nothing else (no multicast id, no
+    /// `Retry-After`).
+    fn answer_to(message: JsonMessage, outcomes: Vec<Outcome>) -> LegacyResult {
+        LegacyResult::new(
+            message,
+            Answer::Tokens(outcomes),
+            Vec::new(),
+            None,
+            RetryPolicy::default(),
+        )
+    }
+
     fn json_result(outcomes: Vec<(&str, Outcome)>) -> LegacyResult {
         let tokens: Vec<String> = outcomes.iter().map(|(t, _)| t.to_string()).collect();
         LegacyResult::new(
@@ -413,12 +425,9 @@ mod tests {
             ("b", delivered("1")),
             ("c", code("Unavailable")),
         ]);
-        let wrong = LegacyResult::new(
+        let wrong = answer_to(
             JsonMessage::new(["a", "b"]),
-            Answer::Tokens(vec![delivered("2"), delivered("3")]),
-            Vec::new(),
-            None,
-            RetryPolicy::default(),
+            vec![delivered("2"), delivered("3")],
         );
         let error = r.merge(wrong).unwrap_err().to_string();
         assert!(
@@ -426,13 +435,7 @@ mod tests {
             "names the tokens: {error}"
         );
         assert!(r.needs_retry(), "nothing merged");
-        let fewer = LegacyResult::new(
-            JsonMessage::new(["a"]),
-            Answer::Tokens(vec![delivered("2")]),
-            Vec::new(),
-            None,
-            RetryPolicy::default(),
-        );
+        let fewer = answer_to(JsonMessage::new(["a"]), vec![delivered("2")]);
         assert!(r.merge(fewer).is_err());
         let kinds: Vec<_> = r.outcomes().iter().map(|(_, o)| o.kind()).collect();
         assert_eq!(
@@ -621,13 +624,7 @@ mod tests {
                 .filter(|(_, o)| o.reason().is_some_and(|r| retriable.contains(&r)))
                 .map(|(t, _)| t.clone())
                 .collect();
-            let mut r = LegacyResult::new(
-                JsonMessage::new(tokens.clone()).data("k", "v"),
-                Answer::Tokens(outcomes.clone()),
-                Vec::new(),
-                None,
-                RetryPolicy::default(),
-            );
+            let mut r = answer_to(JsonMessage::new(tokens.clone()).data("k", "v"), outcomes.clone());
             let retry = r.retry();
             prop_assert_eq!(retry.is_some(), !expected.is_empty());
             prop_assert_eq!(r.needs_retry(), !expected.is_empty());
@@ -636,7 +633,7 @@ mod tests {
             prop_assert_eq!(retry.data_payload(), r.message().data_payload());
 
             let answer = expected.iter().map(|t| delivered(&format!("new-{t}"))).collect();
-            r.merge(LegacyResult::new(retry, Answer::Tokens(answer), Vec::new(), None, RetryPolicy::default())).unwrap();
+            r.merge(answer_to(retry, answer)).unwrap();
             prop_assert!(!r.needs_retry());
             for (i, ((token, merged), original)) in r.outcomes().iter().zip(&outcomes).enumerate() {
                 prop_assert_eq!(token, &tokens[i]);

@@ -52,14 +52,10 @@ impl WebhookRuntime {
             stop: stop.clone(),
             retry_now: retry_now.clone(),
         };
-        let cursor_ready = match sender.ensure_cursor().await {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(app = %app.name, error = %e, "cannot set up the webhook cursor yet; the sender tries again");
-                false
-            }
-        };
-        senders.spawn(app.name.clone(), stop, sender.run(cursor_ready));
+        if let Err(e) = sender.ensure_cursor().await {
+            warn!(app = %app.name, error = %e, "cannot set up the webhook cursor yet; the sender tries again");
+        }
+        senders.spawn(app.name.clone(), stop, sender.run());
         Some(retry_now)
     }
 }

@@ -64,10 +64,10 @@ impl WebhookSender {
             .await
     }
 
-    /// Delivers until stopped. `cursor_ready` says whether [`Self::ensure_cursor`] has
-    /// succeeded; when not, it is tried again here first.
-    pub async fn run(self, cursor_ready: bool) {
-        if !cursor_ready && let Err(e) = self.ensure_cursor().await {
+    /// Delivers until stopped. Makes sure of the cursor first: it was made at start, unless
+    /// the database failed then (an existing cursor is kept as it is).
+    pub async fn run(self) {
+        if let Err(e) = self.ensure_cursor().await {
             warn!(app = %self.app, error = %e, "cannot set up the webhook cursor");
         }
         let client = match reqwest::Client::builder()

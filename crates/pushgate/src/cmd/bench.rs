@@ -239,14 +239,10 @@ async fn send_legacy(sender: &LegacySender, message: JsonMessage) -> anyhow::Res
         .send(&message)
         .await
         .context("a benchmark request failed")?;
-    let outcomes = result.outcome_list();
-    if let Some(i) = outcomes.iter().position(|o| !o.is_success()) {
-        let token = message.registration_ids().and_then(|ids| ids.get(i));
-        bail!(
-            "token {} was not delivered: {:?}",
-            token.map_or("?", String::as_str),
-            outcomes[i]
-        );
+    // Tokens are paired with their outcomes (a copy of each) only to name a failure.
+    if let Some(i) = result.outcome_list().iter().position(|o| !o.is_success()) {
+        let (token, outcome) = &result.outcomes()[i];
+        bail!("token {token} was not delivered: {outcome:?}");
     }
     Ok(())
 }
