@@ -40,7 +40,12 @@ impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
+            // A token's uniqueness among an app's live SQLite devices is kept by triggers
+            // (migration 0008), which say so in the words of a unique index.
+            sqlx::Error::Database(db)
+                if db.is_unique_violation()
+                    || db.message().starts_with("UNIQUE constraint failed") =>
+            {
                 StoreError::Conflict(db.message().to_owned())
             }
             _ => StoreError::Database(err),

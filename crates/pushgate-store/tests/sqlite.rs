@@ -4,6 +4,8 @@
 mod contract;
 #[path = "sqlite/state_counts.rs"]
 mod state_counts;
+#[path = "sqlite/token_key.rs"]
+mod token_key;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

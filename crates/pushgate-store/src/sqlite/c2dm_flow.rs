@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use super::messages;
 use super::registry;
 use super::rows::ms;
+use super::token_key::token_key;
 use crate::Result;
 use crate::model::{C2dmFlowRegistration, InsertOutcome};
 use crate::store::Confirmation;
@@ -85,7 +86,7 @@ pub(super) async fn confirm(
     }
     registry::take_over(&mut *conn, app, device_id, &registration_id, now).await?;
     sqlx::query(
-        "UPDATE devices SET token = $1, updated_at = $2, invalid_reason = NULL,
+        "UPDATE devices SET token = $1, token_key = $5, updated_at = $2, invalid_reason = NULL,
                 state = CASE WHEN state = 'invalid' THEN 'active' ELSE state END
          WHERE app = $3 AND device_id = $4",
     )
@@ -93,6 +94,7 @@ pub(super) async fn confirm(
     .bind(ms(now))
     .bind(app)
     .bind(device_id)
+    .bind(token_key(&registration_id))
     .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM pending_registrations WHERE app = $1 AND device_id = $2")

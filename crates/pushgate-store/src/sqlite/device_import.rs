@@ -11,6 +11,7 @@ use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
 use super::rows::{ms, normalized_list};
+use super::token_key::token_key;
 use crate::Result;
 use crate::model::{DeviceState, NewDevice, PutDevice};
 
@@ -26,18 +27,21 @@ pub(super) async fn put_new(
         return Ok(None);
     }
     let ids: Vec<&str> = list.iter().map(|d| d.device_id.as_str()).collect();
-    let tokens: Vec<&str> = list.iter().map(|d| d.token.as_str()).collect();
+    let keys: Vec<i64> = list.iter().map(|d| token_key(&d.token)).collect();
+    let tokens = list.iter().zip(&keys).map(|(d, key)| json!([d.token, key]));
     let taken: bool = sqlx::query_scalar(
         // `IN (SELECT … json_each)` probes the indexes once per listed value; a join on
-        // json_each let the planner scan every device instead.
+        // json_each let the planner scan every device instead. A device whose key matches is
+        // then checked for the token itself.
         "SELECT EXISTS (SELECT 1 FROM devices d WHERE d.app = $3
                         AND d.device_id IN (SELECT value FROM json_each($1)))
              OR EXISTS (SELECT 1 FROM devices d WHERE d.app = $3
-                        AND d.token IN (SELECT value FROM json_each($2))
-                        AND d.state <> 'invalid')",
+                        AND d.token_key IN (SELECT value ->> 1 FROM json_each($2))
+                        AND d.state <> 'invalid'
+                        AND d.token IN (SELECT value ->> 0 FROM json_each($2)))",
     )
     .bind(json!(ids).to_string())
-    .bind(json!(tokens).to_string())
+    .bind(Value::from_iter(tokens).to_string())
     .bind(app)
     .fetch_one(&mut *conn)
     .await?;
@@ -47,7 +51,7 @@ pub(super) async fn put_new(
     let mut rows = Vec::with_capacity(list.len());
     let mut tags = Vec::new();
     let mut topics = Vec::new();
-    for d in list {
+    for (d, key) in list.iter().zip(keys) {
         let (tag_list, tags_json) = normalized_list(d.tags.clone());
         let (topic_list, topics_json) = normalized_list(d.topics.clone());
         tags.extend(tag_list.into_iter().map(|t| json!([d.device_id, t])));
@@ -62,13 +66,15 @@ pub(super) async fn put_new(
             topics_json,
             d.app_version,
             state.as_str(),
+            key,
         ]));
     }
     sqlx::query(
         "INSERT INTO devices (app, device_id, token, channel, user_id, tags, topics, app_version,
-                              state, invalid_reason, registration, created_at, updated_at)
+                              state, token_key, invalid_reason, registration, created_at,
+                              updated_at)
          SELECT $1, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4,
-                j.value ->> 5, j.value ->> 6, j.value ->> 7, NULL, 'api', $2, $2
+                j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, NULL, 'api', $2, $2
          FROM json_each($3) j",
     )
     .bind(app)

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use super::registry::{self, Labels};
 use super::rows::{self, device_select, ms, normalized_list};
+use super::token_key::token_key;
 use crate::model::{
     App, ChannelRecord, Device, DeviceFilter, DeviceState, NewDevice, Page, PutDevice,
 };
@@ -141,11 +142,13 @@ pub(super) async fn put(
     let (tags, tags_json) = normalized_list(device.tags);
     let (topics, topics_json) = normalized_list(device.topics);
     sqlx::query(
-        "INSERT INTO devices (app, device_id, token, channel, user_id, tags, topics, app_version,
-                              state, invalid_reason, registration, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 'api', $10, $10)
+        "INSERT INTO devices (app, device_id, token, token_key, channel, user_id, tags, topics,
+                              app_version, state, invalid_reason, registration, created_at,
+                              updated_at)
+         VALUES ($1, $2, $3, $11, $4, $5, $6, $7, $8, $9, NULL, 'api', $10, $10)
          ON CONFLICT (app, device_id) DO UPDATE SET
              token = excluded.token,
+             token_key = excluded.token_key,
              channel = excluded.channel,
              user_id = excluded.user_id,
              tags = excluded.tags,
@@ -166,6 +169,7 @@ pub(super) async fn put(
     .bind(&device.app_version)
     .bind(state.as_str())
     .bind(ms(now))
+    .bind(token_key(&device.token))
     .execute(&mut *conn)
     .await?;
     // A registration through the API supersedes one waiting for C2DM-era confirmation.

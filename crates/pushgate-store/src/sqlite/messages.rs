@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::rows::{self, count, message_columns, ms};
 use super::targets::{has_audience, json_list, push_audience};
+use super::token_key::keyed_tokens_json;
 use crate::model::{DeliveryState, InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::{Result, StoreError};
 
@@ -414,10 +415,11 @@ async fn insert_raw_tokens(
     tokens: &[String],
 ) -> Result<()> {
     const KNOWN_DEAD: &str = "h.device_id IS NULL AND EXISTS (SELECT 1 FROM devices i
-        WHERE i.app = h_app.app AND i.token = j.value AND i.state = 'invalid')";
+        WHERE i.app = h_app.app AND i.token_key = j.token_key AND i.token = j.token
+          AND i.state = 'invalid')";
     let mut qb = QueryBuilder::<Sqlite>::new(DELIVERY_INSERT);
     push_select_head(&mut qb, msg);
-    qb.push("h.device_id, j.value, ");
+    qb.push("h.device_id, j.token, ");
     push_channel(&mut qb, msg, "h.channel");
     qb.push(format!(
         ", CASE WHEN h.state = 'disabled' THEN 'failed'
@@ -426,17 +428,27 @@ async fn insert_raw_tokens(
                 WHEN {KNOWN_DEAD} THEN 'device_invalid' ELSE NULL END"
     ));
     push_select_tail(&mut qb, msg);
-    qb.push(" FROM (SELECT DISTINCT value FROM json_each(")
-        .push_bind(json_list(tokens))
-        .push(")) j CROSS JOIN (SELECT ")
-        .push_bind(msg.app.clone())
-        .push(
-            " AS app) h_app
-             LEFT JOIN devices h ON h.app = h_app.app AND h.token = j.value AND h.state <> 'invalid'
-             WHERE j.value NOT IN (SELECT x.token FROM deliveries x WHERE x.message_id = ",
-        )
-        .push_bind(msg.id)
-        .push(")");
+    // Each token once, in the order listed (a token's deliveries are numbered in that order).
+    let mut seen = HashSet::with_capacity(tokens.len());
+    let distinct = tokens
+        .iter()
+        .map(String::as_str)
+        .filter(|t| seen.insert(*t));
+    qb.push(
+        " FROM (SELECT key AS pos, value ->> 0 AS token, value ->> 1 AS token_key
+                FROM json_each(",
+    )
+    .push_bind(keyed_tokens_json(distinct))
+    .push(")) j CROSS JOIN (SELECT ")
+    .push_bind(msg.app.clone())
+    .push(
+        " AS app) h_app
+             LEFT JOIN devices h ON h.app = h_app.app AND h.token_key = j.token_key
+                                 AND h.token = j.token AND h.state <> 'invalid'
+             WHERE j.token NOT IN (SELECT x.token FROM deliveries x WHERE x.message_id = ",
+    )
+    .push_bind(msg.id)
+    .push(") ORDER BY j.pos");
     qb.build().execute(conn).await?;
     Ok(())
 }

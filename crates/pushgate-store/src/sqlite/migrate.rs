@@ -1,11 +1,12 @@
 //! A tiny migration runner: numbered SQL scripts embedded in the binary, applied in order, each
 //! in its own write transaction and recorded in `schema_migrations`.
 
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use super::BEGIN_WRITE;
 use super::rows::ms;
+use super::token_key;
 use crate::{Result, StoreError};
 
 /// The SQLite schema history: (version, name, script). Append only; never edit a shipped one.
@@ -37,10 +38,32 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "counted_in_sets",
         include_str!("migrations/0007_counted_in_sets.sql"),
     ),
+    (
+        8,
+        "token_key",
+        include_str!("migrations/0008_token_key.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 7;
+pub(super) const LATEST: i64 = 8;
+
+/// What a migration needs done in Rust after its script, in the same transaction: data that
+/// SQL alone cannot compute, and what must wait for that data.
+async fn after_script(version: i64, conn: &mut SqliteConnection) -> Result<()> {
+    if version == 8 {
+        token_key::fill_missing(&mut *conn).await?;
+        sqlx::raw_sql(include_str!("migrations/0008_token_key_index.sql"))
+            .execute(conn)
+            .await
+            .map_err(|source| StoreError::Migration {
+                version,
+                name: "token_key_index",
+                source,
+            })?;
+    }
+    Ok(())
+}
 
 /// The highest migration applied to this database (0 for a new one).
 pub(super) async fn current(pool: &SqlitePool) -> Result<i64> {
@@ -79,6 +102,7 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
                 name,
                 source,
             })?;
+        after_script(version, &mut tx).await?;
         sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
         )

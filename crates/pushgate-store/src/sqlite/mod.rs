@@ -22,6 +22,7 @@ mod rows;
 mod state_counts;
 mod stats;
 mod targets;
+mod token_key;
 mod upstream;
 mod webhooks;
 mod writer;

@@ -11,6 +11,7 @@ use super::events;
 use super::registry;
 use super::rows::{self, ms};
 use super::state_counts::{self, Move};
+use super::token_key::token_key;
 use crate::model::{Completion, DeliveryState};
 use crate::rules;
 use crate::rules::events::DeliveryRef;
@@ -96,13 +97,14 @@ async fn execute(
             new_token,
         } => {
             sqlx::query(
-                "UPDATE devices SET token = $1, updated_at = $2
+                "UPDATE devices SET token = $1, token_key = $5, updated_at = $2
                  WHERE app = $3 AND device_id = $4",
             )
             .bind(new_token)
             .bind(ms(now))
             .bind(app)
             .bind(device_id)
+            .bind(token_key(new_token))
             .execute(&mut *conn)
             .await?;
             registry::follow_token(conn, app, device_id, new_token, now).await

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::events;
 use super::rows::ms;
+use super::token_key::token_key;
 use crate::model::DeliveryState;
 use crate::rules;
 use crate::rules::events::REGISTRY_OUTCOME;
@@ -28,10 +29,12 @@ pub(super) async fn live_holder(
     token: &str,
 ) -> Result<Option<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT device_id FROM devices WHERE app = $1 AND token = $2 AND state <> 'invalid'",
+        "SELECT device_id FROM devices
+         WHERE app = $1 AND token_key = $3 AND token = $2 AND state <> 'invalid'",
     )
     .bind(app)
     .bind(token)
+    .bind(token_key(token))
     .fetch_optional(conn)
     .await?)
 }

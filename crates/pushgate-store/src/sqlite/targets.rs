@@ -5,6 +5,7 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::token_key::keyed_tokens_json;
 use crate::Result;
 use crate::model::Targets;
 pub(super) use crate::stored::audience::{has_audience, push_audience};
@@ -37,10 +38,11 @@ pub(super) async fn reached_channels(
     if !t.tokens.is_empty() {
         let found: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT COALESCE(h.channel, $1) FROM json_each($2) j
-             LEFT JOIN devices h ON h.app = $3 AND h.token = j.value AND h.state <> 'invalid'",
+             LEFT JOIN devices h ON h.app = $3 AND h.token_key = j.value ->> 1
+                                AND h.token = j.value ->> 0 AND h.state <> 'invalid'",
         )
         .bind(default_channel)
-        .bind(json_list(&t.tokens))
+        .bind(keyed_tokens_json(t.tokens.iter().map(String::as_str)))
         .bind(app)
         .fetch_all(conn)
         .await?;
