@@ -17,20 +17,21 @@ fn pushgate(args: &[&str]) -> Output {
         .expect("pushgate runs")
 }
 
-/// How many migration scripts a backend ships (`postgres` or `sqlite`), counted in the source
-/// tree: the version a new database reaches.
+/// How many migrations a backend ships (`postgres` or `sqlite`), counted by their numbers in
+/// the source tree: the version a new database reaches.
 fn shipped_migrations(backend: &str) -> i64 {
     let dir = format!(
         "{}/../pushgate-store/src/{backend}/migrations",
         env!("CARGO_MANIFEST_DIR")
     );
-    std::fs::read_dir(&dir)
+    // A migration is numbered by its scripts' prefix (`0008_…`); one may have two scripts.
+    let numbers: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
-        })
-        .count() as i64
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
+        .filter_map(|name| name.split('_').next().map(str::to_owned))
+        .collect();
+    numbers.len() as i64
 }
 
 fn text(bytes: &[u8]) -> String {
