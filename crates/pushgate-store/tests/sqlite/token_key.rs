@@ -3,7 +3,7 @@
 //! belongs to at most one live device of an app whatever writes it, and a database written
 //! before the key existed gets a key for every device when it is opened.
 
-use pushgate_store::{DeliveryState, SqliteStore, Store, Targets};
+use pushgate_store::{DeliveryState, SqliteStore, Store, StoreError, Targets};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::contract::{deliveries_of, dev, msg, t0};
@@ -19,13 +19,14 @@ async fn raw(path: &str) -> SqliteConnection {
         .unwrap()
 }
 
-/// Runs `sql` on the file directly and returns the error SQLite gave, if any.
-async fn try_sql(conn: &mut SqliteConnection, sql: &str) -> Option<String> {
+/// Runs `sql` on the file directly and returns the error SQLite gave, if any, as the store
+/// reports it.
+async fn try_sql(conn: &mut SqliteConnection, sql: &str) -> Option<StoreError> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(conn)
         .await
         .err()
-        .map(|e| e.to_string())
+        .map(StoreError::from)
 }
 
 #[tokio::test]
@@ -51,36 +52,31 @@ async fn a_token_belongs_to_one_live_device_whatever_writes_it() {
              VALUES ('app', '{id}', 'abc', {key}, '{state}', 0, 0)"
         )
     };
+    // Refused as the unique index refused it: a conflict (409 at the API), not a failure.
     let refused = try_sql(&mut conn, &insert("d2", "active", &KEY_OF_ABC.to_string())).await;
     assert!(
-        refused
-            .as_deref()
-            .is_some_and(|e| e.contains("UNIQUE constraint failed: devices.app, devices.token")),
+        matches!(&refused, Some(StoreError::Conflict(m))
+            if m.contains("UNIQUE constraint failed: devices.app, devices.token")),
         "a second live device took the token: {refused:?}"
     );
     let unkeyed = try_sql(&mut conn, &insert("d2", "active", "NULL")).await;
     assert!(
-        unkeyed
-            .as_deref()
-            .is_some_and(|e| e.contains("token_key must be set")),
+        matches!(&unkeyed, Some(StoreError::Database(e))
+            if e.to_string().contains("token_key must be set")),
         "a token was stored without its key: {unkeyed:?}"
     );
     // A retired device keeps its token for the record, and cannot come back to life with it
     // while another device holds it.
     let key = KEY_OF_ABC.to_string();
-    assert_eq!(
-        try_sql(&mut conn, &insert("d3", "invalid", &key)).await,
-        None
-    );
+    let retired = try_sql(&mut conn, &insert("d3", "invalid", &key)).await;
+    assert!(retired.is_none(), "{retired:?}");
     let revived = try_sql(
         &mut conn,
         "UPDATE devices SET state = 'active' WHERE device_id = 'd3'",
     )
     .await;
     assert!(
-        revived
-            .as_deref()
-            .is_some_and(|e| e.contains("UNIQUE constraint failed")),
+        matches!(&revived, Some(StoreError::Conflict(_))),
         "a retired device came back with a held token: {revived:?}"
     );
     // Another app may hold the same token.

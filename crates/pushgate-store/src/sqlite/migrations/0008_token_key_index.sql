@@ -5,6 +5,8 @@
 -- in the keys' random order.
 CREATE INDEX devices_token_key ON devices (token_key, app);
 
+-- SQLite has no trigger for both INSERT and UPDATE: the two bodies below are the same rule
+-- and must stay the same.
 CREATE TRIGGER devices_token_unique_on_insert BEFORE INSERT ON devices
     WHEN new.token IS NOT NULL
 BEGIN
