@@ -182,6 +182,22 @@ async fn metrics_parse_and_agree_with_the_database() {
         &[("channel", "legacy")],
     );
     assert_eq!(histogram_count, attempts);
+    // The loop timed its store steps: at least one claim that leased the work, and a commit
+    // for every group of answers (one or more per provider request, never zero).
+    let step = |step: &str, suffix: &str| {
+        sum(
+            &samples,
+            &format!("pushgate_queue_step_duration_seconds_{suffix}"),
+            &[("app", APP), ("channel", "legacy"), ("step", step)],
+        )
+    };
+    assert!(step("claim", "count") >= 1.0, "claims timed");
+    assert!(step("commit", "count") >= 1.0, "commits timed");
+    assert!(
+        step("commit", "count") <= histogram_count,
+        "at most one commit per answer"
+    );
+    assert!(step("claim", "sum") > 0.0 && step("commit", "sum") > 0.0);
     // Rotations, invalidations and events agree with the event log.
     let events = env
         .call(

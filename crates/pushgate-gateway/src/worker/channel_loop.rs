@@ -26,7 +26,7 @@ use crate::channel::Channel;
 use crate::config::DeliverySettings;
 use crate::event_wakeup::EventWakeup;
 use crate::message::Payload;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QueueStep};
 
 /// Payloads kept in memory per channel; beyond it the cache starts over.
 const PAYLOAD_CACHE: usize = 4096;
@@ -208,11 +208,14 @@ async fn claim(l: &ChannelLoop, room: usize) -> Claimed {
     let limit = (room * per_permit)
         .min(l.settings.claim_batch as usize)
         .max(1) as u32;
-    match l
+    let started = std::time::Instant::now();
+    let claimed = l
         .store
         .claim_due(&l.app, &l.name, now(), limit, l.settings.lease)
-        .await
-    {
+        .await;
+    l.metrics
+        .queue_step(&l.app, &l.name, QueueStep::Claim, started.elapsed());
+    match claimed {
         Ok(c) => Claimed::Work(c),
         Err(e) => {
             warn!(error = %e, "cannot claim deliveries");
@@ -529,7 +532,11 @@ async fn prefetch_payloads(shared: &Shared, claimed: &[Delivery]) {
 async fn commit(l: &ChannelLoop, completions: Vec<Completion>) {
     let n = completions.len() as u64;
     for attempt in 1..=COMMIT_ATTEMPTS {
-        match l.store.complete(completions.clone(), now()).await {
+        let started = std::time::Instant::now();
+        let recorded = l.store.complete(completions.clone(), now()).await;
+        l.metrics
+            .queue_step(&l.app, &l.name, QueueStep::Commit, started.elapsed());
+        match recorded {
             Ok(_) => {
                 l.status.completed.fetch_add(n, Ordering::Relaxed);
                 // Answers may have written events (rotations, failures).

@@ -19,6 +19,7 @@ use super::measure::{
 };
 use super::raw::{RawFigure, ratio_of};
 use super::setup::{GatewaySide, prepare};
+use super::store_steps::StoreSteps;
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
 use super::{Ctx, IMPORT_CHUNK};
@@ -52,6 +53,8 @@ pub(super) struct FanoutReport {
     pub(super) emu: EmuStats,
     /// CPU of the three processes from the POST to the last answer recorded.
     pub(super) cpu: CpuReport,
+    /// What the channel's loop waited for the store meanwhile (when `/metrics` was readable).
+    steps: Option<StoreSteps>,
     samples: Vec<Sample>,
     shutdown: Duration,
     /// The gateway instances' pids, when known.
@@ -137,6 +140,10 @@ impl FanoutReport {
             verdict(self.ok())
         );
         self.cpu.print();
+        if let Some(steps) = &self.steps {
+            let window = Duration::from_millis(self.delivery_window_ms.max(0) as u64);
+            println!("{}", steps.line(window));
+        }
         let [first, p50, p99, last] = self.page_times();
         println!(
             "  reads      {} result pages of ≤{RESULTS_PAGE} read in {:.2} s: page first {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, last {:.1} ms",
@@ -177,6 +184,9 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     let gateway_pids = p.gw.pids.clone();
     let idle_rss = memory_sum(&gateway_pids).1;
     let accepted = Arc::new(AtomicU64::new(0));
+    let channel = ctx.args.channel.name();
+    let read_steps = || StoreSteps::read(&ctx.http, &p.gw.bases, &key, SANDBOX_APP, channel);
+    let steps_before = read_steps().await;
     let cpu_before = CpuSnapshot::take(&gateway_pids, ctx.emu.pid());
     let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
     let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
@@ -235,6 +245,10 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     }
     let cpu = cpu_before.since();
     let samples = sampler.finish().await;
+    let steps = match (read_steps().await, steps_before) {
+        (Some(after), Some(before)) => Some(after.since(&before)),
+        _ => None,
+    };
 
     eprintln!("fan-out: reading the results");
     let read_started = Instant::now();
@@ -314,6 +328,7 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
         pages,
         emu,
         cpu,
+        steps,
         samples,
         shutdown,
         gateway_pids,

@@ -47,6 +47,7 @@ mod report;
 mod setup;
 mod singles;
 mod soak;
+mod store_steps;
 mod summary;
 mod timing;
 

@@ -21,6 +21,7 @@ use super::measure::{
 };
 use super::raw::{RawFigure, ratio_of};
 use super::setup::{GatewaySide, Prepared, prepare};
+use super::store_steps::StoreSteps;
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
 
@@ -55,6 +56,8 @@ pub(super) struct SinglesReport {
     pub(super) emu: EmuStats,
     /// CPU of the three processes from the first POST to the last answer recorded.
     pub(super) cpu: CpuReport,
+    /// What the channel's loop waited for the store meanwhile (when `/metrics` was readable).
+    steps: Option<StoreSteps>,
     samples: Vec<Sample>,
     shutdown: Duration,
     /// The gateway instances' pids, when known.
@@ -156,6 +159,10 @@ impl SinglesReport {
             verdict(self.ok())
         );
         self.cpu.print();
+        if let Some(steps) = &self.steps {
+            let window = Duration::from_millis(self.delivery_window_ms.max(0) as u64);
+            println!("{}", steps.line(window));
+        }
         println!(
             "  reads      {m} GET /v1/messages/{{id}} ({} concurrent) in {:.2} s",
             ctx.args.senders,
@@ -344,6 +351,10 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
     let m = ctx.args.messages;
     let gateway_pids = p.gw.pids.clone();
     let accepted = Arc::new(AtomicU64::new(0));
+    let channel = ctx.args.channel.name();
+    let read_steps =
+        || StoreSteps::read(&ctx.http, &p.gw.bases, &p.gw.api_key, SANDBOX_APP, channel);
+    let steps_before = read_steps().await;
     let cpu_before = CpuSnapshot::take(&gateway_pids, ctx.emu.pid());
     let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
     let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
@@ -369,6 +380,10 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
     bar.finish_and_clear();
     let cpu = cpu_before.since();
     let samples = sampler.finish().await;
+    let steps = match (read_steps().await, steps_before) {
+        (Some(after), Some(before)) => Some(after.since(&before)),
+        _ => None,
+    };
 
     eprintln!("singles: reading {m} messages");
     let read_started = Instant::now();
@@ -459,6 +474,7 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
         results_read,
         emu,
         cpu,
+        steps,
         samples,
         shutdown,
         gateway_pids,
