@@ -1,7 +1,15 @@
 //! One channel's delivery loop: claim due work with a lease, send it in the protocol's
-//! batches with at most `concurrency` batches in flight, and commit every answer with its
+//! batches with at most the channel's capacity in flight, and commit every answer with its
 //! effects. On shutdown it stops claiming, lets sends finish for a grace period, and hands
 //! back (releases) whatever is still unanswered.
+//!
+//! Two windows bound the work: the channel's capacity of requests at the provider (a batch
+//! holds its share from before the request until the answer), and the work sent but not yet
+//! recorded, one batch larger (held from before the request until the answers' commit).
+//! The extra batch lets the loop claim and send the next batch while the last one's
+//! answers are being committed: the claim and the commit then meet in the same cycle of the
+//! store's writer instead of taking turns, and the provider is not left idle during commits.
+//! A crash can therefore make the gateway send again at most the capacity plus one batch.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -14,7 +22,7 @@ use pushgate_proto::Outcome;
 use pushgate_proto::token::short_token;
 use pushgate_store::{Completion, Delivery, Release, Store};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
@@ -118,7 +126,7 @@ impl ChannelLoop {
 async fn run_loop(shared: Arc<Shared>) {
     let l = &shared.l;
     let capacity = l.channel.capacity().max(1);
-    let permits = Arc::new(Semaphore::new(capacity));
+    let windows = Windows::new(capacity, l.channel.cost(l.channel.batch_size().max(1)));
     let (commits, committer) = committer(shared.clone());
     let mut tasks = JoinSet::new();
     loop {
@@ -133,7 +141,7 @@ async fn run_loop(shared: Arc<Shared>) {
             }
             continue;
         }
-        let Some(room) = wait_for_room(l, &permits).await else {
+        let Some(room) = wait_for_room(l, &windows).await else {
             break;
         };
         let claimed = match claim(l, room).await {
@@ -147,7 +155,7 @@ async fn run_loop(shared: Arc<Shared>) {
         }
         prefetch_payloads(&shared, &claimed).await;
         let sending = Sending {
-            permits: &permits,
+            windows: &windows,
             capacity,
             commits: &commits,
         };
@@ -173,19 +181,53 @@ async fn sit_out_pause(shared: &Shared) -> ControlFlow<()> {
     ControlFlow::Continue(())
 }
 
-/// Waits for at least one free permit, so nothing is claimed that cannot be sent soon, and
-/// returns how many are free; `None` when the loop is stopped.
-async fn wait_for_room(l: &ChannelLoop, permits: &Arc<Semaphore>) -> Option<usize> {
+/// The loop's two windows (see the module docs), in the channel's cost units.
+struct Windows {
+    /// Requests at the provider: the channel's capacity.
+    at_provider: Arc<Semaphore>,
+    /// Work sent (or being sent) whose answers are not committed yet: one batch more.
+    unrecorded: Arc<Semaphore>,
+}
+
+/// A batch's hold on both windows.
+struct Held {
+    at_provider: OwnedSemaphorePermit,
+    unrecorded: OwnedSemaphorePermit,
+}
+
+impl Windows {
+    fn new(capacity: usize, batch_cost: usize) -> Self {
+        Self {
+            at_provider: Arc::new(Semaphore::new(capacity)),
+            unrecorded: Arc::new(Semaphore::new(capacity + batch_cost.clamp(1, capacity))),
+        }
+    }
+
+    /// Takes `cost` of both windows, waiting until both have it; `None` once closed.
+    async fn hold(&self, cost: u32) -> Option<Held> {
+        let unrecorded = self.unrecorded.clone().acquire_many_owned(cost).await.ok()?;
+        let at_provider = self.at_provider.clone().acquire_many_owned(cost).await.ok()?;
+        Some(Held {
+            at_provider,
+            unrecorded,
+        })
+    }
+}
+
+/// Waits until both windows have room, so nothing is claimed that cannot be sent soon, and
+/// returns how much the smaller one has; `None` when the loop is stopped.
+async fn wait_for_room(l: &ChannelLoop, windows: &Windows) -> Option<usize> {
     tokio::select! {
         _ = l.stop.cancelled() => None,
-        permit = permits.clone().acquire_owned() => match permit {
-            Ok(p) => {
-                let free = permits.available_permits() + 1;
-                drop(p);
-                Some(free)
-            }
-            Err(_) => None,
-        },
+        held = windows.hold(1) => {
+            let free = windows
+                .at_provider
+                .available_permits()
+                .min(windows.unrecorded.available_permits())
+                + 1;
+            drop(held?);
+            Some(free)
+        }
     }
 }
 
@@ -228,15 +270,15 @@ async fn claim(l: &ChannelLoop, room: usize) -> Claimed {
     }
 }
 
-/// What sending batches needs from the loop: its permits and the committer's queue.
+/// What sending batches needs from the loop: its windows and the committer's queue.
 struct Sending<'a> {
-    permits: &'a Arc<Semaphore>,
+    windows: &'a Windows,
     capacity: usize,
     commits: &'a mpsc::Sender<CommitJob>,
 }
 
-/// Cuts the claimed work into batches and starts one task per batch once its permits are
-/// free; batches that cannot start (the loop is stopping) are released at once.
+/// Cuts the claimed work into batches and starts one task per batch once both windows have
+/// room for it; batches that cannot start (the loop is stopping) are released at once.
 async fn dispatch(
     shared: &Arc<Shared>,
     claimed: Vec<Delivery>,
@@ -246,29 +288,24 @@ async fn dispatch(
     let l = &shared.l;
     for chunk in batches(claimed, l.channel.batch_size().max(1)) {
         let cost = l.channel.cost(chunk.len()).min(sending.capacity) as u32;
-        let permit = tokio::select! {
-            _ = l.stop.cancelled() => {
-                release(l, &chunk).await;
-                continue;
-            }
-            permit = sending.permits.clone().acquire_many_owned(cost) => match permit {
-                Ok(p) => p,
-                Err(_) => {
-                    release(l, &chunk).await;
-                    continue;
-                }
-            },
+        let held = tokio::select! {
+            _ = l.stop.cancelled() => None,
+            held = sending.windows.hold(cost) => held,
+        };
+        let Some(held) = held else {
+            release(l, &chunk).await;
+            continue;
         };
         let id = shared.unanswered.lock().add(&chunk);
         let shared = shared.clone();
         let commits = sending.commits.clone();
         tasks.spawn(
             async move {
-                send_batch(&shared, chunk, &commits).await;
+                send_batch(&shared, chunk, &commits, held.at_provider).await;
                 shared.unanswered.lock().done(id);
-                // The permit is held until the answers are committed: at most
-                // `capacity` worth of work is ever sent but not recorded.
-                drop(permit);
+                // Held until the answers are committed: at most the capacity and one batch
+                // of work is ever sent but not recorded.
+                drop(held.unrecorded);
             }
             .in_current_span(),
         );
@@ -374,9 +411,14 @@ async fn payload(shared: &Shared, id: Uuid) -> Result<Arc<Payload>, String> {
     Ok(p)
 }
 
-/// Sends one batch (one message, several tokens) and hands the answers to the committer,
-/// returning once they are committed (or given up on).
-async fn send_batch(shared: &Shared, chunk: Vec<Delivery>, commits: &mpsc::Sender<CommitJob>) {
+/// Sends one batch (one message, several tokens), gives its place at the provider back, and
+/// hands the answers to the committer, returning once they are committed (or given up on).
+async fn send_batch(
+    shared: &Shared,
+    chunk: Vec<Delivery>,
+    commits: &mpsc::Sender<CommitJob>,
+    at_provider: OwnedSemaphorePermit,
+) {
     let l = &shared.l;
     let Some(first) = chunk.first() else { return };
     let outcomes = match payload(shared, first.message_id).await {
@@ -391,6 +433,7 @@ async fn send_batch(shared: &Shared, chunk: Vec<Delivery>, commits: &mpsc::Sende
             ]
         }
     };
+    drop(at_provider);
     let failures = *shared.failures.lock();
     let decision = decide(&chunk, outcomes, now(), &l.settings, failures);
     record_channel_state(shared, &decision);
