@@ -205,8 +205,18 @@ impl Windows {
 
     /// Takes `cost` of both windows, waiting until both have it; `None` once closed.
     async fn hold(&self, cost: u32) -> Option<Held> {
-        let unrecorded = self.unrecorded.clone().acquire_many_owned(cost).await.ok()?;
-        let at_provider = self.at_provider.clone().acquire_many_owned(cost).await.ok()?;
+        let unrecorded = self
+            .unrecorded
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .ok()?;
+        let at_provider = self
+            .at_provider
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .ok()?;
         Some(Held {
             at_provider,
             unrecorded,
