@@ -230,12 +230,13 @@ async fn wait_for_room(l: &ChannelLoop, windows: &Windows) -> Option<usize> {
     tokio::select! {
         _ = l.stop.cancelled() => None,
         held = windows.hold(1) => {
+            let held = held?;
             let free = windows
                 .at_provider
                 .available_permits()
                 .min(windows.unrecorded.available_permits())
                 + 1;
-            drop(held?);
+            drop(held);
             Some(free)
         }
     }

@@ -19,7 +19,7 @@ use super::measure::{
 };
 use super::raw::{RawFigure, ratio_of};
 use super::setup::{GatewaySide, prepare};
-use super::store_steps::StoreSteps;
+use super::store_steps::{StepsProbe, StoreSteps};
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
 use super::{Ctx, IMPORT_CHUNK};
@@ -140,10 +140,7 @@ impl FanoutReport {
             verdict(self.ok())
         );
         self.cpu.print();
-        if let Some(steps) = &self.steps {
-            let window = Duration::from_millis(self.delivery_window_ms.max(0) as u64);
-            println!("{}", steps.line(window));
-        }
+        StoreSteps::print(self.steps.as_ref(), self.delivery_window_ms);
         let [first, p50, p99, last] = self.page_times();
         println!(
             "  reads      {} result pages of ≤{RESULTS_PAGE} read in {:.2} s: page first {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, last {:.1} ms",
@@ -184,9 +181,7 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     let gateway_pids = p.gw.pids.clone();
     let idle_rss = memory_sum(&gateway_pids).1;
     let accepted = Arc::new(AtomicU64::new(0));
-    let channel = ctx.args.channel.name();
-    let read_steps = || StoreSteps::read(&ctx.http, &p.gw.bases, &key, SANDBOX_APP, channel);
-    let steps_before = read_steps().await;
+    let steps = StepsProbe::start(ctx, &p.gw).await;
     let cpu_before = CpuSnapshot::take(&gateway_pids, ctx.emu.pid());
     let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
     let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
@@ -245,10 +240,7 @@ pub(super) async fn fan_out(ctx: &Ctx) -> anyhow::Result<FanoutReport> {
     }
     let cpu = cpu_before.since();
     let samples = sampler.finish().await;
-    let steps = match (read_steps().await, steps_before) {
-        (Some(after), Some(before)) => Some(after.since(&before)),
-        _ => None,
-    };
+    let steps = steps.since().await;
 
     eprintln!("fan-out: reading the results");
     let read_started = Instant::now();

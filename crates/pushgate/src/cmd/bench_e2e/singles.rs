@@ -21,7 +21,7 @@ use super::measure::{
 };
 use super::raw::{RawFigure, ratio_of};
 use super::setup::{GatewaySide, Prepared, prepare};
-use super::store_steps::StoreSteps;
+use super::store_steps::{StepsProbe, StoreSteps};
 use super::summary::{progress, states_line, verdict};
 use super::timing::{ms_f, now_ms, parse_rfc3339_ms, percentile};
 
@@ -159,10 +159,7 @@ impl SinglesReport {
             verdict(self.ok())
         );
         self.cpu.print();
-        if let Some(steps) = &self.steps {
-            let window = Duration::from_millis(self.delivery_window_ms.max(0) as u64);
-            println!("{}", steps.line(window));
-        }
+        StoreSteps::print(self.steps.as_ref(), self.delivery_window_ms);
         println!(
             "  reads      {m} GET /v1/messages/{{id}} ({} concurrent) in {:.2} s",
             ctx.args.senders,
@@ -351,10 +348,7 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
     let m = ctx.args.messages;
     let gateway_pids = p.gw.pids.clone();
     let accepted = Arc::new(AtomicU64::new(0));
-    let channel = ctx.args.channel.name();
-    let read_steps =
-        || StoreSteps::read(&ctx.http, &p.gw.bases, &p.gw.api_key, SANDBOX_APP, channel);
-    let steps_before = read_steps().await;
+    let steps = StepsProbe::start(ctx, &p.gw).await;
     let cpu_before = CpuSnapshot::take(&gateway_pids, ctx.emu.pid());
     let sampler = Sampler::start(ctx, p.status.clone(), accepted.clone());
     let deadline = Instant::now() + Duration::from_secs(ctx.args.timeout);
@@ -380,10 +374,7 @@ pub(super) async fn singles_scenario(ctx: &Ctx) -> anyhow::Result<SinglesReport>
     bar.finish_and_clear();
     let cpu = cpu_before.since();
     let samples = sampler.finish().await;
-    let steps = match (read_steps().await, steps_before) {
-        (Some(after), Some(before)) => Some(after.since(&before)),
-        _ => None,
-    };
+    let steps = steps.since().await;
 
     eprintln!("singles: reading {m} messages");
     let read_started = Instant::now();

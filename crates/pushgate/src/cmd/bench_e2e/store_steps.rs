@@ -5,6 +5,11 @@
 
 use std::time::Duration;
 
+use pushgate_gateway::sandbox::SANDBOX_APP;
+
+use super::Ctx;
+use super::setup::GatewaySide;
+
 /// The histogram family read (its `_count` and `_sum` series).
 const FAMILY: &str = "pushgate_queue_step_duration_seconds";
 
@@ -46,41 +51,18 @@ pub(super) struct StoreSteps {
 }
 
 impl StoreSteps {
-    /// The steps so far, summed over the gateway instances at `bases`; `None` when an
-    /// instance does not serve `/metrics` on its API listener (a `metrics_listen` of its own,
-    /// or a token the benchmark lacks).
-    pub(super) async fn read(
-        http: &reqwest::Client,
-        bases: &[String],
-        key: &str,
-        app: &str,
-        channel: &str,
-    ) -> Option<Self> {
-        let mut sum = Self::default();
-        for base in bases {
-            let answer = http
-                .get(format!("{base}/metrics"))
-                .bearer_auth(key)
-                .send()
-                .await
-                .ok()?;
-            if !answer.status().is_success() {
-                return None;
-            }
-            let one = parse(&answer.text().await.ok()?, app, channel);
-            for (total, add) in [
-                (&mut sum.claims, one.claims),
-                (&mut sum.commits, one.commits),
-            ] {
-                total.count += add.count;
-                total.seconds += add.seconds;
-            }
+    fn add(&mut self, other: StoreSteps) {
+        for (total, add) in [
+            (&mut self.claims, other.claims),
+            (&mut self.commits, other.commits),
+        ] {
+            total.count += add.count;
+            total.seconds += add.seconds;
         }
-        Some(sum)
     }
 
     /// What happened between `before` and `self`.
-    pub(super) fn since(&self, before: &Self) -> Self {
+    fn since(&self, before: &Self) -> Self {
         Self {
             claims: self.claims.since(before.claims),
             commits: self.commits.since(before.commits),
@@ -88,13 +70,73 @@ impl StoreSteps {
     }
 
     /// The report's line; shares are of `window` (the scenario's delivery time).
-    pub(super) fn line(&self, window: Duration) -> String {
+    fn line(&self, window: Duration) -> String {
         format!(
             "  store      the delivery loop waited for claims {}, for commits {} of {:.2} s",
             self.claims.describe(window),
             self.commits.describe(window),
             window.as_secs_f64()
         )
+    }
+
+    /// Prints the report's line when the steps were read; `window_ms` is the scenario's
+    /// delivery time.
+    pub(super) fn print(steps: Option<&Self>, window_ms: i64) {
+        if let Some(steps) = steps {
+            let window = Duration::from_millis(u64::try_from(window_ms).unwrap_or(0));
+            println!("{}", steps.line(window));
+        }
+    }
+}
+
+/// The benchmarked channel's steps on the gateway instances of a scenario, taken when the
+/// probe starts, so that [`StepsProbe::since`] gives the scenario's own.
+pub(super) struct StepsProbe {
+    http: reqwest::Client,
+    bases: Vec<String>,
+    key: String,
+    channel: &'static str,
+    before: Option<StoreSteps>,
+}
+
+impl StepsProbe {
+    /// Reads the steps so far of the sandbox's benchmarked channel.
+    pub(super) async fn start(ctx: &Ctx, gw: &GatewaySide) -> Self {
+        let mut probe = Self {
+            http: ctx.http.clone(),
+            bases: gw.bases.clone(),
+            key: gw.api_key.clone(),
+            channel: ctx.args.channel.name(),
+            before: None,
+        };
+        probe.before = probe.read().await;
+        probe
+    }
+
+    /// The steps since the probe started; `None` when either read failed.
+    pub(super) async fn since(&self) -> Option<StoreSteps> {
+        Some(self.read().await?.since(self.before.as_ref()?))
+    }
+
+    /// The steps so far, summed over the instances; `None` when an instance does not serve
+    /// `/metrics` on its API listener (a `metrics_listen` of its own, or a token the
+    /// benchmark lacks).
+    async fn read(&self) -> Option<StoreSteps> {
+        let mut sum = StoreSteps::default();
+        for base in &self.bases {
+            let answer = self
+                .http
+                .get(format!("{base}/metrics"))
+                .bearer_auth(&self.key)
+                .send()
+                .await
+                .ok()?;
+            if !answer.status().is_success() {
+                return None;
+            }
+            sum.add(parse(&answer.text().await.ok()?, SANDBOX_APP, self.channel));
+        }
+        Some(sum)
     }
 }
 
