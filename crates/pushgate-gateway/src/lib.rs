@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod device_rules;
+pub mod fanout;
 pub mod http_server;
 pub mod message;
 pub mod reload;

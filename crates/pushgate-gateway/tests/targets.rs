@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{cases, start};
+use common::{cases, start, start_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -135,4 +135,32 @@ async fn every_channel_carries_messages_to_its_devices() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(listed, ["c2dm", "fcm", "legacy", "xmpp"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fanout_larger_than_a_chunk_reaches_every_device_once() {
+    // Chunks of 4: the 202 holds the first 4 deliveries, the fan-out task stores the rest.
+    let env = start_with(|spec| spec.storage.fanout_chunk = 4).await;
+    let tokens = env.tokens(11, "gcm").await;
+    for (i, token) in tokens.iter().enumerate() {
+        // Every other device on the legacy channel: later chunks must wake both channels.
+        let extra = if i % 2 == 1 {
+            json!({"channel": "legacy"})
+        } else {
+            json!({})
+        };
+        env.register(&format!("d{i:02}"), token, extra).await;
+    }
+    let sent = env
+        .send(json!({"targets": {"all": true}, "data": {"case": "chunked"}}))
+        .await;
+    assert_eq!(sent["expanding"], true, "{sent:#}");
+    assert_eq!(sent["deliveries"], 4, "{sent:#}");
+    let done = env.wait_done(sent["id"].as_str().unwrap()).await;
+    assert_eq!(done["expanding"], false, "{done:#}");
+    assert_eq!(done["deliveries"], 11, "{done:#}");
+    assert_eq!(done["counts"]["sent"], 11, "{done:#}");
+    for token in &tokens {
+        assert_eq!(cases(&env.inbox(token).await), ["chunked"], "{token}");
+    }
 }

@@ -263,6 +263,26 @@ pub struct InsertOutcome {
     pub duplicate: bool,
     /// For a duplicate: whether the earlier request had the same digest.
     pub same_request: bool,
+    /// True when the audience is larger than one chunk: `deliveries` and `queued` count the
+    /// first chunk, and the rest are stored after the answer ([`Store::expand_audience`]).
+    ///
+    /// [`Store::expand_audience`]: crate::Store::expand_audience
+    pub expanding: bool,
+}
+
+/// What one step of a large fan-out's expansion stored ([`Store::expand_audience`]).
+///
+/// [`Store::expand_audience`]: crate::Store::expand_audience
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expansion {
+    /// The message whose audience was expanded.
+    pub message_id: Uuid,
+    /// Its app: whose channels may have new work.
+    pub app: String,
+    /// Queued deliveries this step stored.
+    pub stored: u64,
+    /// True when the message's whole audience is now stored.
+    pub done: bool,
 }
 
 /// A stored message, as workers and the message API read it back.
@@ -280,8 +300,11 @@ pub struct StoredMessage {
     pub ttl_secs: i64,
     /// Deliveries created for it.
     pub deliveries: u64,
-    /// Of which queued at acceptance.
+    /// Of which queued when stored.
     pub queued: u64,
+    /// True while part of its audience is still to be stored (a large fan-out): `deliveries`
+    /// and `queued` count what is stored so far.
+    pub expanding: bool,
     /// Acceptance time.
     pub created_at: OffsetDateTime,
 }

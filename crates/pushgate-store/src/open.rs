@@ -28,6 +28,10 @@ pub struct StoreSettings {
     /// How long an operation waits for a free PostgreSQL connection (or for a new one to be
     /// established) before it fails.
     pub pool_acquire_timeout: Duration,
+    /// Most deliveries of one fan-out stored in one transaction: a message reaching more
+    /// devices is answered once the first chunk is stored, and the rest follow in chunks of
+    /// this size ([`Store::expand_audience`]), so that no write waits for a whole fan-out.
+    pub fanout_chunk: u32,
 }
 
 impl Default for StoreSettings {
@@ -38,6 +42,7 @@ impl Default for StoreSettings {
             durable_commits: true,
             pool_max_connections: 16,
             pool_acquire_timeout: Duration::from_secs(10),
+            fanout_chunk: crate::stored::fanout::DEFAULT_CHUNK,
         }
     }
 }

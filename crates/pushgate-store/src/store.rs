@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::Result;
 use crate::model::{
     App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
-    Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
-    NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
+    Device, DeviceFilter, DeviceState, Event, EventKind, Expansion, InsertOutcome, MessageSummary,
+    NewDevice, NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
     UpstreamRecord, WebhookState,
 };
 use crate::retention::{PurgeLimits, PurgeReport};
@@ -139,7 +139,18 @@ pub trait Store: Send + Sync {
     /// Expands `targets` to deliveries and stores them with the message in one transaction
     /// (due at `created_at`, deadline `created_at + ttl_secs`). A repeated idempotency key
     /// stores nothing and returns the first message's id and counts.
+    ///
+    /// An audience beyond named devices (all, users, tags, topic, condition; no raw tokens)
+    /// larger than the store's fan-out chunk is stored in chunks, in device-id order: the
+    /// first with the message, the rest by [`expand_audience`](Self::expand_audience), and
+    /// the outcome says `expanding`.
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome>;
+
+    /// Stores the next chunk of the oldest message still expanding (see
+    /// [`insert_message`](Self::insert_message)) in one transaction, as queued deliveries of
+    /// the devices the audience reaches now; `None` when no message is expanding. Safe to
+    /// call from several instances at once: each chunk is stored once.
+    async fn expand_audience(&self) -> Result<Option<Expansion>>;
 
     /// One message, if stored.
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>>;

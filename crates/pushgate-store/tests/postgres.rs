@@ -19,9 +19,11 @@ async fn with_apps(s: PostgresStore) -> Arc<dyn Store> {
 
 /// The contract's store factory: a fresh schema with the apps `app` and `other`; the schema
 /// is dropped when the case ends.
-async fn contract_store() -> Option<(Arc<dyn Store>, Schema)> {
+async fn contract_store_with(settings: StoreSettings) -> Option<(Arc<dyn Store>, Schema)> {
     let schema = fresh_schema().await?;
-    let store = PostgresStore::open(schema.url()).await.unwrap();
+    let store = PostgresStore::open_with(schema.url(), &settings)
+        .await
+        .unwrap();
     Some((with_apps(store).await, schema))
 }
 

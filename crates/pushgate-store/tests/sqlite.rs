@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use contract::{CH, LEASE, dev, msg, secs, t0};
-use pushgate_store::{SqliteStore, Store, Targets};
+use pushgate_store::{SqliteStore, Store, StoreSettings, Targets};
 use uuid::Uuid;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -34,9 +34,9 @@ async fn with_apps(s: SqliteStore) -> Arc<dyn Store> {
 }
 
 /// The contract's store factory: a fresh SQLite file with the apps `app` and `other`.
-async fn contract_store() -> Option<(Arc<dyn Store>, ())> {
+async fn contract_store_with(settings: StoreSettings) -> Option<(Arc<dyn Store>, ())> {
     Some((
-        with_apps(SqliteStore::open(&db_path()).await.unwrap()).await,
+        with_apps(SqliteStore::open_with(&db_path(), &settings).await.unwrap()).await,
         (),
     ))
 }

@@ -71,6 +71,7 @@ pub async fn send(
         id: out.message_id,
         deliveries: out.deliveries,
         queued: out.queued,
+        expanding: out.expanding,
     };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/messages/{}", out.message_id)) {
@@ -160,6 +161,9 @@ pub(crate) async fn accept(
             state.channels.wake(&app.name, name);
         }
     }
+    if !out.duplicate && out.expanding {
+        state.fanout.nudge();
+    }
     Ok(out)
 }
 
@@ -218,7 +222,8 @@ pub async fn get(
         created_at: rfc3339(message.created_at),
         ttl: message.ttl_secs,
         deliveries: message.deliveries,
-        done: pending == 0,
+        expanding: message.expanding,
+        done: pending == 0 && !message.expanding,
         counts,
         results: page.items.iter().map(DeliveryView::from).collect(),
         next_cursor: page.next_cursor,

@@ -114,6 +114,10 @@ pub struct Accepted {
     pub deliveries: u64,
     /// How many wait for the provider.
     pub queued: u64,
+    /// True when the audience is larger than one chunk (`storage.fanout_chunk`): the counts
+    /// above are the first chunk's, and the rest are stored in the background
+    /// (`GET /v1/messages/{id}` says when every delivery is stored).
+    pub expanding: bool,
 }
 
 /// One per-device result of a message.
@@ -169,9 +173,11 @@ pub struct MessageStatus {
     pub created_at: String,
     /// Its time to live in seconds.
     pub ttl: i64,
-    /// How many per-device results it has.
+    /// How many per-device results it has (so far, while `expanding`).
     pub deliveries: u64,
-    /// True when no delivery is pending any more.
+    /// True while part of a large audience is still to be stored.
+    pub expanding: bool,
+    /// True when every delivery is stored and none is pending any more.
     pub done: bool,
     /// Deliveries by state.
     pub counts: BTreeMap<String, u64>,

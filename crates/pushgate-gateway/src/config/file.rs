@@ -102,6 +102,10 @@ pub struct StorageFile {
     #[serde(default, with = "humantime_serde")]
     #[schema(value_type = Option<String>, format = "duration")]
     pub pool_acquire_timeout: Option<Duration>,
+    /// Most deliveries of one fan-out stored per transaction (default 10000): a larger
+    /// audience is answered once its first chunk is stored, and the rest follow in the
+    /// background, so that no write waits for a whole fan-out.
+    pub fanout_chunk: Option<u32>,
 }
 
 /// `[delivery]`.

@@ -59,6 +59,7 @@ fn defaults() -> BTreeMap<&'static str, String> {
             "storage.pool_acquire_timeout",
             d(storage.pool_acquire_timeout),
         ),
+        ("storage.fanout_chunk", storage.fanout_chunk.to_string()),
         ("delivery.lease", d(delivery.lease)),
         ("delivery.claim_batch", delivery.claim_batch.to_string()),
         ("delivery.idle_poll", d(delivery.idle_poll)),

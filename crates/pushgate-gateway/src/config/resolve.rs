@@ -150,7 +150,11 @@ fn storage(f: &ConfigFile) -> Result<StorageSettings, ConfigError> {
         durable_commits: x.durable_commits.unwrap_or(d.durable_commits),
         pool_max_connections: x.pool_max_connections.unwrap_or(d.pool_max_connections),
         pool_acquire_timeout: x.pool_acquire_timeout.unwrap_or(d.pool_acquire_timeout),
+        fanout_chunk: x.fanout_chunk.unwrap_or(d.fanout_chunk),
     };
+    if out.fanout_chunk == 0 {
+        return Err(err("storage.fanout_chunk", "must be at least 1"));
+    }
     if out.pool_max_connections == 0 {
         return Err(err("storage.pool_max_connections", "must be at least 1"));
     }

@@ -121,6 +121,8 @@ pub struct StorageSettings {
     pub pool_max_connections: u32,
     /// PostgreSQL: wait for a free connection before failing.
     pub pool_acquire_timeout: Duration,
+    /// Most deliveries of one fan-out stored per transaction.
+    pub fanout_chunk: u32,
 }
 
 impl Default for StorageSettings {
@@ -131,6 +133,7 @@ impl Default for StorageSettings {
             durable_commits: store.durable_commits,
             pool_max_connections: store.pool_max_connections,
             pool_acquire_timeout: store.pool_acquire_timeout,
+            fanout_chunk: store.fanout_chunk,
         }
     }
 }
@@ -143,6 +146,7 @@ impl StorageSettings {
             durable_commits: self.durable_commits,
             pool_max_connections: self.pool_max_connections,
             pool_acquire_timeout: self.pool_acquire_timeout,
+            fanout_chunk: self.fanout_chunk,
             ..pushgate_store::StoreSettings::default()
         }
     }

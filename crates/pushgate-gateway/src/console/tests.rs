@@ -98,6 +98,7 @@ async fn fixture(secure: bool) -> Fixture {
         reloader: None,
         openapi: Arc::default(),
         metrics_access: MetricsAccess::default(),
+        fanout: crate::fanout::FanoutNudge::default(),
         console: Arc::new(Console::new(
             &[Secret::new(ADMIN, "test")],
             secure,

@@ -5,14 +5,16 @@
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
+use super::fanout;
 use super::registry;
 use crate::Result;
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
-use crate::stored::audience::{has_audience, push_audience};
+use crate::stored::audience::has_audience;
 use crate::stored::{count, deadline_ms, decode, message_columns, ms};
 
 /// Column list of every `INSERT INTO deliveries` here.
-const DELIVERY_INSERT: &str = "INSERT INTO deliveries (message_id, app, device_id, token, channel,
+pub(super) const DELIVERY_INSERT: &str =
+    "INSERT INTO deliveries (message_id, app, device_id, token, channel,
     state, error_code, attempts, due_at, deadline, updated_at) ";
 
 /// Stores the message row, or returns the earlier message for a repeated idempotency key.
@@ -41,8 +43,8 @@ async fn insert_message_row(
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT id, deliveries, queued, request_hash FROM messages
-         WHERE app = $1 AND idempotency_key = $2",
+        "SELECT id, deliveries, queued, request_hash, (expansion IS NOT NULL) AS expanding
+         FROM messages WHERE app = $1 AND idempotency_key = $2",
     )
     .bind(&msg.app)
     .bind(&msg.idempotency_key)
@@ -55,6 +57,7 @@ async fn insert_message_row(
         queued: count(row.try_get("queued")?),
         duplicate: true,
         same_request: first_hash == msg.request_hash,
+        expanding: row.try_get("expanding")?,
     }))
 }
 
@@ -93,13 +96,14 @@ async fn finish_message(conn: &mut PgConnection, id: Uuid) -> Result<Inserted> {
             queued: count(q),
             duplicate: false,
             same_request: true,
+            expanding: false,
         },
         queued_channels: row.try_get("channels")?,
     })
 }
 
 /// Pushes `SELECT $message, $app, ` with the values every delivery insert starts with.
-fn push_select_head(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage) {
+pub(super) fn push_select_head(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage) {
     qb.push("SELECT ")
         .push_bind(msg.id)
         .push(", ")
@@ -108,7 +112,7 @@ fn push_select_head(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage) {
 }
 
 /// Pushes `COALESCE($override, <col>, $default)`: the channel of one delivery.
-fn push_channel(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage, column: &str) {
+pub(super) fn push_channel(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage, column: &str) {
     qb.push("COALESCE(")
         .push_bind(msg.channel_override.clone())
         .push(format!(", {column}, "))
@@ -117,7 +121,7 @@ fn push_channel(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage, column: &str)
 }
 
 /// Pushes `, 0, $created, $deadline, $created`: attempts and times of a new delivery.
-fn push_select_tail(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage) {
+pub(super) fn push_select_tail(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage) {
     let created = ms(msg.created_at);
     qb.push(", 0, ")
         .push_bind(created)
@@ -127,11 +131,13 @@ fn push_select_tail(qb: &mut QueryBuilder<Postgres>, msg: &NewMessage) {
         .push_bind(created);
 }
 
-/// Stores a message and expands its targets to deliveries.
+/// Stores a message and expands its targets to deliveries; an audience larger than `chunk`
+/// stores its first chunk only (see [`fanout`]).
 pub(super) async fn insert_message(
     conn: &mut PgConnection,
     msg: &NewMessage,
     t: &Targets,
+    chunk: u32,
 ) -> Result<Inserted> {
     registry::require_app(&mut *conn, &msg.app).await?;
     if let Some(first) = insert_message_row(&mut *conn, msg).await? {
@@ -140,16 +146,20 @@ pub(super) async fn insert_message(
             queued_channels: Vec::new(),
         });
     }
+    let mut expanding = false;
     if has_audience(t) {
-        let mut qb = QueryBuilder::<Postgres>::new(DELIVERY_INSERT);
-        push_select_head(&mut qb, msg);
-        qb.push("d.device_id, d.token, ");
-        push_channel(&mut qb, msg, "d.channel");
-        qb.push(", 'queued', NULL");
-        push_select_tail(&mut qb, msg);
-        qb.push(" FROM devices d WHERE ");
-        push_audience(&mut qb, &msg.app, t);
-        qb.build().execute(&mut *conn).await?;
+        let chunked = fanout::chunkable(t);
+        let until = if chunked {
+            fanout::chunk_end(&mut *conn, msg, t, None, chunk).await?
+        } else {
+            None
+        };
+        let range = chunked.then(|| fanout::Range::new(None, until.as_deref()));
+        fanout::insert_audience(&mut *conn, msg, t, range).await?;
+        if let Some(from) = until {
+            fanout::keep_pending(&mut *conn, msg, t, &from).await?;
+            expanding = true;
+        }
     }
     if !t.device_ids.is_empty() {
         insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
@@ -157,7 +167,9 @@ pub(super) async fn insert_message(
     if !t.tokens.is_empty() {
         insert_raw_tokens(&mut *conn, msg, &t.tokens).await?;
     }
-    finish_message(conn, msg.id).await
+    let mut inserted = finish_message(conn, msg.id).await?;
+    inserted.outcome.expanding = expanding;
+    Ok(inserted)
 }
 
 /// Explicitly named devices that cannot be sent to get a settled delivery saying why.

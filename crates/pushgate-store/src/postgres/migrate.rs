@@ -28,10 +28,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("migrations/0005_retention.sql"),
     ),
+    (
+        6,
+        "fanout_chunks",
+        include_str!("migrations/0006_fanout_chunks.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 5;
+pub(super) const LATEST: i64 = 6;
 
 /// First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): the lock
 /// is per schema, so databases holding several pushgate schemas migrate them independently.

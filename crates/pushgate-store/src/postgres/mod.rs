@@ -17,6 +17,7 @@ mod claims;
 mod deliveries;
 mod devices;
 mod events;
+mod fanout;
 mod maintenance;
 mod messages;
 mod migrate;
@@ -40,8 +41,8 @@ use uuid::Uuid;
 
 use crate::model::{
     App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
-    Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
-    NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
+    Device, DeviceFilter, DeviceState, Event, EventKind, Expansion, InsertOutcome, MessageSummary,
+    NewDevice, NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
     UpstreamRecord, WebhookState,
 };
 use crate::retention::{PurgeLimits, PurgeReport};
@@ -63,6 +64,8 @@ pub struct PostgresStore {
     options: PgConnectOptions,
     /// Announces committed work to the idle workers of every instance.
     announcer: notify::Announcer,
+    /// Most deliveries of one fan-out stored per transaction ([`StoreSettings::fanout_chunk`]).
+    fanout_chunk: u32,
 }
 
 impl PostgresStore {
@@ -92,6 +95,7 @@ impl PostgresStore {
             pool,
             options,
             announcer,
+            fanout_chunk: settings.fanout_chunk.max(1),
         })
     }
 
@@ -282,10 +286,24 @@ impl Store for PostgresStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        let inserted = write_tx!(self, |tx| messages::insert_message(&mut tx, &msg, targets)
-            .await?)?;
+        let chunk = self.fanout_chunk;
+        let inserted = write_tx!(self, |tx| messages::insert_message(
+            &mut tx, &msg, targets, chunk
+        )
+        .await?)?;
         self.announcer.announce(&msg.app, inserted.queued_channels);
         Ok(inserted.outcome)
+    }
+
+    async fn expand_audience(&self) -> Result<Option<Expansion>> {
+        let chunk = self.fanout_chunk;
+        let Some(expanded) = write_tx!(self, |tx| fanout::expand_next(&mut tx, chunk).await?)?
+        else {
+            return Ok(None);
+        };
+        let app = &expanded.expansion.app;
+        self.announcer.announce(app, expanded.queued_channels);
+        Ok(Some(expanded.expansion))
     }
 
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>> {

@@ -6,14 +6,16 @@ use std::collections::HashSet;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
+use super::fanout;
 use super::rows::{self, count, message_columns, ms};
-use super::targets::{has_audience, json_list, push_audience};
+use super::targets::{has_audience, json_list};
 use super::token_key::keyed_tokens_json;
 use crate::model::{DeliveryState, InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::{Result, StoreError};
 
 /// Column list of every `INSERT INTO deliveries` here.
-const DELIVERY_INSERT: &str = "INSERT INTO deliveries (message_id, app, device_id, token, channel,
+pub(super) const DELIVERY_INSERT: &str =
+    "INSERT INTO deliveries (message_id, app, device_id, token, channel,
     state, error_code, attempts, due_at, deadline, updated_at) ";
 
 /// The message's deadline as stored: acceptance plus TTL.
@@ -52,8 +54,8 @@ async fn insert_message_row(
 /// The message stored earlier under `msg`'s idempotency key, as the answer to a repeat.
 async fn earlier_message(conn: &mut SqliteConnection, msg: &NewMessage) -> Result<InsertOutcome> {
     let row = sqlx::query(
-        "SELECT id, deliveries, queued, request_hash FROM messages
-         WHERE app = $1 AND idempotency_key = $2",
+        "SELECT id, deliveries, queued, request_hash, (expansion IS NOT NULL) AS expanding
+         FROM messages WHERE app = $1 AND idempotency_key = $2",
     )
     .bind(&msg.app)
     .bind(&msg.idempotency_key)
@@ -66,6 +68,7 @@ async fn earlier_message(conn: &mut SqliteConnection, msg: &NewMessage) -> Resul
         queued: count(row.try_get("queued")?),
         duplicate: true,
         same_request: first_hash == msg.request_hash,
+        expanding: row.try_get("expanding")?,
     })
 }
 
@@ -106,6 +109,7 @@ async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertO
         queued: count(q),
         duplicate: false,
         same_request: true,
+        expanding: false,
     })
 }
 
@@ -126,7 +130,7 @@ async fn count_settled_at_insert(conn: &mut SqliteConnection, id: Uuid) -> Resul
 }
 
 /// Pushes `SELECT $message, $app, ` with the values every delivery insert starts with.
-fn push_select_head(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
+pub(super) fn push_select_head(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
     qb.push("SELECT ")
         .push_bind(msg.id)
         .push(", ")
@@ -135,7 +139,7 @@ fn push_select_head(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
 }
 
 /// Pushes `COALESCE($override, <col>, $default)`: the channel of one delivery.
-fn push_channel(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage, column: &str) {
+pub(super) fn push_channel(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage, column: &str) {
     qb.push("COALESCE(")
         .push_bind(msg.channel_override.clone())
         .push(format!(", {column}, "))
@@ -144,7 +148,7 @@ fn push_channel(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage, column: &str) {
 }
 
 /// Pushes `, 0, $created, $deadline, $created`: attempts and times of a new delivery.
-fn push_select_tail(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
+pub(super) fn push_select_tail(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
     let created = ms(msg.created_at);
     qb.push(", 0, ")
         .push_bind(created)
@@ -157,11 +161,13 @@ fn push_select_tail(qb: &mut QueryBuilder<Sqlite>, msg: &NewMessage) {
 /// Stores a message and expands its targets to deliveries, in as few statements as the targets
 /// allow (each statement is a round trip to the connection's thread): a message whose named
 /// devices can all be sent to skips the statements for unsendable ones, and one whose
-/// deliveries are all queued is counted without reading them back.
+/// deliveries are all queued is counted without reading them back. An audience larger than
+/// `chunk` stores its first chunk only (see [`fanout`]).
 pub(super) async fn insert_message(
     conn: &mut SqliteConnection,
     msg: &NewMessage,
     t: &Targets,
+    chunk: u32,
 ) -> Result<InsertOutcome> {
     // The app's foreign key answers for it: no lookup of the app before every message.
     let first = match insert_message_row(&mut *conn, msg).await {
@@ -174,16 +180,20 @@ pub(super) async fn insert_message(
         return Ok(first);
     }
     let mut queued = 0;
+    let mut expanding = false;
     if has_audience(t) {
-        let mut qb = QueryBuilder::<Sqlite>::new(DELIVERY_INSERT);
-        push_select_head(&mut qb, msg);
-        qb.push("d.device_id, d.token, ");
-        push_channel(&mut qb, msg, "d.channel");
-        qb.push(", 'queued', NULL");
-        push_select_tail(&mut qb, msg);
-        qb.push(" FROM devices d WHERE ");
-        push_audience(&mut qb, &msg.app, t);
-        queued = qb.build().execute(&mut *conn).await?.rows_affected();
+        let chunked = fanout::chunkable(t);
+        let until = if chunked {
+            fanout::chunk_end(&mut *conn, msg, t, None, chunk).await?
+        } else {
+            None
+        };
+        let range = chunked.then(|| fanout::Range::new(None, until.as_deref()));
+        queued = fanout::insert_audience(&mut *conn, msg, t, range).await?;
+        if let Some(from) = until {
+            fanout::keep_pending(&mut *conn, msg, t, &from).await?;
+            expanding = true;
+        }
     }
     let mut only_queued = true;
     if !t.device_ids.is_empty() && !every_named_device_queued(t, queued) {
@@ -194,11 +204,13 @@ pub(super) async fn insert_message(
         only_queued = false;
         insert_raw_tokens(&mut *conn, msg, &t.tokens).await?;
     }
-    if only_queued {
-        finish_queued(conn, msg.id, queued).await
+    let mut out = if only_queued {
+        finish_queued(conn, msg.id, queued).await?
     } else {
-        finish_message(conn, msg.id).await
-    }
+        finish_message(conn, msg.id).await?
+    };
+    out.expanding = expanding;
+    Ok(out)
 }
 
 /// True when [`insert_batch`] can store a message with these targets: one device by id,
@@ -224,7 +236,8 @@ pub(super) async fn insert_batch(
     inputs: &[(NewMessage, Targets)],
 ) -> Result<Vec<InsertOutcome>> {
     if let [(msg, t)] = inputs {
-        return Ok(vec![insert_message(conn, msg, t).await?]);
+        // One device by id: never a chunked fan-out.
+        return Ok(vec![insert_message(conn, msg, t, u32::MAX).await?]);
     }
     let hex = |msg: &NewMessage| msg.id.simple().to_string();
     let rows: Vec<serde_json::Value> = inputs
@@ -328,6 +341,7 @@ pub(super) async fn insert_batch(
                 queued: 1,
                 duplicate: false,
                 same_request: true,
+                expanding: false,
             },
             None => earlier_message(&mut *conn, msg).await?,
         });
@@ -364,6 +378,7 @@ async fn finish_queued(conn: &mut SqliteConnection, id: Uuid, n: u64) -> Result<
         queued: n,
         duplicate: false,
         same_request: true,
+        expanding: false,
     })
 }
 

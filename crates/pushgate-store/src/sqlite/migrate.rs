@@ -43,10 +43,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token_key",
         include_str!("migrations/0008_token_key.sql"),
     ),
+    (
+        9,
+        "fanout_chunks",
+        include_str!("migrations/0009_fanout_chunks.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 8;
+pub(super) const LATEST: i64 = 9;
 
 /// What a migration needs done in Rust after its script, in the same transaction: data that
 /// SQL alone cannot compute, and what must wait for that data.

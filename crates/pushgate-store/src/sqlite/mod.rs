@@ -12,6 +12,7 @@ mod deliveries;
 mod device_import;
 mod devices;
 mod events;
+mod fanout;
 mod instances;
 mod maintenance;
 mod messages;
@@ -38,9 +39,9 @@ use uuid::Uuid;
 
 use crate::model::{
     App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
-    Device, DeviceFilter, DeviceState, Event, EventKind, InsertOutcome, MessageSummary, NewDevice,
-    NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets, UpstreamRecord,
-    WebhookState,
+    Device, DeviceFilter, DeviceState, Event, EventKind, Expansion, InsertOutcome, MessageSummary,
+    NewDevice, NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
+    UpstreamRecord, WebhookState,
 };
 use crate::retention::{PurgeLimits, PurgeReport};
 use crate::store::Confirmation;
@@ -63,6 +64,8 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: std::sync::Arc<writer::Writer>,
+    /// Most deliveries of one fan-out stored per transaction ([`StoreSettings::fanout_chunk`]).
+    fanout_chunk: u32,
 }
 
 impl SqliteStore {
@@ -120,6 +123,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: std::sync::Arc::new(writer::Writer::new(settings.durable_commits, true)),
+            fanout_chunk: settings.fanout_chunk.max(1),
         };
         store.migrate().await?;
         Ok(store)
@@ -143,6 +147,7 @@ impl SqliteStore {
             pool,
             // Nothing of an in-memory database reaches a disk.
             writer: std::sync::Arc::new(writer::Writer::new(false, false)),
+            fanout_chunk: StoreSettings::default().fanout_chunk,
         };
         store.migrate().await?;
         Ok(store)
@@ -362,8 +367,17 @@ impl Store for SqliteStore {
                 )
                 .await;
         }
-        write!(self, (msg, targets.clone()), |c, (msg, targets)| {
-            messages::insert_message(c, msg, targets).await
+        let data = (msg, targets.clone(), self.fanout_chunk);
+        write!(self, data, |c, (msg, targets, chunk)| {
+            messages::insert_message(c, msg, targets, *chunk).await
+        })
+    }
+
+    async fn expand_audience(&self) -> Result<Option<Expansion>> {
+        // The message and its audience were flushed with the message: a chunk lost to a power
+        // cut is stored again from the same cursor.
+        write!(deferred self, self.fanout_chunk, |c, chunk| {
+            fanout::expand_next(c, *chunk).await
         })
     }
 

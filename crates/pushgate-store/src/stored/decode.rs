@@ -181,6 +181,7 @@ pub(crate) fn message(row: &impl RowRead) -> Result<StoredMessage> {
         ttl_secs: row.int("ttl_secs")?,
         deliveries: count(row.int("deliveries")?),
         queued: count(row.int("queued")?),
+        expanding: row.flag("expanding")?,
         created_at: time(row, "created_at")?,
     })
 }

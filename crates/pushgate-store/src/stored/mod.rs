@@ -4,6 +4,7 @@
 
 pub(crate) mod audience;
 pub(crate) mod decode;
+pub mod fanout;
 pub(crate) mod purge;
 pub(crate) mod reads;
 pub(crate) mod stats;
@@ -53,7 +54,8 @@ pub(crate) use delivery_json_object;
 /// Columns of `messages` that [`decode::message`] reads, as a literal for `concat!`.
 macro_rules! message_columns {
     () => {
-        "id, app, payload, channel, ttl_secs, deliveries, queued, created_at"
+        "id, app, payload, channel, ttl_secs, deliveries, queued, created_at,
+         (expansion IS NOT NULL) AS expanding"
     };
 }
 pub(crate) use message_columns;

@@ -40,7 +40,7 @@ pub(crate) const DELETE_DELIVERIES: &str = concat!(
     "DELETE FROM deliveries WHERE id IN (
        SELECT d.id FROM deliveries d WHERE d.message_id IN (
          SELECT m.id FROM messages m
-         WHERE m.app = $1 AND m.created_at < $2
+         WHERE m.app = $1 AND m.created_at < $2 AND m.expansion IS NULL
            AND NOT EXISTS (SELECT 1 FROM deliveries a
                            WHERE a.message_id = m.id AND a.state IN ",
     active_states!(),
@@ -52,7 +52,7 @@ pub(crate) const DELETE_DELIVERIES: &str = concat!(
 /// Up to `$3` of the app's (`$1`) messages accepted before `$2` with no delivery left.
 pub(crate) const DELETE_MESSAGES: &str = "DELETE FROM messages WHERE id IN (
        SELECT m.id FROM messages m
-       WHERE m.app = $1 AND m.created_at < $2
+       WHERE m.app = $1 AND m.created_at < $2 AND m.expansion IS NULL
          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)
        ORDER BY m.created_at LIMIT $3)
      RETURNING created_at";

@@ -2,8 +2,9 @@
 //! so that the SQLite and PostgreSQL suites run the same cases.
 //!
 //! A suite includes this module (`mod contract;`) and defines at its crate root
-//! `async fn contract_store() -> Option<(Arc<dyn Store>, impl Sized)>`: the factory of a fresh
-//! store with one default app named `app` and an app `other` (for isolation checks), with
+//! `async fn contract_store_with(settings: StoreSettings) -> Option<(Arc<dyn Store>, impl Sized)>`:
+//! the factory of a fresh store with one default app named `app` and an app `other` (for
+//! isolation checks), with
 //! whatever must live as long as the case (and clean up when dropped, also on a panic); `None`
 //! skips the case where the backend's server is absent and that is allowed. Each topic file writes its cases
 //! inside [`contract_cases!`], which turns every case into a test on a fresh store and lists it
@@ -22,9 +23,10 @@ use pushgate_store::{
 use uuid::Uuid;
 
 /// Defines a topic's cases (each an `async fn` whose one parameter is the store), one test per case
-/// (on a fresh store from the suite's `contract_store()`), and `cases()`, their names.
+/// (on a fresh store from the suite's `contract_store_with(settings)`, default settings unless
+/// the topic starts with `settings = …;`), and `cases()`, their names.
 macro_rules! contract_cases {
-    ($(async fn $name:ident($s:ident: Arc<dyn Store>) $body:block)+) => {
+    (settings = $settings:expr; $(async fn $name:ident($s:ident: Arc<dyn Store>) $body:block)+) => {
         $(
             async fn $name($s: Arc<dyn Store>) $body
         )+
@@ -38,7 +40,8 @@ macro_rules! contract_cases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some((store, _cleanup)) = crate::contract_store().await else {
+                    let Some((store, _cleanup)) = crate::contract_store_with($settings).await
+                    else {
                         return; // the suite's factory said why (no server outside CI)
                     };
                     super::$name(store).await;
@@ -46,12 +49,17 @@ macro_rules! contract_cases {
             )+
         }
     };
+    ($(async fn $name:ident($s:ident: Arc<dyn Store>) $body:block)+) => {
+        contract_cases!(settings = pushgate_store::StoreSettings::default();
+            $(async fn $name($s: Arc<dyn Store>) $body)+);
+    };
 }
 
 mod apps;
 mod c2dm_flow;
 mod devices;
 mod events;
+mod fanout;
 mod instances;
 mod messages;
 mod outcomes;
@@ -72,6 +80,7 @@ pub fn all_cases() -> Vec<&'static str> {
         c2dm_flow::cases(),
         devices::cases(),
         events::cases(),
+        fanout::cases(),
         instances::cases(),
         messages::cases(),
         outcomes::cases(),

@@ -452,8 +452,14 @@ mod via_gateway {
         };
         println!("message {}", accepted.id);
         println!(
-            "deliveries {} ({} queued)",
-            accepted.deliveries, accepted.queued
+            "deliveries {} ({} queued){}",
+            accepted.deliveries,
+            accepted.queued,
+            if accepted.expanding {
+                " so far: the rest of the audience is being stored"
+            } else {
+                ""
+            }
         );
         if accepted.replayed {
             println!("(an earlier request with this idempotency key made this message)");

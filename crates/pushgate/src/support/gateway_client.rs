@@ -191,6 +191,10 @@ pub struct Accepted {
     pub deliveries: u64,
     /// Of those, queued for sending.
     pub queued: u64,
+    /// True when the audience was larger than one chunk: the counts above are the first
+    /// chunk's and the rest are stored after the answer.
+    #[serde(default)]
+    pub expanding: bool,
     /// True when the gateway answered an earlier request with the same `Idempotency-Key`.
     #[serde(skip)]
     pub replayed: bool,
@@ -222,9 +226,9 @@ pub struct MessageStatus {
     /// When it was accepted (RFC 3339).
     #[serde(default)]
     pub created_at: Option<String>,
-    /// Deliveries in all.
+    /// Deliveries in all (so far, while part of a large audience is still to be stored).
     pub deliveries: u64,
-    /// True when no delivery is pending.
+    /// True when every delivery is stored and none is pending.
     pub done: bool,
     /// Deliveries by state (absent states omitted).
     #[serde(default)]

@@ -52,6 +52,9 @@ pub(super) struct Accepted {
     pub(super) deliveries: u64,
     /// Deliveries queued for the workers.
     pub(super) queued: u64,
+    /// True when the counts are the first chunk's and the rest is stored after the answer.
+    #[serde(default)]
+    pub(super) expanding: bool,
 }
 
 /// Answer of `GET /v1/messages/{id}`: the message's state and one page of its results.
@@ -59,7 +62,9 @@ pub(super) struct Accepted {
 pub(super) struct MessageView {
     /// When the gateway accepted it (RFC 3339).
     pub(super) created_at: String,
-    /// Whether every delivery is final.
+    /// Deliveries stored so far.
+    pub(super) deliveries: u64,
+    /// Whether every delivery is stored and final.
     pub(super) done: bool,
     /// Deliveries per state.
     #[serde(default)]

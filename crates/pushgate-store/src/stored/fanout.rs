@@ -1,0 +1,247 @@
+//! Large fan-outs stored in chunks, the same on every backend.
+//!
+//! Copying a million-device audience into `deliveries` in the transaction that accepts the
+//! message holds the database's writer for seconds and the API's answer with it. A message
+//! whose audience is broader than named devices stores its first chunk of deliveries (in
+//! device-id order) with the message; when more devices remain, the message keeps what the
+//! rest needs (`expansion`: the audience and the default channel, as JSON) and where the next
+//! chunk starts (`expand_from`, a device id), and [`Store::expand_audience`] stores one chunk
+//! per call, each in its own short transaction, until both are cleared.
+//!
+//! A device is reached as it is registered when its chunk is stored: one deleted or disabled
+//! meanwhile gets nothing, one whose token changed gets the new token, and one registered
+//! after the message was accepted gets nothing.
+//!
+//! [`Store::expand_audience`]: crate::Store::expand_audience
+
+use pushgate_proto::condition::Condition;
+use serde::{Deserialize, Serialize};
+use sqlx::{Encode, QueryBuilder, Type};
+
+use super::audience::{ListBind, has_audience, push_audience};
+use super::decode::RowRead;
+use super::from_ms;
+use crate::model::{NewMessage, Targets};
+use crate::{Result, StoreError};
+
+/// The row of the oldest message still expanding, as [`next_chunk`] reads it; a literal for
+/// `concat!`, so that a backend may add a lock.
+macro_rules! expanding_select {
+    () => {
+        "SELECT id, app, channel, ttl_secs, created_at, expansion, expand_from FROM messages
+         WHERE expansion IS NOT NULL ORDER BY created_at LIMIT 1"
+    };
+}
+pub(crate) use expanding_select;
+
+/// An expanding message as the next chunk needs it: the message (its payload left out), its
+/// targets, and the device id the chunk starts at.
+pub(crate) struct NextChunk {
+    pub(crate) msg: NewMessage,
+    pub(crate) targets: Targets,
+    pub(crate) from: String,
+}
+
+/// Decodes a row of [`expanding_select`].
+pub(crate) fn next_chunk(row: &impl RowRead) -> Result<NextChunk> {
+    let pending = PendingAudience::decode(&row.text("expansion")?)?;
+    let targets = pending.targets()?;
+    Ok(NextChunk {
+        msg: NewMessage {
+            id: row.uuid("id")?,
+            app: row.text("app")?,
+            payload: serde_json::Value::Null,
+            channel_override: row.opt_text("channel")?,
+            default_channel: pending.default_channel,
+            ttl_secs: row.int("ttl_secs")?,
+            idempotency_key: None,
+            request_hash: None,
+            created_at: from_ms(row.int("created_at")?)?,
+        },
+        targets,
+        from: row.text("expand_from")?,
+    })
+}
+
+/// Devices a fan-out stores per transaction unless configured otherwise.
+pub const DEFAULT_CHUNK: u32 = 10_000;
+
+/// True when the targets may be stored in chunks: an audience beyond the named devices (all,
+/// users, tags, topic or condition), and no raw tokens (a raw token held by a device of a later
+/// chunk would be reached twice).
+pub(crate) fn chunkable(t: &Targets) -> bool {
+    has_audience(t)
+        && t.tokens.is_empty()
+        && (t.all
+            || !t.users.is_empty()
+            || !t.tags.is_empty()
+            || t.topic.is_some()
+            || t.condition.is_some())
+}
+
+/// What the rest of a chunked fan-out needs, kept in the message's `expansion` column.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PendingAudience {
+    device_ids: Vec<String>,
+    users: Vec<String>,
+    tags: Vec<String>,
+    topic: Option<String>,
+    /// The condition's canonical text (parsing it gives back the same tree).
+    condition: Option<String>,
+    all: bool,
+    /// The app's default channel when the message was accepted.
+    default_channel: String,
+}
+
+impl PendingAudience {
+    /// The JSON kept for `t`, sent with `default_channel`.
+    pub(crate) fn encode(t: &Targets, default_channel: &str) -> String {
+        let pending = PendingAudience {
+            device_ids: t.device_ids.clone(),
+            users: t.users.clone(),
+            tags: t.tags.clone(),
+            topic: t.topic.clone(),
+            condition: t.condition.as_ref().map(Condition::to_string),
+            all: t.all,
+            default_channel: default_channel.to_string(),
+        };
+        serde_json::to_string(&pending).unwrap_or_default()
+    }
+
+    /// Reads the kept JSON back.
+    pub(crate) fn decode(json: &str) -> Result<PendingAudience> {
+        serde_json::from_str(json)
+            .map_err(|e| StoreError::Corrupt(format!("message expansion: {e}")))
+    }
+
+    /// The targets the message was accepted with (raw tokens excepted: see [`chunkable`]).
+    pub(crate) fn targets(&self) -> Result<Targets> {
+        let condition =
+            match &self.condition {
+                Some(text) => Some(Condition::parse(text).map_err(|e| {
+                    StoreError::Corrupt(format!("message expansion condition: {e}"))
+                })?),
+                None => None,
+            };
+        Ok(Targets {
+            device_ids: self.device_ids.clone(),
+            tokens: Vec::new(),
+            users: self.users.clone(),
+            tags: self.tags.clone(),
+            topic: self.topic.clone(),
+            condition,
+            all: self.all,
+        })
+    }
+}
+
+/// A chunk of an audience, in device-id order: `[from, until)`, either end open when `None`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Range<'a> {
+    pub(crate) from: Option<&'a str>,
+    pub(crate) until: Option<&'a str>,
+}
+
+impl<'a> Range<'a> {
+    /// The chunk `[from, until)`.
+    pub(crate) fn new(from: Option<&'a str>, until: Option<&'a str>) -> Self {
+        Range { from, until }
+    }
+}
+
+/// Pushes ` AND d.created_at <= $accepted AND d.device_id >= $from AND d.device_id < $until`
+/// (each end when given): the chunk of the audience between two cursors, among the devices
+/// registered by the time the message was accepted.
+pub(crate) fn push_range<DB>(
+    qb: &mut QueryBuilder<DB>,
+    accepted_ms: i64,
+    from: Option<&str>,
+    until: Option<&str>,
+) where
+    DB: ListBind,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
+    qb.push(" AND d.created_at <= ").push_bind(accepted_ms);
+    if let Some(from) = from {
+        qb.push(" AND d.device_id >= ").push_bind(from.to_string());
+    }
+    if let Some(until) = until {
+        qb.push(" AND d.device_id < ").push_bind(until.to_string());
+    }
+}
+
+/// A query for the first device id after the chunk of `chunk` devices that starts at `from`
+/// (the start of the next chunk; no row when the audience ends within this one).
+pub(crate) fn chunk_end_query<DB>(
+    msg: &NewMessage,
+    t: &Targets,
+    from: Option<&str>,
+    chunk: u32,
+) -> QueryBuilder<DB>
+where
+    DB: ListBind,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::<DB>::new("SELECT d.device_id FROM devices d WHERE ");
+    push_audience(&mut qb, &msg.app, t);
+    push_range(&mut qb, super::ms(msg.created_at), from, None);
+    qb.push(" ORDER BY d.device_id LIMIT 1 OFFSET ")
+        .push_bind(i64::from(chunk.max(1)));
+    qb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kept_audience_reads_back_as_the_targets_it_was_made_from() {
+        let t = Targets {
+            device_ids: vec!["d1".into()],
+            users: vec!["u1".into(), "u2".into()],
+            tags: vec!["beta".into()],
+            topic: Some("news".into()),
+            condition: Some(Condition::parse("'a' in topics && !('b' in topics)").unwrap()),
+            all: false,
+            tokens: Vec::new(),
+        };
+        let back = PendingAudience::decode(&PendingAudience::encode(&t, "v1")).unwrap();
+        assert_eq!(back.default_channel, "v1");
+        assert_eq!(back.targets().unwrap(), t);
+    }
+
+    #[test]
+    fn only_audiences_beyond_named_devices_and_without_raw_tokens_are_chunked() {
+        let named = Targets {
+            device_ids: vec!["d1".into()],
+            ..Default::default()
+        };
+        assert!(!chunkable(&named));
+        let all = Targets {
+            all: true,
+            ..Default::default()
+        };
+        assert!(chunkable(&all));
+        let with_tokens = Targets {
+            all: true,
+            tokens: vec!["t".into()],
+            ..Default::default()
+        };
+        assert!(!chunkable(&with_tokens));
+        let tags = Targets {
+            tags: vec!["x".into()],
+            ..Default::default()
+        };
+        assert!(chunkable(&tags));
+    }
+
+    #[test]
+    fn a_broken_kept_audience_is_reported_as_corrupt() {
+        assert!(matches!(
+            PendingAudience::decode("{"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}

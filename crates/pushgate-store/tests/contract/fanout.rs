@@ -1,0 +1,185 @@
+//! Large fan-outs stored in chunks: the first with the message, the rest by `expand_audience`
+//! (on a store whose chunk is 3 devices, so that a handful of devices makes a large fan-out).
+
+use pushgate_store::{PurgeLimits, StoreSettings};
+
+use super::*;
+
+/// Devices one transaction stores in these cases.
+const CHUNK: u32 = 3;
+
+fn small_chunks() -> StoreSettings {
+    StoreSettings {
+        fanout_chunk: CHUNK,
+        ..StoreSettings::default()
+    }
+}
+
+fn everyone() -> Targets {
+    Targets {
+        all: true,
+        ..Default::default()
+    }
+}
+
+/// Runs `expand_audience` until it has nothing left; each step's (stored, done).
+async fn expand_all(s: &dyn Store) -> Vec<(u64, bool)> {
+    let mut steps = Vec::new();
+    while let Some(e) = s.expand_audience().await.unwrap() {
+        assert_eq!(e.app, "app");
+        steps.push((e.stored, e.done));
+        assert!(steps.len() < 50, "the expansion never ends: {steps:?}");
+    }
+    steps
+}
+
+/// The devices a message reached, each with the token it is sent to, sorted.
+async fn reached(s: &dyn Store, id: Uuid) -> Vec<(String, String)> {
+    let mut v: Vec<_> = deliveries_of(s, id)
+        .await
+        .into_iter()
+        .map(|d| (d.device_id.unwrap_or_default(), d.token))
+        .collect();
+    v.sort();
+    v
+}
+
+contract_cases! {
+    settings = super::small_chunks();
+
+    async fn a_fanout_larger_than_a_chunk_is_answered_with_its_first_chunk(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        let m = msg(600);
+        let out = s.insert_message(m.clone(), &everyone()).await.unwrap();
+        assert!(out.expanding);
+        assert_eq!((out.deliveries, out.queued), (3, 3));
+        let stored = s.get_message(m.id).await.unwrap().unwrap();
+        assert!(stored.expanding);
+        assert_eq!(stored.deliveries, 3);
+        // d1..d8 in device-id order: d1, d2, d3 first.
+        let first: Vec<String> = reached(&*s, m.id).await.into_iter().map(|(d, _)| d).collect();
+        assert_eq!(first, ["d1", "d2", "d3"]);
+        assert_eq!(claim(&*s, secs(1)).await.len(), 3);
+    }
+
+    async fn the_rest_of_a_fanout_is_stored_one_chunk_per_step(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        let id = send(&*s, everyone()).await;
+        assert_eq!(expand_all(&*s).await, [(3, false), (2, true)]);
+        let all: Vec<(String, String)> =
+            (1..=8).map(|i| (format!("d{i}"), format!("t{i}"))).collect();
+        assert_eq!(reached(&*s, id).await, all);
+        let stored = s.get_message(id).await.unwrap().unwrap();
+        assert!(!stored.expanding);
+        assert_eq!((stored.deliveries, stored.queued), (8, 8));
+        let summary = s.message_summary(id).await.unwrap();
+        assert_eq!(summary.get(&DeliveryState::Queued), Some(&8));
+        assert_eq!(claim(&*s, secs(1)).await.len(), 8);
+    }
+
+    async fn an_audience_of_exactly_one_chunk_is_stored_at_once(s: Arc<dyn Store>) {
+        devices(&*s, 3).await;
+        let m = msg(600);
+        let out = s.insert_message(m, &everyone()).await.unwrap();
+        assert!(!out.expanding);
+        assert_eq!(out.deliveries, 3);
+        assert!(s.expand_audience().await.unwrap().is_none());
+    }
+
+    async fn devices_are_reached_as_registered_when_their_chunk_is_stored(s: Arc<dyn Store>) {
+        devices(&*s, 7).await;
+        let id = send(&*s, everyone()).await;
+        // Before the later chunks are stored: d5 deleted, d6 disabled, d7's token changed,
+        // d8 registered after the message was accepted.
+        s.delete_device("app", "d5", secs(1)).await.unwrap();
+        s.set_device_state("app", "d6", DeviceState::Disabled, None, secs(1))
+            .await
+            .unwrap();
+        s.put_device("app", dev("d7", "t7-new"), secs(1)).await.unwrap();
+        s.put_device("app", dev("d8", "t8"), secs(1)).await.unwrap();
+        expand_all(&*s).await;
+        let expected: Vec<(String, String)> = [
+            ("d1", "t1"),
+            ("d2", "t2"),
+            ("d3", "t3"),
+            ("d4", "t4"),
+            ("d7", "t7-new"),
+        ]
+        .iter()
+        .map(|(d, t)| (d.to_string(), t.to_string()))
+        .collect();
+        assert_eq!(reached(&*s, id).await, expected);
+        assert_eq!(s.get_message(id).await.unwrap().unwrap().deliveries, 5);
+    }
+
+    async fn chunks_follow_the_audience_not_the_whole_app(s: Arc<dyn Store>) {
+        for i in 1..=9 {
+            let mut d = dev(&format!("d{i}"), &format!("t{i}"));
+            if i % 2 == 1 {
+                d.tags = ids(&["odd"]);
+            }
+            s.put_device("app", d, t0()).await.unwrap();
+        }
+        let m = msg(600);
+        let targets = Targets {
+            tags: ids(&["odd"]),
+            ..Default::default()
+        };
+        let out = s.insert_message(m.clone(), &targets).await.unwrap();
+        assert!(out.expanding);
+        assert_eq!(out.deliveries, 3);
+        assert_eq!(expand_all(&*s).await, [(2, true)]);
+        let devices: Vec<String> = reached(&*s, m.id).await.into_iter().map(|(d, _)| d).collect();
+        assert_eq!(devices, ["d1", "d3", "d5", "d7", "d9"]);
+    }
+
+    async fn raw_tokens_beside_an_audience_are_stored_at_once(s: Arc<dyn Store>) {
+        devices(&*s, 5).await;
+        let m = msg(600);
+        let targets = Targets {
+            all: true,
+            tokens: ids(&["t1", "raw-1"]),
+            ..Default::default()
+        };
+        let out = s.insert_message(m.clone(), &targets).await.unwrap();
+        assert!(!out.expanding);
+        // d1..d5, and the raw token nobody holds; t1 is d1's, reached once.
+        assert_eq!(out.deliveries, 6);
+        assert!(s.expand_audience().await.unwrap().is_none());
+    }
+
+    async fn a_repeated_request_while_expanding_answers_the_first_message(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        let mut m = msg(600);
+        m.idempotency_key = Some("k1".into());
+        let first = s.insert_message(m.clone(), &everyone()).await.unwrap();
+        let mut again = msg(600);
+        again.idempotency_key = Some("k1".into());
+        let repeat = s.insert_message(again, &everyone()).await.unwrap();
+        assert!(repeat.duplicate);
+        assert!(repeat.expanding);
+        assert_eq!(repeat.message_id, first.message_id);
+        expand_all(&*s).await;
+        assert_eq!(deliveries_of(&*s, m.id).await.len(), 8);
+    }
+
+    async fn an_expanding_message_is_not_purged(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        let id = send(&*s, everyone()).await;
+        // Its first chunk delivered: every stored delivery is final, the rest is not stored.
+        for d in claim(&*s, secs(1)).await {
+            s.complete(vec![delivered(&d)], secs(2)).await.unwrap();
+        }
+        let limits = PurgeLimits {
+            messages: Some(std::time::Duration::from_secs(1)),
+            events: None,
+            invalid_devices: None,
+            batch: 100,
+        };
+        let r = s.purge("app", &limits, secs(3600)).await.unwrap();
+        assert_eq!((r.messages, r.deliveries), (0, 0));
+        assert!(s.get_message(id).await.unwrap().is_some());
+        expand_all(&*s).await;
+        assert_eq!(deliveries_of(&*s, id).await.len(), 8);
+    }
+}
