@@ -29,7 +29,7 @@ fn push_insert_audience(
     qb.push(", 'queued', NULL");
     push_select_tail(qb, msg);
     qb.push(" FROM devices d WHERE ");
-    push_audience(qb, &msg.app, t);
+    push_audience(qb, &msg.app, t, range.is_some());
     if let Some(range) = range {
         push_range(qb, ms(msg.created_at), range.from, range.until);
     }

@@ -28,7 +28,7 @@ pub(super) async fn insert_audience(
     qb.push(", 'queued', NULL");
     push_select_tail(&mut qb, msg);
     qb.push(" FROM devices d WHERE ");
-    push_audience(&mut qb, &msg.app, t);
+    push_audience(&mut qb, &msg.app, t, range.is_some());
     if let Some(range) = range {
         push_range(&mut qb, ms(msg.created_at), range.from, range.until);
     }

@@ -31,7 +31,7 @@ pub(super) async fn reached_channels(
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT DISTINCT COALESCE(d.channel, ");
         qb.push_bind(default_channel.to_string())
             .push(") AS channel FROM devices d WHERE ");
-        push_audience(&mut qb, app, t);
+        push_audience(&mut qb, app, t, false);
         let found: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
         channels.extend(found);
     }

@@ -185,7 +185,7 @@ where
     for<'t> i64: Encode<'t, DB> + Type<DB>,
 {
     let mut qb = QueryBuilder::<DB>::new("SELECT d.device_id FROM devices d WHERE ");
-    push_audience(&mut qb, &msg.app, t);
+    push_audience(&mut qb, &msg.app, t, true);
     push_range(&mut qb, super::ms(msg.created_at), from, None);
     qb.push(" ORDER BY d.device_id LIMIT 1 OFFSET ")
         .push_bind(i64::from(chunk.max(1)));

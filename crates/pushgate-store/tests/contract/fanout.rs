@@ -133,6 +133,67 @@ contract_cases! {
         assert_eq!(devices, ["d1", "d3", "d5", "d7", "d9"]);
     }
 
+    async fn chunks_of_a_topic_or_a_condition_reach_the_subscribed_devices(s: Arc<dyn Store>) {
+        // d01..d12: multiples of 3 follow "news", even ones "sport", d05 both tags.
+        for i in 1..=12 {
+            let mut d = dev(&format!("d{i:02}"), &format!("t{i}"));
+            let mut topics = Vec::new();
+            if i % 3 == 0 {
+                topics.push("news");
+            }
+            if i % 2 == 0 {
+                topics.push("sport");
+            }
+            d.topics = ids(&topics);
+            if i == 5 {
+                d.tags = ids(&["a", "b"]);
+            }
+            s.put_device("app", d, t0()).await.unwrap();
+        }
+        let condition = Condition::parse(
+            "'sport' in topics && !('news' in topics)",
+        )
+        .unwrap();
+        let cases = [
+            (
+                Targets {
+                    topic: Some("news".into()),
+                    ..Default::default()
+                },
+                vec!["d03", "d06", "d09", "d12"],
+            ),
+            (
+                Targets {
+                    condition: Some(condition),
+                    ..Default::default()
+                },
+                vec!["d02", "d04", "d08", "d10"],
+            ),
+            (
+                // A tag of the second list, or a topic: united, each device once.
+                Targets {
+                    tags: ids(&["zzz", "b"]),
+                    topic: Some("news".into()),
+                    ..Default::default()
+                },
+                vec!["d03", "d05", "d06", "d09", "d12"],
+            ),
+        ];
+        for (targets, expected) in cases {
+            let m = msg(600);
+            let out = s.insert_message(m.clone(), &targets).await.unwrap();
+            assert!(out.expanding, "{targets:?}");
+            assert_eq!(out.deliveries, 3, "{targets:?}");
+            expand_all(&*s).await;
+            let devices: Vec<String> =
+                reached(&*s, m.id).await.into_iter().map(|(d, _)| d).collect();
+            assert_eq!(devices, expected, "{targets:?}");
+            let stored = s.get_message(m.id).await.unwrap().unwrap();
+            assert_eq!(stored.deliveries, expected.len() as u64, "{targets:?}");
+            assert!(!stored.expanding);
+        }
+    }
+
     async fn raw_tokens_beside_an_audience_are_stored_at_once(s: Arc<dyn Store>) {
         devices(&*s, 5).await;
         let m = msg(600);
