@@ -264,7 +264,8 @@ pub struct InsertOutcome {
     /// For a duplicate: whether the earlier request had the same digest.
     pub same_request: bool,
     /// True when the audience is larger than one chunk: `deliveries` and `queued` count the
-    /// first chunk, and the rest are stored after the answer ([`Store::expand_audience`]).
+    /// first chunk (for a duplicate, what is stored so far), and the rest are stored after the
+    /// answer ([`Store::expand_audience`]).
     ///
     /// [`Store::expand_audience`]: crate::Store::expand_audience
     pub expanding: bool,

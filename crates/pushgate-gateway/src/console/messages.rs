@@ -81,7 +81,8 @@ pub async fn show(
     };
     let summary = state.store.message_summary(uuid).await?;
     let page = state.store.list_deliveries(uuid, q.cursor, PAGE).await?;
-    let done = summary.iter().all(|(s, _)| s.is_final());
+    // Done once every delivery is stored (no chunk of a large fan-out left) and final.
+    let done = !message.expanding && summary.iter().all(|(s, _)| s.is_final());
     let rows = page
         .items
         .iter()

@@ -73,9 +73,13 @@ struct Fixture {
 }
 
 async fn fixture(secure: bool) -> Fixture {
+    fixture_with(secure, &StoreSettings::default()).await
+}
+
+async fn fixture_with(secure: bool, settings: &StoreSettings) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("console.db");
-    let store = pushgate_store::open(&db.to_string_lossy(), &StoreSettings::default())
+    let store = pushgate_store::open(&db.to_string_lossy(), settings)
         .await
         .unwrap();
     let channels = ChannelSet::default();
@@ -724,4 +728,56 @@ async fn a_message_deleted_by_retention_says_so_instead_of_not_found() {
     let page = f.get(&unknown, &session).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(!page.body.contains("deleted from history"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_fanout_still_being_stored_is_not_shown_as_done() {
+    // Chunks of 2: a message to five devices is answered with two, the rest to be stored.
+    let settings = StoreSettings {
+        fanout_chunk: 2,
+        ..StoreSettings::default()
+    };
+    let f = fixture_with(false, &settings).await;
+    for id in ["d", "dd", "ddd", "dddd", "ddddd"] {
+        f.device("a", id, "t").await;
+    }
+    let (session, _) = f.sign_in(KEY_A).await;
+    let token = f.get("/admin/apps/a/send", &session).await.csrf_field();
+    let sent = f
+        .post(
+            "/admin/apps/a/send",
+            &session,
+            &[("csrf", &token), ("kind", "all"), ("title", "to everyone")],
+        )
+        .await;
+    let href = sent.location().to_string();
+    assert!(href.starts_with("/admin/apps/a/messages/"), "{href}");
+    // The first chunk delivered: every stored delivery is final, three are not stored yet.
+    let now = OffsetDateTime::now_utc();
+    let store = &f.state.store;
+    let claimed = store
+        .claim_due("a", "fcm", now, 100, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let answers = claimed
+        .iter()
+        .map(|d| pushgate_store::Completion {
+            delivery_id: d.id,
+            attempt: d.attempts,
+            outcome: pushgate_proto::outcome::Outcome::Delivered {
+                message_id: format!("p-{}", d.id),
+            },
+            retry_at: None,
+        })
+        .collect();
+    assert_eq!(store.complete(answers, now).await.unwrap(), 2);
+    let page = f.get(&href, &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("in progress"), "{}", page.body);
+    assert!(
+        !page.body.contains("every delivery is final"),
+        "{}",
+        page.body
+    );
 }

@@ -9,7 +9,8 @@ use crate::Result;
 use crate::model::{Expansion, NewMessage, Targets};
 use crate::stored::audience::push_audience;
 use crate::stored::fanout::{
-    PendingAudience, chunk_end_query, expanding_select, next_chunk, push_range,
+    PendingAudience, audience_count_query, chunk_end_query, expanding_select, next_chunk,
+    push_range,
 };
 pub(super) use crate::stored::fanout::{Range, chunkable};
 use crate::stored::ms;
@@ -46,6 +47,25 @@ pub(super) async fn insert_audience(
     push_insert_audience(&mut qb, msg, t, range);
     qb.build().execute(conn).await?;
     Ok(())
+}
+
+/// Where the second chunk of a new message to `t` starts: `None` when the targets are not
+/// chunkable or the audience fits in one chunk (then stored whole, as it always was).
+pub(super) async fn first_chunk_end(
+    conn: &mut PgConnection,
+    msg: &NewMessage,
+    t: &Targets,
+    chunk: u32,
+) -> Result<Option<String>> {
+    if !chunkable(t) {
+        return Ok(None);
+    }
+    let mut qb = audience_count_query::<Postgres>(&msg.app, t, chunk);
+    let count: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+    if count <= i64::from(chunk.max(1)) {
+        return Ok(None);
+    }
+    chunk_end(conn, msg, t, None, chunk).await
 }
 
 /// The device id the chunk after the one starting at `from` starts at; `None` when the

@@ -8,7 +8,8 @@ use super::targets::push_audience;
 use crate::Result;
 use crate::model::{Expansion, NewMessage, Targets};
 use crate::stored::fanout::{
-    PendingAudience, chunk_end_query, expanding_select, next_chunk, push_range,
+    PendingAudience, audience_count_query, chunk_end_query, expanding_select, next_chunk,
+    push_range,
 };
 pub(super) use crate::stored::fanout::{Range, chunkable};
 use crate::stored::ms;
@@ -33,6 +34,25 @@ pub(super) async fn insert_audience(
         push_range(&mut qb, ms(msg.created_at), range.from, range.until);
     }
     Ok(qb.build().execute(conn).await?.rows_affected())
+}
+
+/// Where the second chunk of a new message to `t` starts: `None` when the targets are not
+/// chunkable or the audience fits in one chunk (then stored whole, as it always was).
+pub(super) async fn first_chunk_end(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+    t: &Targets,
+    chunk: u32,
+) -> Result<Option<String>> {
+    if !chunkable(t) {
+        return Ok(None);
+    }
+    let mut qb = audience_count_query::<Sqlite>(&msg.app, t, chunk);
+    let count: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+    if count <= i64::from(chunk.max(1)) {
+        return Ok(None);
+    }
+    chunk_end(conn, msg, t, None, chunk).await
 }
 
 /// The device id the chunk after the one starting at `from` starts at; `None` when the

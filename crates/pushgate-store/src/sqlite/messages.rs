@@ -182,13 +182,10 @@ pub(super) async fn insert_message(
     let mut queued = 0;
     let mut expanding = false;
     if has_audience(t) {
-        let chunked = fanout::chunkable(t);
-        let until = if chunked {
-            fanout::chunk_end(&mut *conn, msg, t, None, chunk).await?
-        } else {
-            None
-        };
-        let range = chunked.then(|| fanout::Range::new(None, until.as_deref()));
+        let until = fanout::first_chunk_end(&mut *conn, msg, t, chunk).await?;
+        let range = until
+            .as_deref()
+            .map(|until| fanout::Range::new(None, Some(until)));
         queued = fanout::insert_audience(&mut *conn, msg, t, range).await?;
         if let Some(from) = until {
             fanout::keep_pending(&mut *conn, msg, t, &from).await?;

@@ -10,7 +10,8 @@
 //!
 //! A device is reached as it is registered when its chunk is stored: one deleted or disabled
 //! meanwhile gets nothing, one whose token changed gets the new token, and one registered
-//! after the message was accepted gets nothing.
+//! after the message was accepted (by the `created_at` its gateway stamped) gets nothing
+//! from the later chunks.
 //!
 //! [`Store::expand_audience`]: crate::Store::expand_audience
 
@@ -67,11 +68,13 @@ pub(crate) fn next_chunk(row: &impl RowRead) -> Result<NextChunk> {
 pub const DEFAULT_CHUNK: u32 = 10_000;
 
 /// True when the targets may be stored in chunks: an audience beyond the named devices (all,
-/// users, tags, topic or condition), and no raw tokens (a raw token held by a device of a later
-/// chunk would be reached twice).
+/// users, tags, topic or condition), with no raw tokens (a raw token held by a device of a
+/// later chunk would be reached twice) and no named devices (each gets its one result, queued
+/// or failed, in the accepting transaction; one of a later chunk could get a second).
 pub(crate) fn chunkable(t: &Targets) -> bool {
     has_audience(t)
         && t.tokens.is_empty()
+        && t.device_ids.is_empty()
         && (t.all
             || !t.users.is_empty()
             || !t.tags.is_empty()
@@ -149,9 +152,11 @@ impl<'a> Range<'a> {
     }
 }
 
-/// Pushes ` AND d.created_at <= $accepted AND d.device_id >= $from AND d.device_id < $until`
-/// (each end when given): the chunk of the audience between two cursors, among the devices
-/// registered by the time the message was accepted.
+/// Pushes ` AND d.device_id >= $from AND d.device_id < $until` (each end when given): the
+/// chunk of the audience between two cursors. A later chunk (`from` given) also keeps to the
+/// devices registered by the time the message was accepted (`created_at <= $accepted`); the
+/// first chunk is stored in the accepting transaction itself, so it takes every device that
+/// transaction sees, whatever the clocks that stamped them.
 pub(crate) fn push_range<DB>(
     qb: &mut QueryBuilder<DB>,
     accepted_ms: i64,
@@ -162,13 +167,30 @@ pub(crate) fn push_range<DB>(
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
 {
-    qb.push(" AND d.created_at <= ").push_bind(accepted_ms);
     if let Some(from) = from {
+        qb.push(" AND d.created_at <= ").push_bind(accepted_ms);
         qb.push(" AND d.device_id >= ").push_bind(from.to_string());
     }
     if let Some(until) = until {
         qb.push(" AND d.device_id < ").push_bind(until.to_string());
     }
+}
+
+/// A query counting the audience up to `chunk + 1` devices, through the label tables (no
+/// order, so a small tag or topic is read from its index): more than `chunk` means the
+/// message is stored in chunks.
+pub(crate) fn audience_count_query<DB>(app: &str, t: &Targets, chunk: u32) -> QueryBuilder<DB>
+where
+    DB: ListBind,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM (SELECT 1 FROM devices d WHERE ");
+    push_audience(&mut qb, app, t, false);
+    qb.push(" LIMIT ")
+        .push_bind(i64::from(chunk.max(1)) + 1)
+        .push(") x");
+    qb
 }
 
 /// A query for the first device id after the chunk of `chunk` devices that starts at `from`

@@ -194,6 +194,60 @@ contract_cases! {
         }
     }
 
+    async fn the_accepting_transaction_takes_every_device_whatever_its_stamp(s: Arc<dyn Store>) {
+        // Another instance's clock, or a registration stamped just after the POST's time but
+        // committed before it: the device exists when the message is stored, so the part
+        // stored with the message reaches it. Only the later chunks keep to the stamp.
+        devices(&*s, 2).await;
+        s.put_device("app", dev("d3", "t3"), secs(5)).await.unwrap();
+        let small = msg(600); // created at t0, before d3's stamp
+        let out = s.insert_message(small.clone(), &everyone()).await.unwrap();
+        assert!(!out.expanding);
+        assert_eq!(out.deliveries, 3, "an audience of one chunk is stored whole");
+        for i in 4..=7 {
+            s.put_device("app", dev(&format!("d{i}"), &format!("t{i}")), secs(5))
+                .await
+                .unwrap();
+        }
+        // d1..d7: the first chunk (d1, d2, d3) with the message, stamps and all; d4..d7,
+        // stamped after the message, are left out of the later chunks.
+        let large = msg(600);
+        let out = s.insert_message(large.clone(), &everyone()).await.unwrap();
+        assert!(out.expanding);
+        assert_eq!(out.deliveries, 3);
+        expand_all(&*s).await;
+        let devices: Vec<String> =
+            reached(&*s, large.id).await.into_iter().map(|(d, _)| d).collect();
+        assert_eq!(devices, ["d1", "d2", "d3"]);
+    }
+
+    async fn named_devices_beside_an_audience_are_stored_at_once(s: Arc<dyn Store>) {
+        // d8 is disabled: named, it gets its failed result with the message; it must not
+        // get a second one if it comes back before a later chunk would have reached it.
+        devices(&*s, 8).await;
+        let mut d8 = dev("d8", "t8");
+        d8.state = Some(DeviceState::Disabled);
+        s.put_device("app", d8, t0()).await.unwrap();
+        let m = msg(600);
+        let targets = Targets {
+            all: true,
+            device_ids: ids(&["d8"]),
+            ..Default::default()
+        };
+        let out = s.insert_message(m.clone(), &targets).await.unwrap();
+        assert!(!out.expanding);
+        assert_eq!(out.deliveries, 8, "d1..d7 queued, d8 failed");
+        s.put_device("app", dev("d8", "t8"), t0()).await.unwrap();
+        assert!(s.expand_audience().await.unwrap().is_none());
+        let d8_results: Vec<_> = deliveries_of(&*s, m.id)
+            .await
+            .into_iter()
+            .filter(|d| d.device_id.as_deref() == Some("d8"))
+            .map(|d| d.state)
+            .collect();
+        assert_eq!(d8_results, [DeliveryState::Failed]);
+    }
+
     async fn raw_tokens_beside_an_audience_are_stored_at_once(s: Arc<dyn Store>) {
         devices(&*s, 5).await;
         let m = msg(600);
