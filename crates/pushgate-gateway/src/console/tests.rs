@@ -264,6 +264,23 @@ impl Fixture {
             .unwrap();
     }
 
+    /// Signs in with app a's key and sends a notification to all of app a's devices through
+    /// the console's Send form: the session, and the sent message's page.
+    async fn send_to_all(&self, title: &str) -> (String, String) {
+        let (session, _) = self.sign_in(KEY_A).await;
+        let token = self.get("/admin/apps/a/send", &session).await.csrf_field();
+        let sent = self
+            .post(
+                "/admin/apps/a/send",
+                &session,
+                &[("csrf", &token), ("kind", "all"), ("title", title)],
+            )
+            .await;
+        let href = sent.location().to_string();
+        assert!(href.starts_with("/admin/apps/a/messages/"), "{href}");
+        (session, href)
+    }
+
     fn app(&self, name: &str) -> Arc<AppInfo> {
         self.state.apps.get(name).unwrap()
     }
@@ -692,18 +709,8 @@ async fn the_overview_shows_channel_health_and_credentials_by_reference_only() {
 #[tokio::test]
 async fn a_message_deleted_by_retention_says_so_instead_of_not_found() {
     let f = fixture(false).await;
-    let (session, _) = f.sign_in(KEY_A).await;
-    let token = f.get("/admin/apps/a/send", &session).await.csrf_field();
     // To every device of an app that has none: accepted with no delivery, so finished at once.
-    let sent = f
-        .post(
-            "/admin/apps/a/send",
-            &session,
-            &[("csrf", &token), ("kind", "all"), ("title", "gone soon")],
-        )
-        .await;
-    let href = sent.location().to_string();
-    assert!(href.starts_with("/admin/apps/a/messages/"), "{href}");
+    let (session, href) = f.send_to_all("gone soon").await;
     assert_eq!(f.get(&href, &session).await.status, StatusCode::OK);
 
     let limits = pushgate_store::PurgeLimits {
@@ -741,17 +748,7 @@ async fn a_fanout_still_being_stored_is_not_shown_as_done() {
     for id in ["d", "dd", "ddd", "dddd", "ddddd"] {
         f.device("a", id, "t").await;
     }
-    let (session, _) = f.sign_in(KEY_A).await;
-    let token = f.get("/admin/apps/a/send", &session).await.csrf_field();
-    let sent = f
-        .post(
-            "/admin/apps/a/send",
-            &session,
-            &[("csrf", &token), ("kind", "all"), ("title", "to everyone")],
-        )
-        .await;
-    let href = sent.location().to_string();
-    assert!(href.starts_with("/admin/apps/a/messages/"), "{href}");
+    let (session, href) = f.send_to_all("to everyone").await;
     // The first chunk delivered: every stored delivery is final, three are not stored yet.
     let now = OffsetDateTime::now_utc();
     let store = &f.state.store;

@@ -1,5 +1,6 @@
 //! Large fan-outs in chunks on SQLite (see [`crate::stored::fanout`]): the audience insert of
-//! one range of device ids, the end of a chunk, and one chunk of a message still expanding.
+//! one range of device ids and one chunk of a message still expanding (the end of a chunk
+//! and the kept audience are shared by every backend).
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -7,11 +8,8 @@ use super::messages::{DELIVERY_INSERT, push_channel, push_select_head, push_sele
 use super::targets::push_audience;
 use crate::Result;
 use crate::model::{Expansion, NewMessage, Targets};
-use crate::stored::fanout::{
-    PendingAudience, audience_count_query, chunk_end_query, expanding_select, next_chunk,
-    push_range,
-};
-pub(super) use crate::stored::fanout::{Range, chunkable};
+pub(super) use crate::stored::fanout::{Range, first_chunk_end, keep_pending};
+use crate::stored::fanout::{chunk_end, expanding_select, next_chunk, push_range};
 use crate::stored::ms;
 
 /// Stores a queued delivery for every device of the audience, or of its `range` when chunked;
@@ -34,54 +32,6 @@ pub(super) async fn insert_audience(
         push_range(&mut qb, ms(msg.created_at), range.from, range.until);
     }
     Ok(qb.build().execute(conn).await?.rows_affected())
-}
-
-/// Where the second chunk of a new message to `t` starts: `None` when the targets are not
-/// chunkable or the audience fits in one chunk (then stored whole, as it always was).
-pub(super) async fn first_chunk_end(
-    conn: &mut SqliteConnection,
-    msg: &NewMessage,
-    t: &Targets,
-    chunk: u32,
-) -> Result<Option<String>> {
-    if !chunkable(t) {
-        return Ok(None);
-    }
-    let mut qb = audience_count_query::<Sqlite>(&msg.app, t, chunk);
-    let count: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
-    if count <= i64::from(chunk.max(1)) {
-        return Ok(None);
-    }
-    chunk_end(conn, msg, t, None, chunk).await
-}
-
-/// The device id the chunk after the one starting at `from` starts at; `None` when the
-/// audience ends within `chunk` devices.
-pub(super) async fn chunk_end(
-    conn: &mut SqliteConnection,
-    msg: &NewMessage,
-    t: &Targets,
-    from: Option<&str>,
-    chunk: u32,
-) -> Result<Option<String>> {
-    let mut qb = chunk_end_query::<Sqlite>(msg, t, from, chunk);
-    Ok(qb.build_query_scalar().fetch_optional(conn).await?)
-}
-
-/// Keeps what the rest of the message's audience needs, from device id `from` on.
-pub(super) async fn keep_pending(
-    conn: &mut SqliteConnection,
-    msg: &NewMessage,
-    t: &Targets,
-    from: &str,
-) -> Result<()> {
-    sqlx::query("UPDATE messages SET expansion = $1, expand_from = $2 WHERE id = $3")
-        .bind(PendingAudience::encode(t, &msg.default_channel))
-        .bind(from)
-        .bind(msg.id)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Stores the next chunk of the oldest message still expanding, with its counts and cursor.

@@ -17,7 +17,7 @@
 
 use pushgate_proto::condition::Condition;
 use serde::{Deserialize, Serialize};
-use sqlx::{Encode, QueryBuilder, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
 
 use super::audience::{ListBind, has_audience, push_audience};
 use super::decode::RowRead;
@@ -179,7 +179,7 @@ pub(crate) fn push_range<DB>(
 /// A query counting the audience up to `chunk + 1` devices, through the label tables (no
 /// order, so a small tag or topic is read from its index): more than `chunk` means the
 /// message is stored in chunks.
-pub(crate) fn audience_count_query<DB>(app: &str, t: &Targets, chunk: u32) -> QueryBuilder<DB>
+fn audience_count_query<DB>(app: &str, t: &Targets, chunk: u32) -> QueryBuilder<DB>
 where
     DB: ListBind,
     for<'t> String: Encode<'t, DB> + Type<DB>,
@@ -195,7 +195,7 @@ where
 
 /// A query for the first device id after the chunk of `chunk` devices that starts at `from`
 /// (the start of the next chunk; no row when the audience ends within this one).
-pub(crate) fn chunk_end_query<DB>(
+fn chunk_end_query<DB>(
     msg: &NewMessage,
     t: &Targets,
     from: Option<&str>,
@@ -212,6 +212,78 @@ where
     qb.push(" ORDER BY d.device_id LIMIT 1 OFFSET ")
         .push_bind(i64::from(chunk.max(1)));
     qb
+}
+
+/// Where the second chunk of a new message to `t` starts: `None` when the targets are not
+/// chunkable or the audience fits in one chunk (then stored whole, as it always was).
+pub(crate) async fn first_chunk_end<DB, C>(
+    conn: &mut C,
+    msg: &NewMessage,
+    t: &Targets,
+    chunk: u32,
+) -> Result<Option<String>>
+where
+    DB: ListBind,
+    for<'c> &'c mut C: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB> + Decode<'t, DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB> + Decode<'t, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    if !chunkable(t) {
+        return Ok(None);
+    }
+    let mut qb = audience_count_query::<DB>(&msg.app, t, chunk);
+    let count: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+    if count <= i64::from(chunk.max(1)) {
+        return Ok(None);
+    }
+    chunk_end(conn, msg, t, None, chunk).await
+}
+
+/// The device id the chunk after the one starting at `from` starts at; `None` when the
+/// audience ends within `chunk` devices.
+pub(crate) async fn chunk_end<DB, C>(
+    conn: &mut C,
+    msg: &NewMessage,
+    t: &Targets,
+    from: Option<&str>,
+    chunk: u32,
+) -> Result<Option<String>>
+where
+    DB: ListBind,
+    for<'c> &'c mut C: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB> + Decode<'t, DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let mut qb = chunk_end_query::<DB>(msg, t, from, chunk);
+    Ok(qb.build_query_scalar().fetch_optional(conn).await?)
+}
+
+/// Keeps what the rest of the message's audience needs, from device id `from` on.
+pub(crate) async fn keep_pending<DB, C>(
+    conn: &mut C,
+    msg: &NewMessage,
+    t: &Targets,
+    from: &str,
+) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut C: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
+    for<'t> uuid::Uuid: Encode<'t, DB> + Type<DB>,
+{
+    sqlx::query::<DB>("UPDATE messages SET expansion = $1, expand_from = $2 WHERE id = $3")
+        .bind(PendingAudience::encode(t, &msg.default_channel))
+        .bind(from)
+        .bind(msg.id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
