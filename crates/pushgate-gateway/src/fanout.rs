@@ -1,6 +1,10 @@
-//! The fan-out task: stores the rest of large fan-outs, one chunk per store call
-//! ([`Store::expand_audience`]), and wakes the app's channels after each chunk, so that the
-//! first deliveries go out while the rest of the audience is still being stored.
+//! The fan-out task: the backstop that stores the rest of a large fan-out when its channels
+//! do not. A channel's claim stores the next chunk of the app's oldest fan-out itself, its own
+//! deliveries already leased ([`Store::claim_due`]), so the deliveries of a fan-out are
+//! written once before they are sent. A message none of whose chunks was stored for [`IDLE`]
+//! (its channels are paused, busy with older work, or not run by this instance) gets one
+//! chunk of queued deliveries from this task ([`Store::expand_audience`]), and the app's
+//! channels are woken.
 //!
 //! The API nudges it when it accepts a message that is still expanding; it also looks every
 //! [`POLL`], for fan-outs a restart left unfinished or another instance accepted. Every
@@ -10,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushgate_store::Store;
+use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +22,9 @@ use crate::worker::ChannelSet;
 
 /// How often the task looks for unfinished fan-outs without a nudge.
 pub const POLL: Duration = Duration::from_secs(1);
+
+/// How long a fan-out's channels may store none of its chunks before this task stores one.
+pub const IDLE: Duration = Duration::from_secs(1);
 
 /// How long the task waits before trying again after the store failed.
 const AFTER_ERROR: Duration = Duration::from_secs(1);
@@ -45,11 +53,15 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    /// The loop: chunk after chunk while any message is expanding, then a wait for a nudge,
-    /// the poll interval or `stop`.
+    /// The loop: a chunk of each message left idle, then a wait for a nudge, the poll
+    /// interval or `stop`.
     pub async fn run(self) {
         loop {
-            let pause = match self.store.expand_audience().await {
+            let pause = match self
+                .store
+                .expand_audience(OffsetDateTime::now_utc(), Some(IDLE))
+                .await
+            {
                 Ok(Some(expansion)) => {
                     if expansion.stored > 0 {
                         self.wake_app(&expansion.app);

@@ -142,15 +142,22 @@ pub trait Store: Send + Sync {
     ///
     /// An audience beyond named devices (all, users, tags, topic, condition; no raw tokens)
     /// larger than the store's fan-out chunk is stored in chunks, in device-id order: the
-    /// first with the message, the rest by [`expand_audience`](Self::expand_audience), and
+    /// first with the message, the rest by the claims of its channels (see
+    /// [`claim_due`](Self::claim_due)) or by [`expand_audience`](Self::expand_audience), and
     /// the outcome says `expanding`.
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome>;
 
     /// Stores the next chunk of the oldest message still expanding (see
     /// [`insert_message`](Self::insert_message)) in one transaction, as queued deliveries of
-    /// the devices the audience reaches now; `None` when no message is expanding. Safe to
-    /// call from several instances at once: each chunk is stored once.
-    async fn expand_audience(&self) -> Result<Option<Expansion>>;
+    /// the devices the audience reaches now; `None` when no message is expanding. With
+    /// `idle`, only a message none of whose chunks was stored in the `idle` before `now` (one
+    /// whose channels are not storing it as they claim). Safe to call from several instances
+    /// at once: each chunk is stored once.
+    async fn expand_audience(
+        &self,
+        now: OffsetDateTime,
+        idle: Option<Duration>,
+    ) -> Result<Option<Expansion>>;
 
     /// One message, if stored.
     async fn get_message(&self, message_id: Uuid) -> Result<Option<StoredMessage>>;
@@ -163,6 +170,10 @@ pub trait Store: Send + Sync {
     /// oldest due first: queued or retry-wait ones with `due_at <= now`, and in-flight ones
     /// whose lease ran out. They become in flight until `now + lease`, with one more attempt.
     /// Due work past its deadline is settled as `Expired` in the same transaction instead.
+    /// When fewer than `limit` are due, the claim also stores the next chunk (up to the rest
+    /// of the limit) of the app's oldest message still expanding: its deliveries on this
+    /// channel are handed out in flight, as if claimed, the others queued; so each delivery
+    /// of a large fan-out is written once before its send, not stored and then claimed.
     async fn claim_due(
         &self,
         app: &str,

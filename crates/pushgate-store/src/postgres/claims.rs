@@ -10,13 +10,17 @@ use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 
 use super::events;
+use super::fanout;
 use crate::Result;
 use crate::model::{Delivery, QueueStats, Release};
 use crate::rules;
 use crate::stored::{count, decode, delivery_columns, from_ms, ms, ms_after};
 
 /// Leases up to `limit` due deliveries of one channel; those past their deadline expire
-/// instead ([`rules::expiry`] decides which).
+/// instead ([`rules::expiry`] decides which). When fewer are due, the rest of the limit comes
+/// from the next chunk of a large fan-out, stored already leased
+/// ([`fanout::expand_into_claim`]); the second value names the channels that chunk queued
+/// work for.
 pub(super) async fn claim_due(
     conn: &mut PgConnection,
     app: &str,
@@ -24,7 +28,7 @@ pub(super) async fn claim_due(
     now: OffsetDateTime,
     limit: u32,
     lease: Duration,
-) -> Result<Vec<Delivery>> {
+) -> Result<(Vec<Delivery>, Vec<String>)> {
     let due: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT id, deadline FROM deliveries
          WHERE app = $1 AND channel = $2
@@ -50,6 +54,27 @@ pub(super) async fn claim_due(
     if !to_expire.is_empty() {
         expire(&mut *conn, app, &to_expire, now).await?;
     }
+    let mut claimed = lease_due(&mut *conn, &to_claim, now, lease).await?;
+    let room =
+        limit.saturating_sub(u32::try_from(to_claim.len() + to_expire.len()).unwrap_or(u32::MAX));
+    let mut queued_channels = Vec::new();
+    if room > 0 {
+        let (leased, queued) =
+            fanout::expand_into_claim(conn, app, channel, now, room, lease).await?;
+        claimed.extend(leased);
+        queued_channels = queued;
+    }
+    Ok((claimed, queued_channels))
+}
+
+/// Leases the due deliveries `to_claim` until `now + lease`, one attempt more; returns them as
+/// they now stand, in id order.
+async fn lease_due(
+    conn: &mut PgConnection,
+    to_claim: &[i64],
+    now: OffsetDateTime,
+    lease: Duration,
+) -> Result<Vec<Delivery>> {
     if to_claim.is_empty() {
         return Ok(Vec::new());
     }
@@ -62,7 +87,7 @@ pub(super) async fn claim_due(
     ))
     .bind(ms_after(now, lease))
     .bind(ms(now))
-    .bind(&to_claim)
+    .bind(to_claim)
     .fetch_all(&mut *conn)
     .await?;
     let mut claimed = rows

@@ -1,16 +1,22 @@
 //! Large fan-outs in chunks on PostgreSQL (see [`crate::stored::fanout`]): the audience insert
-//! of one range of device ids and one chunk of a message still expanding (the end of a chunk
-//! and the kept audience are shared by every backend), the message's row locked so that instances sharing the database store each chunk once.
+//! of one range of device ids and one chunk of a message still expanding, queued or leased
+//! to the claim that stores it (the end of a chunk, the leased insert and the kept audience
+//! are shared by every backend), the message's row locked so that instances sharing the database store each chunk once.
+
+use std::time::Duration;
 
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use time::OffsetDateTime;
 
 use super::messages::{DELIVERY_INSERT, push_channel, push_select_head, push_select_tail};
-use crate::Result;
-use crate::model::{Expansion, NewMessage, Targets};
+use crate::model::{Delivery, DeliveryState, Expansion, NewMessage, Targets};
 use crate::stored::audience::push_audience;
-pub(super) use crate::stored::fanout::{Range, first_chunk_end, keep_pending};
-use crate::stored::fanout::{chunk_end, expanding_select, next_chunk, push_range};
-use crate::stored::ms;
+use crate::stored::fanout::{
+    Lease, NextChunk, chunk_end, expanding_query, next_chunk, push_leased_insert, push_range,
+};
+pub(super) use crate::stored::fanout::{Pick, Range, first_chunk_end, keep_pending};
+use crate::stored::{deadline_ms, decode, delivery_columns, from_ms, ms, ms_after};
+use crate::{Result, rules};
 
 /// Pushes the insert of a queued delivery for every device of the audience, or of its `range`
 /// when chunked.
@@ -53,44 +59,23 @@ pub(super) struct Expanded {
     pub(super) queued_channels: Vec<String>,
 }
 
-/// Stores the next chunk of the oldest message still expanding that no other transaction is
-/// expanding (its row locked, others skipped), with its counts and cursor.
-pub(super) async fn expand_next(conn: &mut PgConnection, chunk: u32) -> Result<Option<Expanded>> {
-    let Some(row) = sqlx::query(concat!(expanding_select!(), " FOR UPDATE SKIP LOCKED"))
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+/// Stores the next chunk of `chunk` devices of the message `pick` names that no other
+/// transaction is expanding (its row locked, others skipped), as queued deliveries, with its
+/// counts and cursor.
+pub(super) async fn expand_next(
+    conn: &mut PgConnection,
+    pick: Pick<'_>,
+    chunk: u32,
+    now: OffsetDateTime,
+) -> Result<Option<Expanded>> {
+    let Some(next) = next_of(&mut *conn, pick).await? else {
         return Ok(None);
     };
-    let next = next_chunk(&row)?;
     let (msg, t) = (&next.msg, &next.targets);
     let until = chunk_end(&mut *conn, msg, t, Some(&next.from), chunk).await?;
-    let mut qb = QueryBuilder::<Postgres>::new("WITH stored AS (");
-    push_insert_audience(
-        &mut qb,
-        msg,
-        t,
-        Some(Range::new(Some(&next.from), until.as_deref())),
-    );
-    qb.push(" RETURNING channel) SELECT channel, COUNT(*) AS n FROM stored GROUP BY channel");
-    let per_channel = qb.build().fetch_all(&mut *conn).await?;
-    let mut stored: i64 = 0;
-    let mut queued_channels = Vec::with_capacity(per_channel.len());
-    for row in &per_channel {
-        stored += row.try_get::<i64, _>("n")?;
-        queued_channels.push(row.try_get("channel")?);
-    }
-    sqlx::query(
-        "UPDATE messages SET deliveries = deliveries + $1, queued = queued + $1,
-                expand_from = $2,
-                expansion = CASE WHEN $2::text IS NULL THEN NULL ELSE expansion END
-         WHERE id = $3",
-    )
-    .bind(stored)
-    .bind(&until)
-    .bind(msg.id)
-    .execute(conn)
-    .await?;
+    let range = Range::new(Some(&next.from), until.as_deref());
+    let (stored, queued_channels) = insert_queued_chunk(&mut *conn, msg, t, range).await?;
+    advance(&mut *conn, msg, stored, &until, now).await?;
     Ok(Some(Expanded {
         expansion: Expansion {
             message_id: msg.id,
@@ -100,4 +85,107 @@ pub(super) async fn expand_next(conn: &mut PgConnection, chunk: u32) -> Result<O
         },
         queued_channels,
     }))
+}
+
+/// A claim's part in a large fan-out (as on SQLite): stores the next `limit` devices of the
+/// oldest message of `app` still expanding that may reach `channel` and no other transaction
+/// is expanding, those on `channel` in flight under a lease as
+/// [`super::claims::claim_due`] would hand them out, the others queued; returns the leased
+/// ones and the channels that got queued work. A message past its deadline has its chunk
+/// stored queued, for the claims to expire.
+pub(super) async fn expand_into_claim(
+    conn: &mut PgConnection,
+    app: &str,
+    channel: &str,
+    now: OffsetDateTime,
+    limit: u32,
+    lease: Duration,
+) -> Result<(Vec<Delivery>, Vec<String>)> {
+    let Some(next) = next_of(&mut *conn, Pick::ForChannel { app, channel }).await? else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let (msg, t) = (&next.msg, &next.targets);
+    let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await?;
+    let range = Range::new(Some(&next.from), until.as_deref());
+    if rules::expiry::is_expired(from_ms(deadline_ms(msg))?, now) {
+        let (stored, queued_channels) = insert_queued_chunk(&mut *conn, msg, t, range).await?;
+        advance(&mut *conn, msg, stored, &until, now).await?;
+        return Ok((Vec::new(), queued_channels));
+    }
+    let hold = Lease {
+        channel,
+        until_ms: ms_after(now, lease),
+        now_ms: ms(now),
+    };
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    push_leased_insert(&mut qb, msg, t, range, hold);
+    qb.push(concat!(" RETURNING ", delivery_columns!()));
+    let rows = qb.build().fetch_all(&mut *conn).await?;
+    let mut leased = Vec::with_capacity(rows.len());
+    let mut queued_channels: Vec<String> = Vec::new();
+    for row in &rows {
+        let d = decode::delivery(row)?;
+        if d.state == DeliveryState::InFlight {
+            leased.push(d);
+        } else if !queued_channels.contains(&d.channel) {
+            queued_channels.push(d.channel);
+        }
+    }
+    leased.sort_by_key(|d| d.id);
+    let stored = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    advance(&mut *conn, msg, stored, &until, now).await?;
+    Ok((leased, queued_channels))
+}
+
+/// The message `pick` names, its row locked (messages another transaction holds skipped),
+/// decoded for its next chunk.
+async fn next_of(conn: &mut PgConnection, pick: Pick<'_>) -> Result<Option<NextChunk>> {
+    let mut qb = expanding_query::<Postgres>(pick, " FOR UPDATE SKIP LOCKED");
+    let row = qb.build().fetch_optional(conn).await?;
+    row.as_ref().map(next_chunk).transpose()
+}
+
+/// Stores the chunk `range` as queued deliveries; returns how many, and their channels.
+async fn insert_queued_chunk(
+    conn: &mut PgConnection,
+    msg: &NewMessage,
+    t: &Targets,
+    range: Range<'_>,
+) -> Result<(i64, Vec<String>)> {
+    let mut qb = QueryBuilder::<Postgres>::new("WITH stored AS (");
+    push_insert_audience(&mut qb, msg, t, Some(range));
+    qb.push(" RETURNING channel) SELECT channel, COUNT(*) AS n FROM stored GROUP BY channel");
+    let per_channel = qb.build().fetch_all(conn).await?;
+    let mut stored: i64 = 0;
+    let mut channels = Vec::with_capacity(per_channel.len());
+    for row in &per_channel {
+        stored += row.try_get::<i64, _>("n")?;
+        channels.push(row.try_get("channel")?);
+    }
+    Ok((stored, channels))
+}
+
+/// Counts a stored chunk of `stored` deliveries on the message (the per-state counts are
+/// kept by triggers) and moves its cursor to `until` (cleared with the kept audience when it
+/// is the last).
+async fn advance(
+    conn: &mut PgConnection,
+    msg: &NewMessage,
+    stored: i64,
+    until: &Option<String>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET deliveries = deliveries + $1, queued = queued + $1,
+                expand_from = $2, expanded_at = $3,
+                expansion = CASE WHEN $2::text IS NULL THEN NULL ELSE expansion END
+         WHERE id = $4",
+    )
+    .bind(stored)
+    .bind(until)
+    .bind(ms(now))
+    .bind(msg.id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

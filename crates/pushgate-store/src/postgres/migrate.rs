@@ -33,10 +33,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fanout_chunks",
         include_str!("migrations/0006_fanout_chunks.sql"),
     ),
+    (
+        7,
+        "fanout_progress",
+        include_str!("migrations/0007_fanout_progress.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 6;
+pub(super) const LATEST: i64 = 7;
 
 /// First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): the lock
 /// is per schema, so databases holding several pushgate schemas migrate them independently.

@@ -295,9 +295,20 @@ impl Store for PostgresStore {
         Ok(inserted.outcome)
     }
 
-    async fn expand_audience(&self) -> Result<Option<Expansion>> {
+    async fn expand_audience(
+        &self,
+        now: OffsetDateTime,
+        idle: Option<Duration>,
+    ) -> Result<Option<Expansion>> {
         let chunk = self.fanout_chunk;
-        let Some(expanded) = write_tx!(self, |tx| fanout::expand_next(&mut tx, chunk).await?)?
+        let pick = match idle {
+            Some(idle) => fanout::Pick::IdleSince {
+                since_ms: crate::stored::ms(now - idle),
+            },
+            None => fanout::Pick::Oldest,
+        };
+        let Some(expanded) = write_tx!(self, |tx| fanout::expand_next(&mut tx, pick, chunk, now)
+            .await?)?
         else {
             return Ok(None);
         };
@@ -324,9 +335,11 @@ impl Store for PostgresStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<Delivery>> {
-        write_tx!(self, |tx| {
+        let (claimed, queued_channels) = write_tx!(self, |tx| {
             claims::claim_due(&mut tx, app, channel, now, limit, lease).await?
-        })
+        })?;
+        self.announcer.announce(app, queued_channels);
+        Ok(claimed)
     }
 
     async fn next_due(&self, app: &str, channel: &str) -> Result<Option<OffsetDateTime>> {

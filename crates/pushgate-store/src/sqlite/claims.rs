@@ -7,6 +7,7 @@ use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::events;
+use super::fanout;
 use super::rows::{self, count, delivery_json_object, ms, ms_after};
 use super::state_counts::{self, Move};
 use crate::model::{Delivery, DeliveryState, QueueStats, Release};
@@ -14,7 +15,9 @@ use crate::stored::decode::JsonRow;
 use crate::{Result, StoreError, rules};
 
 /// Leases up to `limit` due deliveries of one channel; those past their deadline expire
-/// instead ([`rules::expiry`] decides which).
+/// instead ([`rules::expiry`] decides which). When fewer are due, the rest of the limit comes
+/// from the next chunk of a large fan-out, stored already leased
+/// ([`fanout::expand_into_claim`]).
 ///
 /// The due rows come back in one aggregated JSON value (one hand-off from SQLite's thread
 /// instead of one per row); the claimed rows are not read again, since the claim's update
@@ -56,6 +59,22 @@ pub(super) async fn claim_due(
     if !to_expire.is_empty() {
         expire(&mut *conn, app, to_expire, now).await?;
     }
+    let mut claimed = lease_due(&mut *conn, to_claim, now, lease).await?;
+    let room = limit.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
+    if room > 0 {
+        claimed.extend(fanout::expand_into_claim(conn, app, channel, now, room, lease).await?);
+    }
+    Ok(claimed)
+}
+
+/// Leases the due deliveries `to_claim` until `now + lease`, one attempt more; returns them as
+/// they now stand, in id order.
+async fn lease_due(
+    conn: &mut SqliteConnection,
+    mut to_claim: Vec<Delivery>,
+    now: OffsetDateTime,
+    lease: Duration,
+) -> Result<Vec<Delivery>> {
     if to_claim.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,16 +1,24 @@
 //! Large fan-outs in chunks on SQLite (see [`crate::stored::fanout`]): the audience insert of
-//! one range of device ids and one chunk of a message still expanding (the end of a chunk
-//! and the kept audience are shared by every backend).
+//! one range of device ids, one chunk of a message still expanding, queued or leased to the
+//! claim that stores it (the end of a chunk, the leased insert and the kept audience are
+//! shared by every backend).
+
+use std::time::Duration;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use time::OffsetDateTime;
 
 use super::messages::{DELIVERY_INSERT, push_channel, push_select_head, push_select_tail};
+use super::rows::{self, delivery_json_object, from_ms, ms, ms_after};
 use super::targets::push_audience;
-use crate::Result;
-use crate::model::{Expansion, NewMessage, Targets};
-pub(super) use crate::stored::fanout::{Range, first_chunk_end, keep_pending};
-use crate::stored::fanout::{chunk_end, expanding_select, next_chunk, push_range};
-use crate::stored::ms;
+use crate::model::{Delivery, Expansion, NewMessage, Targets};
+use crate::stored::deadline_ms;
+use crate::stored::decode::JsonRow;
+use crate::stored::fanout::{
+    Lease, NextChunk, chunk_end, expanding_query, next_chunk, push_leased_insert, push_range,
+};
+pub(super) use crate::stored::fanout::{Pick, Range, first_chunk_end, keep_pending};
+use crate::{Result, StoreError, rules};
 
 /// Stores a queued delivery for every device of the audience, or of its `range` when chunked;
 /// returns how many.
@@ -34,53 +42,129 @@ pub(super) async fn insert_audience(
     Ok(qb.build().execute(conn).await?.rows_affected())
 }
 
-/// Stores the next chunk of the oldest message still expanding, with its counts and cursor.
+/// Stores the next chunk of `chunk` devices of the message `pick` names, as queued
+/// deliveries, with its counts and cursor.
 pub(super) async fn expand_next(
     conn: &mut SqliteConnection,
+    pick: Pick<'_>,
     chunk: u32,
+    now: OffsetDateTime,
 ) -> Result<Option<Expansion>> {
-    let Some(row) = sqlx::query(expanding_select!())
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    let Some(next) = next_of(&mut *conn, pick).await? else {
         return Ok(None);
     };
-    let next = next_chunk(&row)?;
     let (msg, t) = (&next.msg, &next.targets);
     let until = chunk_end(&mut *conn, msg, t, Some(&next.from), chunk).await?;
-    let stored = insert_audience(
-        &mut *conn,
-        msg,
-        t,
-        Some(Range::new(Some(&next.from), until.as_deref())),
-    )
+    let range = Range::new(Some(&next.from), until.as_deref());
+    let stored = insert_audience(&mut *conn, msg, t, Some(range)).await?;
+    let stored = i64::try_from(stored).unwrap_or(i64::MAX);
+    advance(&mut *conn, msg, stored, &[("queued", stored)], &until, now).await?;
+    Ok(Some(Expansion {
+        message_id: msg.id,
+        app: msg.app.clone(),
+        stored: u64::try_from(stored).unwrap_or(0),
+        done: until.is_none(),
+    }))
+}
+
+/// A claim's part in a large fan-out: stores the next `limit` devices of the oldest message of
+/// `app` still expanding that may reach `channel`, those on `channel` in flight under a lease
+/// as [`super::claims::claim_due`] would hand them out (the others queued for their
+/// channels), and returns the leased ones. Each delivery is written once before its send
+/// instead of stored queued and then claimed. A message past its deadline has its chunk
+/// stored queued, for the claims to expire.
+pub(super) async fn expand_into_claim(
+    conn: &mut SqliteConnection,
+    app: &str,
+    channel: &str,
+    now: OffsetDateTime,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<Delivery>> {
+    let Some(next) = next_of(&mut *conn, Pick::ForChannel { app, channel }).await? else {
+        return Ok(Vec::new());
+    };
+    let (msg, t) = (&next.msg, &next.targets);
+    let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await?;
+    let range = Range::new(Some(&next.from), until.as_deref());
+    if rules::expiry::is_expired(from_ms(deadline_ms(msg))?, now) {
+        let stored = insert_audience(&mut *conn, msg, t, Some(range)).await?;
+        let stored = i64::try_from(stored).unwrap_or(i64::MAX);
+        advance(&mut *conn, msg, stored, &[("queued", stored)], &until, now).await?;
+        return Ok(Vec::new());
+    }
+    // Ids only grow (AUTOINCREMENT): the rows this insert stores are those after `before`.
+    let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM deliveries")
+        .fetch_one(&mut *conn)
+        .await?;
+    let hold = Lease {
+        channel,
+        until_ms: ms_after(now, lease),
+        now_ms: ms(now),
+    };
+    let mut qb = QueryBuilder::<Sqlite>::new("");
+    push_leased_insert(&mut qb, msg, t, range, hold);
+    let stored = qb.build().execute(&mut *conn).await?.rows_affected();
+    let stored = i64::try_from(stored).unwrap_or(i64::MAX);
+    let leased: String = sqlx::query_scalar(concat!(
+        "SELECT json_group_array(",
+        delivery_json_object!(),
+        ") FROM (SELECT * FROM deliveries WHERE id > $1 AND state = 'in_flight' ORDER BY id)"
+    ))
+    .bind(before)
+    .fetch_one(&mut *conn)
     .await?;
-    let n = i64::try_from(stored).unwrap_or(i64::MAX);
-    if n > 0 {
+    let leased: Vec<JsonRow> = serde_json::from_str(&leased)
+        .map_err(|e| StoreError::Corrupt(format!("leased deliveries: {e}")))?;
+    let leased = leased
+        .iter()
+        .map(rows::delivery)
+        .collect::<Result<Vec<_>>>()?;
+    let in_flight = i64::try_from(leased.len()).unwrap_or(i64::MAX);
+    let counts = [("queued", stored - in_flight), ("in_flight", in_flight)];
+    advance(&mut *conn, msg, stored, &counts, &until, now).await?;
+    Ok(leased)
+}
+
+/// The message `pick` names, decoded for its next chunk.
+async fn next_of(conn: &mut SqliteConnection, pick: Pick<'_>) -> Result<Option<NextChunk>> {
+    let mut qb = expanding_query::<Sqlite>(pick, "");
+    let row = qb.build().fetch_optional(conn).await?;
+    row.as_ref().map(next_chunk).transpose()
+}
+
+/// Counts a stored chunk (`stored` deliveries, `by_state` of them in each state) and moves
+/// the message's cursor to `until` (cleared with the kept audience when it is the last).
+async fn advance(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+    stored: i64,
+    by_state: &[(&str, i64)],
+    until: &Option<String>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    for (state, n) in by_state.iter().filter(|(_, n)| *n > 0) {
         sqlx::query(
-            "INSERT INTO message_state_counts (message_id, state, n) VALUES ($1, 'queued', $2)
+            "INSERT INTO message_state_counts (message_id, state, n) VALUES ($1, $2, $3)
              ON CONFLICT (message_id, state) DO UPDATE SET n = n + excluded.n",
         )
         .bind(msg.id)
+        .bind(state)
         .bind(n)
         .execute(&mut *conn)
         .await?;
     }
     sqlx::query(
         "UPDATE messages SET deliveries = deliveries + $1, queued = queued + $1,
-                expand_from = $2,
+                expand_from = $2, expanded_at = $3,
                 expansion = CASE WHEN $2 IS NULL THEN NULL ELSE expansion END
-         WHERE id = $3",
+         WHERE id = $4",
     )
-    .bind(n)
-    .bind(&until)
+    .bind(stored)
+    .bind(until)
+    .bind(ms(now))
     .bind(msg.id)
     .execute(conn)
     .await?;
-    Ok(Some(Expansion {
-        message_id: msg.id,
-        app: msg.app.clone(),
-        stored,
-        done: until.is_none(),
-    }))
+    Ok(())
 }

@@ -48,10 +48,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fanout_chunks",
         include_str!("migrations/0009_fanout_chunks.sql"),
     ),
+    (
+        10,
+        "fanout_progress",
+        include_str!("migrations/0010_fanout_progress.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 9;
+pub(super) const LATEST: i64 = 10;
 
 /// What a migration needs done in Rust after its script, in the same transaction: data that
 /// SQL alone cannot compute, and what must wait for that data.

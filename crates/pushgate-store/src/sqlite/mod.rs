@@ -373,11 +373,21 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn expand_audience(&self) -> Result<Option<Expansion>> {
+    async fn expand_audience(
+        &self,
+        now: OffsetDateTime,
+        idle: Option<Duration>,
+    ) -> Result<Option<Expansion>> {
         // The message and its audience were flushed with the message: a chunk lost to a power
         // cut is stored again from the same cursor.
-        write!(deferred self, self.fanout_chunk, |c, chunk| {
-            fanout::expand_next(c, *chunk).await
+        let pick = match idle {
+            Some(idle) => fanout::Pick::IdleSince {
+                since_ms: rows::ms(now - idle),
+            },
+            None => fanout::Pick::Oldest,
+        };
+        write!(deferred self, (pick, self.fanout_chunk, now), |c, (pick, chunk, now)| {
+            fanout::expand_next(c, *pick, *chunk, *now).await
         })
     }
 

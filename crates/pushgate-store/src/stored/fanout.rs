@@ -25,15 +25,48 @@ use super::from_ms;
 use crate::model::{NewMessage, Targets};
 use crate::{Result, StoreError};
 
-/// The row of the oldest message still expanding, as [`next_chunk`] reads it; a literal for
-/// `concat!`, so that a backend may add a lock.
-macro_rules! expanding_select {
-    () => {
-        "SELECT id, app, channel, ttl_secs, created_at, expansion, expand_from FROM messages
-         WHERE expansion IS NOT NULL ORDER BY created_at LIMIT 1"
-    };
+/// Which message still expanding the next chunk is stored for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pick<'a> {
+    /// The oldest.
+    Oldest,
+    /// The oldest none of whose chunks was stored at or after `since_ms`: one no channel is
+    /// expanding as it claims (the fan-out task's backstop).
+    IdleSince { since_ms: i64 },
+    /// The oldest of `app` that may reach `channel` (no channel override, or that one): the
+    /// one a claim of that channel stores its next chunk of.
+    ForChannel { app: &'a str, channel: &'a str },
 }
-pub(crate) use expanding_select;
+
+/// The query for the row [`next_chunk`] decodes, of the message `pick` names; `lock` is
+/// appended (a backend's row lock).
+pub(crate) fn expanding_query<DB>(pick: Pick<'_>, lock: &str) -> QueryBuilder<DB>
+where
+    DB: Database,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::<DB>::new(
+        "SELECT id, app, channel, ttl_secs, created_at, expansion, expand_from FROM messages
+         WHERE expansion IS NOT NULL",
+    );
+    match pick {
+        Pick::Oldest => {}
+        Pick::IdleSince { since_ms } => {
+            qb.push(" AND COALESCE(expanded_at, created_at) < ")
+                .push_bind(since_ms);
+        }
+        Pick::ForChannel { app, channel } => {
+            qb.push(" AND app = ")
+                .push_bind(app.to_string())
+                .push(" AND (channel IS NULL OR channel = ")
+                .push_bind(channel.to_string())
+                .push(")");
+        }
+    }
+    qb.push(" ORDER BY created_at LIMIT 1").push(lock);
+    qb
+}
 
 /// An expanding message as the next chunk needs it: the message (its payload left out), its
 /// targets, and the device id the chunk starts at.
@@ -43,7 +76,7 @@ pub(crate) struct NextChunk {
     pub(crate) from: String,
 }
 
-/// Decodes a row of [`expanding_select`].
+/// Decodes a row of [`expanding_query`].
 pub(crate) fn next_chunk(row: &impl RowRead) -> Result<NextChunk> {
     let pending = PendingAudience::decode(&row.text("expansion")?)?;
     let targets = pending.targets()?;
@@ -174,6 +207,71 @@ pub(crate) fn push_range<DB>(
     if let Some(until) = until {
         qb.push(" AND d.device_id < ").push_bind(until.to_string());
     }
+}
+
+/// A claim's hold on the deliveries of a chunk it stores: those on `channel` are stored in
+/// flight until `until_ms`, with their first attempt, as if claimed at `now_ms`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lease<'a> {
+    pub(crate) channel: &'a str,
+    pub(crate) until_ms: i64,
+    pub(crate) now_ms: i64,
+}
+
+/// Pushes the insert of the deliveries of one chunk of the audience: those on the lease's
+/// channel in flight under it, the others queued for their own channels.
+pub(crate) fn push_leased_insert<DB>(
+    qb: &mut QueryBuilder<DB>,
+    msg: &NewMessage,
+    t: &Targets,
+    range: Range<'_>,
+    lease: Lease<'_>,
+) where
+    DB: ListBind,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> uuid::Uuid: Encode<'t, DB> + Type<DB>,
+{
+    let created = super::ms(msg.created_at);
+    let leased = |qb: &mut QueryBuilder<DB>| {
+        qb.push("CASE WHEN a.channel = ")
+            .push_bind(lease.channel.to_string())
+            .push(" THEN ");
+    };
+    qb.push(
+        "INSERT INTO deliveries (message_id, app, device_id, token, channel, state, attempts,
+             due_at, lease_until, deadline, updated_at) SELECT ",
+    );
+    qb.push_bind(msg.id)
+        .push(", ")
+        .push_bind(msg.app.clone())
+        .push(", a.device_id, a.token, a.channel, ");
+    leased(qb);
+    qb.push("'in_flight' ELSE 'queued' END, ");
+    leased(qb);
+    qb.push("1 ELSE 0 END, ");
+    leased(qb);
+    qb.push_bind(lease.until_ms)
+        .push(" ELSE ")
+        .push_bind(created)
+        .push(" END, ");
+    leased(qb);
+    qb.push_bind(lease.until_ms).push(" END, ");
+    qb.push_bind(super::deadline_ms(msg)).push(", ");
+    leased(qb);
+    qb.push_bind(lease.now_ms)
+        .push(" ELSE ")
+        .push_bind(created)
+        .push(" END");
+    qb.push(" FROM (SELECT d.device_id AS device_id, d.token AS token, COALESCE(")
+        .push_bind(msg.channel_override.clone())
+        .push(", d.channel, ")
+        .push_bind(msg.default_channel.clone())
+        .push(") AS channel FROM devices d WHERE ");
+    push_audience(qb, &msg.app, t, true);
+    push_range(qb, created, range.from, range.until);
+    qb.push(") a");
 }
 
 /// A query counting the audience up to `chunk + 1` devices, through the label tables (no

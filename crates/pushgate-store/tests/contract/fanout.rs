@@ -1,7 +1,7 @@
 //! Large fan-outs stored in chunks: the first with the message, the rest by `expand_audience`
 //! (on a store whose chunk is 3 devices, so that a handful of devices makes a large fan-out).
 
-use pushgate_store::{PurgeLimits, StoreSettings};
+use pushgate_store::{Delivery, PurgeLimits, StoreSettings};
 
 use super::*;
 
@@ -25,12 +25,17 @@ fn everyone() -> Targets {
 /// Runs `expand_audience` until it has nothing left; each step's (stored, done).
 async fn expand_all(s: &dyn Store) -> Vec<(u64, bool)> {
     let mut steps = Vec::new();
-    while let Some(e) = s.expand_audience().await.unwrap() {
+    while let Some(e) = s.expand_audience(secs(1), None).await.unwrap() {
         assert_eq!(e.app, "app");
         steps.push((e.stored, e.done));
         assert!(steps.len() < 50, "the expansion never ends: {steps:?}");
     }
     steps
+}
+
+/// Claims as much as the first chunk holds, so that the claim stores no later chunk.
+async fn claim_first_chunk(s: &dyn Store) -> Vec<Delivery> {
+    s.claim_due("app", CH, secs(1), CHUNK, LEASE).await.unwrap()
 }
 
 /// The devices a message reached, each with the token it is sent to, sorted.
@@ -59,7 +64,8 @@ contract_cases! {
         // d1..d8 in device-id order: d1, d2, d3 first.
         let first: Vec<String> = reached(&*s, m.id).await.into_iter().map(|(d, _)| d).collect();
         assert_eq!(first, ["d1", "d2", "d3"]);
-        assert_eq!(claim(&*s, secs(1)).await.len(), 3);
+        assert_eq!(claim_first_chunk(&*s).await.len(), 3);
+        assert_eq!(s.get_message(m.id).await.unwrap().unwrap().deliveries, 3);
     }
 
     async fn the_rest_of_a_fanout_is_stored_one_chunk_per_step(s: Arc<dyn Store>) {
@@ -83,7 +89,7 @@ contract_cases! {
         let out = s.insert_message(m, &everyone()).await.unwrap();
         assert!(!out.expanding);
         assert_eq!(out.deliveries, 3);
-        assert!(s.expand_audience().await.unwrap().is_none());
+        assert!(s.expand_audience(secs(1), None).await.unwrap().is_none());
     }
 
     async fn devices_are_reached_as_registered_when_their_chunk_is_stored(s: Arc<dyn Store>) {
@@ -238,7 +244,7 @@ contract_cases! {
         assert!(!out.expanding);
         assert_eq!(out.deliveries, 8, "d1..d7 queued, d8 failed");
         s.put_device("app", dev("d8", "t8"), t0()).await.unwrap();
-        assert!(s.expand_audience().await.unwrap().is_none());
+        assert!(s.expand_audience(secs(1), None).await.unwrap().is_none());
         let d8_results: Vec<_> = deliveries_of(&*s, m.id)
             .await
             .into_iter()
@@ -260,7 +266,7 @@ contract_cases! {
         assert!(!out.expanding);
         // d1..d5, and the raw token nobody holds; t1 is d1's, reached once.
         assert_eq!(out.deliveries, 6);
-        assert!(s.expand_audience().await.unwrap().is_none());
+        assert!(s.expand_audience(secs(1), None).await.unwrap().is_none());
     }
 
     async fn a_repeated_request_while_expanding_answers_the_first_message(s: Arc<dyn Store>) {
@@ -282,7 +288,7 @@ contract_cases! {
         devices(&*s, 8).await;
         let id = send(&*s, everyone()).await;
         // Its first chunk delivered: every stored delivery is final, the rest is not stored.
-        for d in claim(&*s, secs(1)).await {
+        for d in claim_first_chunk(&*s).await {
             s.complete(vec![delivered(&d)], secs(2)).await.unwrap();
         }
         let limits = PurgeLimits {
@@ -296,5 +302,127 @@ contract_cases! {
         assert!(s.get_message(id).await.unwrap().is_some());
         expand_all(&*s).await;
         assert_eq!(deliveries_of(&*s, id).await.len(), 8);
+    }
+
+    async fn a_claim_stores_the_next_chunks_already_leased_to_it(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        let id = send(&*s, everyone()).await;
+        // The first chunk (d1..d3) is due; the other five come from the audience, stored in
+        // flight by the claim itself.
+        let claimed = claim(&*s, secs(1)).await;
+        let mut got: Vec<String> = claimed.iter().map(|d| d.device_id.clone().unwrap()).collect();
+        got.sort();
+        let all: Vec<String> = (1..=8).map(|i| format!("d{i}")).collect();
+        assert_eq!(got, all);
+        let lease_until = secs(1) + time::Duration::seconds(LEASE.as_secs() as i64);
+        for d in &claimed {
+            assert_eq!(d.state, DeliveryState::InFlight);
+            assert_eq!(d.attempts, 1, "{d:?}");
+            assert_eq!(d.lease_until, Some(lease_until), "{d:?}");
+            assert_eq!(d.channel, CH);
+        }
+        let stored = s.get_message(id).await.unwrap().unwrap();
+        assert!(!stored.expanding);
+        assert_eq!(stored.deliveries, 8);
+        let summary = s.message_summary(id).await.unwrap();
+        assert_eq!(summary.get(&DeliveryState::InFlight), Some(&8));
+        assert_eq!(summary.get(&DeliveryState::Queued), None);
+        // Nothing is handed out twice, and the answers settle the leased rows.
+        assert!(claim(&*s, secs(2)).await.is_empty());
+        let answers: Vec<_> = claimed.iter().map(delivered).collect();
+        assert_eq!(s.complete(answers, secs(3)).await.unwrap(), 8);
+        let summary = s.message_summary(id).await.unwrap();
+        assert_eq!(summary.get(&DeliveryState::Sent), Some(&8));
+        assert!(s.expand_audience(secs(4), None).await.unwrap().is_none());
+    }
+
+    async fn a_claim_takes_from_the_audience_only_the_rest_of_its_limit(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        let id = send(&*s, everyone()).await;
+        let claimed = s.claim_due("app", CH, secs(1), 5, LEASE).await.unwrap();
+        let got: Vec<String> = claimed.iter().map(|d| d.device_id.clone().unwrap()).collect();
+        assert_eq!(got, ["d1", "d2", "d3", "d4", "d5"]);
+        let stored = s.get_message(id).await.unwrap().unwrap();
+        assert!(stored.expanding);
+        assert_eq!(stored.deliveries, 5);
+        let rest = claim(&*s, secs(1)).await;
+        let got: Vec<String> = rest.iter().map(|d| d.device_id.clone().unwrap()).collect();
+        assert_eq!(got, ["d6", "d7", "d8"]);
+        assert!(!s.get_message(id).await.unwrap().unwrap().expanding);
+    }
+
+    async fn a_claim_leases_its_own_channel_and_queues_the_others(s: Arc<dyn Store>) {
+        for i in 1..=8 {
+            let mut d = dev(&format!("d{i}"), &format!("t{i}"));
+            if i % 2 == 0 {
+                d.channel = Some("other".into());
+            }
+            s.put_device("app", d, t0()).await.unwrap();
+        }
+        let id = send(&*s, everyone()).await;
+        let mine: Vec<String> = claim(&*s, secs(1))
+            .await
+            .iter()
+            .map(|d| d.device_id.clone().unwrap())
+            .collect();
+        assert_eq!(mine, ["d1", "d3", "d5", "d7"]);
+        let summary = s.message_summary(id).await.unwrap();
+        assert_eq!(summary.get(&DeliveryState::InFlight), Some(&4));
+        assert_eq!(summary.get(&DeliveryState::Queued), Some(&4));
+        let theirs: Vec<String> = s
+            .claim_due("app", "other", secs(1), 1000, LEASE)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.device_id.clone().unwrap())
+            .collect();
+        assert_eq!(theirs, ["d2", "d4", "d6", "d8"]);
+        assert_eq!(s.get_message(id).await.unwrap().unwrap().deliveries, 8);
+    }
+
+    async fn a_leased_chunk_is_claimed_again_when_its_lease_runs_out(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        send(&*s, everyone()).await;
+        // The claimer stops without answering (a crash): after the lease, every delivery is
+        // handed out again, each once, with its second attempt.
+        assert_eq!(claim(&*s, secs(1)).await.len(), 8);
+        assert!(claim(&*s, secs(2)).await.is_empty());
+        let again = claim(&*s, secs(1 + LEASE.as_secs() as i64)).await;
+        assert_eq!(again.len(), 8);
+        assert!(again.iter().all(|d| d.attempts == 2), "{again:?}");
+    }
+
+    async fn a_fanout_past_its_deadline_is_expired_not_handed_out(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        let m = msg(10);
+        let id = m.id;
+        s.insert_message(m, &everyone()).await.unwrap();
+        let mut rounds = 0;
+        while s.get_message(id).await.unwrap().unwrap().expanding || rounds == 0 {
+            assert!(claim(&*s, secs(20)).await.is_empty());
+            rounds += 1;
+            assert!(rounds < 10, "the expansion never ends");
+        }
+        assert!(claim(&*s, secs(20)).await.is_empty());
+        let all = deliveries_of(&*s, id).await;
+        assert_eq!(all.len(), 8);
+        assert!(all.iter().all(|d| d.state == DeliveryState::Expired), "{all:?}");
+    }
+
+    async fn the_fanout_task_stores_chunks_only_of_messages_left_idle(s: Arc<dyn Store>) {
+        devices(&*s, 8).await;
+        let id = send(&*s, everyone()).await;
+        let idle = Some(std::time::Duration::from_secs(10));
+        // Accepted at t0: not idle 5 s later, idle 11 s later.
+        assert!(s.expand_audience(secs(5), idle).await.unwrap().is_none());
+        let step = s.expand_audience(secs(11), idle).await.unwrap().unwrap();
+        assert_eq!((step.message_id, step.stored, step.done), (id, 3, false));
+        // A chunk was stored at 11 s: not idle again before 21 s.
+        assert!(s.expand_audience(secs(20), idle).await.unwrap().is_none());
+        // A claim's chunk counts as progress too.
+        assert_eq!(s.claim_due("app", CH, secs(30), 7, LEASE).await.unwrap().len(), 7);
+        assert!(s.expand_audience(secs(35), idle).await.unwrap().is_none());
+        let last = s.expand_audience(secs(41), idle).await.unwrap().unwrap();
+        assert_eq!((last.stored, last.done), (1, true));
     }
 }
