@@ -8,11 +8,11 @@ use time::OffsetDateTime;
 
 use super::events;
 use super::fanout;
-use super::rows::{self, count, delivery_json_object, ms, ms_after};
+use super::rows::{self, count, delivery_json_array, ms, ms_after};
 use super::state_counts::{self, Move};
 use crate::model::{Delivery, DeliveryState, QueueStats, Release};
-use crate::stored::decode::JsonRow;
-use crate::{Result, StoreError, rules};
+use crate::stored::decode::JsonDelivery;
+use crate::{Result, rules};
 
 /// Leases up to `limit` due deliveries of one channel; those past their deadline expire
 /// instead ([`rules::expiry`] decides which). When fewer are due, the rest of the limit comes
@@ -32,7 +32,7 @@ pub(super) async fn claim_due(
 ) -> Result<Vec<Delivery>> {
     let due: String = sqlx::query_scalar(concat!(
         "SELECT json_group_array(",
-        delivery_json_object!(),
+        delivery_json_array!(),
         ") FROM (SELECT * FROM deliveries
                  WHERE app = $1 AND channel = $2
                    AND state IN ('queued', 'retry_wait', 'in_flight') AND due_at <= $3
@@ -44,12 +44,12 @@ pub(super) async fn claim_due(
     .bind(i64::from(limit))
     .fetch_one(&mut *conn)
     .await?;
-    let due: Vec<JsonRow> = serde_json::from_str(&due)
-        .map_err(|e| StoreError::Corrupt(format!("due deliveries: {e}")))?;
-    let mut to_claim = Vec::with_capacity(due.len());
+    let due = JsonDelivery::parse_all(&due, "due deliveries")?;
+    let due_count = due.len();
+    let mut to_claim = Vec::with_capacity(due_count);
     let mut to_expire = Vec::new();
-    for row in &due {
-        let d = rows::delivery(row)?;
+    for row in due {
+        let d = row.into_delivery()?;
         if rules::expiry::is_expired(d.deadline, now) {
             to_expire.push(d);
         } else {
@@ -60,7 +60,7 @@ pub(super) async fn claim_due(
         expire(&mut *conn, app, to_expire, now).await?;
     }
     let mut claimed = lease_due(&mut *conn, to_claim, now, lease).await?;
-    let room = limit.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
+    let room = limit.saturating_sub(u32::try_from(due_count).unwrap_or(u32::MAX));
     if room > 0 {
         claimed.extend(fanout::expand_into_claim(conn, app, channel, now, room, lease).await?);
     }

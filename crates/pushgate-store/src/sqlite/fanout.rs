@@ -9,11 +9,10 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::messages::{DELIVERY_INSERT, push_channel, push_select_head, push_select_tail};
-use super::rows::{self, delivery_json_object, from_ms, ms, ms_after};
+use super::rows::{from_ms, ms, ms_after};
 use super::targets::push_audience;
-use crate::model::{Delivery, Expansion, NewMessage, Targets};
+use crate::model::{Delivery, DeliveryState, Expansion, NewMessage, Targets};
 use crate::stored::deadline_ms;
-use crate::stored::decode::JsonRow;
 use crate::stored::fanout::{
     Lease, NextChunk, chunk_end, expanding_query, next_chunk, push_leased_insert, push_range,
 };
@@ -106,20 +105,38 @@ pub(super) async fn expand_into_claim(
     push_leased_insert(&mut qb, msg, t, range, hold);
     let stored = qb.build().execute(&mut *conn).await?.rows_affected();
     let stored = i64::try_from(stored).unwrap_or(i64::MAX);
-    let leased: String = sqlx::query_scalar(concat!(
-        "SELECT json_group_array(",
-        delivery_json_object!(),
-        ") FROM (SELECT * FROM deliveries WHERE id > $1 AND state = 'in_flight' ORDER BY id)"
-    ))
+    // Only what differs between the leased rows is read back; the rest is the lease's.
+    let leased: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(id, device_id, token))
+         FROM (SELECT id, device_id, token FROM deliveries
+               WHERE id > $1 AND state = 'in_flight' ORDER BY id)",
+    )
     .bind(before)
     .fetch_one(&mut *conn)
     .await?;
-    let leased: Vec<JsonRow> = serde_json::from_str(&leased)
+    let leased: Vec<(i64, Option<String>, String)> = serde_json::from_str(&leased)
         .map_err(|e| StoreError::Corrupt(format!("leased deliveries: {e}")))?;
-    let leased = leased
-        .iter()
-        .map(rows::delivery)
-        .collect::<Result<Vec<_>>>()?;
+    let (lease_until, now_stored) = (from_ms(hold.until_ms)?, from_ms(hold.now_ms)?);
+    let deadline = from_ms(deadline_ms(msg))?;
+    let leased: Vec<Delivery> = leased
+        .into_iter()
+        .map(|(id, device_id, token)| Delivery {
+            id,
+            message_id: msg.id,
+            app: msg.app.clone(),
+            device_id,
+            token,
+            channel: channel.to_string(),
+            state: DeliveryState::InFlight,
+            attempts: 1,
+            due_at: lease_until,
+            lease_until: Some(lease_until),
+            deadline,
+            provider_message_id: None,
+            error_code: None,
+            updated_at: now_stored,
+        })
+        .collect();
     let in_flight = i64::try_from(leased.len()).unwrap_or(i64::MAX);
     let counts = [("queued", stored - in_flight), ("in_flight", in_flight)];
     advance(&mut *conn, msg, stored, &counts, &until, now).await?;

@@ -54,62 +54,71 @@ macro_rules! row_read {
 row_read!(sqlx::sqlite::SqliteRow);
 row_read!(sqlx::postgres::PgRow);
 
-/// A row read back as one JSON object (column name to value), for statements that return
-/// many rows as a single aggregated value: one hand-off from SQLite's thread instead of one
-/// per row. Ids (blobs) come as hex text, booleans as 0 or 1.
-pub(crate) type JsonRow = serde_json::Map<String, serde_json::Value>;
+/// One delivery read back as a JSON array in the order of [`delivery_json_array`], for
+/// statements that return many rows as a single aggregated value: one hand-off from SQLite's
+/// thread instead of one per row, and decoded straight into its fields (no map of column
+/// names per row). The message id (a blob) comes as hex text.
+///
+/// [`delivery_json_array`]: super::delivery_json_array
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct JsonDelivery(
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
-/// A column of a [`JsonRow`], `None` for SQL `NULL`; an error if it is missing.
-fn json_column<'r>(row: &'r JsonRow, column: &str) -> Result<Option<&'r serde_json::Value>> {
-    match row.get(column) {
-        None => Err(StoreError::Corrupt(format!(
-            "no column {column:?} in the row"
-        ))),
-        Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => Ok(Some(v)),
+impl JsonDelivery {
+    /// Parses an aggregated array of deliveries.
+    pub(crate) fn parse_all(json: &str, what: &str) -> Result<Vec<JsonDelivery>> {
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
     }
-}
 
-/// The value of a [`JsonRow`] column that must not be `NULL`.
-fn not_null<T>(column: &str, value: Option<T>) -> Result<T> {
-    value.ok_or_else(|| StoreError::Corrupt(format!("column {column:?} is NULL")))
-}
-
-/// The error of a [`JsonRow`] column of an unexpected type.
-fn json_mismatch(column: &str, value: &serde_json::Value, wanted: &str) -> StoreError {
-    StoreError::Corrupt(format!("column {column:?} is {value}, not {wanted}"))
-}
-
-impl RowRead for JsonRow {
-    fn text(&self, column: &str) -> Result<String> {
-        not_null(column, self.opt_text(column)?)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>> {
-        json_column(self, column)?
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| json_mismatch(column, v, "text"))
-            })
-            .transpose()
-    }
-    fn int(&self, column: &str) -> Result<i64> {
-        not_null(column, self.opt_int(column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
-        json_column(self, column)?
-            .map(|v| {
-                v.as_i64()
-                    .ok_or_else(|| json_mismatch(column, v, "an integer"))
-            })
-            .transpose()
-    }
-    fn uuid(&self, column: &str) -> Result<Uuid> {
-        let hex = self.text(column)?;
-        Uuid::try_parse(&hex).map_err(|e| StoreError::Corrupt(format!("column {column:?}: {e}")))
-    }
-    fn flag(&self, column: &str) -> Result<bool> {
-        Ok(self.int(column)? != 0)
+    /// The delivery it holds.
+    pub(crate) fn into_delivery(self) -> Result<Delivery> {
+        let JsonDelivery(
+            id,
+            message_id,
+            app,
+            device_id,
+            token,
+            channel,
+            state,
+            attempts,
+            due_at,
+            lease_until,
+            deadline,
+            provider_message_id,
+            error_code,
+            updated_at,
+        ) = self;
+        Ok(Delivery {
+            id,
+            message_id: Uuid::try_parse(&message_id)
+                .map_err(|e| StoreError::Corrupt(format!("delivery {id} message id: {e}")))?,
+            app,
+            device_id,
+            token,
+            channel,
+            state: state.parse()?,
+            attempts,
+            due_at: from_ms(due_at)?,
+            lease_until: lease_until.map(from_ms).transpose()?,
+            deadline: from_ms(deadline)?,
+            provider_message_id,
+            error_code,
+            updated_at: from_ms(updated_at)?,
+        })
     }
 }
 

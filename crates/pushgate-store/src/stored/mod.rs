@@ -38,18 +38,16 @@ macro_rules! delivery_columns {
 }
 pub(crate) use delivery_columns;
 
-/// The columns of `delivery_columns!()` as the arguments of SQLite's `json_object`, for
-/// reading many deliveries back as one value (see [`decode::JsonRow`]).
-macro_rules! delivery_json_object {
+/// The columns of `delivery_columns!()`, in that order, as the arguments of SQLite's
+/// `json_array`, for reading many deliveries back as one value (see
+/// [`decode::JsonDelivery`]).
+macro_rules! delivery_json_array {
     () => {
-        "json_object('id', id, 'message_id', hex(message_id), 'app', app, 'device_id', device_id,
-             'token', token, 'channel', channel, 'state', state, 'attempts', attempts,
-             'due_at', due_at, 'lease_until', lease_until, 'deadline', deadline,
-             'provider_message_id', provider_message_id, 'error_code', error_code,
-             'updated_at', updated_at)"
+        "json_array(id, hex(message_id), app, device_id, token, channel, state, attempts,
+             due_at, lease_until, deadline, provider_message_id, error_code, updated_at)"
     };
 }
-pub(crate) use delivery_json_object;
+pub(crate) use delivery_json_array;
 
 /// Columns of `messages` that [`decode::message`] reads, as a literal for `concat!`.
 macro_rules! message_columns {
