@@ -105,7 +105,19 @@ pub(super) async fn expand_into_claim(
         return Ok((Vec::new(), Vec::new()));
     };
     let (msg, t) = (&next.msg, &next.targets);
-    let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await?;
+    // The end of a claim's chunk is a few hundred devices into the rest of the audience. A
+    // registry without statistics yet (just imported; analyzed only by autovacuum, later)
+    // makes the planner guess a dozen rows for the open range and read all of it by bitmap,
+    // then sort it: a scan of the whole remaining audience for every claim. Walking the
+    // primary key in order reads only the chunk, whatever the statistics.
+    sqlx::query("SET LOCAL enable_bitmapscan = off")
+        .execute(&mut *conn)
+        .await?;
+    let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await;
+    sqlx::query("SET LOCAL enable_bitmapscan = on")
+        .execute(&mut *conn)
+        .await?;
+    let until = until?;
     let range = Range::new(Some(&next.from), until.as_deref());
     if rules::expiry::is_expired(from_ms(deadline_ms(msg))?, now) {
         let (stored, queued_channels) = insert_queued_chunk(&mut *conn, msg, t, range).await?;
@@ -140,7 +152,7 @@ pub(super) async fn expand_into_claim(
 /// The message `pick` names, its row locked (messages another transaction holds skipped),
 /// decoded for its next chunk.
 async fn next_of(conn: &mut PgConnection, pick: Pick<'_>) -> Result<Option<NextChunk>> {
-    let mut qb = expanding_query::<Postgres>(pick, " FOR UPDATE SKIP LOCKED");
+    let mut qb = expanding_query::<Postgres>(pick, "messages", " FOR UPDATE SKIP LOCKED");
     let row = qb.build().fetch_optional(conn).await?;
     row.as_ref().map(next_chunk).transpose()
 }

@@ -145,7 +145,14 @@ pub(super) async fn expand_into_claim(
 
 /// The message `pick` names, decoded for its next chunk.
 async fn next_of(conn: &mut SqliteConnection, pick: Pick<'_>) -> Result<Option<NextChunk>> {
-    let mut qb = expanding_query::<Sqlite>(pick, "");
+    // Every claim asks, so the query must read the few messages still expanding, never the
+    // app's whole history: SQLite's planner would rather take `messages_app_created` for
+    // `app = ? ORDER BY created_at` (a scan of every message of the app, checked one by one).
+    let table = match pick {
+        Pick::ForChannel { .. } => "messages INDEXED BY messages_expanding_app",
+        _ => "messages INDEXED BY messages_expanding",
+    };
+    let mut qb = expanding_query::<Sqlite>(pick, table, "");
     let row = qb.build().fetch_optional(conn).await?;
     row.as_ref().map(next_chunk).transpose()
 }

@@ -38,18 +38,19 @@ pub(crate) enum Pick<'a> {
     ForChannel { app: &'a str, channel: &'a str },
 }
 
-/// The query for the row [`next_chunk`] decodes, of the message `pick` names; `lock` is
-/// appended (a backend's row lock).
-pub(crate) fn expanding_query<DB>(pick: Pick<'_>, lock: &str) -> QueryBuilder<DB>
+/// The query for the row [`next_chunk`] decodes, of the message `pick` names, read from
+/// `table` (the messages table as the backend names it, with an index hint if it needs one);
+/// `lock` is appended (a backend's row lock).
+pub(crate) fn expanding_query<DB>(pick: Pick<'_>, table: &str, lock: &str) -> QueryBuilder<DB>
 where
     DB: Database,
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
 {
     let mut qb = QueryBuilder::<DB>::new(
-        "SELECT id, app, channel, ttl_secs, created_at, expansion, expand_from FROM messages
-         WHERE expansion IS NOT NULL",
+        "SELECT id, app, channel, ttl_secs, created_at, expansion, expand_from FROM ",
     );
+    qb.push(table).push(" WHERE expansion IS NOT NULL");
     match pick {
         Pick::Oldest => {}
         Pick::IdleSince { since_ms } => {
