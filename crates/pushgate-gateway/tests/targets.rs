@@ -139,11 +139,11 @@ async fn every_channel_carries_messages_to_its_devices() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fanout_larger_than_a_chunk_reaches_every_device_once() {
-    // Chunks of 4: the 202 holds the first 4 deliveries, the fan-out task stores the rest.
+    // Chunks of 4: the 202 holds the first 4 deliveries, the claims store the rest.
     let env = start_with(|spec| spec.storage.fanout_chunk = 4).await;
     let tokens = env.tokens(11, "gcm").await;
     for (i, token) in tokens.iter().enumerate() {
-        // Every other device on the legacy channel: later chunks must wake both channels.
+        // Every other device on the legacy channel: a claim of one channel queues the other's.
         let extra = if i % 2 == 1 {
             json!({"channel": "legacy"})
         } else {

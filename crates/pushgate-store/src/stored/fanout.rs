@@ -5,8 +5,11 @@
 //! whose audience is broader than named devices stores its first chunk of deliveries (in
 //! device-id order) with the message; when more devices remain, the message keeps what the
 //! rest needs (`expansion`: the audience and the default channel, as JSON) and where the next
-//! chunk starts (`expand_from`, a device id), and [`Store::expand_audience`] stores one chunk
-//! per call, each in its own short transaction, until both are cleared.
+//! chunk starts (`expand_from`, a device id). The rest is stored by the channels' claims
+//! ([`Store::claim_due`]: a claim with room left stores the next chunk of that many devices,
+//! its own channel's deliveries already leased to it), or, for a message whose channels store
+//! nothing for a while, by [`Store::expand_audience`], one chunk of queued deliveries per
+//! call, each in its own short transaction, until both are cleared.
 //!
 //! A device is reached as it is registered when its chunk is stored: one deleted or disabled
 //! meanwhile gets nothing, one whose token changed gets the new token, and one registered
@@ -14,6 +17,7 @@
 //! from the later chunks.
 //!
 //! [`Store::expand_audience`]: crate::Store::expand_audience
+//! [`Store::claim_due`]: crate::Store::claim_due
 
 use pushgate_proto::condition::Condition;
 use serde::{Deserialize, Serialize};
