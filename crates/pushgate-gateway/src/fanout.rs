@@ -1,26 +1,25 @@
 //! The fan-out task: the backstop that stores the rest of a large fan-out when its channels
 //! do not. A channel's claim stores the next chunk of the app's oldest fan-out itself, its own
-//! deliveries already leased ([`Store::claim_due`]), so the deliveries of a fan-out are
-//! written once before they are sent. A message none of whose chunks was stored for [`IDLE`]
+//! deliveries already leased ([`Store::claim_due`]), so that those are not stored, then
+//! claimed, then answered, but inserted in flight and then answered. A message none of whose chunks was stored for [`IDLE`]
 //! (its channels are paused, busy with older work, or not run by this instance) gets one
 //! chunk of queued deliveries from this task ([`Store::expand_audience`]), and the app's
 //! channels are woken.
 //!
-//! The API nudges it when it accepts a message that is still expanding; it also looks every
-//! [`POLL`], for fan-outs a restart left unfinished or another instance accepted. Every
-//! instance sharing a PostgreSQL database runs it: the store hands each chunk to one of them.
+//! It looks every [`POLL`] (a message just accepted is not idle, so the API does not wake it).
+//! Every instance sharing a PostgreSQL database runs it: the store hands each chunk to one of
+//! them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pushgate_store::Store;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::worker::ChannelSet;
 
-/// How often the task looks for unfinished fan-outs without a nudge.
+/// How often the task looks for fan-outs left idle.
 pub const POLL: Duration = Duration::from_secs(1);
 
 /// How long a fan-out's channels may store none of its chunks before this task stores one.
@@ -29,32 +28,19 @@ pub const IDLE: Duration = Duration::from_secs(1);
 /// How long the task waits before trying again after the store failed.
 const AFTER_ERROR: Duration = Duration::from_secs(1);
 
-/// Wakes the fan-out task at once (a message still expanding was accepted). Clones share it.
-#[derive(Clone, Default)]
-pub struct FanoutNudge(Arc<Notify>);
-
-impl FanoutNudge {
-    /// Wakes the task (or makes its next wait return at once).
-    pub fn nudge(&self) {
-        self.0.notify_one();
-    }
-}
-
 /// Stores the rest of large fan-outs until stopped.
 pub struct Fanout {
     /// The database.
     pub store: Arc<dyn Store>,
     /// Whose channels are woken after each chunk.
     pub channels: ChannelSet,
-    /// What the API nudges.
-    pub nudge: FanoutNudge,
     /// Ends the loop (between two chunks).
     pub stop: CancellationToken,
 }
 
 impl Fanout {
-    /// The loop: a chunk of each message left idle, then a wait for a nudge, the poll
-    /// interval or `stop`.
+    /// The loop: a chunk of each message left idle, then a wait for the poll interval or
+    /// `stop`.
     pub async fn run(self) {
         loop {
             let pause = match self
@@ -82,7 +68,6 @@ impl Fanout {
             };
             tokio::select! {
                 _ = self.stop.cancelled() => return,
-                _ = self.nudge.0.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }

@@ -18,7 +18,7 @@ use crate::cluster;
 use crate::config::{AppSpec, GatewaySpec};
 use crate::console::Console;
 use crate::event_wakeup::EventWakeup;
-use crate::fanout::{Fanout, FanoutNudge};
+use crate::fanout::Fanout;
 use crate::http_server::{
     self,
     tls::{ReloadingCert, TlsError},
@@ -144,19 +144,16 @@ impl Gateway {
             metrics.clone(),
             events_wakeup.clone(),
         );
-        let fanout = FanoutNudge::default();
         background.tasks.spawn(
             Fanout {
                 store: store.clone(),
                 channels: channels.clone(),
-                nudge: fanout.clone(),
                 stop: background.stop.clone(),
             }
             .run(),
         );
         let shared = Shared {
             store: &store,
-            fanout: &fanout,
             channels: &channels,
             events_wakeup: &events_wakeup,
             metrics: &metrics,
@@ -233,7 +230,6 @@ impl Gateway {
 /// What the background tasks share with the workers and the API.
 struct Shared<'a> {
     store: &'a Arc<dyn Store>,
-    fanout: &'a FanoutNudge,
     channels: &'a ChannelSet,
     events_wakeup: &'a EventWakeup,
     metrics: &'a Arc<Metrics>,
@@ -324,7 +320,6 @@ fn api_state(
         console,
         reloader: Some(reloader.clone()),
         retention: Arc::new(spec.retention.clone()),
-        fanout: shared.fanout.clone(),
     }
 }
 

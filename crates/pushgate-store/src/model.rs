@@ -301,7 +301,8 @@ pub struct StoredMessage {
     pub ttl_secs: i64,
     /// Deliveries created for it.
     pub deliveries: u64,
-    /// Of which queued when stored.
+    /// Of which queued when stored (or handed straight to a channel's claim: a large
+    /// fan-out's later chunks).
     pub queued: u64,
     /// True while part of its audience is still to be stored (a large fan-out): `deliveries`
     /// and `queued` count what is stored so far.

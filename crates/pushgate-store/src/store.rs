@@ -172,8 +172,9 @@ pub trait Store: Send + Sync {
     /// Due work past its deadline is settled as `Expired` in the same transaction instead.
     /// When fewer than `limit` are due, the claim also stores the next chunk (up to the rest
     /// of the limit) of the app's oldest message still expanding: its deliveries on this
-    /// channel are handed out in flight, as if claimed, the others queued; so each delivery
-    /// of a large fan-out is written once before its send, not stored and then claimed.
+    /// channel are handed out in flight, as if claimed, the others queued; so those are
+    /// inserted in flight, not stored and then claimed. A chunk that cannot be stored is
+    /// left out (logged), and the due work is still handed out.
     async fn claim_due(
         &self,
         app: &str,

@@ -250,3 +250,49 @@ async fn a_device_registered_again_while_its_purge_waits_for_it_is_kept() {
         .expect("the device is kept");
     assert_eq!(d.state, DeviceState::Active);
 }
+
+/// As on SQLite: a fan-out whose kept audience cannot be read does not stop the claims of its
+/// app, and the claim's transaction stays usable after the failed chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_expanding_message_does_not_stop_the_claims_of_its_app() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let settings = StoreSettings {
+        fanout_chunk: 3,
+        ..StoreSettings::default()
+    };
+    let s = with_apps(
+        PostgresStore::open_with(schema.url(), &settings)
+            .await
+            .unwrap(),
+    )
+    .await;
+    for i in 1..=8 {
+        s.put_device("app", dev(&format!("d{i}"), &format!("t{i}")), t0())
+            .await
+            .unwrap();
+    }
+    let m = msg(600);
+    assert!(
+        s.insert_message(m.clone(), &everyone())
+            .await
+            .unwrap()
+            .expanding
+    );
+    let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+    sqlx::query("UPDATE messages SET expansion = '{not json' WHERE id = $1")
+        .bind(m.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let claimed = s.claim_due("app", CH, secs(1), 1000, LEASE).await.unwrap();
+    let got: Vec<_> = claimed
+        .iter()
+        .map(|d| d.device_id.clone().unwrap())
+        .collect();
+    assert_eq!(got, ["d1", "d2", "d3"]);
+    let stored = s.get_message(m.id).await.unwrap().unwrap();
+    assert_eq!((stored.deliveries, stored.expanding), (3, true));
+}

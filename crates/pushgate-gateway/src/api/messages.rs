@@ -161,9 +161,6 @@ pub(crate) async fn accept(
             state.channels.wake(&app.name, name);
         }
     }
-    if !out.duplicate && out.expanding {
-        state.fanout.nudge();
-    }
     Ok(out)
 }
 

@@ -87,8 +87,6 @@ pub struct AppState {
     pub reloader: Option<Arc<crate::reload::Reloader>>,
     /// How long history is kept (to explain a message deleted by retention).
     pub retention: Arc<crate::config::RetentionSettings>,
-    /// Wakes the fan-out task when a message is still expanding.
-    pub fanout: crate::fanout::FanoutNudge,
 }
 
 /// Adds the bearer-key security scheme the operations name.

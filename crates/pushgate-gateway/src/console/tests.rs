@@ -102,7 +102,6 @@ async fn fixture_with(secure: bool, settings: &StoreSettings) -> Fixture {
         reloader: None,
         openapi: Arc::default(),
         metrics_access: MetricsAccess::default(),
-        fanout: crate::fanout::FanoutNudge::default(),
         console: Arc::new(Console::new(
             &[Secret::new(ADMIN, "test")],
             secure,

@@ -59,12 +59,38 @@ pub(super) async fn claim_due(
         limit.saturating_sub(u32::try_from(to_claim.len() + to_expire.len()).unwrap_or(u32::MAX));
     let mut queued_channels = Vec::new();
     if room > 0 {
-        let (leased, queued) =
-            fanout::expand_into_claim(conn, app, channel, now, room, lease).await?;
+        let (leased, queued) = leased_chunk(conn, app, channel, now, room, lease).await?;
         claimed.extend(leased);
         queued_channels = queued;
     }
     Ok((claimed, queued_channels))
+}
+
+/// [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next chunk cannot
+/// be stored (its kept audience unreadable, a statement timeout) is logged and left out of
+/// this claim, whose due work is still handed out.
+async fn leased_chunk(
+    conn: &mut PgConnection,
+    app: &str,
+    channel: &str,
+    now: OffsetDateTime,
+    room: u32,
+    lease: Duration,
+) -> Result<(Vec<Delivery>, Vec<String>)> {
+    sqlx::query("SAVEPOINT claim_chunk")
+        .execute(&mut *conn)
+        .await?;
+    let leased = fanout::expand_into_claim(&mut *conn, app, channel, now, room, lease).await;
+    if let Err(e) = &leased {
+        tracing::warn!(error = %e, app, channel, "cannot store the next chunk of a fan-out for a claim; claiming the due work alone");
+        sqlx::query("ROLLBACK TO SAVEPOINT claim_chunk")
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("RELEASE SAVEPOINT claim_chunk")
+        .execute(conn)
+        .await?;
+    Ok(leased.unwrap_or_default())
 }
 
 /// Leases the due deliveries `to_claim` until `now + lease`, one attempt more; returns them as

@@ -75,7 +75,7 @@ pub(super) async fn expand_next(
     let until = chunk_end(&mut *conn, msg, t, Some(&next.from), chunk).await?;
     let range = Range::new(Some(&next.from), until.as_deref());
     let (stored, queued_channels) = insert_queued_chunk(&mut *conn, msg, t, range).await?;
-    advance(&mut *conn, msg, stored, &until, now).await?;
+    advance(&mut *conn, msg, stored, &until, Some(now)).await?;
     Ok(Some(Expanded {
         expansion: Expansion {
             message_id: msg.id,
@@ -109,19 +109,23 @@ pub(super) async fn expand_into_claim(
     // registry without statistics yet (just imported; analyzed only by autovacuum, later)
     // makes the planner guess a dozen rows for the open range and read all of it by bitmap,
     // then sort it: a scan of the whole remaining audience for every claim. Walking the
-    // primary key in order reads only the chunk, whatever the statistics.
-    sqlx::query("SET LOCAL enable_bitmapscan = off")
+    // primary key in order reads only the chunk, whatever the statistics. The setting is put
+    // back as it was; if the query fails, the claim's savepoint undoes it with the rest.
+    let planner: String = sqlx::query_scalar("SELECT current_setting('enable_bitmapscan')")
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query("SELECT set_config('enable_bitmapscan', 'off', true)")
         .execute(&mut *conn)
         .await?;
-    let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await;
-    sqlx::query("SET LOCAL enable_bitmapscan = on")
+    let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await?;
+    sqlx::query("SELECT set_config('enable_bitmapscan', $1, true)")
+        .bind(&planner)
         .execute(&mut *conn)
         .await?;
-    let until = until?;
     let range = Range::new(Some(&next.from), until.as_deref());
     if rules::expiry::is_expired(from_ms(deadline_ms(msg))?, now) {
         let (stored, queued_channels) = insert_queued_chunk(&mut *conn, msg, t, range).await?;
-        advance(&mut *conn, msg, stored, &until, now).await?;
+        advance(&mut *conn, msg, stored, &until, None).await?;
         return Ok((Vec::new(), queued_channels));
     }
     let hold = Lease {
@@ -145,7 +149,8 @@ pub(super) async fn expand_into_claim(
     }
     leased.sort_by_key(|d| d.id);
     let stored = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    advance(&mut *conn, msg, stored, &until, now).await?;
+    let progress = (!leased.is_empty()).then_some(now);
+    advance(&mut *conn, msg, stored, &until, progress).await?;
     Ok((leased, queued_channels))
 }
 
@@ -179,23 +184,24 @@ async fn insert_queued_chunk(
 
 /// Counts a stored chunk of `stored` deliveries on the message (the per-state counts are
 /// kept by triggers) and moves its cursor to `until` (cleared with the kept audience when it
-/// is the last).
+/// is the last). `progress` restarts the message's idle time, as on SQLite: the fan-out
+/// task's chunks and a claim's that leased something do.
 async fn advance(
     conn: &mut PgConnection,
     msg: &NewMessage,
     stored: i64,
     until: &Option<String>,
-    now: OffsetDateTime,
+    progress: Option<OffsetDateTime>,
 ) -> Result<()> {
     sqlx::query(
         "UPDATE messages SET deliveries = deliveries + $1, queued = queued + $1,
-                expand_from = $2, expanded_at = $3,
+                expand_from = $2, expanded_at = COALESCE($3, expanded_at),
                 expansion = CASE WHEN $2::text IS NULL THEN NULL ELSE expansion END
          WHERE id = $4",
     )
     .bind(stored)
     .bind(until)
-    .bind(ms(now))
+    .bind(progress.map(ms))
     .bind(msg.id)
     .execute(conn)
     .await?;

@@ -62,9 +62,34 @@ pub(super) async fn claim_due(
     let mut claimed = lease_due(&mut *conn, to_claim, now, lease).await?;
     let room = limit.saturating_sub(u32::try_from(due_count).unwrap_or(u32::MAX));
     if room > 0 {
-        claimed.extend(fanout::expand_into_claim(conn, app, channel, now, room, lease).await?);
+        claimed.extend(leased_chunk(conn, app, channel, now, room, lease).await?);
     }
     Ok(claimed)
+}
+
+/// [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next chunk cannot
+/// be stored (its kept audience unreadable, say) is logged and left out of this claim, whose
+/// due work is still handed out; it is not undone with the claim.
+async fn leased_chunk(
+    conn: &mut SqliteConnection,
+    app: &str,
+    channel: &str,
+    now: OffsetDateTime,
+    room: u32,
+    lease: Duration,
+) -> Result<Vec<Delivery>> {
+    sqlx::query("SAVEPOINT claim_chunk")
+        .execute(&mut *conn)
+        .await?;
+    let leased = fanout::expand_into_claim(&mut *conn, app, channel, now, room, lease).await;
+    if let Err(e) = &leased {
+        tracing::warn!(error = %e, app, channel, "cannot store the next chunk of a fan-out for a claim; claiming the due work alone");
+        sqlx::query("ROLLBACK TO claim_chunk")
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("RELEASE claim_chunk").execute(conn).await?;
+    Ok(leased.unwrap_or_default())
 }
 
 /// Leases the due deliveries `to_claim` until `now + lease`, one attempt more; returns them as

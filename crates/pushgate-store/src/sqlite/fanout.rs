@@ -57,7 +57,15 @@ pub(super) async fn expand_next(
     let range = Range::new(Some(&next.from), until.as_deref());
     let stored = insert_audience(&mut *conn, msg, t, Some(range)).await?;
     let stored = i64::try_from(stored).unwrap_or(i64::MAX);
-    advance(&mut *conn, msg, stored, &[("queued", stored)], &until, now).await?;
+    advance(
+        &mut *conn,
+        msg,
+        stored,
+        &[("queued", stored)],
+        &until,
+        Some(now),
+    )
+    .await?;
     Ok(Some(Expansion {
         message_id: msg.id,
         app: msg.app.clone(),
@@ -89,7 +97,7 @@ pub(super) async fn expand_into_claim(
     if rules::expiry::is_expired(from_ms(deadline_ms(msg))?, now) {
         let stored = insert_audience(&mut *conn, msg, t, Some(range)).await?;
         let stored = i64::try_from(stored).unwrap_or(i64::MAX);
-        advance(&mut *conn, msg, stored, &[("queued", stored)], &until, now).await?;
+        advance(&mut *conn, msg, stored, &[("queued", stored)], &until, None).await?;
         return Ok(Vec::new());
     }
     // Ids only grow (AUTOINCREMENT): the rows this insert stores are those after `before`.
@@ -139,7 +147,8 @@ pub(super) async fn expand_into_claim(
         .collect();
     let in_flight = i64::try_from(leased.len()).unwrap_or(i64::MAX);
     let counts = [("queued", stored - in_flight), ("in_flight", in_flight)];
-    advance(&mut *conn, msg, stored, &counts, &until, now).await?;
+    let progress = (in_flight > 0).then_some(now);
+    advance(&mut *conn, msg, stored, &counts, &until, progress).await?;
     Ok(leased)
 }
 
@@ -159,13 +168,16 @@ async fn next_of(conn: &mut SqliteConnection, pick: Pick<'_>) -> Result<Option<N
 
 /// Counts a stored chunk (`stored` deliveries, `by_state` of them in each state) and moves
 /// the message's cursor to `until` (cleared with the kept audience when it is the last).
+/// `progress` restarts the message's idle time (see [`Pick::IdleSince`]): the fan-out task's
+/// chunks and a claim's that leased something do; a claim that only queued work for other
+/// channels does not, so that a sparse channel's claims never keep the task away.
 async fn advance(
     conn: &mut SqliteConnection,
     msg: &NewMessage,
     stored: i64,
     by_state: &[(&str, i64)],
     until: &Option<String>,
-    now: OffsetDateTime,
+    progress: Option<OffsetDateTime>,
 ) -> Result<()> {
     for (state, n) in by_state.iter().filter(|(_, n)| *n > 0) {
         sqlx::query(
@@ -180,13 +192,13 @@ async fn advance(
     }
     sqlx::query(
         "UPDATE messages SET deliveries = deliveries + $1, queued = queued + $1,
-                expand_from = $2, expanded_at = $3,
+                expand_from = $2, expanded_at = COALESCE($3, expanded_at),
                 expansion = CASE WHEN $2 IS NULL THEN NULL ELSE expansion END
          WHERE id = $4",
     )
     .bind(stored)
     .bind(until)
-    .bind(ms(now))
+    .bind(progress.map(ms))
     .bind(msg.id)
     .execute(conn)
     .await?;

@@ -425,4 +425,22 @@ contract_cases! {
         let last = s.expand_audience(secs(41), idle).await.unwrap().unwrap();
         assert_eq!((last.stored, last.done), (1, true));
     }
+
+    async fn a_claim_that_leases_nothing_does_not_keep_the_fanout_task_away(s: Arc<dyn Store>) {
+        // Only d8 is on "other": its claims store chunks of the main channel's devices,
+        // queued, and hand out nothing; the message stays idle for the task.
+        for i in 1..=8 {
+            let mut d = dev(&format!("d{i}"), &format!("t{i}"));
+            if i == 8 {
+                d.channel = Some("other".into());
+            }
+            s.put_device("app", d, t0()).await.unwrap();
+        }
+        let id = send(&*s, everyone()).await;
+        let idle = Some(std::time::Duration::from_secs(10));
+        assert!(s.claim_due("app", "other", secs(5), 2, LEASE).await.unwrap().is_empty());
+        assert_eq!(s.get_message(id).await.unwrap().unwrap().deliveries, 5);
+        let step = s.expand_audience(secs(11), idle).await.unwrap().unwrap();
+        assert_eq!((step.message_id, step.stored, step.done), (id, 3, true));
+    }
 }
