@@ -66,7 +66,8 @@ pub(super) async fn claim_due(
     Ok((claimed, queued_channels))
 }
 
-/// [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next chunk cannot
+/// The app's oldest expanding message that may reach `channel`, if any (one statement when
+/// none), then [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next chunk cannot
 /// be stored (its kept audience unreadable, a statement timeout) is logged and left out of
 /// this claim, whose due work is still handed out.
 async fn leased_chunk(
@@ -77,10 +78,14 @@ async fn leased_chunk(
     room: u32,
     lease: Duration,
 ) -> Result<(Vec<Delivery>, Vec<String>)> {
+    let pick = fanout::Pick::ForChannel { app, channel };
+    let Some(expanding) = fanout::expanding_row(&mut *conn, pick).await? else {
+        return Ok((Vec::new(), Vec::new()));
+    };
     sqlx::query("SAVEPOINT claim_chunk")
         .execute(&mut *conn)
         .await?;
-    let leased = fanout::expand_into_claim(&mut *conn, app, channel, now, room, lease).await;
+    let leased = fanout::expand_into_claim(&mut *conn, &expanding, channel, now, room, lease).await;
     if let Err(e) = &leased {
         tracing::warn!(error = %e, app, channel, "cannot store the next chunk of a fan-out for a claim; claiming the due work alone");
         sqlx::query("ROLLBACK TO SAVEPOINT claim_chunk")

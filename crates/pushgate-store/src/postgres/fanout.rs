@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
@@ -88,22 +89,21 @@ pub(super) async fn expand_next(
 }
 
 /// A claim's part in a large fan-out (as on SQLite): stores the next `limit` devices of the
-/// oldest message of `app` still expanding that may reach `channel` and no other transaction
-/// is expanding, those on `channel` in flight under a lease as
+/// message whose locked row is `expanding` (the app's oldest still expanding that may reach
+/// `channel` and no other transaction is expanding: [`expanding_row`] with
+/// [`Pick::ForChannel`]), those on `channel` in flight under a lease as
 /// [`super::claims::claim_due`] would hand them out, the others queued; returns the leased
 /// ones and the channels that got queued work. A message past its deadline has its chunk
 /// stored queued, for the claims to expire.
 pub(super) async fn expand_into_claim(
     conn: &mut PgConnection,
-    app: &str,
+    expanding: &PgRow,
     channel: &str,
     now: OffsetDateTime,
     limit: u32,
     lease: Duration,
 ) -> Result<(Vec<Delivery>, Vec<String>)> {
-    let Some(next) = next_of(&mut *conn, Pick::ForChannel { app, channel }).await? else {
-        return Ok((Vec::new(), Vec::new()));
-    };
+    let next = next_chunk(expanding)?;
     let (msg, t) = (&next.msg, &next.targets);
     // The end of a claim's chunk is a few hundred devices into the rest of the audience. A
     // registry without statistics yet (just imported; analyzed only by autovacuum, later)
@@ -157,9 +157,18 @@ pub(super) async fn expand_into_claim(
 /// The message `pick` names, its row locked (messages another transaction holds skipped),
 /// decoded for its next chunk.
 async fn next_of(conn: &mut PgConnection, pick: Pick<'_>) -> Result<Option<NextChunk>> {
-    let mut qb = expanding_query::<Postgres>(pick, "messages", " FOR UPDATE SKIP LOCKED");
-    let row = qb.build().fetch_optional(conn).await?;
+    let row = expanding_row(conn, pick).await?;
     row.as_ref().map(next_chunk).transpose()
+}
+
+/// The row of the message `pick` names, locked (messages another transaction holds skipped),
+/// for [`next_chunk`] (a claim decodes it in its savepoint: see [`expand_into_claim`]).
+pub(super) async fn expanding_row(
+    conn: &mut PgConnection,
+    pick: Pick<'_>,
+) -> Result<Option<PgRow>> {
+    let mut qb = expanding_query::<Postgres>(pick, "messages", " FOR UPDATE SKIP LOCKED");
+    Ok(qb.build().fetch_optional(conn).await?)
 }
 
 /// Stores the chunk `range` as queued deliveries; returns how many, and their channels.

@@ -67,7 +67,8 @@ pub(super) async fn claim_due(
     Ok(claimed)
 }
 
-/// [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next chunk cannot
+/// The app's oldest expanding message that may reach `channel`, if any (one statement when
+/// none), then [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next chunk cannot
 /// be stored (its kept audience unreadable, say) is logged and left out of this claim, whose
 /// due work is still handed out; it is not undone with the claim.
 async fn leased_chunk(
@@ -78,10 +79,14 @@ async fn leased_chunk(
     room: u32,
     lease: Duration,
 ) -> Result<Vec<Delivery>> {
+    let pick = fanout::Pick::ForChannel { app, channel };
+    let Some(expanding) = fanout::expanding_row(&mut *conn, pick).await? else {
+        return Ok(Vec::new());
+    };
     sqlx::query("SAVEPOINT claim_chunk")
         .execute(&mut *conn)
         .await?;
-    let leased = fanout::expand_into_claim(&mut *conn, app, channel, now, room, lease).await;
+    let leased = fanout::expand_into_claim(&mut *conn, &expanding, channel, now, room, lease).await;
     if let Err(e) = &leased {
         tracing::warn!(error = %e, app, channel, "cannot store the next chunk of a fan-out for a claim; claiming the due work alone");
         sqlx::query("ROLLBACK TO claim_chunk")

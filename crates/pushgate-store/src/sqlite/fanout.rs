@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
@@ -74,23 +75,22 @@ pub(super) async fn expand_next(
     }))
 }
 
-/// A claim's part in a large fan-out: stores the next `limit` devices of the oldest message of
-/// `app` still expanding that may reach `channel`, those on `channel` in flight under a lease
+/// A claim's part in a large fan-out: stores the next `limit` devices of the message whose row
+/// is `expanding` (the app's oldest still expanding that may reach `channel`, as
+/// [`expanding_row`] read it with [`Pick::ForChannel`]), those on `channel` in flight under a lease
 /// as [`super::claims::claim_due`] would hand them out (the others queued for their
 /// channels), and returns the leased ones. Each delivery is written once before its send
 /// instead of stored queued and then claimed. A message past its deadline has its chunk
 /// stored queued, for the claims to expire.
 pub(super) async fn expand_into_claim(
     conn: &mut SqliteConnection,
-    app: &str,
+    expanding: &SqliteRow,
     channel: &str,
     now: OffsetDateTime,
     limit: u32,
     lease: Duration,
 ) -> Result<Vec<Delivery>> {
-    let Some(next) = next_of(&mut *conn, Pick::ForChannel { app, channel }).await? else {
-        return Ok(Vec::new());
-    };
+    let next = next_chunk(expanding)?;
     let (msg, t) = (&next.msg, &next.targets);
     let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await?;
     let range = Range::new(Some(&next.from), until.as_deref());
@@ -154,6 +154,16 @@ pub(super) async fn expand_into_claim(
 
 /// The message `pick` names, decoded for its next chunk.
 async fn next_of(conn: &mut SqliteConnection, pick: Pick<'_>) -> Result<Option<NextChunk>> {
+    let row = expanding_row(conn, pick).await?;
+    row.as_ref().map(next_chunk).transpose()
+}
+
+/// The row of the message `pick` names, for [`next_chunk`] (a claim decodes it in its
+/// savepoint: see [`expand_into_claim`]).
+pub(super) async fn expanding_row(
+    conn: &mut SqliteConnection,
+    pick: Pick<'_>,
+) -> Result<Option<SqliteRow>> {
     // Every claim asks, so the query must read the few messages still expanding, never the
     // app's whole history: SQLite's planner would rather take `messages_app_created` for
     // `app = ? ORDER BY created_at` (a scan of every message of the app, checked one by one).
@@ -162,8 +172,7 @@ async fn next_of(conn: &mut SqliteConnection, pick: Pick<'_>) -> Result<Option<N
         _ => "messages INDEXED BY messages_expanding",
     };
     let mut qb = expanding_query::<Sqlite>(pick, table, "");
-    let row = qb.build().fetch_optional(conn).await?;
-    row.as_ref().map(next_chunk).transpose()
+    Ok(qb.build().fetch_optional(conn).await?)
 }
 
 /// Counts a stored chunk (`stored` deliveries, `by_state` of them in each state) and moves
