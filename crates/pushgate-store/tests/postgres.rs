@@ -268,31 +268,14 @@ async fn a_broken_expanding_message_does_not_stop_the_claims_of_its_app() {
             .unwrap(),
     )
     .await;
-    for i in 1..=8 {
-        s.put_device("app", dev(&format!("d{i}"), &format!("t{i}")), t0())
+    contract::a_broken_fanout_leaves_its_due_work_to_claim(&*s, async |id| {
+        let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+        sqlx::query("UPDATE messages SET expansion = '{not json' WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
             .await
             .unwrap();
-    }
-    let m = msg(600);
-    assert!(
-        s.insert_message(m.clone(), &everyone())
-            .await
-            .unwrap()
-            .expanding
-    );
-    let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
-    sqlx::query("UPDATE messages SET expansion = '{not json' WHERE id = $1")
-        .bind(m.id)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let claimed = s.claim_due("app", CH, secs(1), 1000, LEASE).await.unwrap();
-    let got: Vec<_> = claimed
-        .iter()
-        .map(|d| d.device_id.clone().unwrap())
-        .collect();
-    assert_eq!(got, ["d1", "d2", "d3"]);
-    let stored = s.get_message(m.id).await.unwrap().unwrap();
-    assert_eq!((stored.deliveries, stored.expanding), (3, true));
+        pool.close().await;
+    })
+    .await;
 }

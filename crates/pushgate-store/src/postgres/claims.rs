@@ -14,6 +14,7 @@ use super::fanout;
 use crate::Result;
 use crate::model::{Delivery, QueueStats, Release};
 use crate::rules;
+use crate::stored::fanout::{close_chunk_savepoint, open_chunk_savepoint};
 use crate::stored::{count, decode, delivery_columns, from_ms, ms, ms_after};
 
 /// Leases up to `limit` due deliveries of one channel; those past their deadline expire
@@ -82,20 +83,9 @@ async fn leased_chunk(
     let Some(expanding) = fanout::expanding_row(&mut *conn, pick).await? else {
         return Ok((Vec::new(), Vec::new()));
     };
-    sqlx::query("SAVEPOINT claim_chunk")
-        .execute(&mut *conn)
-        .await?;
+    open_chunk_savepoint(&mut *conn).await?;
     let leased = fanout::expand_into_claim(&mut *conn, &expanding, channel, now, room, lease).await;
-    if let Err(e) = &leased {
-        tracing::warn!(error = %e, app, channel, "cannot store the next chunk of a fan-out for a claim; claiming the due work alone");
-        sqlx::query("ROLLBACK TO SAVEPOINT claim_chunk")
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("RELEASE SAVEPOINT claim_chunk")
-        .execute(conn)
-        .await?;
-    Ok(leased.unwrap_or_default())
+    close_chunk_savepoint(conn, leased, app, channel).await
 }
 
 /// Leases the due deliveries `to_claim` until `now + lease`, one attempt more; returns them as

@@ -12,6 +12,7 @@ use super::rows::{self, count, delivery_json_array, ms, ms_after};
 use super::state_counts::{self, Move};
 use crate::model::{Delivery, DeliveryState, QueueStats, Release};
 use crate::stored::decode::JsonDelivery;
+use crate::stored::fanout::{close_chunk_savepoint, open_chunk_savepoint};
 use crate::{Result, rules};
 
 /// Leases up to `limit` due deliveries of one channel; those past their deadline expire
@@ -83,18 +84,9 @@ async fn leased_chunk(
     let Some(expanding) = fanout::expanding_row(&mut *conn, pick).await? else {
         return Ok(Vec::new());
     };
-    sqlx::query("SAVEPOINT claim_chunk")
-        .execute(&mut *conn)
-        .await?;
+    open_chunk_savepoint(&mut *conn).await?;
     let leased = fanout::expand_into_claim(&mut *conn, &expanding, channel, now, room, lease).await;
-    if let Err(e) = &leased {
-        tracing::warn!(error = %e, app, channel, "cannot store the next chunk of a fan-out for a claim; claiming the due work alone");
-        sqlx::query("ROLLBACK TO claim_chunk")
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("RELEASE claim_chunk").execute(conn).await?;
-    Ok(leased.unwrap_or_default())
+    close_chunk_savepoint(conn, leased, app, channel).await
 }
 
 /// Leases the due deliveries `to_claim` until `now + lease`, one attempt more; returns them as

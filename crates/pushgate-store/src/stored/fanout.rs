@@ -389,6 +389,45 @@ where
     Ok(())
 }
 
+/// Opens the savepoint a claim stores its chunk of a fan-out in (see [`close_chunk_savepoint`]).
+pub(crate) async fn open_chunk_savepoint<DB, C>(conn: &mut C) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut C: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    sqlx::query::<DB>("SAVEPOINT claim_chunk")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Closes the savepoint of [`open_chunk_savepoint`] after the claim's chunk was tried: a chunk
+/// that could not be stored (its kept audience unreadable, a statement timeout) is undone and
+/// logged, and the claim goes on with its due work alone (nothing from the fan-out).
+pub(crate) async fn close_chunk_savepoint<DB, C, T: Default>(
+    conn: &mut C,
+    chunk: Result<T>,
+    app: &str,
+    channel: &str,
+) -> Result<T>
+where
+    DB: Database,
+    for<'c> &'c mut C: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    if let Err(e) = &chunk {
+        tracing::warn!(error = %e, app, channel, "cannot store the next chunk of a fan-out for a claim; claiming the due work alone");
+        sqlx::query::<DB>("ROLLBACK TO SAVEPOINT claim_chunk")
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query::<DB>("RELEASE SAVEPOINT claim_chunk")
+        .execute(&mut *conn)
+        .await?;
+    Ok(chunk.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,3 +147,33 @@ pub async fn claimed_with_one_waiting(s: &dyn Store, device: &str) -> (Delivery,
 pub async fn answer(s: &dyn Store, d: &Delivery, outcome: Outcome) {
     s.complete(vec![done(d, outcome)], secs(2)).await.unwrap();
 }
+
+/// On a store whose fan-out chunk is 3 devices: a fan-out to eight devices whose kept audience
+/// `break_expansion` then makes unreadable (in the backend's own SQL) does not stop the claims
+/// of its app: the first chunk's due work is handed out, the broken chunk left out and undone.
+pub async fn a_broken_fanout_leaves_its_due_work_to_claim(
+    s: &dyn Store,
+    break_expansion: impl AsyncFnOnce(Uuid),
+) {
+    devices(s, 8).await;
+    let m = msg(600);
+    let everyone = Targets {
+        all: true,
+        ..Default::default()
+    };
+    assert!(
+        s.insert_message(m.clone(), &everyone)
+            .await
+            .unwrap()
+            .expanding
+    );
+    break_expansion(m.id).await;
+    let claimed = s.claim_due("app", CH, secs(1), 1000, LEASE).await.unwrap();
+    let got: Vec<_> = claimed
+        .iter()
+        .map(|d| d.device_id.clone().unwrap())
+        .collect();
+    assert_eq!(got, ["d1", "d2", "d3"]);
+    let stored = s.get_message(m.id).await.unwrap().unwrap();
+    assert_eq!((stored.deliveries, stored.expanding), (3, true));
+}
