@@ -190,9 +190,10 @@ pub trait Store: Send + Sync {
     /// Announcements of new work stored or released by any instance sharing the database (a
     /// message with queued deliveries, deliveries released by a stopping worker), so that idle
     /// workers wake at once instead of at their next poll. `None` when the backend has no such
-    /// feed (SQLite: one process stores and claims, and wakes its workers itself). An
-    /// announcement only wakes: workers must still poll, since one may be lost (a listener
-    /// reconnecting, a full backlog).
+    /// feed. SQLite's feed holds only what this process's claims queued for other channels
+    /// (the next chunk of a mixed-channel fan-out): what the API stores, the process wakes
+    /// itself. An announcement only wakes: workers must still poll, since one may be lost (a
+    /// listener reconnecting, a full backlog).
     async fn watch_work(&self) -> Result<Option<tokio::sync::mpsc::Receiver<NewWork>>> {
         Ok(None)
     }

@@ -1,6 +1,7 @@
 //! Wakes idle channel workers when the store announces new work stored or released by any
-//! instance sharing the database (PostgreSQL `NOTIFY`); a store without announcements
-//! (SQLite, where this process wakes its own workers) leaves the workers to their polls.
+//! instance sharing the database (PostgreSQL `NOTIFY`), or queued by one channel's claim for
+//! the others (SQLite, in process); a store without announcements leaves the workers to
+//! their polls.
 
 use std::sync::Arc;
 

@@ -18,7 +18,8 @@ use crate::{Result, rules};
 /// Leases up to `limit` due deliveries of one channel; those past their deadline expire
 /// instead ([`rules::expiry`] decides which). When fewer are due, the rest of the limit comes
 /// from the next chunk of a large fan-out, stored already leased
-/// ([`fanout::expand_into_claim`]).
+/// ([`fanout::expand_into_claim`]); the channels that chunk queued work for are returned
+/// beside the claimed deliveries, to be announced once committed.
 ///
 /// The due rows come back in one aggregated JSON value (one hand-off from SQLite's thread
 /// instead of one per row); the claimed rows are not read again, since the claim's update
@@ -30,7 +31,7 @@ pub(super) async fn claim_due(
     now: OffsetDateTime,
     limit: u32,
     lease: Duration,
-) -> Result<Vec<Delivery>> {
+) -> Result<(Vec<Delivery>, Vec<String>)> {
     let due: String = sqlx::query_scalar(concat!(
         "SELECT json_group_array(",
         delivery_json_array!(),
@@ -62,10 +63,13 @@ pub(super) async fn claim_due(
     }
     let mut claimed = lease_due(&mut *conn, to_claim, now, lease).await?;
     let room = limit.saturating_sub(u32::try_from(due_count).unwrap_or(u32::MAX));
+    let mut queued_channels = Vec::new();
     if room > 0 {
-        claimed.extend(leased_chunk(conn, app, channel, now, room, lease).await?);
+        let (leased, queued) = leased_chunk(conn, app, channel, now, room, lease).await?;
+        claimed.extend(leased);
+        queued_channels = queued;
     }
-    Ok(claimed)
+    Ok((claimed, queued_channels))
 }
 
 /// The app's oldest expanding message that may reach `channel`, if any (one statement when
@@ -79,10 +83,10 @@ async fn leased_chunk(
     now: OffsetDateTime,
     room: u32,
     lease: Duration,
-) -> Result<Vec<Delivery>> {
+) -> Result<(Vec<Delivery>, Vec<String>)> {
     let pick = fanout::Pick::ForChannel { app, channel };
     let Some(expanding) = fanout::expanding_row(&mut *conn, pick).await? else {
-        return Ok(Vec::new());
+        return Ok(Default::default());
     };
     open_chunk_savepoint(&mut *conn).await?;
     let leased = fanout::expand_into_claim(&mut *conn, &expanding, channel, now, room, lease).await;

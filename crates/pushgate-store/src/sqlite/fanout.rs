@@ -79,9 +79,9 @@ pub(super) async fn expand_next(
 /// is `expanding` (the app's oldest still expanding that may reach `channel`, as
 /// [`expanding_row`] read it with [`Pick::ForChannel`]), those on `channel` in flight under a lease
 /// as [`super::claims::claim_due`] would hand them out (the others queued for their
-/// channels), and returns the leased ones. Each delivery is written once before its send
-/// instead of stored queued and then claimed. A message past its deadline has its chunk
-/// stored queued, for the claims to expire.
+/// channels); returns the leased ones and the other channels that got queued work. A leased
+/// delivery is inserted in flight instead of stored queued and then claimed. A message past
+/// its deadline has its chunk stored queued, for the claims to expire.
 pub(super) async fn expand_into_claim(
     conn: &mut SqliteConnection,
     expanding: &SqliteRow,
@@ -89,21 +89,22 @@ pub(super) async fn expand_into_claim(
     now: OffsetDateTime,
     limit: u32,
     lease: Duration,
-) -> Result<Vec<Delivery>> {
+) -> Result<(Vec<Delivery>, Vec<String>)> {
     let next = next_chunk(expanding)?;
     let (msg, t) = (&next.msg, &next.targets);
     let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await?;
     let range = Range::new(Some(&next.from), until.as_deref());
+    // Ids only grow (AUTOINCREMENT): the rows this claim stores are those after `before`.
+    let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM deliveries")
+        .fetch_one(&mut *conn)
+        .await?;
     if rules::expiry::is_expired(from_ms(deadline_ms(msg))?, now) {
         let stored = insert_audience(&mut *conn, msg, t, Some(range)).await?;
         let stored = i64::try_from(stored).unwrap_or(i64::MAX);
         advance(&mut *conn, msg, stored, &[("queued", stored)], &until, None).await?;
-        return Ok(Vec::new());
+        let queued_channels = queued_channels_after(&mut *conn, before, channel).await?;
+        return Ok((Vec::new(), queued_channels));
     }
-    // Ids only grow (AUTOINCREMENT): the rows this insert stores are those after `before`.
-    let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM deliveries")
-        .fetch_one(&mut *conn)
-        .await?;
     let hold = Lease {
         channel,
         until_ms: ms_after(now, lease),
@@ -149,7 +150,29 @@ pub(super) async fn expand_into_claim(
     let counts = [("queued", stored - in_flight), ("in_flight", in_flight)];
     let progress = (in_flight > 0).then_some(now);
     advance(&mut *conn, msg, stored, &counts, &until, progress).await?;
-    Ok(leased)
+    let queued_channels = if stored > in_flight {
+        queued_channels_after(&mut *conn, before, channel).await?
+    } else {
+        Vec::new()
+    };
+    Ok((leased, queued_channels))
+}
+
+/// The channels other than `channel` of the queued deliveries stored after id `before` (by
+/// the claim that is storing a chunk), for the store to announce.
+async fn queued_channels_after(
+    conn: &mut SqliteConnection,
+    before: i64,
+    channel: &str,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT channel FROM deliveries
+         WHERE id > $1 AND state = 'queued' AND channel <> $2",
+    )
+    .bind(before)
+    .bind(channel)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// The message `pick` names, decoded for its next chunk.

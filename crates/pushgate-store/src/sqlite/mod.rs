@@ -6,6 +6,7 @@
 //! and portable functions where it can, so that a PostgreSQL implementation can reuse most of
 //! it; lists travel as one JSON array (`json_each`).
 
+mod announce;
 mod c2dm_flow;
 mod claims;
 mod deliveries;
@@ -40,7 +41,7 @@ use uuid::Uuid;
 use crate::model::{
     App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, Expansion, InsertOutcome, MessageSummary,
-    NewDevice, NewMessage, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
+    NewDevice, NewMessage, NewWork, Page, PutDevice, QueueStats, Release, StoredMessage, Targets,
     UpstreamRecord, WebhookState,
 };
 use crate::retention::{PurgeLimits, PurgeReport};
@@ -66,6 +67,8 @@ pub struct SqliteStore {
     writer: std::sync::Arc<writer::Writer>,
     /// Most deliveries of one fan-out stored per transaction ([`StoreSettings::fanout_chunk`]).
     fanout_chunk: u32,
+    /// Who follows the work claims queue for other channels ([`Store::watch_work`]).
+    announcements: std::sync::Arc<announce::Announcements>,
 }
 
 impl SqliteStore {
@@ -124,6 +127,7 @@ impl SqliteStore {
             pool,
             writer: std::sync::Arc::new(writer::Writer::new(settings.durable_commits, true)),
             fanout_chunk: settings.fanout_chunk.max(1),
+            announcements: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -148,6 +152,7 @@ impl SqliteStore {
             // Nothing of an in-memory database reaches a disk.
             writer: std::sync::Arc::new(writer::Writer::new(false, false)),
             fanout_chunk: StoreSettings::default().fanout_chunk,
+            announcements: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -410,13 +415,21 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> Result<Vec<Delivery>> {
         let data = (app.to_string(), channel.to_string(), now, limit, lease);
-        write!(deferred self, data, |c, (app, channel, now, limit, lease)| {
+        let (claimed, queued_channels) = write!(deferred self, data, |c, (app, channel, now, limit, lease)| {
             claims::claim_due(c, app, channel, *now, *limit, *lease).await
-        })
+        })?;
+        self.announcements.announce(app, &queued_channels);
+        Ok(claimed)
     }
 
     async fn next_due(&self, app: &str, channel: &str) -> Result<Option<OffsetDateTime>> {
         read!(self, |conn| claims::next_due(&mut conn, app, channel).await)
+    }
+
+    /// Work this process's claims queued for other channels (see [`announce`]); what the API
+    /// stores, this process wakes itself.
+    async fn watch_work(&self) -> Result<Option<tokio::sync::mpsc::Receiver<NewWork>>> {
+        Ok(Some(self.announcements.follow()))
     }
 
     async fn complete(&self, results: Vec<Completion>, now: OffsetDateTime) -> Result<u64> {

@@ -380,6 +380,39 @@ contract_cases! {
         assert_eq!(s.get_message(id).await.unwrap().unwrap().deliveries, 8);
     }
 
+    async fn work_a_claim_queues_for_another_channel_is_announced(s: Arc<dyn Store>) {
+        // PostgreSQL's announcements reach every session of the database, other tests' too:
+        // this case's app is its own.
+        let app = format!("a{}", Uuid::now_v7().simple());
+        s.upsert_app(&app, true).await.unwrap();
+        // The first chunk (d1 to d3) is on the main channel, the rest on "other": only the
+        // claim that stores the next chunk queues work for "other".
+        for i in 1..=8 {
+            let mut d = dev(&format!("d{i}"), &format!("t{i}"));
+            if i > CHUNK {
+                d.channel = Some("other".into());
+            }
+            s.put_device(&app, d, t0()).await.unwrap();
+        }
+        let mut feed = s.watch_work().await.unwrap().expect("the store announces work");
+        let mut m = msg(600);
+        m.app = app.clone();
+        s.insert_message(m, &everyone()).await.unwrap();
+        assert_eq!(s.claim_due(&app, CH, secs(1), 1000, LEASE).await.unwrap().len(), 3);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let work = tokio::time::timeout_at(deadline, feed.recv())
+                .await
+                .expect("the work queued for \"other\" was never announced")
+                .expect("the feed ended");
+            if work.app == app && work.channel == "other" {
+                break;
+            }
+        }
+        let theirs = s.claim_due(&app, "other", secs(1), 1000, LEASE).await.unwrap();
+        assert_eq!(theirs.len(), 5);
+    }
+
     async fn a_leased_chunk_is_claimed_again_when_its_lease_runs_out(s: Arc<dyn Store>) {
         devices(&*s, 8).await;
         send(&*s, everyone()).await;
