@@ -251,10 +251,10 @@ async fn a_device_registered_again_while_its_purge_waits_for_it_is_kept() {
     assert_eq!(d.state, DeviceState::Active);
 }
 
-/// As on SQLite: a fan-out whose kept audience cannot be read does not stop the claims of its
-/// app, and the claim's transaction stays usable after the failed chunk.
+/// As on SQLite: a fan-out whose kept audience cannot be read is given up and does not stop
+/// its app; the claim's transaction stays usable after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_expanding_message_does_not_stop_the_claims_of_its_app() {
+async fn a_broken_expanding_message_is_given_up_and_does_not_stop_its_app() {
     let Some(schema) = fresh_schema().await else {
         return;
     };
@@ -268,7 +268,7 @@ async fn a_broken_expanding_message_does_not_stop_the_claims_of_its_app() {
             .unwrap(),
     )
     .await;
-    contract::a_broken_fanout_leaves_its_due_work_to_claim(&*s, async |id| {
+    contract::a_broken_fanout_is_given_up_and_its_app_goes_on(&*s, async |id| {
         let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
         sqlx::query("UPDATE messages SET expansion = '{not json' WHERE id = $1")
             .bind(id)

@@ -233,16 +233,16 @@ async fn the_file_stops_growing_once_retention_deletes_as_much_as_is_written() {
     );
 }
 
-/// A fan-out whose kept audience cannot be read does not stop the claims of its app.
+/// A fan-out whose kept audience cannot be read is given up; it does not stop its app.
 #[tokio::test]
-async fn a_broken_expanding_message_does_not_stop_the_claims_of_its_app() {
+async fn a_broken_expanding_message_is_given_up_and_does_not_stop_its_app() {
     let path = db_path();
     let settings = StoreSettings {
         fanout_chunk: 3,
         ..StoreSettings::default()
     };
     let s = with_apps(SqliteStore::open_with(&path, &settings).await.unwrap()).await;
-    contract::a_broken_fanout_leaves_its_due_work_to_claim(&*s, async |id| {
+    contract::a_broken_fanout_is_given_up_and_its_app_goes_on(&*s, async |id| {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}"))
             .await
             .unwrap();

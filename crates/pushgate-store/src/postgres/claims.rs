@@ -68,9 +68,10 @@ pub(super) async fn claim_due(
 }
 
 /// The app's oldest expanding message that may reach `channel`, if any (one statement when
-/// none), then [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next chunk cannot
-/// be stored (its kept audience unreadable, a statement timeout) is logged and left out of
-/// this claim, whose due work is still handed out.
+/// none), then [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next
+/// chunk cannot be stored (a statement timeout, say) is logged and left out of this claim,
+/// whose due work is still handed out; one whose kept audience cannot be read is given up
+/// ([`crate::stored::fanout::readable_chunk`]).
 async fn leased_chunk(
     conn: &mut PgConnection,
     app: &str,

@@ -13,7 +13,7 @@ use super::messages::{DELIVERY_INSERT, push_channel, push_select_head, push_sele
 use crate::model::{Delivery, DeliveryState, Expansion, NewMessage, Targets};
 use crate::stored::audience::push_audience;
 use crate::stored::fanout::{
-    Lease, NextChunk, chunk_end, expanding_query, next_chunk, push_leased_insert, push_range,
+    Lease, NextChunk, chunk_end, expanding_query, push_leased_insert, push_range, readable_chunk,
 };
 pub(super) use crate::stored::fanout::{Pick, Range, first_chunk_end, keep_pending};
 use crate::stored::{deadline_ms, decode, delivery_columns, from_ms, ms, ms_after};
@@ -103,7 +103,9 @@ pub(super) async fn expand_into_claim(
     limit: u32,
     lease: Duration,
 ) -> Result<(Vec<Delivery>, Vec<String>)> {
-    let next = next_chunk(expanding)?;
+    let Some(next) = readable_chunk(&mut *conn, expanding).await? else {
+        return Ok(Default::default());
+    };
     let (msg, t) = (&next.msg, &next.targets);
     // The end of a claim's chunk is a few hundred devices into the rest of the audience. A
     // registry without statistics yet (just imported; analyzed only by autovacuum, later)
@@ -155,14 +157,19 @@ pub(super) async fn expand_into_claim(
 }
 
 /// The message `pick` names, its row locked (messages another transaction holds skipped),
-/// decoded for its next chunk.
+/// decoded for its next chunk (one whose kept audience cannot be read is given up, and the
+/// next one `pick` names is taken: see [`readable_chunk`]).
 async fn next_of(conn: &mut PgConnection, pick: Pick<'_>) -> Result<Option<NextChunk>> {
-    let row = expanding_row(conn, pick).await?;
-    row.as_ref().map(next_chunk).transpose()
+    while let Some(row) = expanding_row(&mut *conn, pick).await? {
+        if let Some(next) = readable_chunk(&mut *conn, &row).await? {
+            return Ok(Some(next));
+        }
+    }
+    Ok(None)
 }
 
 /// The row of the message `pick` names, locked (messages another transaction holds skipped),
-/// for [`next_chunk`] (a claim decodes it in its savepoint: see [`expand_into_claim`]).
+/// for [`readable_chunk`] (a claim decodes it in its savepoint: see [`expand_into_claim`]).
 pub(super) async fn expanding_row(
     conn: &mut PgConnection,
     pick: Pick<'_>,

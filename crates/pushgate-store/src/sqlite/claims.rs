@@ -73,9 +73,10 @@ pub(super) async fn claim_due(
 }
 
 /// The app's oldest expanding message that may reach `channel`, if any (one statement when
-/// none), then [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next chunk cannot
-/// be stored (its kept audience unreadable, say) is logged and left out of this claim, whose
-/// due work is still handed out; it is not undone with the claim.
+/// none), then [`fanout::expand_into_claim`] in a savepoint of its own: a fan-out whose next
+/// chunk cannot be stored is logged and left out of this claim, whose due work is still
+/// handed out; it is not undone with the claim. One whose kept audience cannot be read is
+/// given up ([`crate::stored::fanout::readable_chunk`]).
 async fn leased_chunk(
     conn: &mut SqliteConnection,
     app: &str,

@@ -15,7 +15,7 @@ use super::targets::push_audience;
 use crate::model::{Delivery, DeliveryState, Expansion, NewMessage, Targets};
 use crate::stored::deadline_ms;
 use crate::stored::fanout::{
-    Lease, NextChunk, chunk_end, expanding_query, next_chunk, push_leased_insert, push_range,
+    Lease, NextChunk, chunk_end, expanding_query, push_leased_insert, push_range, readable_chunk,
 };
 pub(super) use crate::stored::fanout::{Pick, Range, first_chunk_end, keep_pending};
 use crate::{Result, StoreError, rules};
@@ -90,7 +90,9 @@ pub(super) async fn expand_into_claim(
     limit: u32,
     lease: Duration,
 ) -> Result<(Vec<Delivery>, Vec<String>)> {
-    let next = next_chunk(expanding)?;
+    let Some(next) = readable_chunk(&mut *conn, expanding).await? else {
+        return Ok(Default::default());
+    };
     let (msg, t) = (&next.msg, &next.targets);
     let until = chunk_end(&mut *conn, msg, t, Some(&next.from), limit).await?;
     let range = Range::new(Some(&next.from), until.as_deref());
@@ -175,13 +177,18 @@ async fn queued_channels_after(
     .await?)
 }
 
-/// The message `pick` names, decoded for its next chunk.
+/// The message `pick` names, decoded for its next chunk (one whose kept audience cannot be
+/// read is given up, and the next one `pick` names is taken: see [`readable_chunk`]).
 async fn next_of(conn: &mut SqliteConnection, pick: Pick<'_>) -> Result<Option<NextChunk>> {
-    let row = expanding_row(conn, pick).await?;
-    row.as_ref().map(next_chunk).transpose()
+    while let Some(row) = expanding_row(&mut *conn, pick).await? {
+        if let Some(next) = readable_chunk(&mut *conn, &row).await? {
+            return Ok(Some(next));
+        }
+    }
+    Ok(None)
 }
 
-/// The row of the message `pick` names, for [`next_chunk`] (a claim decodes it in its
+/// The row of the message `pick` names, for [`readable_chunk`] (a claim decodes it in its
 /// savepoint: see [`expand_into_claim`]).
 pub(super) async fn expanding_row(
     conn: &mut SqliteConnection,

@@ -102,6 +102,36 @@ pub(crate) fn next_chunk(row: &impl RowRead) -> Result<NextChunk> {
     })
 }
 
+/// Decodes a row of [`expanding_query`] for its next chunk; a row whose kept audience cannot
+/// be read (damaged: this version never writes one) has the rest of its fan-out given up
+/// instead, in the caller's transaction, and `None` is returned: the message stops expanding
+/// (what it stored is still sent), so that it no longer stands before its app's later
+/// fan-outs, which claims and the fan-out task take the oldest first. Logged as an error
+/// naming the message.
+pub(crate) async fn readable_chunk<DB, C>(
+    conn: &mut C,
+    row: &impl RowRead,
+) -> Result<Option<NextChunk>>
+where
+    DB: Database,
+    for<'c> &'c mut C: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'t> uuid::Uuid: Encode<'t, DB> + Type<DB>,
+{
+    let problem = match next_chunk(row) {
+        Err(StoreError::Corrupt(problem)) => problem,
+        other => return other.map(Some),
+    };
+    let id = row.uuid("id")?;
+    tracing::error!(message_id = %id, app = row.text("app").ok(), problem,
+        "the kept audience of a fan-out cannot be read; the rest of its audience is given up");
+    sqlx::query::<DB>("UPDATE messages SET expansion = NULL, expand_from = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(None)
+}
+
 /// Devices a fan-out stores per transaction unless configured otherwise.
 pub const DEFAULT_CHUNK: u32 = 10_000;
 
@@ -403,7 +433,7 @@ where
 }
 
 /// Closes the savepoint of [`open_chunk_savepoint`] after the claim's chunk was tried: a chunk
-/// that could not be stored (its kept audience unreadable, a statement timeout) is undone and
+/// that could not be stored (a statement timeout, a full disk) is undone and
 /// logged, and the claim goes on with its due work alone (nothing from the fan-out).
 pub(crate) async fn close_chunk_savepoint<DB, C, T: Default>(
     conn: &mut C,

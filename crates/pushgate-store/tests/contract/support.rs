@@ -149,31 +149,53 @@ pub async fn answer(s: &dyn Store, d: &Delivery, outcome: Outcome) {
 }
 
 /// On a store whose fan-out chunk is 3 devices: a fan-out to eight devices whose kept audience
-/// `break_expansion` then makes unreadable (in the backend's own SQL) does not stop the claims
-/// of its app: the first chunk's due work is handed out, the broken chunk left out and undone.
-pub async fn a_broken_fanout_leaves_its_due_work_to_claim(
+/// `break_expansion` then makes unreadable (in the backend's own SQL) does not stop its app:
+/// the claim hands out the first chunk's due work and gives up the rest of the broken
+/// fan-out, so a later fan-out of the app is expanded by the next claim; the fan-out task
+/// gives up a broken message too and stores the next one's chunk.
+pub async fn a_broken_fanout_is_given_up_and_its_app_goes_on(
     s: &dyn Store,
-    break_expansion: impl AsyncFnOnce(Uuid),
+    break_expansion: impl AsyncFn(Uuid),
 ) {
     devices(s, 8).await;
-    let m = msg(600);
     let everyone = Targets {
         all: true,
         ..Default::default()
     };
-    assert!(
-        s.insert_message(m.clone(), &everyone)
-            .await
-            .unwrap()
-            .expanding
-    );
-    break_expansion(m.id).await;
+    let fanout = async |s: &dyn Store| {
+        let m = msg(600);
+        assert!(
+            s.insert_message(m.clone(), &everyone)
+                .await
+                .unwrap()
+                .expanding
+        );
+        m.id
+    };
+    let broken = fanout(s).await;
+    break_expansion(broken).await;
     let claimed = s.claim_due("app", CH, secs(1), 1000, LEASE).await.unwrap();
     let got: Vec<_> = claimed
         .iter()
-        .map(|d| d.device_id.clone().unwrap())
+        .map(|d| (d.message_id, d.device_id.clone().unwrap()))
         .collect();
-    assert_eq!(got, ["d1", "d2", "d3"]);
-    let stored = s.get_message(m.id).await.unwrap().unwrap();
-    assert_eq!((stored.deliveries, stored.expanding), (3, true));
+    let first_chunk: Vec<_> = ["d1", "d2", "d3"]
+        .iter()
+        .map(|d| (broken, d.to_string()))
+        .collect();
+    assert_eq!(got, first_chunk);
+    let stored = s.get_message(broken).await.unwrap().unwrap();
+    assert_eq!((stored.deliveries, stored.expanding), (3, false));
+    // The app's next fan-out is no longer held behind it: one claim takes all of it.
+    let next = fanout(s).await;
+    let claimed = s.claim_due("app", CH, secs(2), 1000, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 8, "{claimed:?}");
+    assert!(claimed.iter().all(|d| d.message_id == next), "{claimed:?}");
+    // The fan-out task, too, gives up a broken message and goes on with the next.
+    let broken = fanout(s).await;
+    break_expansion(broken).await;
+    let next = fanout(s).await;
+    let step = s.expand_audience(secs(3), None).await.unwrap().unwrap();
+    assert_eq!((step.message_id, step.stored), (next, 3));
+    assert!(!s.get_message(broken).await.unwrap().unwrap().expanding);
 }
