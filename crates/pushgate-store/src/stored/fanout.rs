@@ -102,8 +102,9 @@ pub(crate) fn next_chunk(row: &impl RowRead) -> Result<NextChunk> {
     })
 }
 
-/// Decodes a row of [`expanding_query`] for its next chunk; a row whose kept audience cannot
-/// be read (damaged: this version never writes one) has the rest of its fan-out given up
+/// Decodes a row of [`expanding_query`] for its next chunk; a row that cannot be decoded (its
+/// kept audience or cursor damaged: this version never writes one) has the rest of its
+/// fan-out given up
 /// instead, in the caller's transaction, and `None` is returned: the message stops expanding
 /// (what it stored is still sent), so that it no longer stands before its app's later
 /// fan-outs, which claims and the fan-out task take the oldest first. Logged as an error
@@ -119,8 +120,8 @@ where
     for<'t> uuid::Uuid: Encode<'t, DB> + Type<DB>,
 {
     let problem = match next_chunk(row) {
-        Err(StoreError::Corrupt(problem)) => problem,
-        other => return other.map(Some),
+        Ok(next) => return Ok(Some(next)),
+        Err(e) => e.to_string(),
     };
     let id = row.uuid("id")?;
     tracing::error!(message_id = %id, app = row.text("app").ok(), problem,

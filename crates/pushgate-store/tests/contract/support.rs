@@ -162,8 +162,11 @@ pub async fn a_broken_fanout_is_given_up_and_its_app_goes_on(
         all: true,
         ..Default::default()
     };
-    let fanout = async |s: &dyn Store| {
-        let m = msg(600);
+    // Each fan-out accepted a millisecond after the one before: claims and the fan-out task
+    // take the oldest first.
+    let fanout = async |s: &dyn Store, nth: i64| {
+        let mut m = msg(600);
+        m.created_at = t0() + time::Duration::milliseconds(nth);
         assert!(
             s.insert_message(m.clone(), &everyone)
                 .await
@@ -172,7 +175,7 @@ pub async fn a_broken_fanout_is_given_up_and_its_app_goes_on(
         );
         m.id
     };
-    let broken = fanout(s).await;
+    let broken = fanout(s, 1).await;
     break_expansion(broken).await;
     let claimed = s.claim_due("app", CH, secs(1), 1000, LEASE).await.unwrap();
     let got: Vec<_> = claimed
@@ -187,14 +190,14 @@ pub async fn a_broken_fanout_is_given_up_and_its_app_goes_on(
     let stored = s.get_message(broken).await.unwrap().unwrap();
     assert_eq!((stored.deliveries, stored.expanding), (3, false));
     // The app's next fan-out is no longer held behind it: one claim takes all of it.
-    let next = fanout(s).await;
+    let next = fanout(s, 2).await;
     let claimed = s.claim_due("app", CH, secs(2), 1000, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 8, "{claimed:?}");
     assert!(claimed.iter().all(|d| d.message_id == next), "{claimed:?}");
     // The fan-out task, too, gives up a broken message and goes on with the next.
-    let broken = fanout(s).await;
+    let broken = fanout(s, 3).await;
     break_expansion(broken).await;
-    let next = fanout(s).await;
+    let next = fanout(s, 4).await;
     let step = s.expand_audience(secs(3), None).await.unwrap().unwrap();
     assert_eq!((step.message_id, step.stored), (next, 3));
     assert!(!s.get_message(broken).await.unwrap().unwrap().expanding);
