@@ -20,7 +20,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pushgate_proto::Outcome;
 use pushgate_proto::token::short_token;
-use pushgate_store::{Completion, Delivery, Release, Store};
+use pushgate_store::{Completion, Delivery, Release, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -398,22 +398,37 @@ async fn release(l: &ChannelLoop, chunk: &[Delivery]) {
     }
 }
 
+/// Why a claimed batch's message cannot be sent now.
+enum Unsendable {
+    /// The store could not be read (the database away, say): the batch is left to its
+    /// leases, and sent again once they run out.
+    StoreAway(String),
+    /// The message is gone or cannot be decoded: its deliveries fail for good.
+    Unreadable(String),
+}
+
 /// The payload of a message, from the cache or the store.
-async fn payload(shared: &Shared, id: Uuid) -> Result<Arc<Payload>, String> {
+async fn payload(shared: &Shared, id: Uuid) -> Result<Arc<Payload>, Unsendable> {
     if let Some(p) = shared.payloads.lock().get(&id) {
         return Ok(p.clone());
     }
-    let stored = shared
-        .l
-        .store
-        .get_message(id)
-        .await
-        .map_err(|e| format!("cannot read message {id}: {e}"))?
-        .ok_or_else(|| format!("message {id} is gone"))?;
-    let p = Arc::new(
-        Payload::from_json(&stored.payload)
-            .map_err(|e| format!("stored payload of {id} is unreadable: {e}"))?,
-    );
+    let stored = match shared.l.store.get_message(id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Err(Unsendable::Unreadable(format!("message {id} is gone"))),
+        Err(e @ StoreError::Corrupt(_)) => {
+            return Err(Unsendable::Unreadable(format!(
+                "stored message {id} is unreadable: {e}"
+            )));
+        }
+        Err(e) => {
+            return Err(Unsendable::StoreAway(format!(
+                "cannot read message {id}: {e}"
+            )));
+        }
+    };
+    let p = Arc::new(Payload::from_json(&stored.payload).map_err(|e| {
+        Unsendable::Unreadable(format!("stored payload of {id} is unreadable: {e}"))
+    })?);
     let mut cache = shared.payloads.lock();
     if cache.len() >= PAYLOAD_CACHE {
         cache.clear();
@@ -434,7 +449,13 @@ async fn send_batch(
     let Some(first) = chunk.first() else { return };
     let outcomes = match payload(shared, first.message_id).await {
         Ok(p) => send_to_provider(l, &chunk, p).await,
-        Err(problem) => {
+        Err(Unsendable::StoreAway(problem)) => {
+            // Nothing reached the provider: no answer to record (the store is likely away
+            // for that too). The leases run out and the deliveries are claimed again.
+            warn!(%problem, deliveries = chunk.len(), "cannot send; the deliveries wait for their leases to run out");
+            return;
+        }
+        Err(Unsendable::Unreadable(problem)) => {
             warn!(%problem, "cannot send");
             vec![
                 Outcome::MessageRejected {
