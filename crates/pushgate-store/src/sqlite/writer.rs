@@ -59,6 +59,19 @@ use crate::{Result, StoreError};
 /// (medians), for about 7 MiB more of idle RSS at 1,000,000 devices (46 → 53 MiB).
 const WRITER_CACHE_KIB: u32 = 8192;
 
+/// Pages the write-ahead log grows to before a commit of the writer checkpoints it into the
+/// database (SQLite's default is 1,000, 4 MB). Each new device dirties a page of the token-key
+/// index at a random place, and past a few hundred thousand devices a cycle of imports dirties
+/// thousands of them: with the default, every cycle ended with a checkpoint writing them all
+/// back; with a larger log, a page dirtied by several cycles goes back once. Measured on the
+/// import of 1,000,000 devices, three alternating pairs: 35,202 → 41,314 devices/s (medians),
+/// the fan-out and the singles no slower; the log takes up to about 40 MB of disk.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
+/// Largest size the write-ahead log is kept at once checkpointed (it is reused, not shrunk,
+/// below this): bounds its disk use when readers held a checkpoint back and it grew further.
+const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Most jobs one cycle stores (bounds how long a cycle holds SQLite's write lock).
 const MAX_CYCLE: usize = 1024;
 
@@ -391,7 +404,9 @@ impl Writer {
         }
         let mut conn = pool.acquire().await?.detach();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA cache_size = -{WRITER_CACHE_KIB}"
+            "PRAGMA cache_size = -{WRITER_CACHE_KIB};
+             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
+             PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}"
         )))
         .execute(&mut conn)
         .await?;
