@@ -104,11 +104,10 @@ pub(crate) fn next_chunk(row: &impl RowRead) -> Result<NextChunk> {
 
 /// Decodes a row of [`expanding_query`] for its next chunk; a row that cannot be decoded (its
 /// kept audience or cursor damaged: this version never writes one) has the rest of its
-/// fan-out given up
-/// instead, in the caller's transaction, and `None` is returned: the message stops expanding
-/// (what it stored is still sent), so that it no longer stands before its app's later
-/// fan-outs, which claims and the fan-out task take the oldest first. Logged as an error
-/// naming the message.
+/// fan-out given up instead, in the caller's transaction, and `None` is returned: the message
+/// stops expanding (what it stored is still sent), so that it no longer stands before its
+/// app's later fan-outs, which claims and the fan-out task take the oldest first. Logged as
+/// an error naming the message.
 pub(crate) async fn readable_chunk<DB, C>(
     conn: &mut C,
     row: &impl RowRead,
