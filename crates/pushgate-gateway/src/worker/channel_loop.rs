@@ -451,8 +451,14 @@ async fn send_batch(
         Ok(p) => send_to_provider(l, &chunk, p).await,
         Err(Unsendable::StoreAway(problem)) => {
             // Nothing reached the provider: no answer to record (the store is likely away
-            // for that too). The leases run out and the deliveries are claimed again.
+            // for that too). The leases run out and the deliveries are claimed again. Claims
+            // may still work while reads fail: the loop waits a poll before claiming more,
+            // rather than leasing out its whole backlog batch after batch.
             warn!(%problem, deliveries = chunk.len(), "cannot send; the deliveries wait for their leases to run out");
+            l.status.error(now(), problem);
+            let until = now() + l.settings.idle_poll;
+            let mut pause = shared.pause_until.lock();
+            *pause = Some(pause.map_or(until, |old| old.max(until)));
             return;
         }
         Err(Unsendable::Unreadable(problem)) => {
