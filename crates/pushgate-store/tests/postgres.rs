@@ -270,7 +270,7 @@ async fn a_broken_expanding_message_is_given_up_and_does_not_stop_its_app() {
     .await;
     contract::a_broken_fanout_is_given_up_and_its_app_goes_on(&*s, async |id| {
         let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
-        sqlx::query("UPDATE messages SET expansion = '{not json' WHERE id = $1")
+        sqlx::query(contract::BREAK_EXPANSION)
             .bind(id)
             .execute(&pool)
             .await

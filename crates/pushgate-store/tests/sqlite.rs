@@ -246,7 +246,7 @@ async fn a_broken_expanding_message_is_given_up_and_does_not_stop_its_app() {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}"))
             .await
             .unwrap();
-        sqlx::query("UPDATE messages SET expansion = '{not json' WHERE id = $1")
+        sqlx::query(contract::BREAK_EXPANSION)
             .bind(id)
             .execute(&pool)
             .await

@@ -148,6 +148,10 @@ pub async fn answer(s: &dyn Store, d: &Delivery, outcome: Outcome) {
     s.complete(vec![done(d, outcome)], secs(2)).await.unwrap();
 }
 
+/// What a backend's `break_expansion` runs (bound to the message id) to make a kept audience
+/// unreadable, for [`a_broken_fanout_is_given_up_and_its_app_goes_on`].
+pub const BREAK_EXPANSION: &str = "UPDATE messages SET expansion = '{not json' WHERE id = $1";
+
 /// On a store whose fan-out chunk is 3 devices: a fan-out to eight devices whose kept audience
 /// `break_expansion` then makes unreadable (in the backend's own SQL) does not stop its app:
 /// the claim hands out the first chunk's due work and gives up the rest of the broken
