@@ -136,6 +136,7 @@ mod tests {
                     idempotency_key: None,
                     request_hash: None,
                     created_at: hour_ago,
+                    channels: None,
                 };
                 let to = Targets {
                     device_ids: vec!["d".into()],

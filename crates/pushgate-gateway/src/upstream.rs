@@ -164,6 +164,7 @@ impl UpstreamHandler {
             idempotency_key: Some(format!("echo:{}", m.message_id)),
             request_hash: None,
             created_at: OffsetDateTime::now_utc(),
+            channels: None,
         };
         let targets = Targets {
             tokens: vec![m.from.clone()],

@@ -60,6 +60,7 @@ async fn work_stored_by_another_instance_wakes_the_idle_workers() {
         idempotency_key: None,
         request_hash: None,
         created_at: time::OffsetDateTime::now_utc(),
+        channels: None,
     };
     let targets = Targets {
         device_ids: vec!["d1".into()],

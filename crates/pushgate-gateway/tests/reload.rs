@@ -436,6 +436,107 @@ async fn removing_an_app_stops_its_requests_and_keeps_its_stored_work() {
     s.emu.shutdown().await;
 }
 
+/// Shop's configuration with a second legacy channel, `second`, besides its default `gcm`.
+fn config_with_second_channel(s: &Setup) -> String {
+    config(s, false, true, 8).replace(
+        "default = true\n",
+        "default = true\ndefault_channel = \"gcm\"\n",
+    ) + &format!(
+        "[apps.shop.channels.second]\nkind = \"legacy\"\napi_key = \"{DEFAULT_API_KEY}\"\n\
+         endpoint = \"{}/gcm/send\"\n",
+        s.emu_base
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_device_of_a_removed_channel_is_refused_and_others_are_not() {
+    let mut s = setup().await;
+    s.write(&config_with_second_channel(&s));
+    let (status, report) = s.reload(Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let phone = s.device("shop", SHOP_KEY, "phone").await;
+    let old = s.device("shop", SHOP_KEY, "old").await;
+    let (status, body) = s
+        .call(
+            Some(SHOP_KEY),
+            Method::PUT,
+            "/v1/apps/shop/devices/old",
+            Some(json!({"token": old, "channel": "second"})),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    // The channel goes; the device registered on it stays.
+    s.write(&config(&s, false, true, 8));
+    let (status, report) = s.reload(Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["channels_removed"], json!(["shop/second"]));
+
+    // Concurrent messages (stored together): each to `old` is refused, naming the channel;
+    // each to `phone` is accepted and delivered.
+    let mut posts = Vec::new();
+    for i in 0..24 {
+        let device = if i % 6 == 0 { "old" } else { "phone" };
+        let body = json!({"targets": {"device_ids": [device]}, "data": {"case": format!("c{i}")}});
+        let (http, base) = (s.http.clone(), s.base.clone());
+        posts.push(tokio::spawn(async move {
+            let path = "/v1/apps/shop/messages";
+            let answer = call(&http, &base, Some(SHOP_KEY), Method::POST, path, Some(body)).await;
+            (device, i, answer)
+        }));
+    }
+    let mut delivered_cases = BTreeSet::new();
+    for post in posts {
+        let (device, i, (status, body)) = post.await.unwrap();
+        if device == "old" {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"]["field"], "targets", "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("\"second\"") && message.contains("not configured"),
+                "{message}"
+            );
+        } else {
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            delivered_cases.insert(format!("c{i}"));
+        }
+    }
+    assert_eq!(delivered_cases.len(), 20);
+    pushgate_testkit::eventually_ok("delivered", Duration::from_secs(20), || async {
+        let got = s.received(&phone).await;
+        if got == delivered_cases {
+            Ok(())
+        } else {
+            Err(got)
+        }
+    })
+    .await;
+    assert!(
+        s.received(&old).await.is_empty(),
+        "nothing reached the old device"
+    );
+    // Naming a configured channel still reaches it.
+    let (status, body) = s
+        .call(
+            Some(SHOP_KEY),
+            Method::POST,
+            "/v1/apps/shop/messages",
+            Some(json!({"targets": {"device_ids": ["old"]}, "data": {"case": "moved"}, "channel": "gcm"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    pushgate_testkit::eventually_ok("delivered", Duration::from_secs(20), || async {
+        let got = s.received(&old).await;
+        if got.contains("moved") {
+            Ok(())
+        } else {
+            Err(got)
+        }
+    })
+    .await;
+    s.gw.take().unwrap().shutdown().await;
+    s.emu.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloading_takes_an_admin_key_and_reports_start_only_settings() {
     let mut s = setup().await;
@@ -486,15 +587,7 @@ async fn the_openapi_document_follows_a_reload() {
         async move { http.get(url).send().await.unwrap().text().await.unwrap() }
     };
     assert!(!doc(&s).await.contains("\"second\""));
-    let two_channels = config(&s, false, true, 8).replace(
-        "default = true\n",
-        "default = true\ndefault_channel = \"gcm\"\n",
-    ) + &format!(
-        "[apps.shop.channels.second]\nkind = \"legacy\"\napi_key = \"{DEFAULT_API_KEY}\"\n\
-         endpoint = \"{}/gcm/send\"\n",
-        s.emu_base
-    );
-    s.write(&two_channels);
+    s.write(&config_with_second_channel(&s));
     let (status, report) = s.reload(Some(ADMIN)).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["channels_added"], json!(["shop/second"]));

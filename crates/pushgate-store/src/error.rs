@@ -34,6 +34,10 @@ pub enum StoreError {
     /// A stored value could not be read back (unknown state name, bad timestamp, bad JSON).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A message would queue a delivery on a channel outside its
+    /// [`NewMessage::channels`](crate::model::NewMessage::channels); nothing was stored.
+    #[error("a delivery would be queued on channel {0:?}, which the message may not use")]
+    UnlistedChannel(String),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -226,6 +226,19 @@ pub struct Targets {
     pub all: bool,
 }
 
+impl Targets {
+    /// True when the targets name every device they reach (by id or by token) and select
+    /// none by label: all of the message's deliveries are stored with it, none by a later
+    /// chunk of a fan-out, so what the insert checks covers the whole message.
+    pub fn names_only(&self) -> bool {
+        !self.all
+            && self.users.is_empty()
+            && self.tags.is_empty()
+            && self.topic.is_none()
+            && self.condition.is_none()
+    }
+}
+
 /// A message accepted from the application, stored with its deliveries before the API
 /// answers 202.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,6 +261,14 @@ pub struct NewMessage {
     pub request_hash: Option<String>,
     /// Acceptance time; deliveries are due from then and expire at `created_at + ttl_secs`.
     pub created_at: OffsetDateTime,
+    /// When set, the only channels the message may queue deliveries on: an insert that would
+    /// queue one on another channel (a device registered on a channel since removed from the
+    /// configuration) stores nothing and fails with [`StoreError::UnlistedChannel`]. This lets
+    /// the API check a payload against every channel of the app instead of reading first
+    /// which channels the targets reach. Checked on the deliveries stored with the message,
+    /// not on later chunks of a fan-out.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
 }
 
 /// What [`crate::Store::insert_message`] did.
@@ -269,6 +290,9 @@ pub struct InsertOutcome {
     ///
     /// [`Store::expand_audience`]: crate::Store::expand_audience
     pub expanding: bool,
+    /// The channels this insert queued deliveries on, sorted, so that the caller can wake
+    /// their workers (none for a repeat).
+    pub queued_channels: Vec<String>,
 }
 
 /// What one step of a large fan-out's expansion stored ([`Store::expand_audience`]).

@@ -38,6 +38,7 @@ fn message() -> NewMessage {
         idempotency_key: None,
         request_hash: None,
         created_at: t0(),
+        channels: None,
     }
 }
 

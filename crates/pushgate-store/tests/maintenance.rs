@@ -32,6 +32,7 @@ fn message(created_at: OffsetDateTime) -> NewMessage {
         idempotency_key: None,
         request_hash: None,
         created_at,
+        channels: None,
     }
 }
 

@@ -359,6 +359,7 @@ async fn real_traffic(store: &dyn Store) {
         idempotency_key: None,
         request_hash: None,
         created_at: t0(),
+        channels: None,
     };
     let all = Targets {
         all: true,

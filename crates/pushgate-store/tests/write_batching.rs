@@ -33,6 +33,7 @@ fn message(app: &str) -> NewMessage {
         idempotency_key: None,
         request_hash: None,
         created_at: t0(),
+        channels: None,
     }
 }
 

@@ -144,6 +144,7 @@ async fn registration(
             idempotency_key: None,
             request_hash: None,
             created_at: now,
+            channels: None,
         },
     };
     match state.store.c2dm_flow_register(&app.name, reg, now).await {

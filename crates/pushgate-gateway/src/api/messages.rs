@@ -18,7 +18,7 @@ use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::query::StrictQuery;
 use super::views::{Accepted, DeliveryView, ErrorBody, MessageStatus, rfc3339};
-use crate::message::{SendBody, parse_send_body, request_digest};
+use crate::message::{ParsedSend, Payload, SendBody, parse_send_body, request_digest};
 
 /// The error code of a message that retention deleted.
 pub const EXPIRED_FROM_HISTORY: &str = "expired_from_history";
@@ -105,35 +105,7 @@ pub(crate) async fn accept(
             format!("app {:?} has no channel {ch:?}", app.name),
         ));
     }
-    // A channel named in the request is the only one reached (and it exists, checked just
-    // above): no need to ask the database.
-    let reached = match &channel_override {
-        Some(ch) => vec![ch.clone()],
-        None => {
-            state
-                .store
-                .reached_channels(&app.name, &parsed.targets, None, &app.default_channel)
-                .await?
-        }
-    };
-    for name in &reached {
-        let entry = state.channels.get(&app.name, name).ok_or_else(|| {
-            ApiError::invalid(
-                "targets",
-                format!("reaches devices of channel {name:?}, which is not configured"),
-            )
-        })?;
-        entry.channel.check(&parsed.payload).map_err(|e| {
-            ApiError::invalid(
-                e.field.clone(),
-                format!(
-                    "{} (channel {name:?}, {})",
-                    e.problem,
-                    entry.channel.kind().as_str()
-                ),
-            )
-        })?;
-    }
+    let channels = checked_channels(state, app, &parsed, channel_override.as_deref()).await?;
     // Compared only when the same key comes again: a message without one needs none.
     let request_hash = key.as_ref().map(|_| request_digest(&parsed.body));
     let msg = NewMessage {
@@ -147,8 +119,12 @@ pub(crate) async fn accept(
         idempotency_key: key,
         request_hash,
         created_at: OffsetDateTime::now_utc(),
+        channels,
     };
-    let out = state.store.insert_message(msg, &parsed.targets).await?;
+    let out = match state.store.insert_message(msg, &parsed.targets).await {
+        Err(StoreError::UnlistedChannel(name)) => return Err(unconfigured(&name)),
+        other => other?,
+    };
     if out.duplicate && !out.same_request {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -156,12 +132,70 @@ pub(crate) async fn accept(
             "this Idempotency-Key was used for a different request",
         ));
     }
-    if !out.duplicate && out.queued > 0 {
-        for name in &reached {
-            state.channels.wake(&app.name, name);
-        }
+    for name in &out.queued_channels {
+        state.channels.wake(&app.name, name);
     }
     Ok(out)
+}
+
+/// Checks the payload against the channels the message may reach, and returns the list the
+/// store must keep its deliveries to, if any. The channel named in the request is the only
+/// one reached (and it exists). Targets that name their devices need no read first when the
+/// payload passes every channel of the app: the store refuses a delivery on any other (a
+/// device registered on a channel since removed). Otherwise, the channels the targets reach
+/// are read from the store and each is checked.
+async fn checked_channels(
+    state: &AppState,
+    app: &AppInfo,
+    parsed: &ParsedSend,
+    channel_override: Option<&str>,
+) -> ApiResult<Option<Vec<String>>> {
+    if let Some(name) = channel_override {
+        check_on(state, app, name, &parsed.payload)?;
+        return Ok(None);
+    }
+    if parsed.targets.names_only()
+        && app
+            .channels
+            .iter()
+            .all(|name| check_on(state, app, name, &parsed.payload).is_ok())
+    {
+        return Ok(Some(app.channels.clone()));
+    }
+    let reached = state
+        .store
+        .reached_channels(&app.name, &parsed.targets, None, &app.default_channel)
+        .await?;
+    for name in &reached {
+        check_on(state, app, name, &parsed.payload)?;
+    }
+    Ok(None)
+}
+
+/// Checks the payload against one channel of the app, naming the channel in the error.
+fn check_on(state: &AppState, app: &AppInfo, name: &str, payload: &Payload) -> ApiResult<()> {
+    let entry = state
+        .channels
+        .get(&app.name, name)
+        .ok_or_else(|| unconfigured(name))?;
+    entry.channel.check(payload).map_err(|e| {
+        ApiError::invalid(
+            e.field.clone(),
+            format!(
+                "{} (channel {name:?}, {})",
+                e.problem,
+                entry.channel.kind().as_str()
+            ),
+        )
+    })
+}
+
+/// The answer to a message that reaches devices of a channel the gateway does not run.
+fn unconfigured(name: &str) -> ApiError {
+    ApiError::invalid(
+        "targets",
+        format!("reaches devices of channel {name:?}, which is not configured"),
+    )
 }
 
 /// Query of a message's results.

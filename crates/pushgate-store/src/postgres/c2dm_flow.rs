@@ -4,10 +4,10 @@
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 
-use super::messages::{self, Inserted};
+use super::messages;
 use super::registry;
 use crate::Result;
-use crate::model::C2dmFlowRegistration;
+use crate::model::{C2dmFlowRegistration, InsertOutcome};
 use crate::store::Confirmation;
 use crate::stored::{constant_time_eq, ms};
 
@@ -17,7 +17,7 @@ pub(super) async fn register(
     app: &str,
     reg: &C2dmFlowRegistration,
     now: OffsetDateTime,
-) -> Result<Inserted> {
+) -> Result<InsertOutcome> {
     registry::require_app(&mut *conn, app).await?;
     // A new device has no token until it confirms; an existing one keeps its current token.
     sqlx::query(

@@ -10,6 +10,7 @@ use super::registry;
 use crate::Result;
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::stored::audience::has_audience;
+use crate::stored::check_listed;
 use crate::stored::{count, deadline_ms, decode, message_columns, ms};
 
 /// Column list of every `INSERT INTO deliveries` here.
@@ -58,21 +59,14 @@ async fn insert_message_row(
         duplicate: true,
         same_request: first_hash == msg.request_hash,
         expanding: row.try_get("expanding")?,
+        queued_channels: Vec::new(),
     }))
 }
 
-/// A stored message's counts, and the channels it queued work on (to be announced to idle
-/// workers once the transaction has committed).
-pub(super) struct Inserted {
-    /// What the API answers.
-    pub(super) outcome: InsertOutcome,
-    /// Channels with queued deliveries of this message (none for a repeated request).
-    pub(super) queued_channels: Vec<String>,
-}
-
 /// Counts the message's deliveries into its row and reports the counts and the channels
-/// with queued work.
-async fn finish_message(conn: &mut PgConnection, id: Uuid) -> Result<Inserted> {
+/// with queued work; refuses a channel outside the message's own list (see
+/// [`NewMessage::channels`]).
+async fn finish_message(conn: &mut PgConnection, msg: &NewMessage) -> Result<InsertOutcome> {
     let row = sqlx::query(
         "UPDATE messages m SET deliveries = c.n, queued = c.q
          FROM (SELECT COUNT(*) AS n,
@@ -84,21 +78,21 @@ async fn finish_message(conn: &mut PgConnection, id: Uuid) -> Result<Inserted> {
          WHERE m.id = $1
          RETURNING c.n, c.q, c.channels",
     )
-    .bind(id)
+    .bind(msg.id)
     .fetch_one(&mut *conn)
     .await?;
     let n: i64 = row.try_get("n")?;
     let q: i64 = row.try_get("q")?;
-    Ok(Inserted {
-        outcome: InsertOutcome {
-            message_id: id,
-            deliveries: count(n),
-            queued: count(q),
-            duplicate: false,
-            same_request: true,
-            expanding: false,
-        },
-        queued_channels: row.try_get("channels")?,
+    let queued_channels: Vec<String> = row.try_get("channels")?;
+    check_listed(msg, &queued_channels)?;
+    Ok(InsertOutcome {
+        message_id: msg.id,
+        deliveries: count(n),
+        queued: count(q),
+        duplicate: false,
+        same_request: true,
+        expanding: false,
+        queued_channels,
     })
 }
 
@@ -138,13 +132,10 @@ pub(super) async fn insert_message(
     msg: &NewMessage,
     t: &Targets,
     chunk: u32,
-) -> Result<Inserted> {
+) -> Result<InsertOutcome> {
     registry::require_app(&mut *conn, &msg.app).await?;
     if let Some(first) = insert_message_row(&mut *conn, msg).await? {
-        return Ok(Inserted {
-            outcome: first,
-            queued_channels: Vec::new(),
-        });
+        return Ok(first);
     }
     let mut expanding = false;
     if has_audience(t) {
@@ -164,8 +155,8 @@ pub(super) async fn insert_message(
     if !t.tokens.is_empty() {
         insert_raw_tokens(&mut *conn, msg, &t.tokens).await?;
     }
-    let mut inserted = finish_message(conn, msg.id).await?;
-    inserted.outcome.expanding = expanding;
+    let mut inserted = finish_message(conn, msg).await?;
+    inserted.expanding = expanding;
     Ok(inserted)
 }
 
@@ -251,12 +242,9 @@ pub(super) async fn insert_single(
     device_id: &str,
     token: &str,
     channel: &str,
-) -> Result<Inserted> {
+) -> Result<InsertOutcome> {
     if let Some(first) = insert_message_row(&mut *conn, msg).await? {
-        return Ok(Inserted {
-            outcome: first,
-            queued_channels: Vec::new(),
-        });
+        return Ok(first);
     }
     let created = ms(msg.created_at);
     sqlx::query(
@@ -273,7 +261,7 @@ pub(super) async fn insert_single(
     .bind(deadline_ms(msg))
     .execute(&mut *conn)
     .await?;
-    finish_message(conn, msg.id).await
+    finish_message(conn, msg).await
 }
 
 /// One message, if stored.

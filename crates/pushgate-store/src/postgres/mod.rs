@@ -256,8 +256,8 @@ impl Store for PostgresStore {
             now
         )
         .await?)?;
-        self.announcer.announce(app, inserted.queued_channels);
-        Ok(inserted.outcome)
+        self.announcer.announce(app, &inserted.queued_channels);
+        Ok(inserted)
     }
 
     async fn c2dm_flow_confirm(
@@ -291,8 +291,8 @@ impl Store for PostgresStore {
             &mut tx, &msg, targets, chunk
         )
         .await?)?;
-        self.announcer.announce(&msg.app, inserted.queued_channels);
-        Ok(inserted.outcome)
+        self.announcer.announce(&msg.app, &inserted.queued_channels);
+        Ok(inserted)
     }
 
     async fn expand_audience(

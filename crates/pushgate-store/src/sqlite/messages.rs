@@ -1,7 +1,7 @@
 //! Storing messages: the message row (once per idempotency key) and its deliveries, one per
 //! target; and reading messages back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
@@ -11,6 +11,7 @@ use super::rows::{self, count, message_columns, ms};
 use super::targets::{has_audience, json_list};
 use super::token_key::keyed_tokens_json;
 use crate::model::{DeliveryState, InsertOutcome, NewMessage, StoredMessage, Targets};
+use crate::stored::check_listed;
 use crate::{Result, StoreError};
 
 /// Column list of every `INSERT INTO deliveries` here.
@@ -69,12 +70,16 @@ async fn earlier_message(conn: &mut SqliteConnection, msg: &NewMessage) -> Resul
         duplicate: true,
         same_request: first_hash == msg.request_hash,
         expanding: row.try_get("expanding")?,
+        queued_channels: Vec::new(),
     })
 }
 
 /// Records the counts of the message's deliveries by state (kept up to date from here on by
-/// a trigger on state changes) and their totals in its row, and reports them.
-async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertOutcome> {
+/// a trigger on state changes) and their totals in its row, and reports them with the
+/// channels it queued deliveries on; refuses a channel outside the message's own list (see
+/// [`NewMessage::channels`]).
+async fn finish_message(conn: &mut SqliteConnection, msg: &NewMessage) -> Result<InsertOutcome> {
+    let id = msg.id;
     let counted: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO message_state_counts (message_id, state, n)
          SELECT message_id, state, COUNT(*) FROM deliveries WHERE message_id = $1
@@ -101,8 +106,20 @@ async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertO
         .bind(n)
         .bind(q)
         .bind(id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    let queued_channels = if q > 0 {
+        sqlx::query_scalar(
+            "SELECT DISTINCT channel FROM deliveries WHERE message_id = $1 AND state = 'queued'
+             ORDER BY channel",
+        )
+        .bind(id)
+        .fetch_all(conn)
+        .await?
+    } else {
+        Vec::new()
+    };
+    check_listed(msg, &queued_channels)?;
     Ok(InsertOutcome {
         message_id: id,
         deliveries: count(n),
@@ -110,6 +127,7 @@ async fn finish_message(conn: &mut SqliteConnection, id: Uuid) -> Result<InsertO
         duplicate: false,
         same_request: true,
         expanding: false,
+        queued_channels,
     })
 }
 
@@ -202,9 +220,9 @@ pub(super) async fn insert_message(
         insert_raw_tokens(&mut *conn, msg, &t.tokens).await?;
     }
     let mut out = if only_queued {
-        finish_queued(conn, msg.id, queued).await?
+        finish_queued(conn, msg, queued).await?
     } else {
-        finish_message(conn, msg.id).await?
+        finish_message(conn, msg).await?
     };
     out.expanding = expanding;
     Ok(out)
@@ -286,7 +304,7 @@ pub(super) async fn insert_batch(
             ])
         })
         .collect();
-    let queued: HashSet<Uuid> = sqlx::query_scalar(
+    let queued: HashMap<Uuid, String> = sqlx::query_as(
         "INSERT INTO deliveries (message_id, app, device_id, token, channel, state, error_code,
                                  attempts, due_at, deadline, updated_at)
          SELECT unhex(j.value ->> 0), d.app, d.device_id, d.token,
@@ -295,18 +313,25 @@ pub(super) async fn insert_batch(
          FROM json_each($1) j
          CROSS JOIN devices d ON d.app = j.value ->> 1 AND d.device_id = j.value ->> 2
          WHERE d.state = 'active' AND d.token IS NOT NULL
-         RETURNING message_id",
+         RETURNING message_id, channel",
     )
     .bind(serde_json::Value::from(rows).to_string())
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
     .collect();
+    // A channel outside a message's list fails the batch, which the writer then stores split:
+    // that message alone is refused.
+    for (msg, _) in &fresh {
+        if let Some(channel) = queued.get(&msg.id) {
+            check_listed(msg, std::slice::from_ref(channel))?;
+        }
+    }
     if !queued.is_empty() {
         // The ids are hex digits, nothing a caller wrote: both writes in one round trip.
         let ids = serde_json::Value::from(
             queued
-                .iter()
+                .keys()
                 .map(|id| id.simple().to_string())
                 .collect::<Vec<_>>(),
         );
@@ -320,27 +345,28 @@ pub(super) async fn insert_batch(
             .execute(&mut *conn)
             .await?;
     }
-    let mut unsendable = std::collections::HashMap::new();
+    let mut unsendable = HashMap::new();
     for (msg, t) in &fresh {
-        if !queued.contains(&msg.id) {
+        if !queued.contains_key(&msg.id) {
             insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
-            unsendable.insert(msg.id, finish_message(&mut *conn, msg.id).await?);
+            unsendable.insert(msg.id, finish_message(&mut *conn, msg).await?);
         }
     }
     // Repeats last: an idempotency key may have been used by a message of this same batch.
     let mut out = Vec::with_capacity(inputs.len());
     for (msg, _) in inputs {
-        out.push(match unsendable.remove(&msg.id) {
-            Some(outcome) => outcome,
-            None if inserted.contains(&msg.id) => InsertOutcome {
+        out.push(match (unsendable.remove(&msg.id), queued.get(&msg.id)) {
+            (Some(outcome), _) => outcome,
+            (None, Some(channel)) => InsertOutcome {
                 message_id: msg.id,
                 deliveries: 1,
                 queued: 1,
                 duplicate: false,
                 same_request: true,
                 expanding: false,
+                queued_channels: vec![channel.clone()],
             },
-            None => earlier_message(&mut *conn, msg).await?,
+            (None, None) => earlier_message(&mut *conn, msg).await?,
         });
     }
     Ok(out)
@@ -357,25 +383,36 @@ fn every_named_device_queued(t: &Targets, queued: u64) -> bool {
     only_ids && t.device_ids.iter().collect::<HashSet<_>>().len() as u64 == queued
 }
 
-/// [`finish_message`] for a message whose `n` deliveries are all queued: both writes in one
-/// round trip (the values are numbers and the id's hex, nothing a caller wrote).
-async fn finish_queued(conn: &mut SqliteConnection, id: Uuid, n: u64) -> Result<InsertOutcome> {
-    let hex = id.simple();
+/// [`finish_message`] for a message whose `n` deliveries are all queued: both writes and
+/// the read of their channels in one round trip (the values are numbers and the id's hex,
+/// nothing a caller wrote).
+async fn finish_queued(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+    n: u64,
+) -> Result<InsertOutcome> {
+    let hex = msg.id.simple();
     let sql = format!(
         "INSERT INTO message_state_counts (message_id, state, n)
              SELECT x'{hex}', 'queued', {n} WHERE {n} > 0;
-         UPDATE messages SET deliveries = {n}, queued = {n} WHERE id = x'{hex}';"
+         UPDATE messages SET deliveries = {n}, queued = {n} WHERE id = x'{hex}';
+         SELECT DISTINCT channel FROM deliveries WHERE message_id = x'{hex}' ORDER BY channel;"
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(conn)
-        .await?;
+    let queued_channels = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_listed(msg, &queued_channels)?;
     Ok(InsertOutcome {
-        message_id: id,
+        message_id: msg.id,
         deliveries: n,
         queued: n,
         duplicate: false,
         same_request: true,
         expanding: false,
+        queued_channels,
     })
 }
 
@@ -491,7 +528,7 @@ pub(super) async fn insert_single(
     .bind(deadline_ms(msg))
     .execute(&mut *conn)
     .await?;
-    finish_message(conn, msg.id).await
+    finish_message(conn, msg).await
 }
 
 /// One message, if stored.

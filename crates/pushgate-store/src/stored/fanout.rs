@@ -96,6 +96,8 @@ pub(crate) fn next_chunk(row: &impl RowRead) -> Result<NextChunk> {
             idempotency_key: None,
             request_hash: None,
             created_at: from_ms(row.int("created_at")?)?,
+            // Later chunks are not checked against a list (see `NewMessage::channels`).
+            channels: None,
         },
         targets,
         from: row.text("expand_from")?,

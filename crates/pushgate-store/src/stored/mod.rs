@@ -92,6 +92,19 @@ pub(crate) fn deadline_ms(msg: &NewMessage) -> i64 {
     ms(msg.created_at).saturating_add(msg.ttl_secs.saturating_mul(1000))
 }
 
+/// Refuses a message that queued deliveries on a channel outside its own list
+/// ([`NewMessage::channels`]), naming the first such channel; the caller's transaction is
+/// then undone.
+pub(crate) fn check_listed(msg: &NewMessage, queued_channels: &[String]) -> Result<()> {
+    let Some(listed) = &msg.channels else {
+        return Ok(());
+    };
+    match queued_channels.iter().find(|c| !listed.contains(c)) {
+        Some(unlisted) => Err(StoreError::UnlistedChannel(unlisted.clone())),
+        None => Ok(()),
+    }
+}
+
 /// A keyset page from `limit + 1` rows read in cursor order: the extra row only says that
 /// another page follows, whose cursor is the last kept item's key.
 pub(crate) fn page<T, C>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> C) -> Page<T, C> {

@@ -1,5 +1,6 @@
-//! Storing messages: idempotency keys, the channel each delivery uses, and concurrent inserts
-//! (the group commit) each getting their own answer.
+//! Storing messages: idempotency keys, the channel each delivery uses (and the channels an
+//! insert reports and may use), and concurrent inserts (the group commit) each getting their
+//! own answer.
 
 use super::*;
 
@@ -201,5 +202,110 @@ contract_cases! {
         }
         let claimed = claim(&*s, secs(1)).await;
         assert_eq!(claimed.len(), 30 + 16, "one delivery per stored message");
+    }
+
+    async fn an_insert_reports_the_channels_it_queued_on(s: Arc<dyn Store>) {
+        let mut legacy = dev("d1", "t1");
+        legacy.channel = Some("legacy".into());
+        s.put_device("app", legacy, t0()).await.unwrap();
+        s.put_device("app", dev("d2", "t2"), t0()).await.unwrap();
+        let queued_on = |targets: Targets, channel_override: Option<&str>| {
+            let s = s.clone();
+            let mut m = msg(600);
+            m.channel_override = channel_override.map(str::to_string);
+            async move { s.insert_message(m, &targets).await.unwrap().queued_channels }
+        };
+        assert_eq!(queued_on(to_devices(&["d1"]), None).await, ids(&["legacy"]));
+        assert_eq!(queued_on(to_devices(&["d2"]), None).await, ids(&[CH]));
+        assert_eq!(
+            queued_on(to_devices(&["d2", "d1", "unknown"]), None).await,
+            ids(&["legacy", CH])
+        );
+        assert_eq!(
+            queued_on(to_devices(&["d1"]), Some("v1")).await,
+            ids(&["v1"])
+        );
+        let raw = Targets {
+            tokens: ids(&["t1", "raw"]),
+            ..Default::default()
+        };
+        assert_eq!(queued_on(raw, None).await, ids(&["legacy", CH]));
+        let everyone = Targets {
+            all: true,
+            ..Default::default()
+        };
+        assert_eq!(queued_on(everyone, None).await, ids(&["legacy", CH]));
+        // Nothing queued, nothing to wake: an unknown device, a repeated key.
+        assert!(queued_on(to_devices(&["unknown"]), None).await.is_empty());
+        let mut first = msg(600);
+        first.idempotency_key = Some("k".into());
+        s.insert_message(first, &to_devices(&["d2"])).await.unwrap();
+        let mut repeat = msg(600);
+        repeat.idempotency_key = Some("k".into());
+        let again = s.insert_message(repeat, &to_devices(&["d2"])).await.unwrap();
+        assert!(again.duplicate && again.queued_channels.is_empty());
+    }
+
+    async fn a_delivery_outside_the_message_channels_refuses_it_alone(s: Arc<dyn Store>) {
+        let mut legacy = dev("d1", "t1");
+        legacy.channel = Some("legacy".into());
+        s.put_device("app", legacy, t0()).await.unwrap();
+        s.put_device("app", dev("d2", "t2"), t0()).await.unwrap();
+        let listed = || {
+            let mut m = msg(600);
+            m.channels = Some(ids(&[CH, "v1"]));
+            m
+        };
+        let refused = listed();
+        let r = s.insert_message(refused.clone(), &to_devices(&["d2", "d1"])).await;
+        assert!(
+            matches!(&r, Err(StoreError::UnlistedChannel(c)) if c == "legacy"),
+            "{r:?}"
+        );
+        assert!(s.get_message(refused.id).await.unwrap().is_none(), "nothing stored");
+        let by_token = Targets {
+            tokens: ids(&["t1"]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.insert_message(listed(), &by_token).await,
+            Err(StoreError::UnlistedChannel(_))
+        ));
+        // An override on a listed channel, a failed delivery and a listed device are kept.
+        let mut forced = listed();
+        forced.channel_override = Some("v1".into());
+        assert_eq!(s.insert_message(forced, &to_devices(&["d1"])).await.unwrap().queued, 1);
+        let unknown = s.insert_message(listed(), &to_devices(&["nope"])).await.unwrap();
+        assert_eq!((unknown.deliveries, unknown.queued), (1, 0));
+        // Among concurrent single-device messages (stored together), only the refused fail.
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let s = s.clone();
+            let m = listed();
+            tasks.push(tokio::spawn(async move {
+                let device = if i % 4 == 0 { "d1" } else { "d2" };
+                (device, m.id, s.insert_message(m, &to_devices(&[device])).await)
+            }));
+        }
+        for t in tasks {
+            match t.await.unwrap() {
+                ("d1", id, r) => {
+                    assert!(matches!(r, Err(StoreError::UnlistedChannel(_))), "{r:?}");
+                    assert!(s.get_message(id).await.unwrap().is_none());
+                }
+                (_, _, r) => assert_eq!(r.unwrap().queued_channels, ids(&[CH])),
+            }
+        }
+        assert_eq!(claim(&*s, secs(1)).await.len(), 15);
+        assert!(
+            s.claim_due("app", "legacy", secs(1), 100, LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.claim_due("app", "v1", secs(1), 100, LEASE).await.unwrap().len(),
+            1
+        );
     }
 }

@@ -39,6 +39,7 @@ pub fn msg(ttl_secs: i64) -> NewMessage {
         idempotency_key: None,
         request_hash: None,
         created_at: t0(),
+        channels: None,
     }
 }
 

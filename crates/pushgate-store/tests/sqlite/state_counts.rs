@@ -39,6 +39,7 @@ async fn send(store: &SqliteStore, devices: std::ops::Range<usize>, ttl_secs: i6
         idempotency_key: None,
         request_hash: None,
         created_at: t0(),
+        channels: None,
     };
     let targets = Targets {
         device_ids: devices.map(|i| format!("d{i}")).collect(),
