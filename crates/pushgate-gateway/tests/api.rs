@@ -220,6 +220,15 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
             json!({"targets": {"device_ids": ["old"]}, "collapse_key": "k", "notification": {"title": "t"}}),
             "notification",
         ),
+        // Named devices too: the C2DM one among others refuses the whole message.
+        (
+            json!({"targets": {"device_ids": ["v1", "old"]}, "data": {"a": "b"}}),
+            "collapse_key",
+        ),
+        (
+            json!({"targets": {"tokens": [c2dm[0]]}, "data": {"a": "b"}}),
+            "collapse_key",
+        ),
     ] {
         let a = env.call(Method::POST, &path, Some(body.clone())).await;
         check(StatusCode::BAD_REQUEST, "invalid_request", Some(field))(&a);

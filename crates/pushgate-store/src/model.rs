@@ -262,11 +262,11 @@ pub struct NewMessage {
     /// Acceptance time; deliveries are due from then and expire at `created_at + ttl_secs`.
     pub created_at: OffsetDateTime,
     /// When set, the only channels the message may queue deliveries on: an insert that would
-    /// queue one on another channel (a device registered on a channel since removed from the
-    /// configuration) stores nothing and fails with [`StoreError::UnlistedChannel`]. This lets
-    /// the API check a payload against every channel of the app instead of reading first
-    /// which channels the targets reach. Checked on the deliveries stored with the message,
-    /// not on later chunks of a fan-out.
+    /// queue one on another channel stores nothing and fails with
+    /// [`StoreError::UnlistedChannel`] naming it. The API lists the app's channels whose
+    /// checks the payload passes, instead of reading first which channels the targets reach
+    /// and checking those. Checked on the deliveries stored with the message, not on later
+    /// chunks of a fan-out.
     #[serde(default)]
     pub channels: Option<Vec<String>>,
 }

@@ -122,7 +122,9 @@ pub(crate) async fn accept(
         channels,
     };
     let out = match state.store.insert_message(msg, &parsed.targets).await {
-        Err(StoreError::UnlistedChannel(name)) => return Err(unconfigured(&name)),
+        Err(StoreError::UnlistedChannel(name)) => {
+            return Err(refusal(state, app, &name, &parsed.payload));
+        }
         other => other?,
     };
     if out.duplicate && !out.same_request {
@@ -139,11 +141,12 @@ pub(crate) async fn accept(
 }
 
 /// Checks the payload against the channels the message may reach, and returns the list the
-/// store must keep its deliveries to, if any. The channel named in the request is the only
-/// one reached (and it exists). Targets that name their devices need no read first when the
-/// payload passes every channel of the app: the store refuses a delivery on any other (a
-/// device registered on a channel since removed). Otherwise, the channels the targets reach
-/// are read from the store and each is checked.
+/// store must keep its queued deliveries to, if any. The channel named in the request is the
+/// only one reached (and it exists). Targets that name their devices (by id or token) need no
+/// read first: the list is every channel of the app whose check the payload passes, and the
+/// store refuses a message that would queue a delivery on any other (see [`refusal`]). For
+/// an audience (all, users, tags, topic, condition), whose later chunks are stored after the
+/// answer, the channels it reaches are read from the store and each is checked.
 async fn checked_channels(
     state: &AppState,
     app: &AppInfo,
@@ -154,13 +157,14 @@ async fn checked_channels(
         check_on(state, app, name, &parsed.payload)?;
         return Ok(None);
     }
-    if parsed.targets.names_only()
-        && app
+    if parsed.targets.names_only() {
+        let passing = app
             .channels
             .iter()
-            .all(|name| check_on(state, app, name, &parsed.payload).is_ok())
-    {
-        return Ok(Some(app.channels.clone()));
+            .filter(|name| check_on(state, app, name, &parsed.payload).is_ok())
+            .cloned()
+            .collect();
+        return Ok(Some(passing));
     }
     let reached = state
         .store
@@ -170,6 +174,16 @@ async fn checked_channels(
         check_on(state, app, name, &parsed.payload)?;
     }
     Ok(None)
+}
+
+/// Why the store refused a message that would have queued a delivery on channel `name`: the
+/// channel's own check of the payload, or the channel is not configured (a device registered
+/// on a channel since removed).
+fn refusal(state: &AppState, app: &AppInfo, name: &str, payload: &Payload) -> ApiError {
+    match check_on(state, app, name, payload) {
+        Err(refused) => refused,
+        Ok(()) => unconfigured(name),
+    }
 }
 
 /// Checks the payload against one channel of the app, naming the channel in the error.
