@@ -8,24 +8,10 @@ mod state_counts;
 mod token_key;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use contract::{CH, LEASE, dev, msg, secs, t0};
 use pushgate_store::{SqliteStore, Store, StoreSettings, Targets};
-use uuid::Uuid;
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn db_path() -> String {
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!(
-        "pushgate-store-test-{}-{}-{n}",
-        std::process::id(),
-        Uuid::now_v7()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("store.db").to_string_lossy().into_owned()
-}
+use pushgate_testkit::sqlite::DbFile;
 
 async fn with_apps(s: SqliteStore) -> Arc<dyn Store> {
     s.upsert_app("app", true).await.unwrap();
@@ -34,18 +20,20 @@ async fn with_apps(s: SqliteStore) -> Arc<dyn Store> {
 }
 
 /// The contract's store factory: a fresh SQLite file with the apps `app` and `other`.
-async fn contract_store_with(settings: StoreSettings) -> Option<(Arc<dyn Store>, ())> {
+async fn contract_store_with(settings: StoreSettings) -> Option<(Arc<dyn Store>, DbFile)> {
+    let db = DbFile::new();
     Some((
-        with_apps(SqliteStore::open_with(&db_path(), &settings).await.unwrap()).await,
-        (),
+        with_apps(SqliteStore::open_with(db.path(), &settings).await.unwrap()).await,
+        db,
     ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handles_on_one_file_claim_disjoint_deliveries() {
-    let path = db_path();
-    let a = with_apps(SqliteStore::open(&path).await.unwrap()).await;
-    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let db = DbFile::new();
+    let path = db.path();
+    let a = with_apps(SqliteStore::open(path).await.unwrap()).await;
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(path).await.unwrap());
     let batch: Vec<_> = (0..300)
         .map(|i| dev(&format!("d{i}"), &format!("t{i}")))
         .collect();
@@ -79,8 +67,9 @@ async fn two_handles_on_one_file_claim_disjoint_deliveries() {
 
 #[tokio::test]
 async fn accepted_work_survives_reopening_the_file() {
-    let path = db_path();
-    let first = SqliteStore::open(&path).await.unwrap();
+    let db = DbFile::new();
+    let path = db.path();
+    let first = SqliteStore::open(path).await.unwrap();
     let s = with_apps(first.clone()).await;
     s.put_device("app", dev("d1", "t1"), t0()).await.unwrap();
     let m = msg(600);
@@ -98,7 +87,7 @@ async fn accepted_work_survives_reopening_the_file() {
     first.close().await;
     drop(s);
     // As after a crash: the lease taken before is honoured, then the work comes back.
-    let again: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let again: Arc<dyn Store> = Arc::new(SqliteStore::open(path).await.unwrap());
     assert!(
         again
             .claim_due("app", CH, secs(2), 10, LEASE)
@@ -144,13 +133,14 @@ async fn the_file_stops_growing_once_retention_deletes_as_much_as_is_written() {
     use pushgate_proto::outcome::Outcome;
     use pushgate_store::{Completion, EventKind, NewMessage, PurgeLimits, UpstreamRecord};
 
-    let path = db_path();
-    let s = with_apps(SqliteStore::open(&path).await.unwrap()).await;
+    let db = DbFile::new();
+    let path = db.path();
+    let s = with_apps(SqliteStore::open(path).await.unwrap()).await;
     let batch: Vec<_> = (0..50)
         .map(|i| dev(&format!("d{i}"), &format!("t{i}")))
         .collect();
     s.put_devices("app", batch, t0()).await.unwrap();
-    let empty = page_count(&path).await;
+    let empty = page_count(path).await;
     let filler = "x".repeat(1500);
     // Keep messages and events for 1000 s; round r writes at r * 2000 s and purges at
     // r * 2000 + 1500 s, when the previous round's rows are old.
@@ -216,7 +206,7 @@ async fn the_file_stops_growing_once_retention_deletes_as_much_as_is_written() {
                 "round {round} deletes the previous round's messages"
             );
         }
-        pages.push(page_count(&path).await);
+        pages.push(page_count(path).await);
     }
     s.close().await;
     let (second, last) = (pages[1], pages[pages.len() - 1]);
@@ -236,12 +226,13 @@ async fn the_file_stops_growing_once_retention_deletes_as_much_as_is_written() {
 /// A fan-out whose kept audience cannot be read is given up; it does not stop its app.
 #[tokio::test]
 async fn a_broken_expanding_message_is_given_up_and_does_not_stop_its_app() {
-    let path = db_path();
+    let db = DbFile::new();
+    let path = db.path();
     let settings = StoreSettings {
         fanout_chunk: 3,
         ..StoreSettings::default()
     };
-    let s = with_apps(SqliteStore::open_with(&path, &settings).await.unwrap()).await;
+    let s = with_apps(SqliteStore::open_with(path, &settings).await.unwrap()).await;
     contract::a_broken_fanout_is_given_up_and_its_app_goes_on(&*s, async |id| {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}"))
             .await

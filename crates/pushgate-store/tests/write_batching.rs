@@ -5,18 +5,9 @@
 use std::sync::Arc;
 
 use pushgate_store::{DeliveryState, NewDevice, NewMessage, SqliteStore, Store, Targets};
+use pushgate_testkit::sqlite::DbFile;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-fn db_path() -> String {
-    let dir = std::env::temp_dir().join(format!(
-        "pushgate-write-batching-{}-{}",
-        std::process::id(),
-        Uuid::now_v7()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("store.db").to_string_lossy().into_owned()
-}
 
 fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
@@ -60,8 +51,9 @@ const BURST: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_inserts_shares_commits_and_each_answer_follows_its_commit() {
-    let path = db_path();
-    let writer = SqliteStore::open(&path).await.unwrap();
+    let db = DbFile::new();
+    let path = db.path();
+    let writer = SqliteStore::open(path).await.unwrap();
     writer.upsert_app("app", true).await.unwrap();
     for i in 0..BURST {
         let device = NewDevice {
@@ -72,7 +64,7 @@ async fn a_burst_of_inserts_shares_commits_and_each_answer_follows_its_commit() 
         writer.put_device("app", device, t0()).await.unwrap();
     }
     // A second, independent handle on the same file: it sees only what was committed.
-    let observer = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let observer = Arc::new(SqliteStore::open(path).await.unwrap());
     let writer = Arc::new(writer);
     let commits_before = writer.commit_count();
 
@@ -118,7 +110,8 @@ async fn a_burst_of_inserts_shares_commits_and_each_answer_follows_its_commit() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_write_in_a_batch_fails_alone() {
-    let store = Arc::new(SqliteStore::open(&db_path()).await.unwrap());
+    let db = DbFile::new();
+    let store = Arc::new(SqliteStore::open(db.path()).await.unwrap());
     with_one_device(&store).await;
 
     let start = Arc::new(tokio::sync::Barrier::new(BURST));
@@ -168,7 +161,8 @@ enum Kind {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_mixed_burst_of_single_device_messages_is_answered_as_if_each_were_alone() {
-    let store = Arc::new(SqliteStore::open(&db_path()).await.unwrap());
+    let db = DbFile::new();
+    let store = Arc::new(SqliteStore::open(db.path()).await.unwrap());
     store.upsert_app("app", true).await.unwrap();
     for (id, token) in [("on", "t-on"), ("off", "t-off")] {
         let device = NewDevice {
@@ -270,7 +264,8 @@ async fn a_mixed_burst_of_single_device_messages_is_answered_as_if_each_were_alo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_bookkeeping_defers_its_flush_but_new_messages_never_do() {
-    let store = SqliteStore::open(&db_path()).await.unwrap();
+    let db = DbFile::new();
+    let store = SqliteStore::open(db.path()).await.unwrap();
     with_one_device(&store).await;
 
     // A new message: its commit is flushed before the answer.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub mod postgres;
+pub mod sqlite;
 
 /// How often [`eventually`] and [`eventually_ok`] look again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);

@@ -6,6 +6,7 @@
 //! of `in_flight`, triggers for the rest); each check here recounts the deliveries one by one
 //! through the API.
 
+use pushgate_testkit::sqlite::DbFile;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -98,7 +99,8 @@ fn delivered(d: &Delivery) -> Completion {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_counts_follow_every_change_of_state() {
-    let store = SqliteStore::open(&super::db_path()).await.unwrap();
+    let db = DbFile::new();
+    let store = SqliteStore::open(db.path()).await.unwrap();
     store.upsert_app("app", true).await.unwrap();
     let mut devices = Vec::new();
     for i in 0..40 {

@@ -7,7 +7,7 @@ use pushgate_store::{DeliveryState, SqliteStore, Store, StoreError, Targets};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::contract::{deliveries_of, dev, msg, t0};
-use crate::db_path;
+use pushgate_testkit::sqlite::DbFile;
 
 /// The first 8 bytes of SHA-256("abc") (FIPS 180-2's test vector, ba7816bf8f01cfea…), which
 /// is what the store keys the token "abc" by.
@@ -31,14 +31,15 @@ async fn try_sql(conn: &mut SqliteConnection, sql: &str) -> Option<StoreError> {
 
 #[tokio::test]
 async fn a_token_belongs_to_one_live_device_whatever_writes_it() {
-    let path = db_path();
-    let store = SqliteStore::open(&path).await.unwrap();
+    let db = DbFile::new();
+    let path = db.path();
+    let store = SqliteStore::open(path).await.unwrap();
     store.upsert_app("app", true).await.unwrap();
     store
         .put_device("app", dev("d1", "abc"), t0())
         .await
         .unwrap();
-    let mut conn = raw(&path).await;
+    let mut conn = raw(path).await;
     let key: Option<i64> =
         sqlx::query_scalar("SELECT token_key FROM devices WHERE device_id = 'd1'")
             .fetch_one(&mut conn)
@@ -108,9 +109,10 @@ async fn back_to_before_the_key(path: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_stored_before_the_key_are_found_by_token_after_the_upgrade() {
-    let path = db_path();
+    let db = DbFile::new();
+    let path = db.path();
     {
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = SqliteStore::open(path).await.unwrap();
         store.upsert_app("app", true).await.unwrap();
         // More devices than the upgrade keys in one batch, so that it takes several.
         let devices: Vec<_> = (0..12_500)
@@ -122,10 +124,10 @@ async fn devices_stored_before_the_key_are_found_by_token_after_the_upgrade() {
             .await
             .unwrap();
     }
-    back_to_before_the_key(&path).await;
+    back_to_before_the_key(path).await;
 
-    let store = SqliteStore::open(&path).await.unwrap();
-    let mut conn = raw(&path).await;
+    let store = SqliteStore::open(path).await.unwrap();
+    let mut conn = raw(path).await;
     let (unkeyed, abc): (i64, Option<i64>) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM devices WHERE token IS NOT NULL AND token_key IS NULL),
                 (SELECT token_key FROM devices WHERE device_id = 'abc-holder')",
