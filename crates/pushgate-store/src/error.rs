@@ -52,6 +52,11 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Conflict(db.message().to_owned())
             }
+            // A stored value of the wrong type fails the same way on every read: the row is
+            // damaged, not the database away.
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(err.to_string())
+            }
             _ => StoreError::Database(err),
         }
     }

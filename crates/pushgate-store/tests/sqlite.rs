@@ -103,6 +103,33 @@ async fn accepted_work_survives_reopening_the_file() {
     assert_eq!((back[0].message_id, back[0].attempts), (m.id, 2));
 }
 
+/// A value of the wrong type in a stored row is damage, not an outage: reading it fails as
+/// `Corrupt` (which the delivery loop fails for good) rather than as a database error (which
+/// it retries until the deadline).
+#[tokio::test]
+async fn a_stored_value_of_the_wrong_type_reads_as_corrupt() {
+    let db = DbFile::new();
+    let s = with_apps(SqliteStore::open(db.path()).await.unwrap()).await;
+    let m = msg(600);
+    s.insert_message(m.clone(), &Targets::default())
+        .await
+        .unwrap();
+    assert!(s.get_message(m.id).await.unwrap().is_some());
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.path()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE messages SET created_at = 'yesterday' WHERE id = $1")
+        .bind(m.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let read = s.get_message(m.id).await;
+    assert!(
+        matches!(&read, Err(pushgate_store::StoreError::Corrupt(_))),
+        "{read:?}"
+    );
+}
+
 #[tokio::test]
 async fn in_memory_store_works() {
     let s = SqliteStore::open_in_memory().await.unwrap();
