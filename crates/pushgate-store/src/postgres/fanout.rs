@@ -46,11 +46,10 @@ pub(super) async fn insert_audience(
     msg: &NewMessage,
     t: &Targets,
     range: Option<Range<'_>>,
-) -> Result<()> {
+) -> Result<u64> {
     let mut qb = QueryBuilder::<Postgres>::new("");
     push_insert_audience(&mut qb, msg, t, range);
-    qb.build().execute(conn).await?;
-    Ok(())
+    Ok(qb.build().execute(conn).await?.rows_affected())
 }
 
 /// One chunk stored: what the caller reports, and the channels that got queued work (to be

@@ -6,12 +6,11 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::fanout;
-use super::registry;
-use crate::Result;
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
-use crate::stored::audience::has_audience;
+use crate::stored::audience::{every_named_device_queued, has_audience};
 use crate::stored::check_listed;
 use crate::stored::{count, deadline_ms, decode, message_columns, ms};
+use crate::{Result, StoreError};
 
 /// Column list of every `INSERT INTO deliveries` here.
 pub(super) const DELIVERY_INSERT: &str =
@@ -133,23 +132,30 @@ pub(super) async fn insert_message(
     t: &Targets,
     chunk: u32,
 ) -> Result<InsertOutcome> {
-    registry::require_app(&mut *conn, &msg.app).await?;
-    if let Some(first) = insert_message_row(&mut *conn, msg).await? {
+    // The app's foreign key answers for it: no lookup of the app before every message.
+    let first = match insert_message_row(&mut *conn, msg).await {
+        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
+            return Err(StoreError::NotFound);
+        }
+        other => other?,
+    };
+    if let Some(first) = first {
         return Ok(first);
     }
     let mut expanding = false;
+    let mut queued = 0;
     if has_audience(t) {
         let until = fanout::first_chunk_end(&mut *conn, msg, t, chunk).await?;
         let range = until
             .as_deref()
             .map(|until| fanout::Range::new(None, Some(until)));
-        fanout::insert_audience(&mut *conn, msg, t, range).await?;
+        queued = fanout::insert_audience(&mut *conn, msg, t, range).await?;
         if let Some(from) = until {
             fanout::keep_pending(&mut *conn, msg, t, &from).await?;
             expanding = true;
         }
     }
-    if !t.device_ids.is_empty() {
+    if !t.device_ids.is_empty() && !every_named_device_queued(t, queued) {
         insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
     }
     if !t.tokens.is_empty() {

@@ -11,6 +11,7 @@ use super::rows::{self, count, message_columns, ms};
 use super::targets::{has_audience, json_list};
 use super::token_key::keyed_tokens_json;
 use crate::model::{DeliveryState, InsertOutcome, NewMessage, StoredMessage, Targets};
+use crate::stored::audience::every_named_device_queued;
 use crate::stored::check_listed;
 use crate::{Result, StoreError};
 
@@ -370,17 +371,6 @@ pub(super) async fn insert_batch(
         });
     }
     Ok(out)
-}
-
-/// True when the targets name devices only and each of them got a queued delivery (the
-/// audience insert stored one per distinct named device): none is left to report unsendable.
-fn every_named_device_queued(t: &Targets, queued: u64) -> bool {
-    let only_ids = !t.all
-        && t.users.is_empty()
-        && t.tags.is_empty()
-        && t.topic.is_none()
-        && t.condition.is_none();
-    only_ids && t.device_ids.iter().collect::<HashSet<_>>().len() as u64 == queued
 }
 
 /// [`finish_message`] for a message whose `n` deliveries are all queued: both writes and

@@ -89,6 +89,18 @@ impl ListBind for Postgres {
     }
 }
 
+/// True when the targets name devices only and each of them got a queued delivery (the
+/// audience insert, `queued` rows, stored one per distinct named device): none is left to
+/// report unsendable, so the statements for unsendable devices can be skipped.
+pub(crate) fn every_named_device_queued(t: &Targets, queued: u64) -> bool {
+    t.names_only()
+        && t.device_ids
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64
+            == queued
+}
+
 /// True when the targets select registered devices (not only raw tokens).
 pub(crate) fn has_audience(t: &Targets) -> bool {
     t.all
