@@ -247,6 +247,24 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     );
     assert_eq!(count_rows(&env, "messages").await, 0);
     assert_eq!(count_rows(&env, "deliveries").await, 0);
+    // Only channels that would carry the message check it: a token of a disabled C2DM device
+    // is answered with its settled delivery, not refused for a missing collapse key.
+    env.register(
+        "old",
+        &c2dm[0],
+        json!({"channel": "c2dm", "state": "disabled"}),
+    )
+    .await;
+    let sent = env
+        .send(json!({"targets": {"tokens": [c2dm[0]]}, "data": {"a": "b"}}))
+        .await;
+    assert_eq!(
+        (sent["deliveries"].as_u64(), sent["queued"].as_u64()),
+        (Some(1), Some(0)),
+        "{sent}"
+    );
+    let done = env.wait_done(sent["id"].as_str().unwrap()).await;
+    assert_eq!(done["results"][0]["error"], "device_disabled", "{done:#}");
 
     // Devices: unknown fields, wrong types, bad labels, unknown channel; nothing stored.
     let dev = |id: &str| format!("/v1/apps/{APP}/devices/{id}");

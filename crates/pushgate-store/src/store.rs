@@ -127,7 +127,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Confirmation>;
 
     /// The channels the deliveries of a message with these targets would use, so that the
-    /// payload can be checked against each protocol before anything is stored.
+    /// payload can be checked against each protocol before anything is stored. The API reads
+    /// them for an audience (whose later chunks are stored after the answer); for named
+    /// devices it lists the channels in [`NewMessage::channels`] instead.
     async fn reached_channels(
         &self,
         app: &str,
@@ -145,6 +147,10 @@ pub trait Store: Send + Sync {
     /// first with the message, the rest by the claims of its channels (see
     /// [`claim_due`](Self::claim_due)) or by [`expand_audience`](Self::expand_audience), and
     /// the outcome says `expanding`.
+    ///
+    /// A message whose [`NewMessage::channels`] is set stores nothing and fails with
+    /// [`StoreError::UnlistedChannel`](crate::StoreError::UnlistedChannel) when it would queue a delivery on another channel. The
+    /// outcome names the channels it queued deliveries on (`queued_channels`), to wake.
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome>;
 
     /// Stores the next chunk of the oldest message still expanding (see

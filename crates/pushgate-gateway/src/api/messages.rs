@@ -85,9 +85,9 @@ pub async fn send(
     Ok(response)
 }
 
-/// Checks a send request completely (against every channel it reaches), stores it with its
-/// deliveries in one transaction and wakes the reached channels' workers: the one path of
-/// every send, from the API and from the console's Send form alike.
+/// Checks a send request completely (against every channel it may reach), stores it with its
+/// deliveries in one transaction and wakes the workers of the channels it queued work for: the
+/// one path of every send, from the API and from the console's Send form alike.
 pub(crate) async fn accept(
     state: &AppState,
     app: &AppInfo,
@@ -105,7 +105,7 @@ pub(crate) async fn accept(
             format!("app {:?} has no channel {ch:?}", app.name),
         ));
     }
-    let channels = checked_channels(state, app, &parsed, channel_override.as_deref()).await?;
+    let checked = checked_channels(state, app, &parsed, channel_override.as_deref()).await?;
     // Compared only when the same key comes again: a message without one needs none.
     let request_hash = key.as_ref().map(|_| request_digest(&parsed.body));
     let msg = NewMessage {
@@ -119,7 +119,7 @@ pub(crate) async fn accept(
         idempotency_key: key,
         request_hash,
         created_at: OffsetDateTime::now_utc(),
-        channels,
+        channels: checked.listed,
     };
     let out = match state.store.insert_message(msg, &parsed.targets).await {
         Err(StoreError::UnlistedChannel(name)) => {
@@ -134,14 +134,31 @@ pub(crate) async fn accept(
             "this Idempotency-Key was used for a different request",
         ));
     }
-    for name in &out.queued_channels {
+    // A fan-out still expanding has work coming for every channel it reaches, not only those
+    // of its first chunk: their workers help store the rest as they claim.
+    let mut woken = out.queued_channels.clone();
+    if out.expanding && !out.duplicate {
+        woken.extend(checked.reached);
+        woken.sort();
+        woken.dedup();
+    }
+    for name in &woken {
         state.channels.wake(&app.name, name);
     }
     Ok(out)
 }
 
+/// The channels a send was checked against.
+struct Checked {
+    /// The only channels its deliveries may be queued on ([`NewMessage::channels`]), when the
+    /// store is to check them.
+    listed: Option<Vec<String>>,
+    /// The channels its audience reaches, when they were read from the store.
+    reached: Vec<String>,
+}
+
 /// Checks the payload against the channels the message may reach, and returns the list the
-/// store must keep its queued deliveries to, if any. The channel named in the request is the
+/// store must keep its queued deliveries to, if any, and the channels read. The channel named in the request is the
 /// only one reached (and it exists). Targets that name their devices (by id or token) need no
 /// read first: the list is every channel of the app whose check the payload passes, and the
 /// store refuses a message that would queue a delivery on any other (see [`refusal`]). For
@@ -152,10 +169,13 @@ async fn checked_channels(
     app: &AppInfo,
     parsed: &ParsedSend,
     channel_override: Option<&str>,
-) -> ApiResult<Option<Vec<String>>> {
+) -> ApiResult<Checked> {
     if let Some(name) = channel_override {
         check_on(state, app, name, &parsed.payload)?;
-        return Ok(None);
+        return Ok(Checked {
+            listed: None,
+            reached: vec![name.to_string()],
+        });
     }
     if parsed.targets.names_only() {
         let passing = app
@@ -164,7 +184,10 @@ async fn checked_channels(
             .filter(|name| check_on(state, app, name, &parsed.payload).is_ok())
             .cloned()
             .collect();
-        return Ok(Some(passing));
+        return Ok(Checked {
+            listed: Some(passing),
+            reached: Vec::new(),
+        });
     }
     let reached = state
         .store
@@ -173,16 +196,26 @@ async fn checked_channels(
     for name in &reached {
         check_on(state, app, name, &parsed.payload)?;
     }
-    Ok(None)
+    Ok(Checked {
+        listed: None,
+        reached,
+    })
 }
 
 /// Why the store refused a message that would have queued a delivery on channel `name`: the
 /// channel's own check of the payload, or the channel is not configured (a device registered
-/// on a channel since removed).
+/// on a channel since removed); or, when a reload added the channel meanwhile, that the
+/// request should be sent again.
 fn refusal(state: &AppState, app: &AppInfo, name: &str, payload: &Payload) -> ApiError {
     match check_on(state, app, name, payload) {
         Err(refused) => refused,
-        Ok(()) => unconfigured(name),
+        Ok(()) => ApiError::invalid(
+            "targets",
+            format!(
+                "reaches devices of channel {name:?}, which was added while the message was \
+                 checked; send it again"
+            ),
+        ),
     }
 }
 
