@@ -158,12 +158,13 @@ struct Checked {
 }
 
 /// Checks the payload against the channels the message may reach, and returns the list the
-/// store must keep its queued deliveries to, if any, and the channels read. The channel named in the request is the
-/// only one reached (and it exists). Targets that name their devices (by id or token) need no
-/// read first: the list is every channel of the app whose check the payload passes, and the
-/// store refuses a message that would queue a delivery on any other (see [`refusal`]). For
-/// an audience (all, users, tags, topic, condition), whose later chunks are stored after the
-/// answer, the channels it reaches are read from the store and each is checked.
+/// store must keep its queued deliveries to, if any, and the channels read. The channel named
+/// in the request is the only one reached (and it exists). Targets that name their devices (by
+/// id or token) need no read first: the list is every channel of the app whose check the
+/// payload passes, and the store refuses a message that would queue a delivery on any other
+/// (see [`refusal`]). For an audience (all, users, tags, topic, condition), whose later chunks
+/// are stored after the answer, the channels it reaches are read from the store and each is
+/// checked.
 async fn checked_channels(
     state: &AppState,
     app: &AppInfo,
