@@ -136,9 +136,8 @@ async fn send_fcm_v1_with_the_emulators_key_file() {
     .text()
     .await
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("pushgate-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_file = dir.join("key.json");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.json");
     std::fs::write(&key_file, key).unwrap();
     let tokens = devices(&emu, json!({"count": 1, "project_id": "pushgate-emulator"})).await;
     let out = pushgate(args(&[
