@@ -168,6 +168,15 @@ impl Setup {
             .collect()
     }
 
+    /// Waits (up to 20 s) until what the device with `token` received satisfies `done`.
+    async fn until_received(&self, token: &str, done: impl Fn(&BTreeSet<String>) -> bool) {
+        pushgate_testkit::eventually_ok("delivered", Duration::from_secs(20), || async {
+            let got = self.received(token).await;
+            if done(&got) { Ok(()) } else { Err(got) }
+        })
+        .await;
+    }
+
     fn write(&self, text: &str) {
         write_atomically(&self.file, text);
     }
@@ -308,15 +317,8 @@ async fn reload_adds_an_app_and_removes_a_key_while_traffic_flows_and_loses_no_m
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    pushgate_testkit::eventually_ok("news delivered", Duration::from_secs(20), || async {
-        let got = s.received(&tablet).await;
-        if got.contains("news-1") {
-            Ok(())
-        } else {
-            Err(got)
-        }
-    })
-    .await;
+    s.until_received(&tablet, |got| got.contains("news-1"))
+        .await;
 
     // A file that does not validate is refused; the running configuration stays.
     s.write(&config(&s, true, false, 4).replace("kind = \"legacy\"", "kind = \"pigeon\""));
@@ -392,15 +394,8 @@ async fn removing_an_app_stops_its_requests_and_keeps_its_stored_work() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
-    pushgate_testkit::eventually_ok("delivered", Duration::from_secs(20), || async {
-        let got = s.received(&tablet).await;
-        if got.contains("before") {
-            Ok(())
-        } else {
-            Err(got)
-        }
-    })
-    .await;
+    s.until_received(&tablet, |got| got.contains("before"))
+        .await;
 
     s.write(&config(&s, false, true, 8));
     let (status, report) = s.reload(Some(ADMIN)).await;
@@ -501,15 +496,8 @@ async fn a_message_to_a_device_of_a_removed_channel_is_refused_and_others_are_no
         }
     }
     assert_eq!(delivered_cases.len(), 20);
-    pushgate_testkit::eventually_ok("delivered", Duration::from_secs(20), || async {
-        let got = s.received(&phone).await;
-        if got == delivered_cases {
-            Ok(())
-        } else {
-            Err(got)
-        }
-    })
-    .await;
+    s.until_received(&phone, |got| *got == delivered_cases)
+        .await;
     assert!(
         s.received(&old).await.is_empty(),
         "nothing reached the old device"
@@ -524,15 +512,7 @@ async fn a_message_to_a_device_of_a_removed_channel_is_refused_and_others_are_no
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    pushgate_testkit::eventually_ok("delivered", Duration::from_secs(20), || async {
-        let got = s.received(&old).await;
-        if got.contains("moved") {
-            Ok(())
-        } else {
-            Err(got)
-        }
-    })
-    .await;
+    s.until_received(&old, |got| got.contains("moved")).await;
     s.gw.take().unwrap().shutdown().await;
     s.emu.shutdown().await;
 }

@@ -6,11 +6,11 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::fanout;
+use crate::Result;
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::stored::audience::{every_named_device_queued, has_audience};
-use crate::stored::check_listed;
+use crate::stored::{app_known, check_listed};
 use crate::stored::{count, deadline_ms, decode, message_columns, ms};
-use crate::{Result, StoreError};
 
 /// Column list of every `INSERT INTO deliveries` here.
 pub(super) const DELIVERY_INSERT: &str =
@@ -132,14 +132,7 @@ pub(super) async fn insert_message(
     t: &Targets,
     chunk: u32,
 ) -> Result<InsertOutcome> {
-    // The app's foreign key answers for it: no lookup of the app before every message.
-    let first = match insert_message_row(&mut *conn, msg).await {
-        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
-            return Err(StoreError::NotFound);
-        }
-        other => other?,
-    };
-    if let Some(first) = first {
+    if let Some(first) = app_known(insert_message_row(&mut *conn, msg).await)? {
         return Ok(first);
     }
     let mut expanding = false;

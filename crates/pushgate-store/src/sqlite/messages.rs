@@ -10,10 +10,10 @@ use super::fanout;
 use super::rows::{self, count, message_columns, ms};
 use super::targets::{has_audience, json_list};
 use super::token_key::keyed_tokens_json;
+use crate::Result;
 use crate::model::{DeliveryState, InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::stored::audience::every_named_device_queued;
-use crate::stored::check_listed;
-use crate::{Result, StoreError};
+use crate::stored::{app_known, check_listed};
 
 /// Column list of every `INSERT INTO deliveries` here.
 pub(super) const DELIVERY_INSERT: &str =
@@ -188,14 +188,7 @@ pub(super) async fn insert_message(
     t: &Targets,
     chunk: u32,
 ) -> Result<InsertOutcome> {
-    // The app's foreign key answers for it: no lookup of the app before every message.
-    let first = match insert_message_row(&mut *conn, msg).await {
-        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
-            return Err(StoreError::NotFound);
-        }
-        other => other?,
-    };
-    if let Some(first) = first {
+    if let Some(first) = app_known(insert_message_row(&mut *conn, msg).await)? {
         return Ok(first);
     }
     let mut queued = 0;

@@ -92,6 +92,18 @@ pub(crate) fn deadline_ms(msg: &NewMessage) -> i64 {
     ms(msg.created_at).saturating_add(msg.ttl_secs.saturating_mul(1000))
 }
 
+/// The result of inserting a message row, with a foreign-key violation (its app unknown)
+/// answered as [`StoreError::NotFound`]: the key answers for the app, so no lookup of the app
+/// comes before every message.
+pub(crate) fn app_known<T>(inserted: Result<T>) -> Result<T> {
+    match inserted {
+        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
+            Err(StoreError::NotFound)
+        }
+        other => other,
+    }
+}
+
 /// Refuses a message that queued deliveries on a channel outside its own list
 /// ([`NewMessage::channels`]), naming the first such channel; the caller's transaction is
 /// then undone.
