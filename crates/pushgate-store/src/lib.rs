@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod gather;
 mod instances;
 pub mod maintenance;
 pub mod model;

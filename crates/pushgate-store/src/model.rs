@@ -237,6 +237,13 @@ impl Targets {
             && self.topic.is_none()
             && self.condition.is_none()
     }
+
+    /// True for one device named by id and nothing else (the usual transactional
+    /// notification): the messages both stores insert together with their concurrent
+    /// likes, in one transaction.
+    pub fn one_device_by_id(&self) -> bool {
+        self.device_ids.len() == 1 && self.tokens.is_empty() && self.names_only()
+    }
 }
 
 /// A message accepted from the application, stored with its deliveries before the API

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contract::{CH, LEASE, dev, msg, secs, t0};
-use pushgate_store::{NewWork, PostgresStore, Release, Store, StoreSettings, Targets};
+use pushgate_store::{
+    DeliveryState, NewWork, PostgresStore, Release, Store, StoreSettings, Targets,
+};
 use pushgate_testkit::postgres::{Schema, fresh_schema};
 
 async fn with_apps(s: PostgresStore) -> Arc<dyn Store> {
@@ -278,4 +280,60 @@ async fn a_broken_expanding_message_is_given_up_and_does_not_stop_its_app() {
         pool.close().await;
     })
     .await;
+}
+
+/// Concurrent messages to one device each share transactions (the rows a transaction writes
+/// carry its id, `xmin`: a burst of 200 inserts shows fewer than 200), and each insert
+/// returns only once the transaction holding it committed: another instance on the database
+/// sees the message and its queued delivery as soon as the caller has its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_single_device_inserts_shares_transactions_and_each_answer_follows_its_commit() {
+    const BURST: usize = 200;
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let writer = with_apps(PostgresStore::open(schema.url()).await.unwrap()).await;
+    let observer: Arc<dyn Store> = Arc::new(PostgresStore::open(schema.url()).await.unwrap());
+    let batch: Vec<_> = (0..BURST)
+        .map(|i| dev(&format!("d{i}"), &format!("t{i}")))
+        .collect();
+    writer.put_devices("app", batch, t0()).await.unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(BURST));
+    let mut tasks = Vec::new();
+    for i in 0..BURST {
+        let (writer, observer, start) = (writer.clone(), observer.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            let m = msg(600);
+            let id = m.id;
+            let to = Targets {
+                device_ids: vec![format!("d{i}")],
+                ..Default::default()
+            };
+            start.wait().await;
+            let out = writer.insert_message(m, &to).await.unwrap();
+            let seen = observer.get_message(id).await.unwrap().is_some();
+            let summary = observer.message_summary(id).await.unwrap();
+            (out, seen, summary.get(&DeliveryState::Queued).copied())
+        }));
+    }
+    for task in tasks {
+        let (out, seen, queued) = task.await.unwrap();
+        assert_eq!((out.deliveries, out.queued), (1, 1));
+        assert!(
+            seen,
+            "message {} not visible after its answer",
+            out.message_id
+        );
+        assert_eq!(queued, Some(1));
+    }
+    let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+    let transactions: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT xmin::text) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(transactions >= 1);
+    assert!(
+        transactions < BURST as i64,
+        "{BURST} concurrent inserts took {transactions} transactions: none was shared"
+    );
 }

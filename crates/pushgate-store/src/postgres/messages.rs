@@ -2,6 +2,8 @@
 //! target, copied from the registry by `INSERT … SELECT` (a fan-out to a million devices is
 //! one statement); and reading messages back.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
@@ -9,7 +11,7 @@ use super::fanout;
 use crate::Result;
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::stored::audience::{every_named_device_queued, has_audience};
-use crate::stored::{app_known, check_listed};
+use crate::stored::{app_known, batch_rest, check_batch_listed, check_listed, inserted_inputs};
 use crate::stored::{count, deadline_ms, decode, message_columns, ms};
 
 /// Column list of every `INSERT INTO deliveries` here.
@@ -42,6 +44,11 @@ async fn insert_message_row(
     if inserted.is_some() {
         return Ok(None);
     }
+    earlier_message(conn, msg).await.map(Some)
+}
+
+/// What a message whose idempotency key was used before answers: the earlier message.
+async fn earlier_message(conn: &mut PgConnection, msg: &NewMessage) -> Result<InsertOutcome> {
     let row = sqlx::query(
         "SELECT id, deliveries, queued, request_hash, (expansion IS NOT NULL) AS expanding
          FROM messages WHERE app = $1 AND idempotency_key = $2",
@@ -51,7 +58,7 @@ async fn insert_message_row(
     .fetch_one(conn)
     .await?;
     let first_hash: Option<String> = row.try_get("request_hash")?;
-    Ok(Some(InsertOutcome {
+    Ok(InsertOutcome {
         message_id: row.try_get("id")?,
         deliveries: count(row.try_get("deliveries")?),
         queued: count(row.try_get("queued")?),
@@ -59,7 +66,7 @@ async fn insert_message_row(
         same_request: first_hash == msg.request_hash,
         expanding: row.try_get("expanding")?,
         queued_channels: Vec::new(),
-    }))
+    })
 }
 
 /// Counts the message's deliveries into its row and reports the counts and the channels
@@ -157,6 +164,95 @@ pub(super) async fn insert_message(
     let mut inserted = finish_message(conn, msg).await?;
     inserted.expanding = expanding;
     Ok(inserted)
+}
+
+/// Stores many messages to [one device by id](Targets::one_device_by_id), concurrent
+/// callers' messages, in three statements whatever their number (the message rows, the
+/// deliveries, the counts) instead of four each; answers what [`insert_message`] would
+/// answer for each, in order. A message whose device cannot be sent to, or whose idempotency
+/// key was used before, takes [`insert_message`]'s own steps for the rest. Any error (an
+/// unknown app, a channel outside a message's list) fails the whole batch: the caller then
+/// stores each message alone, so that each gets its own answer.
+pub(super) async fn insert_batch(
+    conn: &mut PgConnection,
+    inputs: &[(NewMessage, Targets)],
+) -> Result<Vec<InsertOutcome>> {
+    let column = |f: fn(&NewMessage) -> Option<String>| -> Vec<Option<String>> {
+        inputs.iter().map(|(m, _)| f(m)).collect()
+    };
+    let inserted: HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO messages (id, app, payload, channel, ttl_secs, idempotency_key,
+                               request_hash, created_at)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
+                              $6::text[], $7::text[], $8::int8[])
+         ON CONFLICT (app, idempotency_key) DO NOTHING
+         RETURNING id",
+    )
+    .bind(inputs.iter().map(|(m, _)| m.id).collect::<Vec<_>>())
+    .bind(column(|m| Some(m.app.clone())))
+    .bind(column(|m| Some(m.payload.to_string())))
+    .bind(column(|m| m.channel_override.clone()))
+    .bind(inputs.iter().map(|(m, _)| m.ttl_secs).collect::<Vec<_>>())
+    .bind(column(|m| m.idempotency_key.clone()))
+    .bind(column(|m| m.request_hash.clone()))
+    .bind(
+        inputs
+            .iter()
+            .map(|(m, _)| ms(m.created_at))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let fresh = inserted_inputs(inputs, &inserted);
+    // The one delivery of each new message whose device can be sent to (the condition of an
+    // audience's named device).
+    let text = |f: &dyn Fn(&NewMessage, &Targets) -> Option<String>| -> Vec<Option<String>> {
+        fresh.iter().map(|(m, t)| f(m, t)).collect()
+    };
+    let queued: HashMap<Uuid, String> = sqlx::query_as(
+        "INSERT INTO deliveries (message_id, app, device_id, token, channel, state, error_code,
+                                 attempts, due_at, deadline, updated_at)
+         SELECT u.id, d.app, d.device_id, d.token,
+                COALESCE(u.channel, d.channel, u.default_channel), 'queued', NULL, 0,
+                u.created, u.deadline, u.created
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                     $7::int8[]) AS u(id, app, device_id, channel, default_channel, created,
+                                      deadline)
+         JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
+         WHERE d.state = 'active' AND d.token IS NOT NULL
+         RETURNING message_id, channel",
+    )
+    .bind(fresh.iter().map(|(m, _)| m.id).collect::<Vec<_>>())
+    .bind(text(&|m, _| Some(m.app.clone())))
+    .bind(text(&|_, t| t.device_ids.first().cloned()))
+    .bind(text(&|m, _| m.channel_override.clone()))
+    .bind(text(&|m, _| Some(m.default_channel.clone())))
+    .bind(
+        fresh
+            .iter()
+            .map(|(m, _)| ms(m.created_at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        fresh
+            .iter()
+            .map(|(m, _)| deadline_ms(m))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    check_batch_listed(fresh.iter().map(|(m, _)| m), &queued)?;
+    if !queued.is_empty() {
+        sqlx::query("UPDATE messages SET deliveries = 1, queued = 1 WHERE id = ANY($1)")
+            .bind(queued.keys().copied().collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+    }
+    batch_rest!(conn, inputs, fresh, queued)
 }
 
 /// Explicitly named devices that cannot be sent to get a settled delivery saying why.

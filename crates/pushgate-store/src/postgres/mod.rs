@@ -30,6 +30,7 @@ mod upstream;
 mod webhooks;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +40,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::gather::Gather;
 use crate::model::{
     App, C2dmFlowRegistration, ChannelQueue, ChannelRecord, Completion, Delivery, DeliveryState,
     Device, DeviceFilter, DeviceState, Event, EventKind, Expansion, InsertOutcome, MessageSummary,
@@ -66,7 +68,16 @@ pub struct PostgresStore {
     announcer: notify::Announcer,
     /// Most deliveries of one fan-out stored per transaction ([`StoreSettings::fanout_chunk`]).
     fanout_chunk: u32,
+    /// Concurrent messages to one device each, stored together ([`messages::insert_batch`]).
+    singles: Arc<Gather<(NewMessage, Targets), InsertOutcome>>,
 }
+
+/// How many transactions of gathered single-device messages run at once: while one commits,
+/// the next gathers (the pool keeps connections for claims, answers and reads).
+const SINGLES_TURNS: usize = 4;
+
+/// Most single-device messages one transaction stores.
+const SINGLES_MAX: usize = 512;
 
 impl PostgresStore {
     /// Connects with default settings and brings the schema up to date.
@@ -96,6 +107,7 @@ impl PostgresStore {
             options,
             announcer,
             fanout_chunk: settings.fanout_chunk.max(1),
+            singles: Arc::new(Gather::new(SINGLES_TURNS, SINGLES_MAX)),
         })
     }
 
@@ -146,6 +158,47 @@ macro_rules! read {
         let mut $conn = $self.pool.acquire().await?;
         $body
     }};
+}
+
+impl PostgresStore {
+    /// Stores one message in a transaction of its own and announces its work.
+    async fn insert_alone(&self, msg: &NewMessage, targets: &Targets) -> Result<InsertOutcome> {
+        let chunk = self.fanout_chunk;
+        let inserted = write_tx!(self, |tx| messages::insert_message(
+            &mut tx, msg, targets, chunk
+        )
+        .await?)?;
+        self.announcer.announce(&msg.app, &inserted.queued_channels);
+        Ok(inserted)
+    }
+
+    /// Stores gathered single-device messages in one transaction; if it fails, each alone, so
+    /// that a message refused or an outage is answered to its own caller.
+    async fn insert_singles(
+        &self,
+        batch: Vec<(NewMessage, Targets)>,
+    ) -> Vec<Result<InsertOutcome>> {
+        if batch.len() > 1 {
+            match write_tx!(self, |tx| messages::insert_batch(&mut tx, &batch).await?) {
+                Ok(outcomes) => {
+                    for ((msg, _), inserted) in batch.iter().zip(&outcomes) {
+                        self.announcer.announce(&msg.app, &inserted.queued_channels);
+                    }
+                    return outcomes.into_iter().map(Ok).collect();
+                }
+                Err(e) => tracing::debug!(
+                    error = %e,
+                    messages = batch.len(),
+                    "a batch of messages failed; storing each alone"
+                ),
+            }
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (msg, targets) in &batch {
+            outcomes.push(self.insert_alone(msg, targets).await);
+        }
+        outcomes
+    }
 }
 
 #[async_trait]
@@ -286,13 +339,17 @@ impl Store for PostgresStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        let chunk = self.fanout_chunk;
-        let inserted = write_tx!(self, |tx| messages::insert_message(
-            &mut tx, &msg, targets, chunk
-        )
-        .await?)?;
-        self.announcer.announce(&msg.app, &inserted.queued_channels);
-        Ok(inserted)
+        if targets.one_device_by_id() {
+            let store = self.clone();
+            return self
+                .singles
+                .submit((msg, targets.clone()), move |batch| {
+                    let store = store.clone();
+                    async move { store.insert_singles(batch).await }
+                })
+                .await;
+        }
+        self.insert_alone(&msg, targets).await
     }
 
     async fn expand_audience(

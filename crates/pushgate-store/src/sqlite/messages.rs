@@ -13,7 +13,7 @@ use super::token_key::keyed_tokens_json;
 use crate::Result;
 use crate::model::{DeliveryState, InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::stored::audience::every_named_device_queued;
-use crate::stored::{app_known, check_listed};
+use crate::stored::{app_known, batch_rest, check_batch_listed, check_listed, inserted_inputs};
 
 /// Column list of every `INSERT INTO deliveries` here.
 pub(super) const DELIVERY_INSERT: &str =
@@ -222,19 +222,7 @@ pub(super) async fn insert_message(
     Ok(out)
 }
 
-/// True when [`insert_batch`] can store a message with these targets: one device by id,
-/// nothing else (the usual transactional notification).
-pub(super) fn batchable(t: &Targets) -> bool {
-    t.device_ids.len() == 1
-        && t.tokens.is_empty()
-        && t.users.is_empty()
-        && t.tags.is_empty()
-        && t.topic.is_none()
-        && t.condition.is_none()
-        && !t.all
-}
-
-/// Stores many [`batchable`] messages, concurrent callers' messages of one writer cycle, with
+/// Stores many messages to [one device by id](Targets::one_device_by_id), concurrent callers' messages of one writer cycle, with
 /// three round trips to the connection's thread whatever their number (one for the message
 /// rows, one for the deliveries, one for the counts), instead of three each; answers what
 /// [`insert_message`] would answer for each, in order. A message whose device cannot be sent
@@ -278,10 +266,7 @@ pub(super) async fn insert_batch(
     .await?
     .into_iter()
     .collect();
-    let fresh: Vec<&(NewMessage, Targets)> = inputs
-        .iter()
-        .filter(|(m, _)| inserted.contains(&m.id))
-        .collect();
+    let fresh = inserted_inputs(inputs, &inserted);
     // The one delivery of each new message whose device can be sent to (the condition of
     // `push_audience` for a named device); json_each drives, each device found by its key.
     let rows: Vec<serde_json::Value> = fresh
@@ -314,13 +299,7 @@ pub(super) async fn insert_batch(
     .await?
     .into_iter()
     .collect();
-    // A channel outside a message's list fails the batch, which the writer then stores split:
-    // that message alone is refused.
-    for (msg, _) in &fresh {
-        if let Some(channel) = queued.get(&msg.id) {
-            check_listed(msg, std::slice::from_ref(channel))?;
-        }
-    }
+    check_batch_listed(fresh.iter().map(|(m, _)| m), &queued)?;
     if !queued.is_empty() {
         // The ids are hex digits, nothing a caller wrote: both writes in one round trip.
         let ids = serde_json::Value::from(
@@ -339,31 +318,7 @@ pub(super) async fn insert_batch(
             .execute(&mut *conn)
             .await?;
     }
-    let mut unsendable = HashMap::new();
-    for (msg, t) in &fresh {
-        if !queued.contains_key(&msg.id) {
-            insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
-            unsendable.insert(msg.id, finish_message(&mut *conn, msg).await?);
-        }
-    }
-    // Repeats last: an idempotency key may have been used by a message of this same batch.
-    let mut out = Vec::with_capacity(inputs.len());
-    for (msg, _) in inputs {
-        out.push(match (unsendable.remove(&msg.id), queued.get(&msg.id)) {
-            (Some(outcome), _) => outcome,
-            (None, Some(channel)) => InsertOutcome {
-                message_id: msg.id,
-                deliveries: 1,
-                queued: 1,
-                duplicate: false,
-                same_request: true,
-                expanding: false,
-                queued_channels: vec![channel.clone()],
-            },
-            (None, None) => earlier_message(&mut *conn, msg).await?,
-        });
-    }
-    Ok(out)
+    batch_rest!(conn, inputs, fresh, queued)
 }
 
 /// [`finish_message`] for a message whose `n` deliveries are all queued: both writes and

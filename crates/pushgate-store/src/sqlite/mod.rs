@@ -360,7 +360,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, msg: NewMessage, targets: &Targets) -> Result<InsertOutcome> {
-        if messages::batchable(targets) {
+        if targets.one_device_by_id() {
             // Concurrent single-device messages are stored together (see `insert_batch`).
             return self
                 .writer

@@ -10,11 +10,14 @@ pub(crate) mod reads;
 pub(crate) mod stats;
 pub(crate) mod webhooks;
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::model::{NewMessage, Page};
+use uuid::Uuid;
+
+use crate::model::{InsertOutcome, NewMessage, Page, Targets};
 use crate::{Result, StoreError};
 
 /// `SELECT` head and `FROM` clause that [`decode::device`] decodes (alias `d`, with the
@@ -116,6 +119,90 @@ pub(crate) fn check_listed(msg: &NewMessage, queued_channels: &[String]) -> Resu
         None => Ok(()),
     }
 }
+
+/// The inputs of a batch insert whose message row was stored (`inserted` holds their ids):
+/// the others repeat an idempotency key.
+pub(crate) fn inserted_inputs<'a>(
+    inputs: &'a [(NewMessage, Targets)],
+    inserted: &HashSet<Uuid>,
+) -> Vec<&'a (NewMessage, Targets)> {
+    inputs
+        .iter()
+        .filter(|(m, _)| inserted.contains(&m.id))
+        .collect()
+}
+
+/// Checks every message of a batch insert against its channel list ([`check_listed`]): one
+/// refused fails the batch, which the store then runs split, so that message alone is
+/// refused.
+pub(crate) fn check_batch_listed<'a>(
+    fresh: impl IntoIterator<Item = &'a NewMessage>,
+    queued: &HashMap<Uuid, String>,
+) -> Result<()> {
+    for msg in fresh {
+        if let Some(channel) = queued.get(&msg.id) {
+            check_listed(msg, std::slice::from_ref(channel))?;
+        }
+    }
+    Ok(())
+}
+
+/// The answers of a batch insert of single-device messages, in the order of `inputs`: a
+/// message whose device could not be sent to answers its own `settled` outcome, one queued
+/// its one delivery on the channel in `queued`; `None` for a repeated idempotency key, whose
+/// earlier message the store reads (last: it may be a message of this same batch).
+pub(crate) fn batch_answers(
+    inputs: &[(NewMessage, Targets)],
+    mut settled: HashMap<Uuid, InsertOutcome>,
+    queued: &HashMap<Uuid, String>,
+) -> Vec<Option<InsertOutcome>> {
+    inputs
+        .iter()
+        .map(
+            |(msg, _)| match (settled.remove(&msg.id), queued.get(&msg.id)) {
+                (Some(outcome), _) => Some(outcome),
+                (None, Some(channel)) => Some(InsertOutcome {
+                    message_id: msg.id,
+                    deliveries: 1,
+                    queued: 1,
+                    duplicate: false,
+                    same_request: true,
+                    expanding: false,
+                    queued_channels: vec![channel.clone()],
+                }),
+                (None, None) => None,
+            },
+        )
+        .collect()
+}
+
+/// The end of a batch insert of single-device messages, the same on both stores (the
+/// backend's `insert_unsendable_devices`, `finish_message` and `earlier_message` are those
+/// in scope where it is used): each new message whose device could not be sent to gets its
+/// settled delivery and counts, and every input its answer, in order ([`batch_answers`]).
+/// `fresh` are the inputs whose message row was stored, `queued` the channel of each one
+/// delivery queued.
+macro_rules! batch_rest {
+    ($conn:ident, $inputs:ident, $fresh:ident, $queued:ident) => {{
+        let mut unsendable = std::collections::HashMap::new();
+        for (msg, t) in &$fresh {
+            if !$queued.contains_key(&msg.id) {
+                insert_unsendable_devices(&mut *$conn, msg, &t.device_ids).await?;
+                unsendable.insert(msg.id, finish_message(&mut *$conn, msg).await?);
+            }
+        }
+        let mut out = Vec::with_capacity($inputs.len());
+        let answers = $crate::stored::batch_answers($inputs, unsendable, &$queued);
+        for (answer, (msg, _)) in answers.into_iter().zip($inputs) {
+            out.push(match answer {
+                Some(outcome) => outcome,
+                None => earlier_message(&mut *$conn, msg).await?,
+            });
+        }
+        Ok(out)
+    }};
+}
+pub(crate) use batch_rest;
 
 /// A keyset page from `limit + 1` rows read in cursor order: the extra row only says that
 /// another page follows, whose cursor is the last kept item's key.

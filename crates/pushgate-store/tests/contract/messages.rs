@@ -308,4 +308,96 @@ contract_cases! {
             1
         );
     }
+
+    async fn a_mixed_burst_of_single_device_messages_is_answered_as_if_each_were_alone(
+        s: Arc<dyn Store>
+    ) {
+        for (id, token) in [("on", "t-on"), ("off", "t-off")] {
+            s.put_device("app", dev(id, token), t0()).await.unwrap();
+        }
+        s.set_device_state("app", "off", DeviceState::Disabled, None, t0())
+            .await
+            .unwrap();
+        // The first message under the key `k` is stored before the burst, so that which of
+        // the burst's repeats comes first does not matter.
+        let mut first = msg(600);
+        first.idempotency_key = Some("k".into());
+        first.request_hash = Some("h1".into());
+        let first_id = first.id;
+        assert!(!s.insert_message(first, &to_devices(&["on"])).await.unwrap().duplicate);
+        let kinds = [
+            Burst::Sendable,
+            Burst::Unknown,
+            Burst::Disabled,
+            Burst::Repeat,
+            Burst::Reused,
+        ];
+        let start = Arc::new(tokio::sync::Barrier::new(100));
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let (s, start) = (s.clone(), start.clone());
+            let kind = kinds[i % kinds.len()];
+            tasks.push(tokio::spawn(async move {
+                let mut m = msg(600);
+                let device = match kind {
+                    Burst::Unknown => format!("nobody-{i}"),
+                    Burst::Disabled => "off".to_string(),
+                    _ => "on".to_string(),
+                };
+                if let Burst::Repeat | Burst::Reused = kind {
+                    m.idempotency_key = Some("k".into());
+                    m.request_hash =
+                        Some(if let Burst::Repeat = kind { "h1" } else { "h2" }.into());
+                }
+                let id = m.id;
+                start.wait().await;
+                let out = s.insert_message(m, &to_devices(&[&device])).await.unwrap();
+                (kind, id, out)
+            }));
+        }
+        for task in tasks {
+            let (kind, id, out) = task.await.unwrap();
+            if let Burst::Repeat | Burst::Reused = kind {
+                assert!(out.duplicate, "{kind:?}: {out:?}");
+                assert_eq!(out.message_id, first_id, "{kind:?}");
+                assert_eq!(out.same_request, matches!(kind, Burst::Repeat), "{kind:?}");
+                assert_eq!((out.deliveries, out.queued), (1, 1), "{kind:?}");
+                assert!(s.get_message(id).await.unwrap().is_none(), "{kind:?}");
+                continue;
+            }
+            assert!(!out.duplicate, "{kind:?}: {out:?}");
+            assert_eq!(out.message_id, id);
+            let queued = u64::from(matches!(kind, Burst::Sendable));
+            assert_eq!((out.deliveries, out.queued), (1, queued), "{kind:?}");
+            let (state, error) = match kind {
+                Burst::Sendable => (DeliveryState::Queued, None),
+                Burst::Unknown => (DeliveryState::Failed, Some("unknown_device")),
+                _ => (DeliveryState::Failed, Some("device_disabled")),
+            };
+            let stored = deliveries_of(&*s, id).await;
+            assert_eq!(stored.len(), 1, "{kind:?}");
+            assert_eq!(
+                (stored[0].state, stored[0].error_code.as_deref()),
+                (state, error),
+                "{kind:?}"
+            );
+            let summary = s.message_summary(id).await.unwrap();
+            assert_eq!(summary.get(&state).copied(), Some(1), "{kind:?}");
+        }
+    }
+}
+
+/// What one caller of the mixed burst above sends, and so what it must be answered.
+#[derive(Clone, Copy, Debug)]
+enum Burst {
+    /// To an active device: one queued delivery.
+    Sendable,
+    /// To a device id nobody registered: one delivery failed with `unknown_device`.
+    Unknown,
+    /// To a disabled device: one delivery failed with `device_disabled`.
+    Disabled,
+    /// A repeat of the idempotency key `k`, with the same request.
+    Repeat,
+    /// A repeat of the idempotency key `k` with another request.
+    Reused,
 }
