@@ -3,6 +3,10 @@
 //! transaction, one commit) and answering each caller from it. Callers arriving meanwhile
 //! queue for the next run, so none waits longer than the runs in progress when it came plus
 //! its own; with several turns, that many runs proceed at once.
+//!
+//! An input is stored even if its caller gave up waiting (its client went away) before the
+//! run that takes it: as with any write whose answer was lost, a retry carrying the same
+//! idempotency key is answered with the stored message.
 
 use std::future::Future;
 use std::sync::Arc;

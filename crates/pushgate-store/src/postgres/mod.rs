@@ -172,8 +172,9 @@ impl PostgresStore {
         Ok(inserted)
     }
 
-    /// Stores gathered single-device messages in one transaction; if it fails, each alone, so
-    /// that a message refused or an outage is answered to its own caller.
+    /// Stores gathered single-device messages in one transaction; if it fails, each in a
+    /// transaction of its own, so that a message refused or an outage is answered to its own
+    /// caller.
     async fn insert_singles(
         &self,
         batch: Vec<(NewMessage, Targets)>,
@@ -193,11 +194,14 @@ impl PostgresStore {
                 ),
             }
         }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for (msg, targets) in &batch {
-            outcomes.push(self.insert_alone(msg, targets).await);
-        }
-        outcomes
+        // Side by side, as they would have run had they not been gathered (the pool bounds
+        // how many at once): one refused message costs the others one transaction more.
+        futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|(msg, targets)| self.insert_alone(msg, targets)),
+        )
+        .await
     }
 }
 
