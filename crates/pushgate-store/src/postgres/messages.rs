@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
@@ -11,7 +13,7 @@ use super::fanout;
 use crate::Result;
 use crate::model::{InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::stored::audience::{every_named_device_queued, has_audience};
-use crate::stored::{app_known, batch_rest, check_batch_listed, check_listed, inserted_inputs};
+use crate::stored::{app_known, batch_answers, check_batch_listed, check_listed, inserted_inputs};
 use crate::stored::{count, deadline_ms, decode, message_columns, ms};
 
 /// Column list of every `INSERT INTO deliveries` here.
@@ -208,43 +210,23 @@ pub(super) async fn insert_batch(
     let fresh = inserted_inputs(inputs, &inserted);
     // The one delivery of each new message whose device can be sent to (the condition of an
     // audience's named device).
-    let text = |f: &dyn Fn(&NewMessage, &Targets) -> Option<String>| -> Vec<Option<String>> {
-        fresh.iter().map(|(m, t)| f(m, t)).collect()
-    };
-    let queued: HashMap<Uuid, String> = sqlx::query_as(
-        "INSERT INTO deliveries (message_id, app, device_id, token, channel, state, error_code,
-                                 attempts, due_at, deadline, updated_at)
-         SELECT u.id, d.app, d.device_id, d.token,
-                COALESCE(u.channel, d.channel, u.default_channel), 'queued', NULL, 0,
-                u.created, u.deadline, u.created
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                     $7::int8[]) AS u(id, app, device_id, channel, default_channel, created,
-                                      deadline)
-         JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
-         WHERE d.state = 'active' AND d.token IS NOT NULL
-         RETURNING message_id, channel",
-    )
-    .bind(fresh.iter().map(|(m, _)| m.id).collect::<Vec<_>>())
-    .bind(text(&|m, _| Some(m.app.clone())))
-    .bind(text(&|_, t| t.device_ids.first().cloned()))
-    .bind(text(&|m, _| m.channel_override.clone()))
-    .bind(text(&|m, _| Some(m.default_channel.clone())))
-    .bind(
-        fresh
-            .iter()
-            .map(|(m, _)| ms(m.created_at))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        fresh
-            .iter()
-            .map(|(m, _)| deadline_ms(m))
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
+    let queued: HashMap<Uuid, String> = OneDeviceRows::of(&fresh)
+        .bind(sqlx::query_as(concat!(
+            "INSERT INTO deliveries (message_id, app, device_id, token, channel, state,
+                                     error_code, attempts, due_at, deadline, updated_at)
+             SELECT u.id, d.app, d.device_id, d.token,
+                    COALESCE(u.channel, d.channel, u.default_channel), 'queued', NULL, 0,
+                    u.created, u.deadline, u.created
+             FROM ",
+            one_device_rows!(),
+            " JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
+             WHERE d.state = 'active' AND d.token IS NOT NULL
+             RETURNING message_id, channel"
+        )))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
     check_batch_listed(fresh.iter().map(|(m, _)| m), &queued)?;
     if !queued.is_empty() {
         sqlx::query("UPDATE messages SET deliveries = 1, queued = 1 WHERE id = ANY($1)")
@@ -252,7 +234,126 @@ pub(super) async fn insert_batch(
             .execute(&mut *conn)
             .await?;
     }
-    batch_rest!(conn, inputs, fresh, queued)
+    let unsendable: Vec<&(NewMessage, Targets)> = fresh
+        .iter()
+        .copied()
+        .filter(|(m, _)| !queued.contains_key(&m.id))
+        .collect();
+    let settled = insert_unsendable_batch(&mut *conn, &unsendable).await?;
+    batch_answers!(conn, inputs, settled, queued, earlier_message)
+}
+
+/// The rows of single-device messages as a table `u (id, app, device_id, channel,
+/// default_channel, created, deadline)`, bound by [`OneDeviceRows::bind`].
+macro_rules! one_device_rows {
+    () => {
+        "unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                $7::int8[]) AS u(id, app, device_id, channel, default_channel, created, deadline)"
+    };
+}
+use one_device_rows;
+
+/// The columns of [`one_device_rows`], one value per message.
+struct OneDeviceRows {
+    ids: Vec<Uuid>,
+    apps: Vec<String>,
+    devices: Vec<Option<String>>,
+    overrides: Vec<Option<String>>,
+    defaults: Vec<String>,
+    created: Vec<i64>,
+    deadlines: Vec<i64>,
+}
+
+impl OneDeviceRows {
+    fn of(messages: &[&(NewMessage, Targets)]) -> Self {
+        Self {
+            ids: messages.iter().map(|(m, _)| m.id).collect(),
+            apps: messages.iter().map(|(m, _)| m.app.clone()).collect(),
+            devices: messages
+                .iter()
+                .map(|(_, t)| t.device_ids.first().cloned())
+                .collect(),
+            overrides: messages
+                .iter()
+                .map(|(m, _)| m.channel_override.clone())
+                .collect(),
+            defaults: messages
+                .iter()
+                .map(|(m, _)| m.default_channel.clone())
+                .collect(),
+            created: messages.iter().map(|(m, _)| ms(m.created_at)).collect(),
+            deadlines: messages.iter().map(|(m, _)| deadline_ms(m)).collect(),
+        }
+    }
+
+    /// Binds the columns as `$1` to `$7`.
+    fn bind<'q, O>(
+        self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(self.ids)
+            .bind(self.apps)
+            .bind(self.devices)
+            .bind(self.overrides)
+            .bind(self.defaults)
+            .bind(self.created)
+            .bind(self.deadlines)
+    }
+}
+
+/// The settled delivery of each new message of a batch whose one device cannot be sent to
+/// (unknown, invalidated, disabled, unconfirmed), as [`insert_unsendable_devices`] stores it
+/// for one message, and their counts. One statement for the whole batch: the metrics'
+/// counter rows its trigger updates are then locked in the trigger's one order (app,
+/// channel, state), where a statement per message locked them in the order of the messages,
+/// and two batches could each wait for the other.
+async fn insert_unsendable_batch(
+    conn: &mut PgConnection,
+    unsendable: &[&(NewMessage, Targets)],
+) -> Result<HashMap<Uuid, InsertOutcome>> {
+    if unsendable.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let settled: Vec<(Uuid,)> = OneDeviceRows::of(unsendable)
+        .bind(sqlx::query_as(concat!(
+            "INSERT INTO deliveries (message_id, app, device_id, token, channel, state,
+                                     error_code, attempts, due_at, deadline, updated_at)
+             SELECT u.id, u.app, u.device_id, COALESCE(d.token, ''),
+                    COALESCE(u.channel, d.channel, u.default_channel),
+                    CASE WHEN d.state = 'invalid' THEN 'token_dead' ELSE 'failed' END,
+                    CASE WHEN d.device_id IS NULL THEN 'unknown_device'
+                         WHEN d.state = 'invalid' THEN 'device_invalid'
+                         WHEN d.state = 'disabled' THEN 'device_disabled'
+                         ELSE 'device_unconfirmed' END,
+                    0, u.created, u.deadline, u.created
+             FROM ",
+            one_device_rows!(),
+            " LEFT JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
+             RETURNING message_id"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+    let ids: Vec<Uuid> = settled.into_iter().map(|(id,)| id).collect();
+    sqlx::query("UPDATE messages SET deliveries = 1, queued = 0 WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let outcome = InsertOutcome {
+                message_id: id,
+                deliveries: 1,
+                queued: 0,
+                duplicate: false,
+                same_request: true,
+                expanding: false,
+                queued_channels: Vec::new(),
+            };
+            (id, outcome)
+        })
+        .collect())
 }
 
 /// Explicitly named devices that cannot be sent to get a settled delivery saying why.

@@ -13,7 +13,7 @@ use super::token_key::keyed_tokens_json;
 use crate::Result;
 use crate::model::{DeliveryState, InsertOutcome, NewMessage, StoredMessage, Targets};
 use crate::stored::audience::every_named_device_queued;
-use crate::stored::{app_known, batch_rest, check_batch_listed, check_listed, inserted_inputs};
+use crate::stored::{app_known, batch_answers, check_batch_listed, check_listed, inserted_inputs};
 
 /// Column list of every `INSERT INTO deliveries` here.
 pub(super) const DELIVERY_INSERT: &str =
@@ -318,7 +318,14 @@ pub(super) async fn insert_batch(
             .execute(&mut *conn)
             .await?;
     }
-    batch_rest!(conn, inputs, fresh, queued)
+    let mut settled = HashMap::new();
+    for (msg, t) in &fresh {
+        if !queued.contains_key(&msg.id) {
+            insert_unsendable_devices(&mut *conn, msg, &t.device_ids).await?;
+            settled.insert(msg.id, finish_message(&mut *conn, msg).await?);
+        }
+    }
+    batch_answers!(conn, inputs, settled, queued, earlier_message)
 }
 
 /// [`finish_message`] for a message whose `n` deliveries are all queued: both writes and

@@ -147,11 +147,30 @@ pub(crate) fn check_batch_listed<'a>(
     Ok(())
 }
 
+/// The answers of a batch insert of single-device messages, in the order of `inputs`, as
+/// `Result<Vec<InsertOutcome>>`: [`stored_answers`], with a repeated idempotency key answered
+/// by `$earlier(&mut *$conn, msg)`, the backend's read of the earlier message (last: it may
+/// be a message of this same batch).
+macro_rules! batch_answers {
+    ($conn:ident, $inputs:ident, $settled:ident, $queued:ident, $earlier:ident) => {{
+        let mut out = Vec::with_capacity($inputs.len());
+        let answers = $crate::stored::stored_answers($inputs, $settled, &$queued);
+        for (answer, (msg, _)) in answers.into_iter().zip($inputs) {
+            out.push(match answer {
+                Some(outcome) => outcome,
+                None => $earlier(&mut *$conn, msg).await?,
+            });
+        }
+        Ok(out)
+    }};
+}
+pub(crate) use batch_answers;
+
 /// The answers of a batch insert of single-device messages, in the order of `inputs`: a
 /// message whose device could not be sent to answers its own `settled` outcome, one queued
 /// its one delivery on the channel in `queued`; `None` for a repeated idempotency key, whose
-/// earlier message the store reads (last: it may be a message of this same batch).
-pub(crate) fn batch_answers(
+/// earlier message the store reads.
+pub(crate) fn stored_answers(
     inputs: &[(NewMessage, Targets)],
     mut settled: HashMap<Uuid, InsertOutcome>,
     queued: &HashMap<Uuid, String>,
@@ -175,34 +194,6 @@ pub(crate) fn batch_answers(
         )
         .collect()
 }
-
-/// The end of a batch insert of single-device messages, the same on both stores (the
-/// backend's `insert_unsendable_devices`, `finish_message` and `earlier_message` are those
-/// in scope where it is used): each new message whose device could not be sent to gets its
-/// settled delivery and counts, and every input its answer, in order ([`batch_answers`]).
-/// `fresh` are the inputs whose message row was stored, `queued` the channel of each one
-/// delivery queued.
-macro_rules! batch_rest {
-    ($conn:ident, $inputs:ident, $fresh:ident, $queued:ident) => {{
-        let mut unsendable = std::collections::HashMap::new();
-        for (msg, t) in &$fresh {
-            if !$queued.contains_key(&msg.id) {
-                insert_unsendable_devices(&mut *$conn, msg, &t.device_ids).await?;
-                unsendable.insert(msg.id, finish_message(&mut *$conn, msg).await?);
-            }
-        }
-        let mut out = Vec::with_capacity($inputs.len());
-        let answers = $crate::stored::batch_answers($inputs, unsendable, &$queued);
-        for (answer, (msg, _)) in answers.into_iter().zip($inputs) {
-            out.push(match answer {
-                Some(outcome) => outcome,
-                None => earlier_message(&mut *$conn, msg).await?,
-            });
-        }
-        Ok(out)
-    }};
-}
-pub(crate) use batch_rest;
 
 /// A keyset page from `limit + 1` rows read in cursor order: the extra row only says that
 /// another page follows, whose cursor is the last kept item's key.

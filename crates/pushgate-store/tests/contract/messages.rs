@@ -312,10 +312,13 @@ contract_cases! {
     async fn a_mixed_burst_of_single_device_messages_is_answered_as_if_each_were_alone(
         s: Arc<dyn Store>
     ) {
-        for (id, token) in [("on", "t-on"), ("off", "t-off")] {
+        for (id, token) in [("on", "t-on"), ("off", "t-off"), ("dead", "t-dead")] {
             s.put_device("app", dev(id, token), t0()).await.unwrap();
         }
         s.set_device_state("app", "off", DeviceState::Disabled, None, t0())
+            .await
+            .unwrap();
+        s.set_device_state("app", "dead", DeviceState::Invalid, Some("NotRegistered"), t0())
             .await
             .unwrap();
         // The first message under the key `k` is stored before the burst, so that which of
@@ -329,6 +332,7 @@ contract_cases! {
             Burst::Sendable,
             Burst::Unknown,
             Burst::Disabled,
+            Burst::Invalid,
             Burst::Repeat,
             Burst::Reused,
         ];
@@ -342,6 +346,7 @@ contract_cases! {
                 let device = match kind {
                     Burst::Unknown => format!("nobody-{i}"),
                     Burst::Disabled => "off".to_string(),
+                    Burst::Invalid => "dead".to_string(),
                     _ => "on".to_string(),
                 };
                 if let Burst::Repeat | Burst::Reused = kind {
@@ -372,6 +377,7 @@ contract_cases! {
             let (state, error) = match kind {
                 Burst::Sendable => (DeliveryState::Queued, None),
                 Burst::Unknown => (DeliveryState::Failed, Some("unknown_device")),
+                Burst::Invalid => (DeliveryState::TokenDead, Some("device_invalid")),
                 _ => (DeliveryState::Failed, Some("device_disabled")),
             };
             let stored = deliveries_of(&*s, id).await;
@@ -396,6 +402,8 @@ enum Burst {
     Unknown,
     /// To a disabled device: one delivery failed with `device_disabled`.
     Disabled,
+    /// To a device whose token was found dead: one delivery `token_dead`, `device_invalid`.
+    Invalid,
     /// A repeat of the idempotency key `k`, with the same request.
     Repeat,
     /// A repeat of the idempotency key `k` with another request.
