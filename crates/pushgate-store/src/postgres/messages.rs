@@ -422,8 +422,7 @@ async fn insert_raw_tokens(
         .push(
             "::text AS app) h_app
              LEFT JOIN devices h ON h.app = h_app.app AND h.token = j.value AND h.state <> 'invalid'
-             WHERE NOT EXISTS (SELECT 1 FROM deliveries x
-                 WHERE x.app = h_app.app AND x.token = j.value AND x.message_id = ",
+             WHERE j.value NOT IN (SELECT x.token FROM deliveries x WHERE x.message_id = ",
         )
         .push_bind(msg.id)
         .push(")");

@@ -38,10 +38,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fanout_progress",
         include_str!("migrations/0007_fanout_progress.sql"),
     ),
+    (
+        8,
+        "delivery_token_index",
+        include_str!("migrations/0008_delivery_token_index.sql"),
+    ),
 ];
 
 /// The version the schema has once every migration ran.
-pub(super) const LATEST: i64 = 7;
+pub(super) const LATEST: i64 = 8;
 
 /// First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): the lock
 /// is per schema, so databases holding several pushgate schemas migrate them independently.
