@@ -169,10 +169,10 @@ pub(super) async fn insert_message(
 }
 
 /// Stores many messages to [one device by id](Targets::one_device_by_id), concurrent
-/// callers' messages, in three statements whatever their number (the message rows, the
-/// deliveries, the counts) instead of four each; answers what [`insert_message`] would
-/// answer for each, in order. A message whose device cannot be sent to, or whose idempotency
-/// key was used before, takes [`insert_message`]'s own steps for the rest. Any error (an
+/// callers' messages, in a few statements whatever their number (the message rows, the
+/// queued deliveries and their counts, the settled deliveries of devices that cannot be sent
+/// to and theirs) instead of four each; answers what [`insert_message`] would answer for
+/// each, in order (a repeated idempotency key reads its earlier message). Any error (an
 /// unknown app, a channel outside a message's list) fails the whole batch: the caller then
 /// stores each message alone, so that each gets its own answer.
 pub(super) async fn insert_batch(

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use time::OffsetDateTime;
@@ -194,14 +195,17 @@ impl PostgresStore {
                 ),
             }
         }
-        // Side by side, as they would have run had they not been gathered (the pool bounds
-        // how many at once): one refused message costs the others one transaction more.
-        futures_util::future::join_all(
-            batch
-                .iter()
-                .map(|(msg, targets)| self.insert_alone(msg, targets)),
-        )
-        .await
+        // As many side by side as there are turns, so that the pool keeps connections for
+        // claims, answers and reads: one refused message costs the others one transaction
+        // more each, not a wait for all of them one after another.
+        futures_util::stream::iter(batch)
+            .map(|(msg, targets)| {
+                let store = self.clone();
+                async move { store.insert_alone(&msg, &targets).await }
+            })
+            .buffered(SINGLES_TURNS)
+            .collect()
+            .await
     }
 }
 
