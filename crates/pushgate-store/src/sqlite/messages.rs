@@ -222,12 +222,13 @@ pub(super) async fn insert_message(
     Ok(out)
 }
 
-/// Stores many messages to [one device by id](Targets::one_device_by_id), concurrent callers' messages of one writer cycle, with
-/// three round trips to the connection's thread whatever their number (one for the message
-/// rows, one for the deliveries, one for the counts), instead of three each; answers what
-/// [`insert_message`] would answer for each, in order. A message whose device cannot be sent
-/// to, or whose idempotency key was used before, takes [`insert_message`]'s own steps for
-/// the rest. An unknown app fails the whole batch (the writer then stores each alone).
+/// Stores many messages to [one device by id](Targets::one_device_by_id), concurrent
+/// callers' messages of one writer cycle, with three round trips to the connection's thread
+/// whatever their number (one for the message rows, one for the deliveries, one for the
+/// counts), instead of three each; answers what [`insert_message`] would answer for each, in
+/// order. A message whose device cannot be sent to, or whose idempotency key was used
+/// before, takes [`insert_message`]'s own steps for the rest. An unknown app fails the whole
+/// batch (the writer then stores each alone).
 pub(super) async fn insert_batch(
     conn: &mut SqliteConnection,
     inputs: &[(NewMessage, Targets)],
