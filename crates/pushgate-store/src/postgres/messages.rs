@@ -169,12 +169,12 @@ pub(super) async fn insert_message(
 }
 
 /// Stores many messages to [one device by id](Targets::one_device_by_id), concurrent
-/// callers' messages, in a few statements whatever their number (the message rows, the
-/// queued deliveries and their counts, the settled deliveries of devices that cannot be sent
-/// to and theirs) instead of four each; answers what [`insert_message`] would answer for
-/// each, in order (a repeated idempotency key reads its earlier message). Any error (an
-/// unknown app, a channel outside a message's list) fails the whole batch: the caller then
-/// stores each message alone, so that each gets its own answer.
+/// callers' messages, in three statements whatever their number (the message rows, their
+/// deliveries, queued or settled, and their counts) instead of four each; answers what
+/// [`insert_message`] would answer for each, in order (a repeated idempotency key reads its
+/// earlier message). Any error (an unknown app, a channel outside a message's list) fails
+/// the whole batch: the caller then stores each message alone, so that each gets its own
+/// answer.
 pub(super) async fn insert_batch(
     conn: &mut PgConnection,
     inputs: &[(NewMessage, Targets)],
@@ -208,38 +208,60 @@ pub(super) async fn insert_batch(
     .into_iter()
     .collect();
     let fresh = inserted_inputs(inputs, &inserted);
-    // The one delivery of each new message whose device can be sent to (the condition of an
-    // audience's named device).
-    let queued: HashMap<Uuid, String> = OneDeviceRows::of(&fresh)
+    // The one delivery of each new message: queued if its device can be sent to (the
+    // condition of an audience's named device), else settled saying why, as
+    // `insert_unsendable_devices` stores it for one message. One statement for all: every row
+    // reads the registry at one moment, and the trigger counting settled deliveries for the
+    // metrics locks its counter rows in its one order (app, channel, state), where a statement
+    // per message locked them in the order of the messages and two batches could each wait
+    // for the other.
+    let stored: Vec<(Uuid, String, String)> = OneDeviceRows::of(&fresh)
         .bind(sqlx::query_as(concat!(
             "INSERT INTO deliveries (message_id, app, device_id, token, channel, state,
                                      error_code, attempts, due_at, deadline, updated_at)
-             SELECT u.id, d.app, d.device_id, d.token,
-                    COALESCE(u.channel, d.channel, u.default_channel), 'queued', NULL, 0,
-                    u.created, u.deadline, u.created
+             SELECT u.id, u.app, u.device_id, COALESCE(d.token, ''),
+                    COALESCE(u.channel, d.channel, u.default_channel),
+                    CASE WHEN d.state = 'active' AND d.token IS NOT NULL THEN 'queued'
+                         WHEN d.state = 'invalid' THEN 'token_dead'
+                         ELSE 'failed' END,
+                    CASE WHEN d.state = 'active' AND d.token IS NOT NULL THEN NULL
+                         WHEN d.device_id IS NULL THEN 'unknown_device'
+                         WHEN d.state = 'invalid' THEN 'device_invalid'
+                         WHEN d.state = 'disabled' THEN 'device_disabled'
+                         ELSE 'device_unconfirmed' END,
+                    0, u.created, u.deadline, u.created
              FROM ",
             one_device_rows!(),
-            " JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
-             WHERE d.state = 'active' AND d.token IS NOT NULL
-             RETURNING message_id, channel"
+            " LEFT JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
+             RETURNING message_id, channel, state"
         )))
         .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
-    check_batch_listed(fresh.iter().map(|(m, _)| m), &queued)?;
-    if !queued.is_empty() {
-        sqlx::query("UPDATE messages SET deliveries = 1, queued = 1 WHERE id = ANY($1)")
-            .bind(queued.keys().copied().collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
+        .await?;
+    let mut queued = HashMap::new();
+    let mut settled = HashMap::new();
+    for (id, channel, state) in stored {
+        if state == "queued" {
+            queued.insert(id, channel);
+        } else {
+            settled.insert(id, settled_alone(id));
+        }
     }
-    let unsendable: Vec<&(NewMessage, Targets)> = fresh
-        .iter()
-        .copied()
-        .filter(|(m, _)| !queued.contains_key(&m.id))
-        .collect();
-    let settled = insert_unsendable_batch(&mut *conn, &unsendable).await?;
+    check_batch_listed(fresh.iter().map(|(m, _)| m), &queued)?;
+    if !fresh.is_empty() {
+        let ids: Vec<Uuid> = fresh.iter().map(|(m, _)| m.id).collect();
+        let queued_counts: Vec<i64> = ids
+            .iter()
+            .map(|id| i64::from(queued.contains_key(id)))
+            .collect();
+        sqlx::query(
+            "UPDATE messages m SET deliveries = 1, queued = u.q
+             FROM unnest($1::uuid[], $2::int8[]) AS u(id, q) WHERE m.id = u.id",
+        )
+        .bind(ids)
+        .bind(queued_counts)
+        .execute(&mut *conn)
+        .await?;
+    }
     batch_answers!(conn, inputs, settled, queued, earlier_message)
 }
 
@@ -302,58 +324,18 @@ impl OneDeviceRows {
     }
 }
 
-/// The settled delivery of each new message of a batch whose one device cannot be sent to
-/// (unknown, invalidated, disabled, unconfirmed), as [`insert_unsendable_devices`] stores it
-/// for one message, and their counts. One statement for the whole batch: the metrics'
-/// counter rows its trigger updates are then locked in the trigger's one order (app,
-/// channel, state), where a statement per message locked them in the order of the messages,
-/// and two batches could each wait for the other.
-async fn insert_unsendable_batch(
-    conn: &mut PgConnection,
-    unsendable: &[&(NewMessage, Targets)],
-) -> Result<HashMap<Uuid, InsertOutcome>> {
-    if unsendable.is_empty() {
-        return Ok(HashMap::new());
+/// What a new message whose one delivery was settled at once (its device cannot be sent to)
+/// answers, as [`finish_message`] would.
+fn settled_alone(id: Uuid) -> InsertOutcome {
+    InsertOutcome {
+        message_id: id,
+        deliveries: 1,
+        queued: 0,
+        duplicate: false,
+        same_request: true,
+        expanding: false,
+        queued_channels: Vec::new(),
     }
-    let settled: Vec<(Uuid,)> = OneDeviceRows::of(unsendable)
-        .bind(sqlx::query_as(concat!(
-            "INSERT INTO deliveries (message_id, app, device_id, token, channel, state,
-                                     error_code, attempts, due_at, deadline, updated_at)
-             SELECT u.id, u.app, u.device_id, COALESCE(d.token, ''),
-                    COALESCE(u.channel, d.channel, u.default_channel),
-                    CASE WHEN d.state = 'invalid' THEN 'token_dead' ELSE 'failed' END,
-                    CASE WHEN d.device_id IS NULL THEN 'unknown_device'
-                         WHEN d.state = 'invalid' THEN 'device_invalid'
-                         WHEN d.state = 'disabled' THEN 'device_disabled'
-                         ELSE 'device_unconfirmed' END,
-                    0, u.created, u.deadline, u.created
-             FROM ",
-            one_device_rows!(),
-            " LEFT JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
-             RETURNING message_id"
-        )))
-        .fetch_all(&mut *conn)
-        .await?;
-    let ids: Vec<Uuid> = settled.into_iter().map(|(id,)| id).collect();
-    sqlx::query("UPDATE messages SET deliveries = 1, queued = 0 WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *conn)
-        .await?;
-    Ok(ids
-        .into_iter()
-        .map(|id| {
-            let outcome = InsertOutcome {
-                message_id: id,
-                deliveries: 1,
-                queued: 0,
-                duplicate: false,
-                same_request: true,
-                expanding: false,
-                queued_channels: Vec::new(),
-            };
-            (id, outcome)
-        })
-        .collect())
 }
 
 /// Explicitly named devices that cannot be sent to get a settled delivery saying why.
