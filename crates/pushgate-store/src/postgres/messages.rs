@@ -248,17 +248,13 @@ pub(super) async fn insert_batch(
     }
     check_batch_listed(fresh.iter().map(|(m, _)| m), &queued)?;
     if !fresh.is_empty() {
-        let ids: Vec<Uuid> = fresh.iter().map(|(m, _)| m.id).collect();
-        let queued_counts: Vec<i64> = ids
-            .iter()
-            .map(|id| i64::from(queued.contains_key(id)))
-            .collect();
+        // `id = ANY(…)`, not a join on unnest(): each row found by its key.
         sqlx::query(
-            "UPDATE messages m SET deliveries = 1, queued = u.q
-             FROM unnest($1::uuid[], $2::int8[]) AS u(id, q) WHERE m.id = u.id",
+            "UPDATE messages SET deliveries = 1, queued = CASE WHEN id = ANY($2) THEN 1 ELSE 0 END
+             WHERE id = ANY($1)",
         )
-        .bind(ids)
-        .bind(queued_counts)
+        .bind(fresh.iter().map(|(m, _)| m.id).collect::<Vec<_>>())
+        .bind(queued.keys().copied().collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
