@@ -216,7 +216,7 @@ pub(super) async fn insert_batch(
     // per message locked them in the order of the messages and two batches could each wait
     // for the other.
     let stored: Vec<(Uuid, String, String)> = OneDeviceRows::of(&fresh)
-        .bind(sqlx::query_as(concat!(
+        .bind(sqlx::query_as(
             "INSERT INTO deliveries (message_id, app, device_id, token, channel, state,
                                      error_code, attempts, due_at, deadline, updated_at)
              SELECT u.id, u.app, u.device_id, COALESCE(d.token, ''),
@@ -230,11 +230,12 @@ pub(super) async fn insert_batch(
                          WHEN d.state = 'disabled' THEN 'device_disabled'
                          ELSE 'device_unconfirmed' END,
                     0, u.created, u.deadline, u.created
-             FROM ",
-            one_device_rows!(),
-            " LEFT JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
-             RETURNING message_id, channel, state"
-        )))
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::int8[], $7::int8[])
+                  AS u(id, app, device_id, channel, default_channel, created, deadline)
+             LEFT JOIN devices d ON d.app = u.app AND d.device_id = u.device_id
+             RETURNING message_id, channel, state",
+        ))
         .fetch_all(&mut *conn)
         .await?;
     let mut queued = HashMap::new();
@@ -261,17 +262,7 @@ pub(super) async fn insert_batch(
     batch_answers!(conn, inputs, settled, queued, earlier_message)
 }
 
-/// The rows of single-device messages as a table `u (id, app, device_id, channel,
-/// default_channel, created, deadline)`, bound by [`OneDeviceRows::bind`].
-macro_rules! one_device_rows {
-    () => {
-        "unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                $7::int8[]) AS u(id, app, device_id, channel, default_channel, created, deadline)"
-    };
-}
-use one_device_rows;
-
-/// The columns of [`one_device_rows`], one value per message.
+/// The columns of [`insert_batch`]'s table `u` of new messages, one value per message.
 struct OneDeviceRows {
     ids: Vec<Uuid>,
     apps: Vec<String>,
